@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## demo: set up and run the end-to-end story on real data (SQLite MLflow store in demo-output/)
+demo: $(STAMP)
+	$(BIN)/python examples/arrests_demo.py --output demo-output
+
+## test: set up and run the test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## bench: the benchmarks behind docs/performance.md (slow: evidently at 1M rows takes minutes)
+bench: $(STAMP)
+	$(BIN)/python bench/bench_drift.py
+	$(BIN)/python bench/bench_generator.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
+
+clean:
+	rm -rf $(VENV) demo-output

@@ -1,0 +1,56 @@
+"""Reading the tables and config files users point the CLI at, with one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import ConfigError, InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+__all__ = ["read_config_file", "read_table"]
+
+_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+
+
+def read_table(path: str | Path, input_name: str) -> pd.DataFrame:
+    """A DataFrame from a ``.csv`` or ``.parquet`` file."""
+    path = Path(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(f"{input_name}: {path} is not a .csv or .parquet file")
+    if not path.is_file():
+        raise InputError(f"{input_name}: file {path} does not exist")
+    try:
+        return reader(path)
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(f"{input_name}: {path} is empty") from exc
+    except (pd.errors.ParserError, ValueError, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{input_name}: cannot read {path}: {first}") from exc
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Check thresholds from a TOML (``[calibration]\\nmax_ece = 0.1``) or JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of checks")
+    return data

@@ -1,0 +1,141 @@
+"""A :class:`~mlflow_hitl.ValidationResult` as MLflow run metrics, artifacts and tags.
+
+Layout in the run (the contract other tools read):
+
+- metrics ``hitl.<check>.<metric>``;
+- artifacts ``hitl/<check>/result.json`` plus each check's PNG/HTML files, ``hitl/report.html``
+  (the page a person reads first) and ``hitl/summary.json``: status per check, skipped checks and a
+  manifest of every other artifact with its sha256, so a later gate can re-verify the evidence;
+- tags ``hitl.status`` (overall) and ``hitl.checks`` (``check=status`` pairs, comma separated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tempfile
+from pathlib import Path
+
+from .._result import ValidationResult
+from ..errors import NotFoundError
+from ..report import render_report
+
+__all__ = ["ARTIFACT_ROOT", "log_validation", "metric_key", "resolve_run_id", "sha256_file"]
+
+ARTIFACT_ROOT = "hitl"
+# MLflow accepts letters, digits, underscores, dashes, periods, spaces, colons and slashes in keys.
+_BAD_KEY_CHARS = re.compile(r"[^\w\-. :/]")
+_MAX_KEY = 250
+_BATCH = 1000  # MLflow's log_batch limit on metrics per call
+
+
+def metric_key(check: str, name: str) -> str:
+    """``hitl.<check>.<name>`` with characters MLflow refuses replaced by ``_``."""
+    key = _BAD_KEY_CHARS.sub("_", f"{ARTIFACT_ROOT}.{check}.{name}").replace("//", "/")
+    return key[:_MAX_KEY]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_run_id(run_id: str | None) -> str | None:
+    """The run to log to: ``run_id`` (checked to exist), else the active run, else ``None``."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if run_id is None:
+        active = mlflow.active_run()
+        return active.info.run_id if active is not None else None
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except MlflowException as exc:
+        raise NotFoundError(f"unknown MLflow run {run_id!r} at {mlflow.get_tracking_uri()}") from exc
+    return run_id
+
+
+def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
+    """Write every check's files under ``root`` and return the manifest ``{relative path: sha256}``."""
+    for name, check in result.checks.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "result.json").write_text(check.to_json(), encoding="utf-8")
+        for filename, content in check.artifacts.items():
+            (folder / Path(filename).name).write_bytes(content)
+    (root / "report.html").write_text(render_report(result), encoding="utf-8")
+    return {
+        path.relative_to(root).as_posix(): sha256_file(path) for path in sorted(root.rglob("*")) if path.is_file()
+    }
+
+
+def log_validation(result: ValidationResult, *, run_id: str) -> ValidationResult:
+    """Log ``result`` to run ``run_id`` and return it with ``run_id`` set."""
+    import mlflow
+    from mlflow.entities import Metric, RunTag
+    from mlflow.utils.time import get_current_time_millis
+
+    client = mlflow.MlflowClient()
+    result = dataclasses.replace(result, run_id=run_id)
+    now = get_current_time_millis()
+    metrics = [
+        Metric(metric_key(check_name, name), value, now, 0)
+        for check_name, check in result.checks.items()
+        for name, value in check.metrics.items()
+        if value == value  # NaN metrics stay in result.json; MLflow charts cannot draw them
+    ]
+    for start in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _BATCH], synchronous=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / ARTIFACT_ROOT
+        root.mkdir()
+        manifest = _write_artifacts(result, root)
+        summary = {
+            **result.to_dict(),
+            "checks": {name: check.status.value for name, check in result.checks.items()},
+            "manifest": manifest,
+        }
+        (root / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+        client.log_artifacts(run_id, str(root), artifact_path=ARTIFACT_ROOT)
+
+    client.log_batch(
+        run_id,
+        tags=[
+            RunTag("hitl.status", result.status.value),
+            RunTag("hitl.checks", ",".join(f"{n}={c.status.value}" for n, c in result.checks.items())),
+        ],
+        synchronous=True,
+    )
+    return result
+
+
+def run_id_for_model_uri(model_uri: str) -> str | None:
+    """The run that produced the model at ``model_uri`` (``runs:/`` and ``models:/`` URIs), else ``None``.
+
+    Evidence belongs with the run that trained the model, so the CLI logs there by default.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if model_uri.startswith("runs:/"):
+        return model_uri[len("runs:/") :].split("/", 1)[0] or None
+    if model_uri.startswith("models:/"):
+        name, _, ref = model_uri[len("models:/") :].partition("/")
+        client = mlflow.MlflowClient()
+        try:
+            if ref.isdigit():
+                version = client.get_model_version(name, ref)
+            elif ref.startswith("@"):
+                version = client.get_model_version_by_alias(name, ref[1:])
+            else:
+                return None
+        except MlflowException as exc:
+            raise NotFoundError(f"unknown registered model version {model_uri!r}") from exc
+        return version.run_id
+    return None

@@ -1,0 +1,28 @@
+"""Pure checks: pandas and numpy in, one :class:`~mlflow_hitl.CheckResult` out.
+
+Nothing here imports MLflow, touches files or opens a database. Every check validates its
+inputs at the door (naming the input that is wrong), computes its metrics, judges them against
+the thresholds of its config section, and returns the same immutable result type.
+
+- :func:`drift_check` and :func:`drift_table`: per-column drift, evidently's tests, our engine.
+- :func:`calibration_check` and :func:`calibration_metrics`: ECE, adaptive ECE, MCE, Brier, log loss, OE.
+- :func:`adversarial_check`: controlled perturbations of real rows and how confidence follows accuracy.
+- :func:`fairness_check`: per-group metrics (fairlearn), disparities with bootstrap intervals, bias amplification.
+- :func:`generator_check`: realism (fidelity, classifier two-sample test) and privacy (copies of real rows).
+"""
+
+from ._adversarial import adversarial_check
+from ._calibration import calibration_check, calibration_metrics
+from ._drift import drift_check, drift_table
+from ._fairness import fairness_check
+from ._generator import generator_check
+
+__all__ = [
+    "adversarial_check",
+    "calibration_check",
+    "calibration_metrics",
+    "drift_check",
+    "drift_table",
+    "fairness_check",
+    "generator_check",
+]

@@ -1,0 +1,121 @@
+"""Validation at the door: every public check calls these first, naming its inputs.
+
+Each function returns the converted value, so a caller cannot validate one object and then
+compute on another (scikit-learn's ``check_array`` habit). Errors name the input, what was
+found and what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+__all__ = [
+    "check_consistent_length",
+    "check_frame",
+    "check_labels",
+    "check_probabilities",
+    "numeric_and_categorical",
+]
+
+
+def check_frame(
+    data: Any,
+    input_name: str,
+    *,
+    columns: Sequence[str] | None = None,
+    min_rows: int = 1,
+) -> pd.DataFrame:
+    """A non-empty DataFrame holding ``columns`` (all of them when ``None``), with inf turned into NaN.
+
+    The caller's frame is never modified: a selection or copy is returned.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(f"{input_name} must be a pandas DataFrame, got {type(data).__name__}")
+    if data.columns.duplicated().any():
+        dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+        raise InputError(f"{input_name} has duplicate column names: {', '.join(dupes)}")
+    if columns is not None:
+        missing = [c for c in columns if c not in data.columns]
+        if missing:
+            available = ", ".join(map(str, data.columns[:20]))
+            raise InputError(
+                f"{input_name} is missing column(s) {', '.join(map(str, missing))}; it has: {available}"
+            )
+        data = data.loc[:, list(columns)]
+    if len(data) < min_rows:
+        raise InputError(f"{input_name} has {len(data)} row(s); at least {min_rows} needed")
+    if data.shape[1] == 0:
+        raise InputError(f"{input_name} has no columns")
+    numeric = data.select_dtypes(include="number")
+    if numeric.shape[1] and np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
+        data = data.copy()
+        data[numeric.columns] = numeric.replace([np.inf, -np.inf], np.nan)
+    return data
+
+
+def check_labels(y: Any, input_name: str) -> np.ndarray:
+    """A 1-D label array without missing values."""
+    arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.Index)) else y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise InputError(f"{input_name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"{input_name} is empty")
+    missing = pd.isna(arr)
+    if missing.any():
+        raise InputError(
+            f"{input_name} has {int(missing.sum())} missing label(s); drop or label those rows first"
+        )
+    return arr
+
+
+def check_probabilities(y_prob: Any, input_name: str, *, n_classes: int | None = None) -> np.ndarray:
+    """A finite ``(n, k)`` array of class probabilities in [0, 1] whose rows sum to 1.
+
+    A 1-D array is read as the probability of the positive class of a binary problem.
+    Rows that sum to something else within 1e-3 are renormalised (float noise); further off is an error.
+    """
+    arr = np.asarray(y_prob, dtype=float)
+    if arr.ndim == 1:
+        arr = np.column_stack([1.0 - arr, arr])
+    if arr.ndim != 2:
+        raise InputError(f"{input_name} must be a 2-D array of class probabilities, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InputError(f"{input_name} is empty")
+    if n_classes is not None and arr.shape[1] != n_classes:
+        raise InputError(f"{input_name} has {arr.shape[1]} columns but there are {n_classes} classes")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{input_name} contains NaN or infinite values")
+    if (arr < 0).any() or (arr > 1).any():
+        raise InputError(f"{input_name} must lie in [0, 1]; got values from {arr.min():.3g} to {arr.max():.3g}")
+    sums = arr.sum(axis=1)
+    if np.abs(sums - 1.0).max() > 1e-3:
+        raise InputError(f"{input_name} rows must sum to 1; found sums from {sums.min():.3g} to {sums.max():.3g}")
+    return arr / sums[:, None]
+
+
+def check_consistent_length(**arrays: Any) -> int:
+    """The common length of the named arrays; an error naming each length otherwise."""
+    lengths = {name: len(a) for name, a in arrays.items() if a is not None}
+    if len(set(lengths.values())) > 1:
+        found = ", ".join(f"{name}={n}" for name, n in lengths.items())
+        raise InputError(f"inputs have inconsistent numbers of rows: {found}")
+    return next(iter(lengths.values()), 0)
+
+
+def numeric_and_categorical(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Split columns into numeric (not boolean) and categorical (everything else)."""
+    numeric = [
+        c
+        for c in frame.columns
+        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
+    categorical = [c for c in frame.columns if c not in numeric]
+    return numeric, categorical

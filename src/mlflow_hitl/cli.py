@@ -1,0 +1,159 @@
+"""The ``mlflow-hitl`` command line: a thin click layer over :func:`mlflow_hitl.validate`.
+
+Exit codes, for every command: 0 ok / all passed, 1 a check failed, needs review or lacks
+evidence, 2 bad input or usage (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from .errors import HitlError
+
+__all__ = ["cli"]
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _BadInput(click.ClickException):
+    exit_code = EXIT_BAD_INPUT
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors and MLflow's into one-line messages with exit code 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return command(*args, **kwargs)
+        except HitlError as exc:
+            raise _BadInput(_one_line(exc)) from exc
+        except MlflowException as exc:
+            raise _BadInput(f"MLflow: {_one_line(exc.message if hasattr(exc, 'message') else exc)}") from exc
+
+    return wrapper
+
+
+def _csv_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json for scripts.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlflow-hitl")
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default).",
+)
+def cli(tracking_uri: str | None) -> None:
+    """Human-in-the-loop validation of models trained on synthetic data, for MLflow."""
+    if tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri)
+
+
+def _print_validation(result: Any, output_format: str) -> None:
+    if output_format == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return
+    click.echo(f"status: {result.status.value}")
+    width = max((len(n) for n in [*result.checks, *result.skipped]), default=5)
+    for name, check in result.checks.items():
+        click.echo(f"  {name:<{width}}  {check.status.value:<21}  {check.summary}")
+    for name, reason in result.skipped.items():
+        click.echo(f"  {name:<{width}}  {'skipped':<21}  {reason}")
+    if result.run_id:
+        click.echo(f"logged to run {result.run_id}: metrics hitl.*, artifacts hitl/ (start with hitl/report.html)")
+
+
+@cli.command()
+@click.option("--model-uri", required=True, help="runs:/<run_id>/model, models:/<name>/<version> or a local path.")
+@click.option("--real", "real_path", required=True, type=click.Path(), help="Labelled real rows (.csv or .parquet).")
+@click.option("--target", required=True, help="The label column.")
+@click.option("--synthetic", "synthetic_path", type=click.Path(), help="The synthetic training set.")
+@click.option("--production", "production_path", type=click.Path(), help="Unlabelled production rows.")
+@click.option("--sensitive", default="", help="Comma-separated sensitive columns, e.g. sex,race.")
+@click.option("--features", default=None, help="Comma-separated model input columns (default: inferred).")
+@click.option("--checks", "check_names", default=None, help="Comma-separated subset of checks (default: all).")
+@click.option("--config", "config_path", type=click.Path(), help="Thresholds file (TOML or JSON), e.g. [calibration] max_ece = 0.1.")
+@click.option("--run-id", help="Log to this run (default: the run that produced the model, else a new run).")
+@click.option("--no-log", is_flag=True, help="Compute and print only; log nothing to MLflow.")
+@format_option
+@translate_errors
+def validate(
+    model_uri: str,
+    real_path: str,
+    target: str,
+    synthetic_path: str | None,
+    production_path: str | None,
+    sensitive: str,
+    features: str | None,
+    check_names: str | None,
+    config_path: str | None,
+    run_id: str | None,
+    no_log: bool,
+    output_format: str,
+) -> None:
+    """Validate a model against real data and log the evidence to its MLflow run.
+
+    \b
+    Example:
+      mlflow-hitl validate --model-uri runs:/<id>/model --real real.csv --target label \\
+          --synthetic syn.csv --production prod.csv --sensitive sex,race
+    """
+    import mlflow
+
+    from ._io import read_config_file, read_table
+    from ._validate import validate as run_validate
+    from .adapter.logging import resolve_run_id, run_id_for_model_uri
+
+    real = read_table(real_path, "--real")
+    synthetic = read_table(synthetic_path, "--synthetic") if synthetic_path else None
+    production = read_table(production_path, "--production") if production_path else None
+    config = read_config_file(config_path) if config_path else None
+    options: dict[str, Any] = {
+        "real": real,
+        "target": target,
+        "synthetic": synthetic,
+        "production": production,
+        "sensitive_features": _csv_list(sensitive),
+        "features": _csv_list(features) or None,
+        "checks": _csv_list(check_names) or None,
+        "config": config,
+    }
+    if no_log:
+        result = run_validate(model_uri, log=False, **options)
+    else:
+        target_run = resolve_run_id(run_id or run_id_for_model_uri(model_uri))
+        if target_run is None:
+            with mlflow.start_run(run_name="hitl-validate") as run:
+                result = run_validate(model_uri, run_id=run.info.run_id, **options)
+        else:
+            result = run_validate(model_uri, run_id=target_run, **options)
+    _print_validation(result, output_format)
+    sys.exit(0 if result.passed else EXIT_FAILED)

@@ -1,0 +1,194 @@
+"""Thresholds and settings for every check, with their defaults.
+
+Each check has one frozen dataclass. ``validate(config=...)`` takes either a
+:class:`ValidationConfig` or a plain mapping ``{"calibration": {"max_ece": 0.1}}``;
+unknown check names, unknown settings and values of the wrong type are refused with a
+message that lists what is accepted. ``docs/metrics.md`` explains each default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "AdversarialConfig",
+    "CalibrationConfig",
+    "DriftConfig",
+    "FairnessConfig",
+    "GeneratorConfig",
+    "ValidationConfig",
+    "resolve_config",
+]
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Per-column drift uses evidently's default test and threshold for the column's type and size.
+
+    ``max_drifted_share``: above it the check fails. evidently's preset passes a dataset while
+    up to half its columns drift; a quarter of a model's inputs drifting is already a failure here.
+    Any drifted column at or below the share sends the check to human review.
+    """
+
+    max_drifted_share: float = 0.1
+    # Fewer rows than this in either set: insufficient evidence.
+    min_rows: int = 30
+    # The evidently HTML report is rendered on at most this many rows per set (seeded sample).
+    report_sample_size: int = 5_000
+    render_report: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """ECE and overconfidence error (OE) above their maxima fail the check."""
+
+    n_bins: int = 15
+    max_ece: float = 0.05
+    max_overconfidence_error: float = 0.05
+    min_samples: int = 50
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """Perturbations of real rows at increasing severity.
+
+    Overconfidence rule: under a perturbation, at its highest severity, if accuracy fell by
+    ``accuracy_drop`` and mean confidence by ``confidence_drop``, the model is overconfident
+    when ``accuracy_drop - confidence_drop > max_confidence_gap`` (confidence did not follow
+    accuracy down), or when OE at any severity exceeds ``max_overconfidence_error``.
+    ``confident_threshold`` defines a confident prediction for ``confident_error_rate``.
+    """
+
+    perturbations: tuple[str, ...] = ("gaussian_noise", "missingness", "category_swap", "quantization")
+    severities: tuple[float, ...] = (0.1, 0.3, 0.5)
+    max_confidence_gap: float = 0.05
+    max_overconfidence_error: float = 0.1
+    confident_threshold: float = 0.9
+    n_bins: int = 15
+    # Rows used for perturbation (seeded sample of the real set when larger).
+    max_rows: int = 20_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FairnessConfig:
+    """Group disparities; a group smaller than ``min_group_size`` is insufficient evidence.
+
+    A disparity fails only when its whole bootstrap interval lies above the maximum; a point
+    estimate above the maximum with an interval that straddles it needs human review.
+    """
+
+    max_demographic_parity_difference: float = 0.1
+    max_equalized_odds_difference: float = 0.1
+    max_bias_amplification: float = 0.05
+    min_group_size: int = 30
+    n_bootstrap: int = 200
+    confidence_level: float = 0.95
+    intersections: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Realism and privacy of the synthetic set against the real set.
+
+    ``max_c2st_auc``: a classifier telling synthetic from real with AUC above this fails
+    (0.5 = indistinguishable). ``near_copy_quantile``: a synthetic row closer to a real row than
+    this quantile of real-to-real nearest distances counts as a near copy.
+    """
+
+    max_c2st_auc: float = 0.8
+    max_exact_copy_share: float = 0.01
+    max_near_copy_share: float = 0.05
+    min_fidelity: float = 0.8
+    near_copy_quantile: float = 0.01
+    # Rows per set used by the classifier test and the nearest-neighbour search (seeded samples).
+    max_rows: int = 20_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    fairness: FairnessConfig = field(default_factory=FairnessConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+
+
+def _coerce(check: str, name: str, default: Any, value: Any) -> Any:
+    """Coerce ``value`` to the type of ``default``, refusing what does not fit."""
+    where = f"config[{check!r}][{name!r}]"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where} must not be negative, got {value!r}")
+        if isinstance(default, int) and float(value) != int(value):
+            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+        return type(default)(value)
+    if isinstance(default, tuple):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        items = tuple(value)
+        if not items:
+            raise ConfigError(f"{where} must not be empty")
+        return tuple(_coerce(check, name, default[0], v) for v in items) if default else items
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _resolve_section(check: str, base: Any, overrides: Any) -> Any:
+    if isinstance(overrides, type(base)):
+        return overrides
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"config[{check!r}] must be a mapping of settings, got {type(overrides).__name__}")
+    known = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    changes = {}
+    for name, value in overrides.items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {name!r} for check {check!r}; known settings: {', '.join(sorted(known))}")
+        changes[name] = _coerce(check, name, known[name], value)
+    return dataclasses.replace(base, **changes)
+
+
+def resolve_config(config: ValidationConfig | Mapping[str, Any] | None) -> ValidationConfig:
+    """Return a :class:`ValidationConfig` from ``None``, a ``ValidationConfig`` or a nested mapping."""
+    if config is None:
+        return ValidationConfig()
+    if isinstance(config, ValidationConfig):
+        return config
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"config must be a mapping of check name to settings, got {type(config).__name__}")
+    base = ValidationConfig()
+    checks = {f.name for f in dataclasses.fields(base)}
+    sections = {}
+    for check, overrides in config.items():
+        if check not in checks:
+            raise ConfigError(f"unknown check {check!r} in config; known checks: {', '.join(sorted(checks))}")
+        sections[check] = _resolve_section(check, getattr(base, check), overrides)
+    return dataclasses.replace(base, **sections)
+
+
+def thresholds_of(section: Any) -> dict[str, float]:
+    """The numeric settings of a config section, as recorded in ``CheckResult.thresholds``."""
+    return {
+        f.name: float(getattr(section, f.name))
+        for f in dataclasses.fields(section)
+        if isinstance(getattr(section, f.name), (int, float)) and not isinstance(getattr(section, f.name), bool)
+    }

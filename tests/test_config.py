@@ -1,0 +1,53 @@
+import pytest
+
+from mlflow_hitl import ValidationConfig
+from mlflow_hitl.config import CalibrationConfig, resolve_config, thresholds_of
+from mlflow_hitl.errors import ConfigError
+
+
+def test_defaults_when_none():
+    assert resolve_config(None) == ValidationConfig()
+
+
+def test_mapping_overrides_only_named_settings():
+    config = resolve_config({"calibration": {"max_ece": 0.1, "n_bins": 10}, "drift": {"render_report": False}})
+    assert config.calibration == CalibrationConfig(max_ece=0.1, n_bins=10)
+    assert config.drift.render_report is False
+    assert config.fairness == ValidationConfig().fairness
+
+
+def test_dataclass_section_is_taken_as_is():
+    section = CalibrationConfig(max_ece=0.2)
+    assert resolve_config({"calibration": section}).calibration is section
+
+
+def test_tuples_are_coerced_element_wise():
+    config = resolve_config({"adversarial": {"severities": [0.2, 1]}})
+    assert config.adversarial.severities == (0.2, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"calibrate": {}}, "unknown check 'calibrate'.*known checks: adversarial, calibration"),
+        ({"calibration": {"max_eec": 0.1}}, "unknown setting 'max_eec' for check 'calibration'.*max_ece"),
+        ({"calibration": {"max_ece": "high"}}, r"config\['calibration'\]\['max_ece'\] must be a number"),
+        ({"calibration": {"max_ece": float("nan")}}, "must be finite"),
+        ({"calibration": {"max_ece": -0.1}}, "must not be negative"),
+        ({"calibration": {"n_bins": 2.5}}, "must be a whole number"),
+        ({"drift": {"render_report": 1}}, "must be true or false"),
+        ({"adversarial": {"severities": []}}, "must not be empty"),
+        ({"adversarial": {"severities": "0.1"}}, "must be a list"),
+        ({"calibration": 0.1}, "must be a mapping of settings"),
+        ([("calibration", {})], "config must be a mapping"),
+    ],
+)
+def test_bad_config_is_refused_with_the_culprit_named(config, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(config)
+
+
+def test_thresholds_are_the_numeric_settings():
+    thresholds = thresholds_of(CalibrationConfig())
+    assert thresholds["max_ece"] == 0.05
+    assert thresholds["n_bins"] == 15.0
