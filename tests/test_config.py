@@ -10,7 +10,9 @@ def test_defaults_when_none():
 
 
 def test_mapping_overrides_only_named_settings():
-    config = resolve_config({"calibration": {"max_ece": 0.1, "n_bins": 10}, "drift": {"render_report": False}})
+    config = resolve_config(
+        {"calibration": {"max_ece": 0.1, "n_bins": 10}, "drift": {"render_report": False}}
+    )
     assert config.calibration == CalibrationConfig(max_ece=0.1, n_bins=10)
     assert config.drift.render_report is False
     assert config.fairness == ValidationConfig().fairness

@@ -12,4 +12,12 @@ from .errors import HitlError
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["CheckResult", "HitlError", "Status", "ValidationConfig", "ValidationResult", "__version__", "validate"]
+__all__ = [
+    "CheckResult",
+    "HitlError",
+    "Status",
+    "ValidationConfig",
+    "ValidationResult",
+    "__version__",
+    "validate",
+]

@@ -31,7 +31,9 @@ def _select_checks(requested: Sequence[str] | str | None) -> list[str]:
     names = [requested] if isinstance(requested, str) else list(requested)
     unknown = [n for n in names if n not in CHECK_NAMES]
     if unknown:
-        raise InputError(f"unknown check(s) {', '.join(map(repr, unknown))}; choose from {', '.join(CHECK_NAMES)}")
+        raise InputError(
+            f"unknown check(s) {', '.join(map(repr, unknown))}; choose from {', '.join(CHECK_NAMES)}"
+        )
     if not names:
         raise InputError(f"checks is empty; choose from {', '.join(CHECK_NAMES)} or pass None for all")
     return [n for n in CHECK_NAMES if n in names]
@@ -114,7 +116,9 @@ def validate(
 
     handle = as_classifier(model)
     real_checked = check_frame(real, "real", columns=[target])  # presence of the target first
-    feature_cols, feature_source = infer_features(handle, list(real.columns), target=target, explicit=features)
+    feature_cols, feature_source = infer_features(
+        handle, list(real.columns), target=target, explicit=features
+    )
     if target in feature_cols:
         raise InputError(f"target {target!r} is listed among the model's features")
     real_checked = check_frame(real, "real", columns=list(dict.fromkeys([*feature_cols, target, *sensitive])))
@@ -159,7 +163,10 @@ def validate(
         "calibration",
         no_proba,
         lambda: _checks.calibration_check(
-            y_true, proba, classes=classes, groups=real_checked[sensitive] if sensitive else None,
+            y_true,
+            proba,
+            classes=classes,
+            groups=real_checked[sensitive] if sensitive else None,
             config=settings.calibration,
         ),
     )
@@ -167,7 +174,11 @@ def validate(
         "adversarial",
         no_proba,
         lambda: _checks.adversarial_check(
-            handle.predict_proba, X_real, y_true, classes=classes, config=settings.adversarial  # type: ignore[arg-type]
+            handle.predict_proba,
+            X_real,
+            y_true,
+            classes=classes,
+            config=settings.adversarial,  # type: ignore[arg-type]
         ),
     )
     run(
@@ -187,7 +198,9 @@ def validate(
         "generator",
         None if synthetic_checked is not None else "needs synthetic data",
         lambda: _checks.generator_check(
-            synthetic_checked[generator_cols], real_checked[generator_cols], config=settings.generator  # type: ignore[index]
+            synthetic_checked[generator_cols],
+            real_checked[generator_cols],
+            config=settings.generator,  # type: ignore[index]
         ),
     )
 

@@ -88,19 +88,32 @@ def _print_validation(result: Any, output_format: str) -> None:
     for name, reason in result.skipped.items():
         click.echo(f"  {name:<{width}}  {'skipped':<21}  {reason}")
     if result.run_id:
-        click.echo(f"logged to run {result.run_id}: metrics hitl.*, artifacts hitl/ (start with hitl/report.html)")
+        click.echo(
+            f"logged to run {result.run_id}: metrics hitl.*, artifacts hitl/ (start with hitl/report.html)"
+        )
 
 
 @cli.command()
-@click.option("--model-uri", required=True, help="runs:/<run_id>/model, models:/<name>/<version> or a local path.")
-@click.option("--real", "real_path", required=True, type=click.Path(), help="Labelled real rows (.csv or .parquet).")
+@click.option(
+    "--model-uri", required=True, help="runs:/<run_id>/model, models:/<name>/<version> or a local path."
+)
+@click.option(
+    "--real", "real_path", required=True, type=click.Path(), help="Labelled real rows (.csv or .parquet)."
+)
 @click.option("--target", required=True, help="The label column.")
 @click.option("--synthetic", "synthetic_path", type=click.Path(), help="The synthetic training set.")
 @click.option("--production", "production_path", type=click.Path(), help="Unlabelled production rows.")
 @click.option("--sensitive", default="", help="Comma-separated sensitive columns, e.g. sex,race.")
 @click.option("--features", default=None, help="Comma-separated model input columns (default: inferred).")
-@click.option("--checks", "check_names", default=None, help="Comma-separated subset of checks (default: all).")
-@click.option("--config", "config_path", type=click.Path(), help="Thresholds file (TOML or JSON), e.g. [calibration] max_ece = 0.1.")
+@click.option(
+    "--checks", "check_names", default=None, help="Comma-separated subset of checks (default: all)."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(),
+    help="Thresholds file (TOML or JSON), e.g. [calibration] max_ece = 0.1.",
+)
 @click.option("--run-id", help="Log to this run (default: the run that produced the model, else a new run).")
 @click.option("--no-log", is_flag=True, help="Compute and print only; log nothing to MLflow.")
 @format_option

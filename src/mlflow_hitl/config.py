@@ -46,7 +46,14 @@ class DriftConfig:
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    """ECE and overconfidence error (OE) above their maxima fail the check."""
+    """ECE and overconfidence error (OE) above their maxima fail the check.
+
+    ``n_bins`` (15): equal-width bins of top-label confidence for ECE, MCE and OE, and the number
+    of equal-mass bins for adaptive ECE. ``max_ece`` (0.05) and ``max_overconfidence_error``
+    (0.05): overall values above them fail; a group above them (with enough rows) needs review.
+    ``min_samples`` (50): fewer rows overall is insufficient evidence; a group with fewer rows
+    is reported with its count and not judged.
+    """
 
     n_bins: int = 15
     max_ece: float = 0.05
@@ -63,6 +70,14 @@ class AdversarialConfig:
     when ``accuracy_drop - confidence_drop > max_confidence_gap`` (confidence did not follow
     accuracy down), or when OE at any severity exceeds ``max_overconfidence_error``.
     ``confident_threshold`` defines a confident prediction for ``confident_error_rate``.
+
+    Defaults: ``perturbations`` all four (``gaussian_noise``, ``missingness``, ``category_swap``,
+    ``quantization``); ``severities`` (0.1, 0.3, 0.5), each in [0, 1]: the noise sd and the
+    quantization step in units of a column's robust spread, the probability a cell goes missing
+    or has its category swapped; ``max_confidence_gap`` 0.05; ``max_overconfidence_error`` 0.1;
+    ``confident_threshold`` 0.9; ``n_bins`` 15 (as calibration); ``max_rows`` 20,000 (a seeded
+    sample of the real rows when larger); ``min_rows`` 50 (fewer rows: insufficient evidence);
+    ``seed`` 0 (sampling and every perturbation draw).
     """
 
     perturbations: tuple[str, ...] = ("gaussian_noise", "missingness", "category_swap", "quantization")
@@ -73,6 +88,7 @@ class AdversarialConfig:
     n_bins: int = 15
     # Rows used for perturbation (seeded sample of the real set when larger).
     max_rows: int = 20_000
+    min_rows: int = 50
     seed: int = 0
 
 
@@ -82,6 +98,18 @@ class FairnessConfig:
 
     A disparity fails only when its whole bootstrap interval lies above the maximum; a point
     estimate above the maximum with an interval that straddles it needs human review.
+
+    - ``max_demographic_parity_difference`` (0.1), ``max_equalized_odds_difference`` (0.1):
+      fairlearn's between-groups differences; ten points of selection rate (or TPR/FPR) is the
+      usual "look at this" line in fairness reviews.
+    - ``max_bias_amplification`` (0.05): how much more the synthetic labels' base rates may differ
+      between groups than the real labels' do, before the generator is blamed.
+    - ``min_group_size`` (30): fewer real rows than this, and a group's rates are too noisy to
+      judge; it is excluded from the disparities and named, never silently passed.
+    - ``n_bootstrap`` (200), ``confidence_level`` (0.95), ``seed`` (0): seeded percentile bootstrap.
+    - ``intersections`` (True): also audit the intersection of all sensitive features (``sex&colour``).
+    - ``max_groups`` (50): a sensitive feature with more distinct values is refused (bin it first);
+      an intersection with more observed groups is skipped and reported.
     """
 
     max_demographic_parity_difference: float = 0.1
@@ -91,6 +119,7 @@ class FairnessConfig:
     n_bootstrap: int = 200
     confidence_level: float = 0.95
     intersections: bool = True
+    max_groups: int = 50
     seed: int = 0
 
 
@@ -99,8 +128,13 @@ class GeneratorConfig:
     """Realism and privacy of the synthetic set against the real set.
 
     ``max_c2st_auc``: a classifier telling synthetic from real with AUC above this fails
-    (0.5 = indistinguishable). ``near_copy_quantile``: a synthetic row closer to a real row than
-    this quantile of real-to-real nearest distances counts as a near copy.
+    (0.5 = indistinguishable). ``max_exact_copy_share`` / ``max_near_copy_share``: above these shares
+    of synthetic rows that equal, or nearly equal, a real row the check fails. ``min_fidelity``: a mean
+    per-column fidelity (1 - KS numeric, 1 - TVD categorical) below it fails. ``near_copy_quantile``:
+    a synthetic row closer to a real row than this quantile of real-to-real nearest distances counts
+    as a near copy. ``min_rows``: fewer rows in either set is insufficient evidence.
+    ``max_rows``: rows per set in the classifier test, and synthetic / real query rows in the
+    nearest-neighbour search (seeded samples; the searched real set is never sampled).
     """
 
     max_c2st_auc: float = 0.8
@@ -108,7 +142,7 @@ class GeneratorConfig:
     max_near_copy_share: float = 0.05
     min_fidelity: float = 0.8
     near_copy_quantile: float = 0.01
-    # Rows per set used by the classifier test and the nearest-neighbour search (seeded samples).
+    min_rows: int = 50
     max_rows: int = 20_000
     seed: int = 0
 
@@ -162,7 +196,9 @@ def _resolve_section(check: str, base: Any, overrides: Any) -> Any:
     changes = {}
     for name, value in overrides.items():
         if name not in known:
-            raise ConfigError(f"unknown setting {name!r} for check {check!r}; known settings: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown setting {name!r} for check {check!r}; known settings: {', '.join(sorted(known))}"
+            )
         changes[name] = _coerce(check, name, known[name], value)
     return dataclasses.replace(base, **changes)
 
@@ -190,5 +226,6 @@ def thresholds_of(section: Any) -> dict[str, float]:
     return {
         f.name: float(getattr(section, f.name))
         for f in dataclasses.fields(section)
-        if isinstance(getattr(section, f.name), (int, float)) and not isinstance(getattr(section, f.name), bool)
+        if isinstance(getattr(section, f.name), (int, float))
+        and not isinstance(getattr(section, f.name), bool)
     }

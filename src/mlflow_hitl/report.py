@@ -17,9 +17,13 @@ __all__ = ["render_report"]
 # The numbers shown per check; everything else stays in the check's result.json.
 _KEY_METRICS: dict[str, re.Pattern[str]] = {
     "drift": re.compile(r"^(\w+\.)?drifted_(share|count)$"),
-    "calibration": re.compile(r"^(ece|adaptive_ece|mce|brier|log_loss|overconfidence_error|accuracy|mean_confidence)$"),
+    "calibration": re.compile(
+        r"^(ece|adaptive_ece|mce|brier|log_loss|overconfidence_error|accuracy|mean_confidence)$"
+    ),
     "adversarial": re.compile(r"^(clean\.\w+|worst_overconfidence_error)$"),
-    "fairness": re.compile(r"^[^.]+\.(demographic_parity_difference|equalized_odds_difference|bias_amplification)(_ci_low|_ci_high)?$"),
+    "fairness": re.compile(
+        r"^[^.]+\.(demographic_parity_difference|equalized_odds_difference|bias_amplification)(_ci_low|_ci_high)?$"
+    ),
     "generator": re.compile(r"^(c2st_auc|exact_copy_share|near_copy_share|dcr_median|fidelity)$"),
 }
 _COLOURS = {
@@ -55,7 +59,8 @@ def _key_metrics(check: CheckResult) -> list[tuple[str, float]]:
 
 def _check_section(check: CheckResult) -> str:
     rows = "".join(
-        f"<tr><td><code>{html.escape(k)}</code></td><td class=num>{_number(v)}</td></tr>" for k, v in _key_metrics(check)
+        f"<tr><td><code>{html.escape(k)}</code></td><td class=num>{_number(v)}</td></tr>"
+        for k, v in _key_metrics(check)
     )
     thresholds = ", ".join(f"{html.escape(k)}={_number(v)}" for k, v in check.thresholds.items())
     images = "".join(
@@ -66,7 +71,9 @@ def _check_section(check: CheckResult) -> str:
     )
     others = [name for name in check.artifacts if not name.endswith(".png")]
     files = (
-        "<p>Also in this folder: " + ", ".join(f"<code>hitl/{check.name}/{html.escape(n)}</code>" for n in others) + "</p>"
+        "<p>Also in this folder: "
+        + ", ".join(f"<code>hitl/{check.name}/{html.escape(n)}</code>" for n in others)
+        + "</p>"
         if others
         else ""
     )

@@ -49,7 +49,9 @@ class HitlEvaluator(ModelEvaluator):
                 f"unknown hitl evaluator_config key(s) {', '.join(unknown)}; known: {', '.join(_CONFIG_KEYS)}"
             )
         if model is None:
-            raise ConfigError("the hitl evaluator needs a model: pass model=<uri or pyfunc> to mlflow.models.evaluate")
+            raise ConfigError(
+                "the hitl evaluator needs a model: pass model=<uri or pyfunc> to mlflow.models.evaluate"
+            )
         target = dataset.targets_name or "target"
         real = dataset.features_data.copy()
         real[target] = dataset.labels_data
@@ -57,7 +59,9 @@ class HitlEvaluator(ModelEvaluator):
 
         import mlflow
 
-        summary_uri = f"{mlflow.MlflowClient().get_run(run_id).info.artifact_uri}/{ARTIFACT_ROOT}/summary.json"
+        summary_uri = (
+            f"{mlflow.MlflowClient().get_run(run_id).info.artifact_uri}/{ARTIFACT_ROOT}/summary.json"
+        )
         metrics = {
             metric_key(check_name, name): value
             for check_name, check in result.checks.items()

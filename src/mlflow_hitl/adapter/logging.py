@@ -70,7 +70,9 @@ def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
             (folder / Path(filename).name).write_bytes(content)
     (root / "report.html").write_text(render_report(result), encoding="utf-8")
     return {
-        path.relative_to(root).as_posix(): sha256_file(path) for path in sorted(root.rglob("*")) if path.is_file()
+        path.relative_to(root).as_posix(): sha256_file(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
     }
 
 

@@ -62,14 +62,20 @@ def _guarded(fn: Callable[[pd.DataFrame], Any], what: str) -> Callable[[pd.DataF
 
 def _from_estimator(model: Any, description: str) -> ClassifierHandle:
     if not callable(getattr(model, "predict", None)):
-        raise ModelError(f"{description} has no predict method; pass a fitted classifier, a pyfunc model or a model URI")
+        raise ModelError(
+            f"{description} has no predict method; pass a fitted classifier, a pyfunc model or a model URI"
+        )
     proba = getattr(model, "predict_proba", None)
     classes = getattr(model, "classes_", None)
     names = getattr(model, "feature_names_in_", None)
     return ClassifierHandle(
         predict=_guarded(model.predict, "model.predict"),
-        predict_proba=_guarded(proba, "model.predict_proba") if callable(proba) and classes is not None else None,
-        classes=tuple(classes.tolist() if hasattr(classes, "tolist") else classes) if classes is not None else None,
+        predict_proba=_guarded(proba, "model.predict_proba")
+        if callable(proba) and classes is not None
+        else None,
+        classes=tuple(classes.tolist() if hasattr(classes, "tolist") else classes)
+        if classes is not None
+        else None,
         feature_names=tuple(map(str, names)) if names is not None else None,
         feature_source="feature_names_in_" if names is not None else None,
         description=description,
@@ -94,7 +100,9 @@ def _from_pyfunc(pyfunc_model: Any, description: str) -> ClassifierHandle:
         raw = impl.get_raw_model() if hasattr(impl, "get_raw_model") else impl
         handle = _from_estimator(raw, description)
         if signature is not None:
-            return ClassifierHandle(**{**handle.__dict__, "feature_names": signature, "feature_source": "signature"})
+            return ClassifierHandle(
+                **{**handle.__dict__, "feature_names": signature, "feature_source": "signature"}
+            )
         return handle
     return ClassifierHandle(
         predict=_guarded(pyfunc_model.predict, "pyfunc predict"),

@@ -1,0 +1,147 @@
+"""The mlflow-hitl command line, driven through click's CliRunner against a real SQLite store."""
+
+import json
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+
+from conftest import ARRESTS_TARGET
+from mlflow_hitl.cli import cli
+
+FAST_TOML = """
+[adversarial]
+max_rows = 300
+[fairness]
+n_bootstrap = 50
+[drift]
+render_report = false
+"""
+
+
+@pytest.fixture
+def files(tmp_path, arrests_split):
+    synthetic, real, production = arrests_split
+    paths = {name: tmp_path / f"{name}.csv" for name in ("synthetic", "real", "production")}
+    synthetic.to_csv(paths["synthetic"], index=False)
+    real.to_csv(paths["real"], index=False)
+    production.to_csv(paths["production"], index=False)
+    paths["config"] = tmp_path / "fast.toml"
+    paths["config"].write_text(FAST_TOML)
+    return paths
+
+
+@pytest.fixture
+def model_run(tracking_uri, arrests_model, arrests_split):
+    _, real, _ = arrests_split
+    features = list(arrests_model.feature_names_in_)
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+    return run.info.run_id
+
+
+def invoke(tracking_uri, *args):
+    return CliRunner().invoke(cli, ["--tracking-uri", tracking_uri, *args])
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--help"]).exit_code == 0
+    for name, command in cli.commands.items():
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert command.help and "Example" in command.help, f"{name} needs help text with an example"
+
+
+def test_validate_logs_to_the_models_run_and_exit_code_follows_status(tracking_uri, files, model_run):
+    result = invoke(
+        tracking_uri,
+        "validate",
+        "--model-uri",
+        f"runs:/{model_run}/model",
+        "--real",
+        str(files["real"]),
+        "--target",
+        ARRESTS_TARGET,
+        "--synthetic",
+        str(files["synthetic"]),
+        "--production",
+        str(files["production"]),
+        "--sensitive",
+        "colour,sex",
+        "--config",
+        str(files["config"]),
+        "--format",
+        "json",
+    )
+    assert result.exit_code in (0, 1), result.output
+    payload = json.loads(result.stdout)
+    assert payload["run_id"] == model_run
+    assert result.exit_code == (0 if payload["status"] == "passed" else 1)
+    assert set(payload["checks"]) == {"drift", "calibration", "adversarial", "fairness", "generator"}
+    assert payload["details"]["features_source"] == "signature"
+    tags = mlflow.MlflowClient().get_run(model_run).data.tags
+    assert tags["hitl.status"] == payload["status"]
+
+
+def test_validate_text_output_and_no_log(tracking_uri, files, model_run):
+    result = invoke(
+        tracking_uri,
+        "validate",
+        "--model-uri",
+        f"runs:/{model_run}/model",
+        "--real",
+        str(files["real"]),
+        "--target",
+        ARRESTS_TARGET,
+        "--checks",
+        "calibration",
+        "--no-log",
+    )
+    assert result.exit_code in (0, 1)
+    assert result.stdout.startswith("status: ")
+    assert "calibration" in result.stdout
+    assert "logged to run" not in result.stdout
+    assert "hitl.status" not in mlflow.MlflowClient().get_run(model_run).data.tags
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--real", "missing.csv"], "--real: file missing.csv does not exist"),
+        (["--real", "{real}", "--target", "verdict"], "real is missing column(s) verdict"),
+        (["--real", "{bad}"], "--real: cannot read"),
+        (["--real", "{empty}"], "--real: "),
+        (["--real", "{real}", "--checks", "vibes"], "unknown check(s) 'vibes'"),
+        (["--real", "{real}", "--config", "{badconfig}"], "config file"),
+        (["--real", "{real}", "--run-id", "0123456789abcdef"], "unknown MLflow run '0123456789abcdef'"),
+        (["--real", "{real}", "--model-uri", "runs:/0123456789abcdef/model"], "cannot load model"),
+        (["--real", "{real}", "--model-uri", "models:/no-such-model/1"], "unknown registered model version"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tracking_uri, files, model_run, tmp_path, args, message):
+    (tmp_path / "bad.csv").write_bytes(b'a,b\n1,"2\n3')
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "bad.toml").write_text("[calibration\nmax_ece = ")
+    paths = {
+        "real": files["real"],
+        "bad": tmp_path / "bad.csv",
+        "empty": tmp_path / "empty.csv",
+        "badconfig": tmp_path / "bad.toml",
+    }
+    args = [a.format(**paths) for a in args]
+    base = {"--model-uri": f"runs:/{model_run}/model", "--target": ARRESTS_TARGET}
+    for flag, value in base.items():
+        if flag not in args:
+            args += [flag, value]
+    result = invoke(tracking_uri, "validate", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_required_option_is_a_usage_error(tracking_uri):
+    result = invoke(tracking_uri, "validate", "--real", "x.csv")
+    assert result.exit_code == 2
+    assert "Missing option" in result.stderr

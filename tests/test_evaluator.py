@@ -1,0 +1,65 @@
+"""The hitl evaluator, found by name through MLflow's own plugin registry, on a real SQLite store."""
+
+import mlflow
+import pytest
+from mlflow.models.evaluation import list_evaluators
+
+from conftest import ARRESTS_TARGET
+
+FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
+
+
+def test_evaluator_is_registered_under_its_name():
+    assert "hitl" in list_evaluators()
+
+
+@pytest.fixture
+def model_uri(tracking_uri, arrests_model, arrests_split):
+    _, real, _ = arrests_split
+    features = list(arrests_model.feature_names_in_)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+    return info.model_uri, run.info.run_id
+
+
+def test_evaluate_with_hitl_logs_the_evidence(model_uri, arrests_split):
+    uri, _ = model_uri
+    synthetic, real, _ = arrests_split
+    with mlflow.start_run() as run:
+        evaluation = mlflow.models.evaluate(
+            uri,
+            data=real,
+            targets=ARRESTS_TARGET,
+            model_type="classifier",
+            evaluators=["hitl"],
+            evaluator_config={
+                "hitl": {"synthetic": synthetic, "sensitive_features": ["sex"], "config": FAST}
+            },
+        )
+    stored = mlflow.MlflowClient().get_run(run.info.run_id)
+    assert evaluation.metrics["hitl.calibration.ece"] == pytest.approx(
+        stored.data.metrics["hitl.calibration.ece"]
+    )
+    assert "hitl.fairness.sex.demographic_parity_difference" in evaluation.metrics
+    assert stored.data.tags["hitl.status"] == evaluation.artifacts["hitl_summary"].content["status"]
+    assert set(evaluation.artifacts["hitl_summary"].content["checks"]) == {
+        "drift",
+        "calibration",
+        "adversarial",
+        "fairness",
+        "generator",
+    }
+
+
+def test_unknown_evaluator_config_key_is_refused(model_uri, arrests_split):
+    uri, _ = model_uri
+    _, real, _ = arrests_split
+    with mlflow.start_run(), pytest.raises(Exception, match="unknown hitl evaluator_config key.*sensitive"):
+        mlflow.models.evaluate(
+            uri,
+            data=real,
+            targets=ARRESTS_TARGET,
+            model_type="classifier",
+            evaluators=["hitl"],
+            evaluator_config={"hitl": {"sensitive": ["sex"]}},
+        )

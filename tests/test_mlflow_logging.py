@@ -1,0 +1,113 @@
+"""Evidence logged to a real MLflow SQLite store: metrics, artifacts with a verified manifest, tags."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+import mlflow_hitl
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
+from mlflow_hitl.errors import NotFoundError
+
+FAST = {
+    "adversarial": {"max_rows": 300},
+    "fairness": {"n_bootstrap": 50},
+    "drift": {"report_sample_size": 300},
+}
+
+
+@pytest.fixture
+def logged(tracking_uri, arrests_model, arrests_split, tmp_path):
+    synthetic, real, production = arrests_split
+    with mlflow.start_run() as run:
+        result = mlflow_hitl.validate(
+            arrests_model,
+            real=real,
+            target=ARRESTS_TARGET,
+            synthetic=synthetic,
+            production=production,
+            sensitive_features=ARRESTS_SENSITIVE,
+            config=FAST,
+        )
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="hitl", dst_path=str(tmp_path / "dl")
+        )
+    )
+    return result, mlflow.MlflowClient().get_run(run.info.run_id), local
+
+
+def test_metrics_are_logged_as_hitl_check_metric(logged):
+    result, run, _ = logged
+    assert result.run_id == run.info.run_id
+    logged_metrics = run.data.metrics
+    assert logged_metrics["hitl.calibration.ece"] == pytest.approx(
+        result.checks["calibration"].metrics["ece"]
+    )
+    assert logged_metrics["hitl.drift.synthetic_vs_real.drifted_share"] == pytest.approx(
+        result.checks["drift"].metrics["synthetic_vs_real.drifted_share"]
+    )
+    finite = sum(1 for c in result.checks.values() for v in c.metrics.values() if v == v)
+    assert sum(1 for k in logged_metrics if k.startswith("hitl.")) == finite
+
+
+def test_tags_record_status_per_check(logged):
+    result, run, _ = logged
+    assert run.data.tags["hitl.status"] == result.status.value
+    pairs = dict(p.split("=") for p in run.data.tags["hitl.checks"].split(","))
+    assert pairs == {name: check.status.value for name, check in result.checks.items()}
+
+
+def test_summary_manifest_matches_every_artifact(logged):
+    result, _, local = logged
+    summary = json.loads((local / "summary.json").read_text())
+    assert summary["status"] == result.status.value
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()} - {"summary.json"}
+    assert set(summary["manifest"]) == files
+    for relative, digest in summary["manifest"].items():
+        assert hashlib.sha256((local / relative).read_bytes()).hexdigest() == digest
+    for name in result.checks:
+        assert (
+            json.loads((local / name / "result.json").read_text())["status"]
+            == result.checks[name].status.value
+        )
+    assert {"calibration/reliability.png", "drift/synthetic_vs_real.html", "report.html"} <= files
+
+
+def test_report_html_names_every_check_and_embeds_plots(logged):
+    result, _, local = logged
+    page = (local / "report.html").read_text()
+    for name, _check in result.checks.items():
+        assert f'id="{name}"' in page
+    assert page.count("data:image/png;base64,") >= 3
+    assert result.status.value in page
+
+
+def test_unknown_run_id_is_not_found(tracking_uri, arrests_model, arrests_split):
+    _, real, _ = arrests_split
+    with pytest.raises(NotFoundError, match="unknown MLflow run 'nope'"):
+        mlflow_hitl.validate(
+            arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"], run_id="nope"
+        )
+
+
+def test_explicit_run_id_logs_to_a_finished_run(tracking_uri, arrests_model, arrests_split):
+    _, real, _ = arrests_split
+    with mlflow.start_run() as run:
+        pass
+    result = mlflow_hitl.validate(
+        arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"], run_id=run.info.run_id
+    )
+    assert mlflow.MlflowClient().get_run(run.info.run_id).data.tags["hitl.status"] == result.status.value
+
+
+def test_log_false_inside_a_run_logs_nothing(tracking_uri, arrests_model, arrests_split):
+    _, real, _ = arrests_split
+    with mlflow.start_run() as run:
+        result = mlflow_hitl.validate(
+            arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"], log=False
+        )
+    assert result.run_id is None
+    assert "hitl.status" not in mlflow.MlflowClient().get_run(run.info.run_id).data.tags
