@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
+	# crowd-kit is only the tests' independent Dawid-Skene reference. Its package declares transformers
+	# as a hard requirement that its aggregation code never imports, so it is installed without dependencies.
+	$(BIN)/pip install --quiet --no-deps "crowd-kit>=1.4,<2"
 	touch $(STAMP)
 
 ## demo: set up and run the end-to-end story on real data (SQLite MLflow store in demo-output/)

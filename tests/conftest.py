@@ -73,3 +73,80 @@ def arrests_split(arrests):
 def arrests_model(arrests_split):
     synthetic, _, _ = arrests_split
     return make_arrests_model(synthetic)
+
+
+# -- a real PostgreSQL server, started by the tests ---------------------------------------------
+
+
+def _pg_binary(name: str) -> str:
+    import glob
+    import shutil
+
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if found is None:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed; .ci/run installs it (apt-get install postgresql)")
+    return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server on 127.0.0.1 and a free port, for the whole session.
+
+    initdb refuses to run as root, so as root the server runs as the ``postgres`` user.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="hitl-pg-")
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data, port = os.path.join(base, "data"), free_port()
+    subprocess.run(
+        [*as_owner, _pg_binary("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True, capture_output=True,
+    )
+    options = f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off -c max_connections=100"
+    subprocess.run(
+        [*as_owner, _pg_binary("pg_ctl"), "-D", data, "-o", options, "-l", os.path.join(base, "log"), "-w", "start"],
+        check=True, capture_output=True,
+    )
+    try:
+        yield {"host": "127.0.0.1", "port": port, "user": "postgres"}
+    finally:
+        subprocess.run([*as_owner, _pg_binary("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's server, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"hitl_{uuid.uuid4().hex[:12]}"
+    dsn = f"host={postgres_server['host']} port={postgres_server['port']} user=postgres dbname=postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@{postgres_server['host']}:{postgres_server['port']}/{name}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The review store's URL on each backend: a SQLite file, and a database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hitl.db'}"
+    return request.getfixturevalue("postgres_url")

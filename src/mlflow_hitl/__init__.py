@@ -5,19 +5,25 @@
 >>> result.status, result.checks["calibration"].metrics["ece"]  # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._result import CheckResult, Status, ValidationResult
-from ._validate import validate
 from .config import ValidationConfig
 from .errors import HitlError
 
+if TYPE_CHECKING:
+    from ._validate import validate
+
 __version__ = "0.1.0.dev0"
 
-__all__ = [
-    "CheckResult",
-    "HitlError",
-    "Status",
-    "ValidationConfig",
-    "ValidationResult",
-    "__version__",
-    "validate",
-]
+__all__ = ["CheckResult", "HitlError", "Status", "ValidationConfig", "ValidationResult", "__version__", "validate"]
+
+
+def __getattr__(name: str) -> Any:
+    # validate pulls in scikit-learn, scipy, matplotlib and evidently; importing it lazily keeps
+    # `import mlflow_hitl.review` and the CLI's start-up cheap for processes that never validate.
+    if name == "validate":
+        from ._validate import validate
+
+        return validate
+    raise AttributeError(f"module 'mlflow_hitl' has no attribute {name!r}")

@@ -30,15 +30,18 @@ __all__ = [
 class DriftConfig:
     """Per-column drift uses evidently's default test and threshold for the column's type and size.
 
-    ``max_drifted_share``: above it the check fails. evidently's preset passes a dataset while
-    up to half its columns drift; a quarter of a model's inputs drifting is already a failure here.
-    Any drifted column at or below the share sends the check to human review.
+    ``max_drifted_share`` (0.1): a pair whose share of drifted columns exceeds it fails. evidently's
+    preset passes a dataset while up to half its columns drift; here more than one in ten drifting
+    fails, and any drifted (or untestable) column at or below the share sends the check to review.
+    ``min_rows`` (30): with fewer rows in either set of a pair, finding no drift is
+    insufficient evidence (drift that is found still counts).
+    ``report_sample_size`` (5000) and ``seed`` (0): evidently's HTML report is rendered on a seeded
+    sample of at most this many rows per set; the verdicts always use every row.
+    ``render_report`` (True): False skips the HTML (and evidently's cost) and keeps the PNG chart.
     """
 
     max_drifted_share: float = 0.1
-    # Fewer rows than this in either set: insufficient evidence.
     min_rows: int = 30
-    # The evidently HTML report is rendered on at most this many rows per set (seeded sample).
     report_sample_size: int = 5_000
     render_report: bool = True
     seed: int = 0

@@ -6,7 +6,8 @@ Every error descends from one base, so ``except HitlError`` catches all of ours:
      ├── InputError (also ValueError)     bad data, columns, labels, probabilities
      │    └── ConfigError                 unknown check, unknown threshold, bad value
      ├── ModelError                       the model cannot be loaded or cannot predict
-     └── NotFoundError (also LookupError) an unknown run, model or artifact
+     ├── NotFoundError (also LookupError) an unknown run, model, queue or artifact
+     └── PermissionDeniedError            the acting user lacks the role an action needs
 
 ``InputError`` also subclasses ``ValueError`` (and ``NotFoundError`` ``LookupError``) so the
 ``except`` clauses people already write around pandas and scikit-learn code keep working.
@@ -15,7 +16,7 @@ The CLI maps every ``HitlError`` to a one-line message and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "HitlError", "InputError", "ModelError", "NotFoundError"]
+__all__ = ["ConfigError", "HitlError", "InputError", "ModelError", "NotFoundError", "PermissionDeniedError"]
 
 
 class HitlError(Exception):
@@ -36,3 +37,7 @@ class ModelError(HitlError):
 
 class NotFoundError(HitlError, LookupError):
     """An MLflow run, model or artifact that was named does not exist."""
+
+
+class PermissionDeniedError(HitlError):
+    """The acting user does not hold the role the action needs; the message names role and user."""

@@ -1,0 +1,325 @@
+"""Adversarial check: does the model's confidence fall when its inputs get worse?
+
+A model trained only on clean synthetic rows can stay confident on noisy real variants while its
+accuracy collapses. This check perturbs real labelled rows in controlled, seeded ways at several
+severities, asks the model again (one batch per perturbation, all severities stacked), and
+compares how far accuracy and confidence fell. ECE and OE come from the calibration check's
+implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._result import CheckResult, Status
+from ..config import AdversarialConfig, thresholds_of
+from ..errors import ConfigError, InputError, ModelError
+from ._calibration import _binned_errors, _check_classes, _encode_labels, _resolve, _top_label
+from ._perturbations import PERTURBATIONS, Features, imputation_values, perturb, skip_reason
+from ._plots import new_figure, to_png
+from ._validation import (
+    check_consistent_length,
+    check_frame,
+    check_labels,
+    check_probabilities,
+    numeric_and_categorical,
+)
+
+__all__ = ["adversarial_check"]
+
+_PROBE_ROWS = 5
+
+
+def _severity_key(severity: float) -> str:
+    """``0.3`` -> ``"0.3"``, ``1.0`` -> ``"1"``: plain decimals for metric keys."""
+    return np.format_float_positional(severity, trim="-")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _predict(predict_proba: Callable, frame: pd.DataFrame, n_classes: int, what: str) -> np.ndarray:
+    """Probabilities for ``frame``; a ModelError naming ``what`` if the model fails or returns junk."""
+    try:
+        out = predict_proba(frame)
+    except Exception as exc:  # any model failure becomes one ModelError naming the input
+        raise ModelError(f"predict_proba failed on {what}: {_first_line(exc)}") from exc
+    try:
+        prob = check_probabilities(out, "predict_proba output", n_classes=n_classes)
+    except (ValueError, TypeError) as exc:  # InputError from the validator, or output that is not numeric
+        raise ModelError(
+            f"predict_proba returned unusable probabilities on {what}: {_first_line(exc)}"
+        ) from exc
+    if len(prob) != len(frame):
+        raise ModelError(f"predict_proba returned {len(prob)} rows for {len(frame)} on {what}")
+    return prob
+
+
+def _accepts_nan(predict_proba: Callable, frame: pd.DataFrame, n_classes: int) -> tuple[bool, str | None]:
+    """Ask the model once, on a few all-missing rows, whether it copes with NaN itself."""
+    probe = frame.iloc[:_PROBE_ROWS]
+    probe = probe.mask(np.ones(probe.shape, dtype=bool))
+    try:
+        _predict(predict_proba, probe, n_classes, "rows with missing values")
+    except ModelError as exc:
+        return False, str(exc)
+    return True, None
+
+
+def _features(frame: pd.DataFrame, categorical: Sequence[str] | None) -> Features:
+    numeric, inferred = numeric_and_categorical(frame)
+    if categorical is None:
+        return Features(numeric=numeric, categorical=inferred, all=list(frame.columns))
+    if isinstance(categorical, str):
+        raise InputError(f"categorical must be a list of column names, got the string {categorical!r}")
+    missing = [c for c in categorical if c not in frame.columns]
+    if missing:
+        raise InputError(f"categorical names column(s) not in X: {', '.join(map(str, missing))}")
+    cats = list(categorical)
+    return Features(numeric=[c for c in numeric if c not in cats], categorical=cats, all=list(frame.columns))
+
+
+def _check_config(cfg: AdversarialConfig) -> tuple[list[str], list[float]]:
+    unknown = [p for p in cfg.perturbations if p not in PERTURBATIONS]
+    if unknown:
+        raise ConfigError(
+            f"unknown perturbation(s) {', '.join(map(repr, unknown))} in config['adversarial']['perturbations']; "
+            f"known: {', '.join(PERTURBATIONS)}"
+        )
+    severities = sorted({float(s) for s in cfg.severities})
+    if not severities or any(not 0.0 <= s <= 1.0 for s in severities):
+        raise ConfigError(
+            f"config['adversarial']['severities'] must be values in [0, 1], got {list(cfg.severities)}"
+        )
+    if not 0.0 < cfg.confident_threshold <= 1.0:
+        raise ConfigError(
+            f"config['adversarial']['confident_threshold'] must be in (0, 1], got {cfg.confident_threshold}"
+        )
+    if cfg.n_bins < 1 or cfg.max_rows < 1:
+        raise ConfigError("config['adversarial'] n_bins and max_rows must be at least 1")
+    return list(dict.fromkeys(cfg.perturbations)), severities
+
+
+def _scores(
+    prob: np.ndarray, idx: np.ndarray, clean_pred: np.ndarray, cfg: AdversarialConfig
+) -> dict[str, float]:
+    conf, correct = _top_label(prob, idx)
+    errs = _binned_errors(conf, correct, cfg.n_bins)
+    return {
+        "accuracy": float(correct.mean()),
+        "mean_confidence": float(conf.mean()),
+        "ece": errs["ece"],
+        "overconfidence_error": errs["overconfidence_error"],
+        "confident_error_rate": float(((conf >= cfg.confident_threshold) & (correct == 0)).mean()),
+        "flip_rate": float((prob.argmax(axis=1) != clean_pred).mean()),
+    }
+
+
+def _moved(drop: float) -> str:
+    return f"fell by {drop:.3f}" if drop >= 0 else f"rose by {-drop:.3f}"
+
+
+def _verdict(
+    clean: dict[str, float], by_severity: dict[float, dict[str, float]], cfg: AdversarialConfig
+) -> dict[str, Any]:
+    """The overconfidence rule of :class:`AdversarialConfig`, with its numbers and a sentence."""
+    top = max(by_severity)
+    accuracy_drop = clean["accuracy"] - by_severity[top]["accuracy"]
+    confidence_drop = clean["mean_confidence"] - by_severity[top]["mean_confidence"]
+    gap = accuracy_drop - confidence_drop
+    worst_s = max(by_severity, key=lambda s: by_severity[s]["overconfidence_error"])
+    worst_oe = by_severity[worst_s]["overconfidence_error"]
+    reasons = []
+    if gap > cfg.max_confidence_gap:
+        reasons.append(
+            f"at severity {_severity_key(top)} accuracy fell by {accuracy_drop:.3f} while mean confidence "
+            f"{_moved(confidence_drop)} (gap {gap:.3f} > {cfg.max_confidence_gap})"
+        )
+    if worst_oe > cfg.max_overconfidence_error:
+        reasons.append(
+            f"overconfidence error {worst_oe:.3f} at severity {_severity_key(worst_s)} > {cfg.max_overconfidence_error}"
+        )
+    explanation = "; ".join(reasons) or (
+        f"confidence followed accuracy: at severity {_severity_key(top)} accuracy {_moved(accuracy_drop)}, "
+        f"mean confidence {_moved(confidence_drop)} (gap {gap:.3f} <= {cfg.max_confidence_gap}); "
+        f"worst overconfidence error {worst_oe:.3f} <= {cfg.max_overconfidence_error}"
+    )
+    return {
+        "severity": top,
+        "accuracy_drop": accuracy_drop,
+        "confidence_drop": confidence_drop,
+        "gap": gap,
+        "worst_overconfidence_error": worst_oe,
+        "worst_overconfidence_severity": worst_s,
+        "verdict": "overconfident" if reasons else "ok",
+        "explanation": explanation,
+    }
+
+
+def _curves_png(
+    clean: dict[str, float], results: dict[str, dict[float, dict[str, float]]], verdicts: dict
+) -> bytes:
+    fig = new_figure(4.0 * len(results), 3.6)
+    axes = np.atleast_1d(fig.subplots(1, len(results), sharey=True))
+    for ax, (name, by_severity) in zip(axes, results.items(), strict=True):
+        xs = sorted({0.0, *by_severity})
+        acc = [by_severity[s]["accuracy"] if s in by_severity else clean["accuracy"] for s in xs]
+        conf = [
+            by_severity[s]["mean_confidence"] if s in by_severity else clean["mean_confidence"] for s in xs
+        ]
+        ax.plot(xs, acc, marker="o", label="accuracy")
+        ax.plot(xs, conf, marker="s", label="mean confidence")
+        ax.fill_between(
+            xs,
+            acc,
+            conf,
+            where=np.asarray(conf) > np.asarray(acc),
+            color="tab:red",
+            alpha=0.2,
+            interpolate=True,
+            label="confidence above accuracy",
+        )
+        ax.set_title(f"{name}: {verdicts[name]['verdict']}", fontsize="medium")
+        ax.set_xlabel("severity")
+        ax.set_ylim(0, 1.02)
+    axes[0].set_ylabel("share of rows")
+    axes[0].legend(loc="lower left", fontsize="small")
+    return to_png(fig)
+
+
+def adversarial_check(
+    predict_proba: Callable[[pd.DataFrame], np.ndarray],
+    X: pd.DataFrame,
+    y_true: Any,
+    *,
+    classes: Sequence,
+    categorical: Sequence[str] | None = None,
+    config: AdversarialConfig | None = None,
+) -> CheckResult:
+    """Perturb real rows at increasing severity and check that confidence falls with accuracy.
+
+    ``predict_proba`` takes a frame of exactly the model's feature columns (``X``'s) and returns
+    ``(n, k)`` probabilities ordered as ``classes``. ``categorical`` names the columns to swap
+    categories in (default: the non-numeric columns); the other numeric columns get noise and
+    quantization. Status: ``failed`` if any perturbation is overconfident under the rule of
+    :class:`~mlflow_hitl.config.AdversarialConfig`; ``insufficient_evidence`` below ``min_rows``
+    rows or when no perturbation applies; ``passed`` otherwise.
+    """
+    cfg = _resolve("adversarial", config, AdversarialConfig)
+    names, severities = _check_config(cfg)
+    if not callable(predict_proba):
+        raise InputError(
+            f"predict_proba must be callable (e.g. model.predict_proba), got {type(predict_proba).__name__}"
+        )
+    labels_index = _check_classes(classes)
+    X = check_frame(X, "X")
+    labels = check_labels(y_true, "y_true")
+    check_consistent_length(X=X, y_true=labels)
+    idx = _encode_labels(labels, labels_index, "y_true")
+    features = _features(X, categorical)
+    n_total = len(X)
+    if n_total < cfg.min_rows:
+        return CheckResult(
+            name="adversarial",
+            status=Status.INSUFFICIENT_EVIDENCE,
+            metrics={"n_rows": n_total},
+            thresholds=thresholds_of(cfg),
+            details={"n_rows": n_total, "min_rows": cfg.min_rows},
+            summary=f"Only {n_total} labelled rows; at least {cfg.min_rows} are needed to test perturbations.",
+        )
+
+    rows = np.arange(n_total)
+    if n_total > cfg.max_rows:
+        rows = np.sort(np.random.default_rng(cfg.seed).choice(n_total, size=cfg.max_rows, replace=False))
+    frame = X.iloc[rows].reset_index(drop=True)
+    idx = idx[rows]
+    n, k = len(frame), len(labels_index)
+
+    clean_prob = _predict(predict_proba, frame, k, "the clean rows")
+    clean_pred = clean_prob.argmax(axis=1)
+    clean = _scores(clean_prob, idx, clean_pred, cfg)
+    del clean["flip_rate"], clean["confident_error_rate"]
+
+    skipped = {name: reason for name in names if (reason := skip_reason(name, features, frame))}
+    details: dict[str, Any] = {
+        "n_rows": n,
+        "n_rows_total": n_total,
+        "severities": severities,
+        "numeric_columns": [str(c) for c in features.numeric],
+        "categorical_columns": [str(c) for c in features.categorical],
+        "skipped": skipped,
+        "spread": "IQR/1.349 per numeric column, the sd when the IQR is 0",
+        "quantization_step": "severity x spread",
+    }
+    fill = None
+    if "missingness" in names:
+        accepts, probe_error = _accepts_nan(predict_proba, frame, k)
+        fill = None if accepts else imputation_values(frame, features)
+        details["missingness"] = {
+            "model_accepts_nan": accepts,
+            "probe_error": probe_error,
+            "imputation": fill or {},
+        }
+
+    results: dict[str, dict[float, dict[str, float]]] = {}
+    for name in names:
+        if name in skipped:
+            continue
+        stacked = pd.concat(
+            perturb(name, frame, features, severities, seed=cfg.seed, fill=fill), ignore_index=True
+        )
+        prob = _predict(predict_proba, stacked, k, f"rows perturbed by {name} at severities {severities}")
+        results[name] = {
+            s: _scores(prob[i * n : (i + 1) * n], idx, clean_pred, cfg) for i, s in enumerate(severities)
+        }
+
+    metrics: dict[str, float] = {"n_rows": n, **{f"clean.{m}": v for m, v in clean.items()}}
+    verdicts = {name: _verdict(clean, by_severity, cfg) for name, by_severity in results.items()}
+    for name, by_severity in results.items():
+        for s, scores in by_severity.items():
+            metrics.update({f"{name}.{_severity_key(s)}.{m}": v for m, v in scores.items()})
+        metrics[f"{name}.confidence_gap"] = verdicts[name]["gap"]
+    details["perturbations"] = verdicts
+    details["clean"] = clean
+
+    if not results:
+        return CheckResult(
+            name="adversarial",
+            status=Status.INSUFFICIENT_EVIDENCE,
+            metrics=metrics,
+            thresholds=thresholds_of(cfg),
+            details=details,
+            summary=f"No perturbation applies to these features: {'; '.join(f'{p}: {why}' for p, why in skipped.items())}.",
+        )
+    metrics["worst_overconfidence_error"] = max(v["worst_overconfidence_error"] for v in verdicts.values())
+    overconfident = {name: v for name, v in verdicts.items() if v["verdict"] == "overconfident"}
+    if overconfident:
+        status = Status.FAILED
+        summary = (
+            "Overconfident under "
+            + "; ".join(f"{name}: {v['explanation']}" for name, v in overconfident.items())
+            + "."
+        )
+    else:
+        status = Status.PASSED
+        largest_gap = max(v["gap"] for v in verdicts.values())
+        summary = (
+            f"Confidence followed accuracy under {len(verdicts)} perturbation(s) on {n} rows: largest gap "
+            f"{largest_gap:.3f} <= {cfg.max_confidence_gap}, worst overconfidence error "
+            f"{metrics['worst_overconfidence_error']:.3f} <= {cfg.max_overconfidence_error}."
+        )
+    return CheckResult(
+        name="adversarial",
+        status=status,
+        metrics=metrics,
+        thresholds=thresholds_of(cfg),
+        details=details,
+        artifacts={"confidence_vs_severity.png": _curves_png(clean, results, verdicts)},
+        summary=summary,
+    )

@@ -1,0 +1,36 @@
+"""The human loop, free of MLflow: which rows people review, their labels, consensus, roles, audit.
+
+- :func:`select_for_review`, :func:`uncertainty_scores`: route the least-confident rows (plus a
+  random control share and edge cases) to reviewers; every pick records why.
+- :class:`ReviewStore`: queues, reservations, annotations, adjudications, roles, sign-offs and
+  verified-label snapshots in SQLite or PostgreSQL, every human action in a tamper-evident hash chain.
+- :func:`consensus` (:func:`majority_vote`, :func:`dawid_skene`), :func:`agreement`,
+  :func:`needs_adjudication`: one label per item, how much raters agree, and what a person must settle.
+"""
+
+from ._agreement import AgreementResult, agreement
+from ._audit import ChainVerification
+from ._consensus import ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
+from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
+from ._store import ROLES, SIGNOFF_ROLES, AnnotationRecord, ImportReport, Item, Queue, ReviewStore
+
+__all__ = [
+    "ROLES",
+    "SIGNOFF_ROLES",
+    "STRATEGIES",
+    "AgreementResult",
+    "AnnotationRecord",
+    "ChainVerification",
+    "ConsensusResult",
+    "ImportReport",
+    "Item",
+    "Queue",
+    "ReviewStore",
+    "agreement",
+    "consensus",
+    "dawid_skene",
+    "majority_vote",
+    "needs_adjudication",
+    "select_for_review",
+    "uncertainty_scores",
+]

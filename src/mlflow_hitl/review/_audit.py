@@ -1,0 +1,144 @@
+"""The tamper-evident audit chain: every human action is an event whose hash covers the one before.
+
+An event is ``{seq, time, actor, action, subject, payload, prev_hash, hash}``. ``hash`` is the
+sha256 of the event's canonical JSON form (keys sorted, no spaces, UTF-8, ``payload`` itself
+canonical) *without* the ``hash`` key. Changing, deleting, inserting or reordering any stored event
+breaks the chain at that event, and :func:`verify_chain` names the first one.
+
+The canonical form is assembled by string formatting around ``json.dumps`` of each field rather
+than by dumping a dict per event: it is byte-for-byte the same JSON (sorted keys, compact) and
+about three times faster, which is what lets ``audit verify`` stream a million events quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["GENESIS_HASH", "ChainVerification", "canonical_json", "event_hash", "utc_now", "verify_chain"]
+
+GENESIS_HASH = "0" * 64
+_dumps = json.dumps
+
+
+def canonical_json(value: Mapping[str, Any]) -> str:
+    """Sorted keys, compact separators, UTF-8 text; NaN and infinity refused (they have no JSON form)."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"audit payload is not plain JSON: {exc}") from exc
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with microseconds and a ``Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    *, seq: int, time: str, actor: str, action: str, subject: str, payload: str, prev_hash: str
+) -> str:
+    """sha256 of the canonical JSON of an event without its hash; ``payload`` is already canonical JSON text."""
+    message = '{"action":%s,"actor":%s,"payload":%s,"prev_hash":%s,"seq":%d,"subject":%s,"time":%s}' % (  # noqa: UP031 (speed)
+        _dumps(action, ensure_ascii=False),
+        _dumps(actor, ensure_ascii=False),
+        payload,
+        _dumps(prev_hash),
+        seq,
+        _dumps(subject, ensure_ascii=False),
+        _dumps(time),
+    )
+    return hashlib.sha256(message.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    """The outcome of :func:`verify_chain`.
+
+    ``first_bad_seq`` is the sequence number of the first event that is altered, missing or out of
+    order (``None`` when the chain is intact); ``problem`` says what was found there.
+    """
+
+    ok: bool
+    n_events: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(
+    rows: Iterable[tuple[int, str, str, str, str, str, str, str]],
+    *,
+    expected_head: tuple[int, str] | None = None,
+) -> ChainVerification:
+    """Walk events ``(seq, time, actor, action, subject, payload, prev_hash, hash)`` in stored order.
+
+    ``expected_head`` is the ``(seq, hash)`` the store recorded as its head: events deleted from
+    the end of the chain leave every remaining link intact, so only the recorded head reveals them.
+    """
+    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    for seq, time, actor, action, subject, payload, prev_hash, stored_hash in rows:
+        if seq != expected_seq:
+            kind = "missing" if seq > expected_seq else "out of order or duplicated"
+            return ChainVerification(
+                False,
+                count,
+                expected_seq - 1,
+                prev,
+                expected_seq,
+                f"event {expected_seq} is {kind} (found {seq} next)",
+            )
+        if prev_hash != prev:
+            return ChainVerification(
+                False,
+                count,
+                seq - 1,
+                prev,
+                seq,
+                f"event {seq} does not link to event {seq - 1} (prev_hash differs)",
+            )
+        computed = event_hash(
+            seq=seq,
+            time=time,
+            actor=actor,
+            action=action,
+            subject=subject,
+            payload=payload,
+            prev_hash=prev_hash,
+        )
+        if computed != stored_hash:
+            return ChainVerification(
+                False,
+                count,
+                seq - 1,
+                prev,
+                seq,
+                f"event {seq} was altered (its hash does not match its content)",
+            )
+        prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
+    if expected_head is not None and expected_head != (expected_seq - 1, prev):
+        head_seq, head_hash = expected_head
+        if head_seq >= expected_seq:
+            return ChainVerification(
+                False,
+                count,
+                expected_seq - 1,
+                prev,
+                expected_seq,
+                f"events {expected_seq}..{head_seq} are missing (recorded head is {head_seq})",
+            )
+        return ChainVerification(
+            False,
+            count,
+            expected_seq - 1,
+            prev,
+            head_seq,
+            f"the recorded chain head ({head_seq}, {head_hash[:12]}) does not match the events",
+        )
+    return ChainVerification(True, count, expected_seq - 1, prev)

@@ -1,0 +1,346 @@
+"""The review store on a real SQLite file and a real PostgreSQL server: queues, labels, roles, audit chain."""
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from mlflow_hitl.errors import InputError, NotFoundError, PermissionDeniedError
+from mlflow_hitl.review._audit import GENESIS_HASH, event_hash
+from mlflow_hitl.review._store import AnnotationRecord, ReviewStore
+
+CLASSES = ["No", "Yes"]
+
+
+def make_queue(store, name="q", *, n=6, k=2, blind=False, gold=None):
+    rows = pd.DataFrame({"age": np.arange(20.0, 20.0 + 2 * n), "colour": ["Black", "White"] * n})
+    selection = pd.DataFrame(
+        {"row": np.arange(n), "reason": ["least-confidence"] * n, "score": np.linspace(0.5, 0.1, n)}
+    )
+    return store.create_queue(
+        name,
+        rows=rows,
+        selection=selection,
+        classes=CLASSES,
+        actor="eve",
+        raters_per_item=k,
+        blind=blind,
+        predictions=["Yes"] * len(rows),
+        confidences=np.full(len(rows), 0.55),
+        gold=gold,
+    )
+
+
+@pytest.fixture
+def store(store_url):
+    store = ReviewStore(store_url)
+    yield store
+    store.close()
+
+
+def test_queue_items_keep_their_row_and_reason(store):
+    queue = make_queue(store, n=3)
+    assert queue.classes == ("No", "Yes") and queue.raters_per_item == 2
+    items = store.items("q")
+    assert [i.position for i in items] == [0, 1, 2]
+    assert items[1].payload == {"age": 21.0, "colour": "White"}
+    assert items[1].row_key == "1" and items[1].reason == "least-confidence"
+    assert items[0].prediction == "Yes" and items[0].confidence == pytest.approx(0.55)
+
+
+def test_blind_queue_never_shows_the_prediction(store):
+    make_queue(store, blind=True)
+    item = store.next_item("q", user="alice")
+    assert item.prediction is None and item.confidence is None
+    assert all(i.prediction is None for i in store.items("q"))
+
+
+def test_a_reviewer_never_gets_an_item_twice_and_no_item_gets_more_than_k(store):
+    make_queue(store, n=3, k=2)
+    seen = []
+    while (item := store.next_item("q", user="alice")) is not None:
+        seen.append(item.position)
+        store.annotate("q", position=item.position, user="alice", label="Yes")
+    assert seen == [0, 1, 2]
+    for user in ("bob", "carol"):
+        while (item := store.next_item("q", user=user)) is not None:
+            store.annotate("q", position=item.position, user=user, label="No")
+    counts = store.annotations("q").groupby("item")["rater"].nunique()
+    assert counts.tolist() == [2, 2, 2]
+    assert store.next_item("q", user="dan") is None
+    with pytest.raises(InputError, match="item 0 of queue 'q' already has its 2 label"):
+        store.annotate("q", position=0, user="dan", label="Yes")
+    with pytest.raises(InputError, match="alice has already labelled item 0"):
+        store.annotate("q", position=0, user="alice", label="No")
+
+
+def test_reserved_items_are_spread_over_reviewers_and_released_on_skip(store):
+    make_queue(store, n=2, k=1)
+    first = store.next_item("q", user="alice")
+    second = store.next_item("q", user="bob")
+    assert first.position != second.position
+    assert store.next_item("q", user="carol") is None  # both slots reserved
+    store.release("q", position=first.position, user="alice")
+    assert store.next_item("q", user="carol").position == first.position
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda s: s.annotate("q", position=0, user="a", label="Maybe"),
+            InputError,
+            "not one of the queue's classes",
+        ),
+        (
+            lambda s: s.annotate("nope", position=0, user="a", label="Yes"),
+            NotFoundError,
+            "unknown queue 'nope'; known queues: q",
+        ),
+        (lambda s: s.annotate("q", position=99, user="a", label="Yes"), NotFoundError, "has no item 99"),
+        (
+            lambda s: s.annotate("q", position=0, user=" ", label="Yes"),
+            InputError,
+            "user must be a non-empty name",
+        ),
+        (lambda s: make_queue(s), InputError, "queue 'q' already exists"),
+        (lambda s: s.grant_role("bob", "wizard", actor="eve"), InputError, "unknown role 'wizard'"),
+    ],
+)
+def test_bad_requests_are_refused_clearly(store, call, error, match):
+    make_queue(store)
+    with pytest.raises(error, match=match):
+        call(store)
+
+
+def test_labels_typed_as_text_match_integer_classes(store):
+    rows = pd.DataFrame({"x": [1.0, 2.0]})
+    selection = pd.DataFrame({"row": [0, 1], "reason": ["random-control"] * 2})
+    store.create_queue("ints", rows=rows, selection=selection, classes=[0, 1], actor="eve")
+    store.annotate("ints", position=0, user="alice", label="1")
+    assert store.annotations("ints")["label"].tolist() == [1]
+
+
+def test_import_is_atomic_and_idempotent(store):
+    make_queue(store, n=3, k=2)
+    good = [AnnotationRecord(0, "alice", "Yes"), AnnotationRecord(1, "alice", "No")]
+    with pytest.raises(InputError, match="item 7, which queue 'q' does not have"):
+        store.import_annotations("q", [*good, AnnotationRecord(7, "bob", "Yes")], actor="eve", source="csv")
+    assert store.annotations("q").empty
+    head_before = store.audit_head()
+    assert store.import_annotations("q", good, actor="eve", source="csv").added == 2
+    report = store.import_annotations("q", good, actor="eve", source="csv")
+    assert (report.added, report.unchanged) == (0, 2)
+    assert len(store.annotations("q")) == 2
+    assert store.audit_head()[0] == head_before[0] + 3  # two annotations and one import event
+    with pytest.raises(InputError, match="alice already labelled item 0 as 'Yes'; the import says 'No'"):
+        store.import_annotations("q", [AnnotationRecord(0, "alice", "No")], actor="eve", source="csv")
+    with pytest.raises(InputError, match="already has its 2 label"):
+        store.import_annotations(
+            "q", [AnnotationRecord(2, u, "No") for u in ("b", "c", "d")], actor="eve", source="csv"
+        )
+    assert len(store.annotations("q")) == 2
+
+
+def test_roles_bootstrap_then_only_admins_grant(store):
+    store.grant_role("root", "admin", actor="root")  # the first admin appoints themselves, audited
+    with pytest.raises(PermissionDeniedError, match="bob cannot grant roles: needs the 'admin' role"):
+        store.grant_role("bob", "adjudicator", actor="bob")
+    store.grant_role("carol", "adjudicator", actor="root")
+    assert store.roles("carol")["role"].tolist() == ["adjudicator"]
+    with pytest.raises(InputError, match="root is the last admin"):
+        store.revoke_role("root", "admin", actor="root")
+    store.revoke_role("carol", "adjudicator", actor="root")
+    assert store.roles("carol").empty
+    events = store.audit_events(subject="user:root")
+    assert events["action"].tolist() == ["role.grant"]
+    assert '"bootstrap":true' in events["payload"].iloc[0]
+
+
+def test_adjudication_needs_the_role_and_happens_once(store):
+    make_queue(store)
+    with pytest.raises(PermissionDeniedError, match="needs the 'adjudicator' role"):
+        store.adjudicate("q", position=0, user="carol", label="Yes")
+    store.grant_role("root", "admin", actor="root")
+    store.grant_role("carol", "adjudicator", actor="root")
+    store.adjudicate("q", position=0, user="carol", label="Yes", note="photo is clear")
+    assert store.adjudications("q")[["item", "label", "user"]].values.tolist() == [[0, "Yes", "carol"]]
+    with pytest.raises(InputError, match="already adjudicated"):
+        store.adjudicate("q", position=0, user="carol", label="No")
+
+
+def test_signoff_needs_the_matching_role_and_records_the_chain_head(store):
+    with pytest.raises(
+        PermissionDeniedError, match="dana cannot sign off fairness: needs the 'fairness-reviewer' role"
+    ):
+        store.sign_off(run_id="r1", check="fairness", user="dana", approve=True)
+    store.grant_role("root", "admin", actor="root")
+    store.grant_role("dana", "fairness-reviewer", actor="root")
+    record = store.sign_off(run_id="r1", check="fairness", user="dana", approve=True, note="checked")
+    assert (record["audit_seq"], record["audit_hash"]) == store.audit_head()
+    assert store.signoffs("r1")[["user", "decision", "role"]].values.tolist() == [
+        ["dana", "approve", "fairness-reviewer"]
+    ]
+
+
+def test_schema_of_the_migrations_matches_the_tables(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from mlflow_hitl.review._schema import metadata
+
+    with store._engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": "hitl_alembic_version"})
+        differences = [d for d in compare_metadata(context, metadata) if d[0] != "remove_index"]
+    assert differences == []
+
+
+def test_reopening_a_store_keeps_everything(store_url):
+    first = ReviewStore(store_url)
+    make_queue(first)
+    first.annotate("q", position=0, user="alice", label="Yes")
+    first.close()
+    second = ReviewStore(store_url)
+    assert len(second.annotations("q")) == 1 and second.verify_audit().ok
+
+
+# -- the audit chain under tampering ------------------------------------------------------------
+
+
+@pytest.fixture
+def chain(store):
+    make_queue(store, n=4, k=1)
+    for position, label in enumerate(["Yes", "No", "Yes", "No"]):
+        store.annotate("q", position=position, user="alice", label=label)
+    assert store.verify_audit().ok and store.verify_audit().n_events == 5
+    return store
+
+
+def _sql(store, statement, **params):
+    with store._engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+
+
+@pytest.mark.parametrize(
+    ("statement", "first_bad", "problem"),
+    [
+        (
+            'UPDATE hitl_audit_events SET payload = \'{"label":"No","source":"python"}\' WHERE seq = 2',
+            2,
+            "altered",
+        ),
+        ("UPDATE hitl_audit_events SET actor = 'mallory' WHERE seq = 2", 2, "altered"),
+        ("UPDATE hitl_audit_events SET time = '2020-01-01T00:00:00.000000Z' WHERE seq = 4", 4, "altered"),
+        ("DELETE FROM hitl_audit_events WHERE seq = 3", 3, "missing"),
+        ("DELETE FROM hitl_audit_events WHERE seq = 5", 5, "missing"),
+        (
+            "UPDATE hitl_audit_events SET seq = -seq WHERE seq IN (2, 3);"
+            "UPDATE hitl_audit_events SET seq = seq + 5 WHERE seq IN (-2, -3)",
+            2,
+            "link",
+        ),
+    ],
+)
+def test_any_change_to_the_audit_rows_is_detected(chain, statement, first_bad, problem):
+    for part in statement.split(";"):
+        _sql(chain, part)
+    result = chain.verify_audit()
+    assert not result.ok
+    assert result.first_bad_seq == first_bad
+    assert problem in result.problem
+
+
+def test_a_forged_event_with_a_correct_hash_still_breaks_the_next_link(chain):
+    with chain._engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM hitl_audit_events WHERE seq = 2")).mappings().one()
+    payload = '{"label":"No","source":"python"}'  # alice's "Yes" on item 0 rewritten as "No"
+    assert row["payload"] != payload
+    forged = event_hash(
+        seq=2,
+        time=row["time"],
+        actor=row["actor"],
+        action=row["action"],
+        subject=row["subject"],
+        payload=payload,
+        prev_hash=row["prev_hash"],
+    )
+    _sql(chain, "UPDATE hitl_audit_events SET payload = :p, hash = :h WHERE seq = 2", p=payload, h=forged)
+    result = chain.verify_audit()
+    assert (result.ok, result.first_bad_seq) == (False, 3)
+    assert "does not link" in result.problem
+
+
+def test_empty_chain_is_intact(store):
+    result = store.verify_audit()
+    assert result.ok and result.n_events == 0 and result.head_hash == GENESIS_HASH
+
+
+# -- many reviewers at once ---------------------------------------------------------------------
+
+
+def _label_until_done(url: str, user: str) -> int:
+    store = ReviewStore(url)
+    done = 0
+    while (item := store.next_item("busy", user=user)) is not None:
+        store.annotate("busy", position=item.position, user=user, label=CLASSES[item.position % 2])
+        done += 1
+    store.close()
+    return done
+
+
+def test_eight_reviewer_processes_lose_and_duplicate_nothing(store_url):
+    store = ReviewStore(store_url)
+    n, k = 40, 3
+    rows = pd.DataFrame({"x": np.arange(float(n))})
+    selection = pd.DataFrame({"row": np.arange(n), "reason": ["least-confidence"] * n})
+    store.create_queue(
+        "busy", rows=rows, selection=selection, classes=CLASSES, actor="eve", raters_per_item=k
+    )
+    users = [f"reviewer{i}" for i in range(8)]
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        done = pool.starmap(_label_until_done, [(store_url, u) for u in users])
+    labels = store.annotations("busy")
+    assert sum(done) == len(labels) == n * k
+    assert not labels.duplicated(["item", "rater"]).any()
+    assert (labels.groupby("item")["rater"].nunique() == k).all()
+    verification = store.verify_audit()
+    assert verification.ok and verification.n_events == 1 + n * k
+    assert store.progress("busy")["complete_items"] == n
+
+
+def test_a_process_killed_mid_import_leaves_the_store_as_before(store_url, tmp_path):
+    store = ReviewStore(store_url)
+    n = 30_000
+    rows = pd.DataFrame({"x": np.arange(float(n))})
+    selection = pd.DataFrame({"row": np.arange(n), "reason": ["random-control"] * n})
+    store.create_queue("big", rows=rows, selection=selection, classes=CLASSES, actor="eve", raters_per_item=1)
+    store.annotate("big", position=0, user="alice", label="Yes")
+    head_before = store.audit_head()
+    script = textwrap.dedent(f"""
+        import sys
+        from mlflow_hitl.review._store import AnnotationRecord, ReviewStore
+        store = ReviewStore({store_url!r})
+        records = [AnnotationRecord(i, "bulk", "No") for i in range(1, {n})]
+        print("importing", flush=True)
+        store.import_annotations("big", records, actor="eve", source="csv")
+        print("done", flush=True)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "importing"
+    import time
+
+    time.sleep(0.5)
+    os.kill(child.pid, signal.SIGKILL)
+    rest = child.communicate()[0]
+    assert "done" not in rest, "the import finished before it could be killed; make it larger"
+    reopened = ReviewStore(store_url)
+    assert len(reopened.annotations("big")) == 1
+    assert reopened.audit_head() == head_before
+    assert reopened.verify_audit().ok
