@@ -109,7 +109,8 @@ class FairnessConfig:
       between groups than the real labels' do, before the generator is blamed.
     - ``min_group_size`` (30): fewer real rows than this, and a group's rates are too noisy to
       judge; it is excluded from the disparities and named, never silently passed.
-    - ``n_bootstrap`` (200), ``confidence_level`` (0.95), ``seed`` (0): seeded percentile bootstrap.
+    - ``n_bootstrap`` (200), ``confidence_level`` (0.95), ``seed`` (0): seeded bootstrap intervals
+      that bound every pairwise group gap at once (a plain percentile interval of max − min is biased).
     - ``intersections`` (True): also audit the intersection of all sensitive features (``sex&colour``).
     - ``max_groups`` (50): a sensitive feature with more distinct values is refused (bin it first);
       an intersection with more observed groups is skipped and reported.

@@ -1,80 +1,14 @@
-"""The ``mlflow-hitl`` command line: a thin click layer over :func:`mlflow_hitl.validate`.
-
-Exit codes, for every command: 0 ok / all passed, 1 a check failed, needs review or lacks
-evidence, 2 bad input or usage (one line on stderr, no traceback).
-"""
+"""``mlflow-hitl validate``: the evidence pack from the shell."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import click
 
-from .errors import HitlError
-
-__all__ = ["cli"]
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-
-class _BadInput(click.ClickException):
-    exit_code = EXIT_BAD_INPUT
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors and MLflow's into one-line messages with exit code 2."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return command(*args, **kwargs)
-        except HitlError as exc:
-            raise _BadInput(_one_line(exc)) from exc
-        except MlflowException as exc:
-            raise _BadInput(f"MLflow: {_one_line(exc.message if hasattr(exc, 'message') else exc)}") from exc
-
-    return wrapper
-
-
-def _csv_list(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
-format_option = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json for scripts.",
-)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="mlflow-hitl")
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default).",
-)
-def cli(tracking_uri: str | None) -> None:
-    """Human-in-the-loop validation of models trained on synthetic data, for MLflow."""
-    if tracking_uri:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri)
+from ._common import EXIT_FAILED, csv_list, output_format, translate_errors
 
 
 def _print_validation(result: Any, output_format: str) -> None:
@@ -93,7 +27,7 @@ def _print_validation(result: Any, output_format: str) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--model-uri", required=True, help="runs:/<run_id>/model, models:/<name>/<version> or a local path."
 )
@@ -116,7 +50,7 @@ def _print_validation(result: Any, output_format: str) -> None:
 )
 @click.option("--run-id", help="Log to this run (default: the run that produced the model, else a new run).")
 @click.option("--no-log", is_flag=True, help="Compute and print only; log nothing to MLflow.")
-@format_option
+@output_format
 @translate_errors
 def validate(
     model_uri: str,
@@ -141,9 +75,9 @@ def validate(
     """
     import mlflow
 
-    from ._io import read_config_file, read_table
-    from ._validate import validate as run_validate
-    from .adapter.logging import resolve_run_id, run_id_for_model_uri
+    from .._io import read_config_file, read_table
+    from .._validate import validate as run_validate
+    from ..adapter.logging import resolve_run_id, run_id_for_model_uri
 
     real = read_table(real_path, "--real")
     synthetic = read_table(synthetic_path, "--synthetic") if synthetic_path else None
@@ -154,9 +88,9 @@ def validate(
         "target": target,
         "synthetic": synthetic,
         "production": production,
-        "sensitive_features": _csv_list(sensitive),
-        "features": _csv_list(features) or None,
-        "checks": _csv_list(check_names) or None,
+        "sensitive_features": csv_list(sensitive),
+        "features": csv_list(features) or None,
+        "checks": csv_list(check_names) or None,
         "config": config,
     }
     if no_log:

@@ -1,0 +1,367 @@
+"""The human loop meets MLflow: where the review store lives, queues built from a run's model,
+and verified-label snapshots published to runs with dataset lineage.
+
+Snapshot layout in the queue's run, under ``hitl/labels/<snapshot id>/``:
+
+- ``labels.csv``: one row per verified item: the row's values, the verified label, ``hitl_item``,
+  ``hitl_row_key``, ``hitl_source`` (consensus or adjudicated), agreement and raters;
+- ``annotations.csv``: every label every rater gave on those items;
+- ``snapshot.json``: queue, method, agreement statistics, rater quality, the audit chain head;
+- ``manifest.json``: the sha256 of each of the three files above.
+
+The snapshot id is derived from the labels and annotations it holds, so publishing the same
+verified labels twice yields the same snapshot; the store refuses to reuse an id for other content.
+The labels are also logged as an MLflow dataset input (context ``hitl-verified-labels``) of the
+queue's run and, through :func:`verified_labels`, of the run that retrains on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError, NotFoundError
+from ..review import ReviewStore, select_for_review
+from ..review._audit import utc_now
+from ..review._verified import DEFAULT_MIN_AGREEMENT, queue_consensus
+from .logging import ARTIFACT_ROOT, resolve_run_id
+from .model import as_classifier
+
+__all__ = [
+    "STORE_URI_ENV",
+    "VERIFIED_LABELS_CONTEXT",
+    "default_store_uri",
+    "open_store",
+    "publish_labels",
+    "queue_from_model",
+    "verified_labels",
+]
+
+STORE_URI_ENV = "MLFLOW_HITL_STORE_URI"
+VERIFIED_LABELS_CONTEXT = "hitl-verified-labels"
+_FILES = ("labels.csv", "annotations.csv", "snapshot.json")
+
+
+def default_store_uri(tracking_uri: str | None = None) -> str:
+    """The review store's URL: ``$MLFLOW_HITL_STORE_URI``, else beside the MLflow store.
+
+    A SQLite tracking store ``sqlite:///dir/mlflow.db`` gets ``sqlite:///dir/hitl.db``; a local
+    file store ``./mlruns`` gets ``./mlruns/hitl.db``; a PostgreSQL or MySQL tracking store shares
+    its database (every table is prefixed ``hitl_``). A remote tracking server needs an explicit URL.
+    """
+    if os.environ.get(STORE_URI_ENV):
+        return os.environ[STORE_URI_ENV]
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    if tracking_uri.startswith("sqlite:///"):
+        path = tracking_uri[len("sqlite:///") :]
+        if path in ("", ":memory:"):
+            raise InputError("an in-memory MLflow store has no place for the review store; pass --store-uri")
+        return f"sqlite:///{Path(path).with_name('hitl.db')}"
+    if tracking_uri.startswith(("postgresql", "mysql", "mssql")):
+        return tracking_uri
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        raise InputError(
+            f"the tracking store is remote ({tracking_uri.split('://')[0]}); pass --store-uri or set {STORE_URI_ENV}"
+        )
+    local = tracking_uri[len("file://") :] if tracking_uri.startswith("file://") else tracking_uri
+    return f"sqlite:///{Path(local).resolve() / 'hitl.db'}"
+
+
+def open_store(store_uri: str | None = None) -> ReviewStore:
+    return ReviewStore(store_uri or default_store_uri())
+
+
+def queue_from_model(
+    store: ReviewStore,
+    name: str,
+    *,
+    data: pd.DataFrame,
+    model: Any,
+    actor: str,
+    size: int,
+    strategy: str = "least-confidence",
+    raters_per_item: int = 1,
+    blind: bool = False,
+    run_id: str | None = None,
+    group_column: str | None = None,
+    edge_cases: Mapping[str, np.ndarray] | None = None,
+    random_share: float = 0.1,
+    gold_column: str | None = None,
+    seed: int = 0,
+) -> Any:
+    """Score ``data`` with ``model``, pick the rows to review, and create queue ``name``.
+
+    ``model`` is anything :func:`mlflow_hitl.validate` takes (a fitted classifier, a pyfunc, a URI).
+    The queue shows reviewers every column of ``data`` except ``gold_column`` (known labels of gold
+    items, used to measure reviewer accuracy; empty cells are ordinary items).
+    """
+    if not isinstance(data, pd.DataFrame) or data.empty:
+        raise InputError("data must be a non-empty DataFrame of rows to review")
+    handle = as_classifier(model)
+    if not handle.has_proba:
+        raise InputError(
+            f"{handle.description} gives no class probabilities, so rows cannot be ranked by confidence"
+        )
+    for column, what in ((group_column, "group column"), (gold_column, "gold column")):
+        if column is not None and column not in data.columns:
+            raise InputError(
+                f"{what} {column!r} is not a column of the data; it has: {', '.join(map(str, data.columns[:20]))}"
+            )
+    features = (
+        list(handle.feature_names) if handle.feature_names else [c for c in data.columns if c != gold_column]
+    )
+    missing = [c for c in features if c not in data.columns]
+    if missing:
+        raise InputError(f"data is missing the model's input column(s) {', '.join(missing)}")
+    proba = np.asarray(handle.predict_proba(data[features]), dtype=float)  # type: ignore[misc]
+    classes = list(handle.classes or ())
+    selection = select_for_review(
+        proba,
+        size=size,
+        strategy=strategy,
+        random_share=random_share,
+        groups=None if group_column is None else data[group_column].to_numpy(),
+        edge_cases=edge_cases,
+        seed=seed,
+    )
+    gold = None
+    shown = data
+    if gold_column is not None:
+        known = data[gold_column].dropna()
+        gold = dict(zip(known.index, known.to_numpy(), strict=True))
+        shown = data.drop(columns=[gold_column])
+    return store.create_queue(
+        name,
+        rows=shown,
+        selection=selection,
+        classes=classes,
+        actor=actor,
+        raters_per_item=raters_per_item,
+        blind=blind,
+        strategy=strategy,
+        run_id=run_id,
+        predictions=np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
+        confidences=proba.max(axis=1),
+        gold=gold,
+    )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def publish_labels(
+    store: ReviewStore,
+    queue_name: str,
+    *,
+    actor: str,
+    method: str = "majority",
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    run_id: str | None = None,
+    label_column: str = "label",
+) -> dict[str, Any]:
+    """Publish the queue's verified labels as an immutable snapshot in run ``run_id`` (default: the queue's run)."""
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+
+    queue = store.queue(queue_name)
+    run_id = resolve_run_id(run_id or queue.run_id)
+    if run_id is None:
+        raise InputError(f"queue {queue_name!r} belongs to no MLflow run; pass run_id to publish into one")
+    if label_column in queue.columns:
+        raise InputError(
+            f"label column {label_column!r} is already a column of the queue's rows; choose another name"
+        )
+    state = queue_consensus(store, queue_name, method=method, min_agreement=min_agreement)
+    verified = state.verified
+    if verified.empty:
+        raise InputError(
+            f"queue {queue_name!r} has no verified labels yet: {len(state.incomplete)} item(s) still need raters, "
+            f"{len(state.pending)} need adjudication"
+        )
+    payloads = {item.position: item.payload for item in store.items(queue_name)}
+    rows = pd.DataFrame([payloads[int(i)] for i in verified.index], columns=list(queue.columns))
+    rows[label_column] = verified["label"].to_numpy()
+    rows["hitl_item"] = verified.index.to_numpy()
+    rows["hitl_row_key"] = verified["row_key"].to_numpy()
+    rows["hitl_source"] = verified["source"].to_numpy()
+    rows["hitl_agreement"] = verified["agreement"].to_numpy()
+    rows["hitl_raters"] = verified["raters"].to_numpy()
+    annotations = store.annotations(queue_name)
+    annotations = annotations[annotations["item"].isin(verified.index)]
+
+    files = {"labels.csv": _csv_bytes(rows), "annotations.csv": _csv_bytes(annotations)}
+    snapshot_id = _sha256(files["labels.csv"] + b"\0" + files["annotations.csv"])[:16]
+    existing = store.snapshots(queue_name)
+    if snapshot_id in set(existing["id"]):
+        return existing.set_index("id").loc[snapshot_id].to_dict() | {"id": snapshot_id, "republished": False}
+
+    head_seq, head_hash = store.audit_head()
+    quality = state.rater_quality.reset_index().replace({np.nan: None}).to_dict(orient="records")
+    files["snapshot.json"] = json.dumps(
+        {
+            "snapshot": snapshot_id,
+            "queue": queue_name,
+            "run_id": run_id,
+            "label_column": label_column,
+            "classes": list(queue.classes),
+            "raters_per_item": queue.raters_per_item,
+            "blind": queue.blind,
+            **state.summary(),
+            "rater_quality": quality,
+            "audit_head": {"seq": head_seq, "hash": head_hash},
+            "published_by": actor,
+            "published_at": utc_now(),
+        },
+        indent=2,
+        sort_keys=True,
+        default=str,
+    ).encode("utf-8")
+    manifest = {name: _sha256(files[name]) for name in _FILES}
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+
+    artifact_path = f"{ARTIFACT_ROOT}/labels/{snapshot_id}"
+    client = mlflow.MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, content in {**files, "manifest.json": manifest_bytes}.items():
+            (folder / name).write_bytes(content)
+        client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}/labels.csv"
+    dataset = mlflow.data.from_pandas(
+        rows, source=source, name=f"hitl-verified-{queue_name}", targets=label_column, digest=snapshot_id
+    )
+    client.log_inputs(
+        run_id,
+        datasets=[
+            DatasetInput(
+                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", VERIFIED_LABELS_CONTEXT)]
+            )
+        ],
+    )
+    record = store.record_snapshot(
+        queue_name,
+        snapshot_id=snapshot_id,
+        run_id=run_id,
+        method=method,
+        n_items=len(rows),
+        labels_sha256=manifest["labels.csv"],
+        manifest_sha256=_sha256(manifest_bytes),
+        actor=actor,
+    )
+    client.set_tag(run_id, f"hitl.labels.{queue_name}", snapshot_id)
+    return {
+        **record,
+        "artifact_path": artifact_path,
+        "pending": list(state.pending),
+        "incomplete": list(state.incomplete),
+        "republished": True,
+    }
+
+
+def _verified_files(record: Mapping[str, Any]) -> dict[str, bytes]:
+    """Download a snapshot's files and check them against its manifest and the store's record."""
+    import mlflow
+
+    artifact_path = f"{ARTIFACT_ROOT}/labels/{record['id']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=record["run_id"], artifact_path=artifact_path, dst_path=tmp
+                )
+            )
+        except Exception as exc:  # MLflow raises different types per artifact store
+            raise NotFoundError(
+                f"snapshot {record['id']} is missing from run {record['run_id']}: {exc}"
+            ) from exc
+        files = {p.name: p.read_bytes() for p in local.iterdir() if p.is_file()}
+    manifest_bytes = files.get("manifest.json", b"")
+    if _sha256(manifest_bytes) != record["manifest_sha256"]:
+        raise InputError(f"snapshot {record['id']}: manifest.json was altered after publication")
+    manifest = json.loads(manifest_bytes)
+    for name, digest in manifest.items():
+        if name not in files or _sha256(files[name]) != digest:
+            raise InputError(f"snapshot {record['id']}: {name} was altered or removed after publication")
+    return files
+
+
+def verified_labels(
+    queue_name: str,
+    *,
+    store: ReviewStore | None = None,
+    snapshot: str | None = None,
+    log_input: bool = True,
+) -> pd.DataFrame:
+    """The human-verified rows of a queue's latest (or given) snapshot, checked against its manifest.
+
+    Inside an active MLflow run (and with ``log_input``), the snapshot is logged as an input of that
+    run with context ``hitl-verified-labels``: the retrained model's lineage points at these labels.
+    """
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+
+    store = store or open_store()
+    snapshots = store.snapshots(queue_name)
+    if snapshots.empty:
+        store.queue(queue_name)  # an unknown queue is reported as such
+        raise NotFoundError(
+            f"queue {queue_name!r} has no published snapshot; run `mlflow-hitl labels publish` first"
+        )
+    if snapshot is None:
+        record = snapshots.iloc[-1].to_dict()
+    elif snapshot in set(snapshots["id"]):
+        record = snapshots.set_index("id").loc[snapshot].to_dict() | {"id": snapshot}
+    else:
+        raise NotFoundError(
+            f"queue {queue_name!r} has no snapshot {snapshot!r}; it has: {', '.join(snapshots['id'])}"
+        )
+    files = _verified_files(record)
+    meta = json.loads(files["snapshot.json"])
+    frame = pd.read_csv(io.BytesIO(files["labels.csv"]))
+    active = mlflow.active_run()
+    if log_input and active is not None:
+        source = f"{mlflow.MlflowClient().get_run(record['run_id']).info.artifact_uri}/{ARTIFACT_ROOT}/labels/{record['id']}/labels.csv"
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=source,
+            name=f"hitl-verified-{queue_name}",
+            targets=meta["label_column"],
+            digest=record["id"],
+        )
+        mlflow.MlflowClient().log_inputs(
+            active.info.run_id,
+            datasets=[
+                DatasetInput(
+                    dataset._to_mlflow_entity(),
+                    tags=[InputTag("mlflow.data.context", VERIFIED_LABELS_CONTEXT)],
+                )
+            ],
+        )
+    frame.attrs["hitl_snapshot"] = record["id"]
+    frame.attrs["hitl_label_column"] = meta["label_column"]
+    return frame
+
+
+def feature_columns(frame: pd.DataFrame) -> Sequence[str]:
+    """The columns of a verified-labels frame that came from the reviewed rows (not ``hitl_*``)."""
+    label = frame.attrs.get("hitl_label_column", "label")
+    return [c for c in frame.columns if not str(c).startswith("hitl_") and c != label]

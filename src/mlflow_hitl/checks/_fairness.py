@@ -1,0 +1,765 @@
+"""Fairness audit of real labelled rows, and of the bias a synthetic training set carries.
+
+Point estimates come from fairlearn (``MetricFrame`` and its disparity functions). They run on a
+weighted table of per-group ``(true label, predicted label)`` counts instead of on the rows:
+every metric involved is a weighted mean over those cells, so the numbers are the same, and a
+frame costs tens of milliseconds whatever the number of rows (on a million raw rows one grouping
+takes ``MetricFrame`` about 14 s). The same counts drive the bootstrap (see :func:`_bootstrap`), which is why it is vectorised
+over replicates rather than calling fairlearn 200 times.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from matplotlib.patches import Patch
+from sklearn.metrics import accuracy_score
+
+from .._result import CheckResult, Status, worst_status
+from ..config import FairnessConfig, resolve_config, thresholds_of
+from ..errors import ConfigError, InputError
+from ._plots import new_figure, to_png
+from ._validation import check_consistent_length, check_frame, check_labels
+
+__all__ = ["fairness_check"]
+
+# NaN in a sensitive column is its own group: people who did not state their group are often the
+# ones an audit most needs to see, and dropping them would hide exactly that.
+_MISSING = "missing"
+# Joins feature names and group values of the intersection, as fairlearn prints them.
+_JOIN = "&"
+# Metric keys are "<feature>.<group>.<metric>": "." would break that structure and "&", "(", "," are
+# not valid MLflow metric characters, so anything but letters, digits, "_" and "-" becomes "_".
+_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_-]+")
+_RATES = ("selection_rate", "true_positive_rate", "false_positive_rate")
+# Per-grouping numbers that become metrics; the rest of the audit stays in details.
+_GROUPING_METRICS = (
+    "demographic_parity_difference",
+    "demographic_parity_difference_ci_low",
+    "demographic_parity_difference_ci_high",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_difference_ci_low",
+    "equalized_odds_difference_ci_high",
+    "equalized_odds_ratio",
+    "model_amplification",
+    "bias_amplification",
+)
+
+STATUS_RULE = (
+    "failed if, for any grouping, the lower confidence bound of the demographic parity difference or of "
+    "the equalized odds difference is above its maximum, or the bias amplification is above its maximum; "
+    "needs_review if a point estimate is above its maximum but its interval reaches below it; "
+    "insufficient_evidence if a group was excluded (fewer than min_group_size rows, or no positive or no "
+    "negative rows) or a grouping has fewer than two comparable groups; passed otherwise"
+)
+
+
+def fairness_check(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: pd.DataFrame,
+    positive_label: Any = None,
+    synthetic_y: Any = None,
+    synthetic_sensitive: pd.DataFrame | None = None,
+    config: FairnessConfig | Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """Audit a classifier's outcomes by sensitive group, and the bias the synthetic set carries.
+
+    ``y_true`` and ``y_pred`` are the real labelled rows' labels and the model's predicted labels;
+    ``sensitive_features`` holds one column per sensitive feature for the same rows (matched by
+    position, not index). NaN in a sensitive column forms its own group ``missing``. Each column is
+    audited on its own and, with ``config.intersections``, all of them together (``sex&colour``).
+
+    Multiclass labels are audited one-vs-rest for ``positive_label``, which defaults to the larger
+    label of a binary problem and must be given otherwise. Per group: selection rate, true and false
+    positive rates, accuracy (on the original labels) and size. Per grouping: fairlearn's
+    demographic parity and equalized odds differences and ratios over the groups large enough to
+    judge, with seeded bootstrap intervals for the differences that bound every pairwise group gap
+    at once (docs/checks/fairness.md says why not a plain percentile interval).
+
+    With ``synthetic_y`` and ``synthetic_sensitive`` (the training set), each group's share of the
+    real and the synthetic rows, and ``bias_amplification`` = demographic parity difference of the
+    synthetic labels minus that of the real labels, over groups with ``min_group_size`` rows in both.
+    ``model_amplification`` = demographic parity difference of the predictions minus that of the
+    real labels; it needs no synthetic data.
+
+    Status: failed if, for any grouping, the lower bound of the demographic parity or equalized odds
+    difference is above its maximum, or the bias amplification is; needs_review if a point estimate
+    is above its maximum but its interval reaches below it; insufficient_evidence if any group was
+    excluded (fewer than ``min_group_size`` rows, or no positive or no negative rows, so TPR or FPR is
+    undefined) or a grouping had fewer than two groups left; passed otherwise.
+    """
+    config = _checked_config(config)
+    y_true = check_labels(y_true, "y_true")
+    y_pred = check_labels(y_pred, "y_pred")
+    sensitive = check_frame(_as_frame(sensitive_features), "sensitive_features")
+    check_consistent_length(y_true=y_true, y_pred=y_pred, sensitive_features=sensitive)
+    labels = _Labels.of(y_true, y_pred, positive_label)
+    synthetic_positive, synthetic_sensitive = _synthetic_inputs(
+        synthetic_y, synthetic_sensitive, sensitive, labels
+    )
+
+    features, skipped = _groupings(sensitive, synthetic_sensitive, config)
+    audits = [
+        _audit(feature, key, labels, synthetic_positive, config)
+        for feature, key in zip(features, _unique_keys([f.name for f in features]), strict=True)
+    ]
+
+    status = worst_status(a.status for a in audits)
+    metrics = {k: v for a in audits for k, v in a.metrics.items() if np.isfinite(v)}
+    details: dict[str, Any] = {
+        "positive_label": labels.positive,
+        "classes": labels.classes,
+        "predicted_labels_not_in_y_true": labels.unseen,
+        "n_rows": len(y_true),
+        "n_synthetic_rows": None if synthetic_positive is None else len(synthetic_positive),
+        "missing_values": _missing_counts(sensitive, synthetic_sensitive),
+        "features": {a.name: a.details for a in audits},
+        "skipped": skipped,
+        "status_rule": STATUS_RULE,
+    }
+    return CheckResult(
+        name="fairness",
+        status=status,
+        metrics=metrics,
+        thresholds=thresholds_of(config),
+        details=details,
+        artifacts={"by_group.png": _plot(audits)},
+        summary=_summary(status, audits),
+    )
+
+
+def _checked_config(config: FairnessConfig | Mapping[str, Any] | None) -> FairnessConfig:
+    config = resolve_config({"fairness": {} if config is None else config}).fairness
+    if not 0 < config.confidence_level < 1:
+        raise ConfigError(
+            f"config['fairness']['confidence_level'] must lie in (0, 1), got {config.confidence_level}"
+        )
+    if config.n_bootstrap < 1:
+        raise ConfigError(f"config['fairness']['n_bootstrap'] must be at least 1, got {config.n_bootstrap}")
+    if config.max_groups < 2:
+        raise ConfigError(f"config['fairness']['max_groups'] must be at least 2, got {config.max_groups}")
+    return config
+
+
+def _as_frame(data: Any) -> Any:
+    return data.to_frame() if isinstance(data, pd.Series) else data
+
+
+def _sorted_classes(y: np.ndarray, input_name: str) -> list[Any]:
+    classes = pd.unique(y).tolist()
+    try:
+        return sorted(classes)
+    except TypeError:
+        kinds = ", ".join(sorted({type(c).__name__ for c in classes}))
+        raise InputError(f"{input_name} mixes label types ({kinds}); use one type for every label") from None
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """Labels as integer codes over the classes of y_true and y_pred, and the positive class."""
+
+    classes: list[Any]
+    positive: Any
+    positive_code: int
+    true: np.ndarray
+    pred: np.ndarray
+    unseen: list[Any]
+
+    @classmethod
+    def of(cls, y_true: np.ndarray, y_pred: np.ndarray, positive_label: Any) -> _Labels:
+        true_classes = _sorted_classes(y_true, "y_true")
+        pred_classes = _sorted_classes(y_pred, "y_pred")
+        if len(true_classes) < 2:
+            raise InputError(
+                f"y_true has a single class ({true_classes[0]!r}); true and false positive rates need rows of both"
+            )
+        # A predicted label y_true never holds is fine (a class of the model absent from this holdout):
+        # one-vs-rest it is simply "not positive". Predictions in another encoding, or scores, are not.
+        unseen = [c for c in pred_classes if c not in true_classes]
+        if unseen and y_pred.dtype.kind == "f" and any(float(c) % 1 for c in unseen):
+            raise InputError(
+                f"y_pred holds values such as {unseen[0]!r} that are not labels of y_true; "
+                "pass predicted labels (model.predict), not probabilities"
+            )
+        if len(unseen) == len(pred_classes):
+            raise InputError(
+                f"y_pred shares no label with y_true (y_true: {_listing(true_classes)}; "
+                f"y_pred: {_listing(pred_classes)}); encode predictions the way y_true is encoded"
+            )
+        classes = sorted(true_classes + unseen)  # y_pred shares a label with y_true, so types compare
+        if positive_label is None:
+            if len(classes) != 2:
+                raise InputError(
+                    f"positive_label is required when there are more than two labels "
+                    f"(y_true and y_pred hold {_listing(classes)}); the audit is one-vs-rest for that label"
+                )
+            positive_label = classes[1]
+        elif positive_label not in true_classes:
+            raise InputError(
+                f"positive_label {positive_label!r} is not a class of y_true ({_listing(true_classes)})"
+            )
+        index = pd.Index(classes)
+        code = int(index.get_loc(positive_label))
+        return cls(
+            classes=classes,
+            positive=classes[code],
+            positive_code=code,
+            true=index.get_indexer(y_true),
+            pred=index.get_indexer(y_pred),
+            unseen=unseen,
+        )
+
+    def is_positive(self, y: np.ndarray) -> np.ndarray:
+        return pd.Index(self.classes).get_indexer(y) == self.positive_code
+
+
+def _listing(values: list[Any], limit: int = 10) -> str:
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
+
+
+def _synthetic_inputs(
+    synthetic_y: Any, synthetic_sensitive: Any, sensitive: pd.DataFrame, labels: _Labels
+) -> tuple[np.ndarray | None, pd.DataFrame | None]:
+    """Whether each synthetic row's label is the positive class, and its sensitive columns."""
+    if synthetic_y is None and synthetic_sensitive is None:
+        return None, None
+    if synthetic_y is None or synthetic_sensitive is None:
+        given, other = ("synthetic_y", "synthetic_sensitive")
+        if synthetic_y is None:
+            given, other = other, given
+        raise InputError(
+            f"{given} was given without {other}; pass both to audit the synthetic set, or neither"
+        )
+    y = check_labels(synthetic_y, "synthetic_y")
+    frame = check_frame(
+        _as_frame(synthetic_sensitive), "synthetic_sensitive", columns=list(sensitive.columns)
+    )
+    check_consistent_length(synthetic_y=y, synthetic_sensitive=frame)
+    synthetic_classes = _sorted_classes(y, "synthetic_y")
+    if not any(c in labels.classes for c in synthetic_classes):
+        raise InputError(
+            f"synthetic_y shares no label with y_true (y_true: {_listing(labels.classes)}; "
+            f"synthetic_y: {_listing(synthetic_classes)}); encode them the same way"
+        )
+    return labels.is_positive(y), frame
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """One way of splitting the rows into groups: a sensitive column, or the intersection of all."""
+
+    name: str
+    groups: list[str]
+    codes: np.ndarray  # group of every real row
+    synthetic_codes: np.ndarray | None  # group of every synthetic row (same codes)
+
+
+def _group_codes(values: pd.Series, column: str) -> tuple[np.ndarray, list[str]]:
+    """Integer group codes and their labels; values that print the same are one group."""
+    codes, uniques = pd.factorize(values, sort=True)
+    names = np.asarray([str(u) for u in uniques], dtype=object)
+    name_codes, merged = pd.factorize(names)
+    groups = list(merged)
+    codes = np.append(name_codes, -1)[codes]  # code -1 (NaN) stays -1
+    missing = codes < 0
+    if missing.any():
+        if _MISSING in groups:
+            raise InputError(
+                f"sensitive column {column!r} has NaN and also the value {_MISSING!r}, which would merge them; "
+                "rename that value or fill the NaN"
+            )
+        groups.append(_MISSING)
+        codes[missing] = len(groups) - 1
+    return codes, groups
+
+
+def _groupings(
+    sensitive: pd.DataFrame, synthetic: pd.DataFrame | None, config: FairnessConfig
+) -> tuple[list[_Grouping], list[str]]:
+    n = len(sensitive)
+    columns = []
+    for column in sensitive.columns:
+        values = sensitive[column]
+        if synthetic is not None:
+            values = pd.concat([values, synthetic[column]], ignore_index=True)
+        codes, groups = _group_codes(values, str(column))
+        if len(groups) > config.max_groups:
+            raise InputError(
+                f"sensitive column {column!r} has {len(groups)} distinct values, more than max_groups="
+                f"{config.max_groups}; bin it first (e.g. pd.cut) or raise max_groups"
+            )
+        columns.append((str(column), codes, groups))
+    skipped = []
+    if config.intersections and len(columns) > 1:
+        name, codes, groups = columns[0]
+        for other_name, other_codes, other_groups in columns[1:]:
+            k = len(other_groups)
+            observed, codes = np.unique(codes * k + other_codes, return_inverse=True)
+            groups = [f"{groups[v // k]}{_JOIN}{other_groups[v % k]}" for v in observed]
+            name = f"{name}{_JOIN}{other_name}"
+        if len(groups) > config.max_groups:
+            skipped.append(
+                f"intersection {name} not audited: {len(groups)} groups, more than max_groups={config.max_groups}"
+            )
+        else:
+            columns.append((name, codes, groups))
+    groupings = [
+        _Grouping(name, groups, codes[:n], None if synthetic is None else codes[n:])
+        for name, codes, groups in columns
+    ]
+    return groupings, skipped
+
+
+def _unique_keys(names: list[str]) -> list[str]:
+    """Metric-key forms of ``names``, made unique with a numeric suffix if sanitising merged two."""
+    keys: list[str] = []
+    for name in names:
+        base = _UNSAFE_KEY.sub("_", name).strip("_") or "_"
+        key, i = base, 2
+        while key in keys:
+            key, i = f"{base}_{i}", i + 1
+        keys.append(key)
+    return keys
+
+
+def _missing_counts(sensitive: pd.DataFrame, synthetic: pd.DataFrame | None) -> dict[str, dict[str, int]]:
+    counts = {"real": {str(c): int(n) for c, n in sensitive.isna().sum().items() if n}}
+    if synthetic is not None:
+        counts["synthetic"] = {str(c): int(n) for c, n in synthetic.isna().sum().items() if n}
+    return counts
+
+
+@dataclass(frozen=True)
+class _Audit:
+    name: str
+    status: Status
+    reasons: list[str]
+    metrics: dict[str, float]
+    details: dict[str, Any]
+
+
+def _one_vs_rest(metric: Any, positive: int) -> Any:
+    """A fairlearn binary metric applied to label codes as "positive class or not"."""
+
+    def binary(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray) -> float:
+        return metric(
+            (np.asarray(y_true) == positive).astype(int),
+            (np.asarray(y_pred) == positive).astype(int),
+            sample_weight=sample_weight,
+            pos_label=1,
+        )
+
+    return binary
+
+
+def _audit(
+    grouping: _Grouping,
+    key: str,
+    labels: _Labels,
+    synthetic_positive: np.ndarray | None,
+    config: FairnessConfig,
+) -> _Audit:
+    n_groups, k, positive = len(grouping.groups), len(labels.classes), labels.positive_code
+    # The sufficient statistics: how many rows of each group have each (true, predicted) label pair.
+    cell, weight = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_counts=True)
+    group, true, pred = cell // (k * k), cell // k % k, cell % k
+    true_pos, pred_pos = (true == positive).astype(int), (pred == positive).astype(int)
+    # [group, true is positive, predicted positive]
+    confusion = np.bincount(
+        group * 4 + true_pos * 2 + pred_pos, weights=weight, minlength=n_groups * 4
+    ).reshape(n_groups, 2, 2)
+    size = confusion.sum(axis=(1, 2)).astype(int)
+    positives = confusion[:, 1, :].sum(axis=1).astype(int)
+    negatives = size - positives
+
+    metric_fns = {
+        "selection_rate": partial(selection_rate, pos_label=positive),
+        "true_positive_rate": _one_vs_rest(true_positive_rate, positive),
+        "false_positive_rate": _one_vs_rest(false_positive_rate, positive),
+        "accuracy": accuracy_score,
+    }
+    with warnings.catch_warnings():  # TPR/FPR of a one-class group: reported as undefined below
+        warnings.simplefilter("ignore")
+        by_group = MetricFrame(
+            metrics=metric_fns,
+            y_true=true,
+            y_pred=pred,
+            sensitive_features=pd.Series(group, name=grouping.name),
+            sample_params={name: {"sample_weight": weight} for name in metric_fns},
+        ).by_group
+
+    reasons = np.full(n_groups, None, dtype=object)
+    for g in range(n_groups):
+        if size[g] == 0:
+            reasons[g] = "no real rows"
+        elif size[g] < config.min_group_size:
+            reasons[g] = f"{size[g]} rows < min_group_size {config.min_group_size}"
+        elif positives[g] == 0 or negatives[g] == 0:
+            reasons[g] = (
+                f"{size[g]} rows, no {'positive' if positives[g] == 0 else 'negative'} rows (TPR/FPR undefined)"
+            )
+    eligible = np.array([r is None for r in reasons])
+
+    group_keys = _unique_keys(grouping.groups)
+    metrics: dict[str, float] = {}
+    rows: list[dict[str, Any]] = []
+    for g in np.flatnonzero(size):
+        values = by_group.loc[g]
+        row = {
+            "group": grouping.groups[g],
+            "key": group_keys[g],
+            "count": int(size[g]),
+            "positives": int(positives[g]),
+            "negatives": int(negatives[g]),
+            "selection_rate": float(values["selection_rate"]),
+            "true_positive_rate": float(values["true_positive_rate"]) if positives[g] else None,
+            "false_positive_rate": float(values["false_positive_rate"]) if negatives[g] else None,
+            "accuracy": float(values["accuracy"]),
+            "included": bool(eligible[g]),
+            "reason": reasons[g],
+        }
+        rows.append(row)
+        for name in (*_RATES, "accuracy", "count"):
+            if row[name] is not None:
+                metrics[f"{key}.{group_keys[g]}.{name}"] = float(row[name])
+
+    findings: list[tuple[Status, str]] = []
+    excluded = [
+        {"group": grouping.groups[g], "count": int(size[g]), "reason": reasons[g]}
+        for g in range(n_groups)
+        if size[g] and not eligible[g]
+    ]
+    if excluded:
+        listed = ", ".join(f"{e['group']} ({e['reason']})" for e in excluded)
+        findings.append((Status.INSUFFICIENT_EVIDENCE, f"groups excluded from the disparities: {listed}"))
+
+    numbers: dict[str, Any] = {}
+    if eligible.sum() < 2:
+        findings.append(
+            (
+                Status.INSUFFICIENT_EVIDENCE,
+                f"fewer than two groups can be compared ({int(eligible.sum())} of {int((size > 0).sum())} "
+                f"have at least {config.min_group_size} rows with both classes)",
+            )
+        )
+    else:
+        numbers, disparity_findings = _disparities(
+            true_pos, pred_pos, group, weight, eligible, confusion, config, grouping.name
+        )
+        findings += disparity_findings
+    if synthetic_positive is not None:
+        amplification, amplification_findings, representation = _amplification(
+            grouping, confusion, eligible, synthetic_positive, config
+        )
+        numbers.update(amplification)
+        findings += amplification_findings
+        for row in rows:
+            row.update(representation.pop(row["group"]))
+        rows += [  # groups the generator produced but the real rows do not have
+            {
+                "group": group_name,
+                "key": group_keys[grouping.groups.index(group_name)],
+                "count": 0,
+                "included": False,
+                "reason": "no real rows",
+                **extra,
+            }
+            for group_name, extra in representation.items()
+        ]
+        for row in rows:
+            metrics[f"{key}.{row['key']}.real_share"] = row["real_share"]
+            metrics[f"{key}.{row['key']}.synthetic_share"] = row["synthetic_share"]
+    if "demographic_parity_difference" in numbers:
+        numbers["model_amplification"] = (
+            numbers["demographic_parity_difference"] - numbers["label_parity_difference"]
+        )
+    metrics.update({f"{key}.{name}": float(numbers[name]) for name in _GROUPING_METRICS if name in numbers})
+
+    status = worst_status(s for s, _ in findings)
+    details = {
+        "key": key,
+        "verdict": status.value,
+        "reasons": [reason for _, reason in findings] or ["every disparity is within its maximum"],
+        **numbers,
+        "by_group": rows,
+        "excluded_groups": excluded,
+    }
+    return _Audit(grouping.name, status, [r for s, r in findings if s is status], metrics, details)
+
+
+def _label_parity_difference(label_counts: np.ndarray, groups: np.ndarray) -> float:
+    """fairlearn's demographic parity difference of the labels themselves (their base rates).
+
+    ``label_counts[g]`` holds group g's rows with label 0 and with label 1; only ``groups`` count.
+    """
+    counts = label_counts[groups]
+    g, label = np.nonzero(counts)
+    return float(
+        demographic_parity_difference(
+            label, label, sensitive_features=groups[g], sample_weight=counts[g, label].astype(float)
+        )
+    )
+
+
+def _disparities(
+    true_pos: np.ndarray,
+    pred_pos: np.ndarray,
+    group: np.ndarray,
+    weight: np.ndarray,
+    eligible: np.ndarray,
+    confusion: np.ndarray,
+    config: FairnessConfig,
+    name: str,
+) -> tuple[dict[str, float], list[tuple[Status, str]]]:
+    """fairlearn's disparities over the eligible groups, their bootstrap intervals and the findings.
+
+    One ``MetricFrame`` serves all four numbers, read the way fairlearn's own
+    ``demographic_parity_*`` and ``equalized_odds_*`` functions (worst case) read theirs; building
+    one frame per function would cost four times as much for the same values.
+    """
+    keep = eligible[group]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = MetricFrame(
+            metrics=dict(zip(_RATES, (selection_rate, true_positive_rate, false_positive_rate), strict=True)),
+            y_true=true_pos[keep],
+            y_pred=pred_pos[keep],
+            sensitive_features=group[keep],
+            sample_params={name: {"sample_weight": weight[keep]} for name in _RATES},
+        )
+    difference, ratio = frame.difference(), frame.ratio()
+    odds = ["true_positive_rate", "false_positive_rate"]
+    values = {
+        "demographic_parity_difference": float(difference["selection_rate"]),
+        "demographic_parity_ratio": float(ratio["selection_rate"]),
+        "equalized_odds_difference": float(difference[odds].max()),
+        "equalized_odds_ratio": float(ratio[odds].min()),
+        "label_parity_difference": _label_parity_difference(confusion.sum(axis=2), np.flatnonzero(eligible)),
+    }
+    # Seeded per grouping, so a feature's interval does not change when other features are added.
+    rng = np.random.default_rng([config.seed, zlib.crc32(name.encode())])
+    intervals = _bootstrap(confusion, eligible, config, rng)
+    level = f"{config.confidence_level:.0%}"
+    findings: list[tuple[Status, str]] = []
+    for metric, maximum in (
+        ("demographic_parity_difference", config.max_demographic_parity_difference),
+        ("equalized_odds_difference", config.max_equalized_odds_difference),
+    ):
+        low, high = intervals[metric]
+        values[f"{metric}_ci_low"], values[f"{metric}_ci_high"] = low, high
+        point, label = values[metric], metric.replace("_", " ")
+        if low > maximum:
+            findings.append(
+                (
+                    Status.FAILED,
+                    f"{label} {point:.3f} ({level} CI {low:.3f} to {high:.3f}) is above the maximum {maximum}",
+                )
+            )
+        elif point > maximum:
+            findings.append(
+                (
+                    Status.NEEDS_REVIEW,
+                    f"{label} {point:.3f} is above the maximum {maximum} but its {level} CI "
+                    f"({low:.3f} to {high:.3f}) reaches below it",
+                )
+            )
+    return values, findings
+
+
+def _group_rates(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Selection rate, TPR and FPR per group from ``[..., group, true, predicted]`` counts (NaN if undefined)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        selection = cells[..., :, 1].sum(axis=-1) / cells.sum(axis=(-2, -1))
+        tpr = cells[..., 1, 1] / cells[..., 1, :].sum(axis=-1)
+        fpr = cells[..., 0, 1] / cells[..., 0, :].sum(axis=-1)
+    return selection, tpr, fpr
+
+
+def _gap_interval(
+    points: list[np.ndarray], replicates: list[np.ndarray], level: float
+) -> tuple[float, float]:
+    """Simultaneous interval for the largest gap between groups over one or more rates.
+
+    ``points[m]`` holds rate m per group, ``replicates[m]`` the same per bootstrap replicate.
+    The pairwise gaps d_q get bootstrap standard errors se_q and c, the ``level`` quantile of
+    max_q |d*_q - d_q| / se_q; then, at that level, every true gap lies in d_q ± c·se_q at once,
+    so the true largest gap lies in [max_q (|d_q| - c·se_q), max_q (|d_q| + c·se_q)].
+    """
+    i, j = np.triu_indices(points[0].shape[-1], k=1)
+    gaps = np.concatenate([p[i] - p[j] for p in points])
+    draws = np.concatenate([r[:, i] - r[:, j] for r in replicates], axis=1)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # a gap undefined in every replicate
+        se = np.nan_to_num(np.nanstd(draws, axis=0))
+        deviation = np.where(se > 0, np.abs(draws - gaps) / se, 0.0)
+    # A replicate where a group lost its positives or negatives has no gap for that group's pairs.
+    largest = np.where(np.isnan(draws), -np.inf, deviation).max(axis=1)
+    largest = largest[np.isfinite(largest)]
+    if not largest.size:
+        return np.nan, np.nan
+    c = np.quantile(largest, level)
+    return max(0.0, float(np.max(np.abs(gaps) - c * se))), float(np.max(np.abs(gaps) + c * se))
+
+
+def _bootstrap(
+    confusion: np.ndarray, eligible: np.ndarray, config: FairnessConfig, rng: np.random.Generator
+) -> dict[str, tuple[float, float]]:
+    """Bootstrap intervals of the demographic parity and equalized odds differences.
+
+    Resampling n rows with replacement puts Multinomial(n, cell count / n) rows into the
+    (group, true, predicted) cells, so drawing those counts directly is the ordinary row bootstrap,
+    exactly, at a cost that does not grow with n: a few milliseconds for 200 replicates of a
+    million rows.
+
+    Why not the percentile interval of the replicated max − min: the largest gap between noisy
+    groups is biased upward and the bootstrap adds that bias a second time, so the interval sits
+    above the truth. In simulation, a fair model audited over eight groups of 60 rows had its whole
+    percentile interval above 0.1 in 98 % (DPD) and 100 % (EOD) of audits. :func:`_gap_interval`
+    bounds every pairwise gap at once instead: with two groups it is the usual interval for their
+    difference, it always contains the point estimate, and the same fair model's lower bound was
+    above 0.1 in under 2 % of audits.
+    """
+    n = confusion.sum()
+    draws = rng.multinomial(int(n), (confusion / n).ravel(), size=config.n_bootstrap)
+    cells = draws.reshape(config.n_bootstrap, *confusion.shape)[:, eligible].astype(float)
+    selection, tpr, fpr = _group_rates(confusion[eligible].astype(float))
+    selection_draws, tpr_draws, fpr_draws = _group_rates(cells)
+    level = config.confidence_level
+    return {
+        "demographic_parity_difference": _gap_interval([selection], [selection_draws], level),
+        # fairlearn's worst case over TPR and FPR: one interval over the gaps of both
+        "equalized_odds_difference": _gap_interval([tpr, fpr], [tpr_draws, fpr_draws], level),
+    }
+
+
+def _amplification(
+    grouping: _Grouping,
+    confusion: np.ndarray,
+    eligible: np.ndarray,
+    synthetic_positive: np.ndarray,
+    config: FairnessConfig,
+) -> tuple[dict[str, float], list[tuple[Status, str]], dict[str, dict[str, Any]]]:
+    """Representation of each group in both sets and the bias amplification of the synthetic labels."""
+    n_groups = len(grouping.groups)
+    real_counts = confusion.sum(axis=2)  # [group, label is positive]
+    synthetic_counts = np.bincount(
+        grouping.synthetic_codes * 2 + synthetic_positive.astype(int), minlength=n_groups * 2
+    ).reshape(n_groups, 2)
+    real_size, synthetic_size = real_counts.sum(axis=1), synthetic_counts.sum(axis=1)
+    representation = {}
+    for g in np.flatnonzero(real_size + synthetic_size):
+        representation[grouping.groups[g]] = {
+            "real_share": float(real_size[g] / real_size.sum()),
+            "synthetic_share": float(synthetic_size[g] / synthetic_size.sum()),
+            "synthetic_count": int(synthetic_size[g]),
+            "real_base_rate": float(real_counts[g, 1] / real_size[g]) if real_size[g] else None,
+            "synthetic_base_rate": float(synthetic_counts[g, 1] / synthetic_size[g])
+            if synthetic_size[g]
+            else None,
+        }
+    comparable = np.flatnonzero(eligible & (synthetic_size >= config.min_group_size))
+    if comparable.size < 2:
+        return (
+            {},
+            [
+                (
+                    Status.INSUFFICIENT_EVIDENCE,
+                    f"bias amplification needs two groups with at least {config.min_group_size} rows in both the "
+                    f"real and the synthetic set; found {comparable.size}",
+                )
+            ],
+            representation,
+        )
+    real = _label_parity_difference(real_counts, comparable)
+    synthetic = _label_parity_difference(synthetic_counts, comparable)
+    amplification = synthetic - real
+    findings = []
+    if amplification > config.max_bias_amplification:
+        findings.append(
+            (
+                Status.FAILED,
+                f"bias amplification {amplification:.3f} is above the maximum {config.max_bias_amplification} "
+                f"(base-rate difference {synthetic:.3f} in the synthetic labels vs {real:.3f} in the real ones)",
+            )
+        )
+    values = {
+        "bias_amplification": amplification,
+        "synthetic_label_parity_difference": synthetic,
+        "real_label_parity_difference": real,
+    }
+    return values, findings, representation
+
+
+def _summary(status: Status, audits: list[_Audit]) -> str:
+    if status is Status.PASSED:
+        names = ", ".join(a.name for a in audits)
+        return f"Fairness passed: every disparity is within its maximum for {names}."
+    issues = [f"{a.name}: {reason}" for a in audits if a.status is status for reason in a.reasons]
+    more = f" (and {len(issues) - 1} more, see details)" if len(issues) > 1 else ""
+    verdict = {
+        Status.FAILED: "failed",
+        Status.NEEDS_REVIEW: "needs review",
+        Status.INSUFFICIENT_EVIDENCE: "has insufficient evidence",
+    }[status]
+    return f"Fairness {verdict}: {issues[0]}{more}."
+
+
+def _plot(audits: list[_Audit]) -> bytes:
+    """Per grouping, horizontal bars of selection rate, TPR and FPR by group; excluded groups in grey."""
+    series = (
+        ("selection_rate", "selection rate", "tab:blue", "#bdbdbd"),
+        ("true_positive_rate", "TPR", "tab:orange", "#9e9e9e"),
+        ("false_positive_rate", "FPR", "tab:green", "#d9d9d9"),
+    )
+    tables = [[r for r in a.details["by_group"] if r["count"]] for a in audits]
+    heights = [max(len(t), 1) + 1.5 for t in tables]
+    fig = new_figure(8.0, 0.3 * sum(heights) + 0.6)
+    axes = fig.subplots(len(audits), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    bar = 0.27
+    for ax, audit, rows in zip(axes, audits, tables, strict=True):
+        y = np.arange(len(rows))
+        for i, (field, label, colour, grey) in enumerate(series):
+            values = [np.nan if r[field] is None else r[field] for r in rows]
+            colours = [colour if r["included"] else grey for r in rows]
+            ax.barh(y + (i - 1) * bar, values, height=bar, color=colours, label=label)
+        ax.set_yticks(y, [f"{r['group']} (n={r['count']:,})" for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        details = audit.details
+        title = f"{audit.name}: {details['verdict']}"
+        if "demographic_parity_difference" in details:
+            title += (
+                f" (DPD {details['demographic_parity_difference']:.3f}, "
+                f"EOD {details['equalized_odds_difference']:.3f})"
+            )
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+    fig.legend(
+        handles=[Patch(color=colour, label=label) for _, label, colour, _ in series],
+        loc="outside upper center",
+        ncols=3,
+        fontsize=7,
+        title="grey bars: group excluded from the disparities",
+        title_fontsize=7,
+    )
+    axes[-1].set_xlabel("rate", fontsize=8)
+    return to_png(fig)

@@ -1,0 +1,38 @@
+"""The ``mlflow-hitl`` command line: a thin click layer over the Python API.
+
+Exit codes, for every command: 0 ok / all passed, 1 a check failed, needs review, lacks evidence
+or an audit found tampering, 2 bad input or usage (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ._governance import audit, roles, signoff
+from ._review import consensus, labels, queue, review
+from ._validate import validate
+
+__all__ = ["cli"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlflow-hitl")
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default).",
+)
+def cli(tracking_uri: str | None) -> None:
+    """Human-in-the-loop validation of models trained on synthetic data, for MLflow."""
+    # MLflow's download progress bars would bury our one-line messages on stderr.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri)
+
+
+for command in (validate, queue, review, consensus, labels, signoff, roles, audit):
+    cli.add_command(command)

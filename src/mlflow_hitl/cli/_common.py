@@ -1,0 +1,102 @@
+"""What every command shares: error translation, exit codes, the store and user options, output."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from ..errors import HitlError
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(click.ClickException):
+    """A one-line message on stderr and exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors and MLflow's into one-line messages with exit code 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return command(*args, **kwargs)
+        except HitlError as exc:
+            raise BadInput(_one_line(exc)) from exc
+        except MlflowException as exc:
+            raise BadInput(f"MLflow: {_one_line(exc.message if hasattr(exc, 'message') else exc)}") from exc
+
+    return wrapper
+
+
+def csv_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def output_format(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json for scripts.",
+    )(function)
+
+
+def store_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--store-uri",
+        envvar="MLFLOW_HITL_STORE_URI",
+        help="Review store (sqlite:///hitl.db, postgresql://...). Default: $MLFLOW_HITL_STORE_URI, else beside the MLflow store.",
+    )(function)
+
+
+def user_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--user",
+        envvar="MLFLOW_HITL_USER",
+        default=None,
+        help="Acting user (default: $MLFLOW_HITL_USER, else the OS user). Identification, not authentication.",
+    )(function)
+
+
+def acting_user(user: str | None) -> str:
+    return user or os.environ.get("MLFLOW_HITL_USER") or getpass.getuser()
+
+
+def open_store(store_uri: str | None) -> Any:
+    from ..adapter.review import open_store as open_review_store
+
+    return open_review_store(store_uri)
+
+
+def emit_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A plain aligned table on stdout."""
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip())

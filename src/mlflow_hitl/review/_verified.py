@@ -1,0 +1,128 @@
+"""From a queue's labels to the labels humans verified: consensus, agreement, adjudication, coverage.
+
+An item's label is *verified* when it has all of its ``raters_per_item`` labels and their
+consensus is clear (agreement at least ``min_agreement`` and no tie), or when an adjudicator
+settled it. Everything else is listed as ``pending`` (waiting for an adjudicator) or
+``incomplete`` (waiting for raters), never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ._agreement import AgreementResult, agreement
+from ._consensus import consensus, needs_adjudication
+from ._store import ReviewStore
+
+__all__ = ["DEFAULT_MIN_AGREEMENT", "QueueConsensus", "queue_consensus"]
+
+# With three raters a 2-1 split (agreement 2/3) is accepted; with two, any disagreement is a tie.
+DEFAULT_MIN_AGREEMENT = 0.6
+
+_LABEL_COLUMNS = ["row_key", "label", "source", "confidence", "n_labels", "agreement", "raters"]
+
+
+@dataclass(frozen=True)
+class QueueConsensus:
+    """Where a queue stands. ``labels`` (index ``item``) holds every item that has a label or an
+    adjudication; ``verified`` only those that count.
+
+    ``labels`` columns: ``row_key`` (the source row), ``label``, ``source`` (``consensus`` or
+    ``adjudicated``), ``confidence``, ``n_labels``, ``agreement``, ``raters`` (``rater=label; ...``).
+    """
+
+    queue: str
+    method: str
+    min_agreement: float
+    labels: pd.DataFrame
+    pending: tuple[int, ...]
+    incomplete: tuple[int, ...]
+    agreement: AgreementResult | None
+    rater_quality: pd.DataFrame
+
+    @property
+    def verified(self) -> pd.DataFrame:
+        excluded = set(self.pending) | set(self.incomplete)
+        return self.labels[~self.labels.index.isin(excluded)]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and agreement statistics, JSON-ready."""
+        stats = self.agreement
+        return {
+            "queue": self.queue,
+            "method": self.method,
+            "min_agreement": self.min_agreement,
+            "labelled_items": len(self.labels),
+            "verified_items": len(self.verified),
+            "adjudicated_items": int((self.labels["source"] == "adjudicated").sum()),
+            "pending_adjudication": list(self.pending),
+            "incomplete_items": list(self.incomplete),
+            "agreement": None
+            if stats is None
+            else {
+                "cohen_kappa": stats.cohen_kappa,
+                "fleiss_kappa": stats.fleiss_kappa,
+                "krippendorff_alpha": stats.krippendorff_alpha,
+                "percent_agreement": stats.percent_agreement,
+                "n_items": stats.n_items,
+                "n_raters": stats.n_raters,
+                "notes": list(stats.notes),
+            },
+        }
+
+
+def queue_consensus(
+    store: ReviewStore, name: str, *, method: str = "majority", min_agreement: float = DEFAULT_MIN_AGREEMENT
+) -> QueueConsensus:
+    """Consensus and agreement of queue ``name``, with adjudications applied."""
+    queue = store.queue(name)
+    keys = {item.position: item.row_key for item in store.items(name)}
+    annotations = store.annotations(name)
+    adjudicated = store.adjudications(name).set_index("item")
+    gold = store.gold(name)
+
+    if annotations.empty:
+        labels = pd.DataFrame(columns=_LABEL_COLUMNS).rename_axis("item")
+        pending: list[int] = []
+        stats, quality = None, pd.DataFrame()
+    else:
+        result = consensus(
+            annotations[["item", "rater", "label"]],
+            classes=list(queue.classes),
+            method=method,
+            gold={k: v for k, v in gold.items() if k in set(annotations["item"])} or None,
+        )
+        labels = result.labels[["label", "confidence", "n_labels", "agreement"]].copy()
+        labels["source"] = "consensus"
+        raters = annotations.groupby("item").apply(
+            lambda rows: "; ".join(f"{r}={lab}" for r, lab in zip(rows["rater"], rows["label"], strict=True)),
+            include_groups=False,
+        )
+        labels["raters"] = raters.reindex(labels.index)
+        pending = [int(i) for i in needs_adjudication(result, min_agreement=min_agreement)]
+        stats = agreement(annotations[["item", "rater", "label"]], classes=list(queue.classes))
+        quality = result.rater_quality
+
+    for item, row in adjudicated.iterrows():
+        labels.loc[item, ["label", "source"]] = [row["label"], "adjudicated"]
+    labels["row_key"] = [keys[int(i)] for i in labels.index]
+    labels = labels[_LABEL_COLUMNS].sort_index()
+    labels.index = labels.index.astype(int)
+    labels.index.name = "item"
+    done = set(adjudicated.index.astype(int))
+    pending = [i for i in pending if i not in done]
+    n_labels = labels["n_labels"].fillna(0)
+    incomplete = [int(i) for i in labels.index[(n_labels < queue.raters_per_item)] if i not in done]
+    return QueueConsensus(
+        queue=name,
+        method=method,
+        min_agreement=min_agreement,
+        labels=labels,
+        pending=tuple(sorted(pending)),
+        incomplete=tuple(sorted(set(incomplete) - set(pending))),
+        agreement=stats,
+        rater_quality=quality,
+    )
