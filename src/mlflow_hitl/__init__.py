@@ -13,10 +13,21 @@ from .errors import HitlError
 
 if TYPE_CHECKING:
     from ._validate import validate
+    from .adapter.review import publish_labels, verified_labels
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["CheckResult", "HitlError", "Status", "ValidationConfig", "ValidationResult", "__version__", "validate"]
+__all__ = [
+    "CheckResult",
+    "HitlError",
+    "Status",
+    "ValidationConfig",
+    "ValidationResult",
+    "__version__",
+    "publish_labels",
+    "validate",
+    "verified_labels",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from ._validate import validate
 
         return validate
+    if name in ("publish_labels", "verified_labels"):
+        from .adapter import review
+
+        return getattr(review, name)
     raise AttributeError(f"module 'mlflow_hitl' has no attribute {name!r}")

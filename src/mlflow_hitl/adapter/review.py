@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NotFoundError
-from ..review import ReviewStore, select_for_review
+from ..review import ReviewStore, queue_for_review
 from ..review._audit import utc_now
 from ..review._verified import DEFAULT_MIN_AGREEMENT, queue_consensus
 from .logging import ARTIFACT_ROOT, resolve_run_id
@@ -125,36 +125,29 @@ def queue_from_model(
     missing = [c for c in features if c not in data.columns]
     if missing:
         raise InputError(f"data is missing the model's input column(s) {', '.join(missing)}")
-    proba = np.asarray(handle.predict_proba(data[features]), dtype=float)  # type: ignore[misc]
-    classes = list(handle.classes or ())
-    selection = select_for_review(
-        proba,
-        size=size,
-        strategy=strategy,
-        random_share=random_share,
-        groups=None if group_column is None else data[group_column].to_numpy(),
-        edge_cases=edge_cases,
-        seed=seed,
-    )
-    gold = None
-    shown = data
+    proba = handle.predict_proba(data[features])  # type: ignore[misc]
+    gold, shown = None, data
     if gold_column is not None:
         known = data[gold_column].dropna()
         gold = dict(zip(known.index, known.to_numpy(), strict=True))
         shown = data.drop(columns=[gold_column])
-    return store.create_queue(
+    return queue_for_review(
+        store,
         name,
         rows=shown,
-        selection=selection,
-        classes=classes,
+        y_prob=proba,
+        classes=list(handle.classes or ()),
+        size=size,
         actor=actor,
+        strategy=strategy,
         raters_per_item=raters_per_item,
         blind=blind,
-        strategy=strategy,
-        run_id=run_id,
-        predictions=np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
-        confidences=proba.max(axis=1),
+        groups=None if group_column is None else data[group_column].to_numpy(),
+        edge_cases=edge_cases,
+        random_share=random_share,
         gold=gold,
+        run_id=run_id,
+        seed=seed,
     )
 
 

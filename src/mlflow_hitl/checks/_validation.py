@@ -52,10 +52,13 @@ def check_frame(
         raise InputError(f"{input_name} has {len(data)} row(s); at least {min_rows} needed")
     if data.shape[1] == 0:
         raise InputError(f"{input_name} has no columns")
-    numeric = data.select_dtypes(include="number")
-    if numeric.shape[1] and np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
+    # Column by column: one float copy of a wide frame would double the memory of big inputs.
+    infinite = [
+        c for c in data.select_dtypes(include="floating").columns if np.isinf(data[c].to_numpy(dtype=float)).any()
+    ]
+    if infinite:
         data = data.copy()
-        data[numeric.columns] = numeric.replace([np.inf, -np.inf], np.nan)
+        data[infinite] = data[infinite].replace([np.inf, -np.inf], np.nan)
     return data
 
 
@@ -94,10 +97,14 @@ def check_probabilities(y_prob: Any, input_name: str, *, n_classes: int | None =
     if not np.isfinite(arr).all():
         raise InputError(f"{input_name} contains NaN or infinite values")
     if (arr < 0).any() or (arr > 1).any():
-        raise InputError(f"{input_name} must lie in [0, 1]; got values from {arr.min():.3g} to {arr.max():.3g}")
+        raise InputError(
+            f"{input_name} must lie in [0, 1]; got values from {arr.min():.3g} to {arr.max():.3g}"
+        )
     sums = arr.sum(axis=1)
     if np.abs(sums - 1.0).max() > 1e-3:
-        raise InputError(f"{input_name} rows must sum to 1; found sums from {sums.min():.3g} to {sums.max():.3g}")
+        raise InputError(
+            f"{input_name} rows must sum to 1; found sums from {sums.min():.3g} to {sums.max():.3g}"
+        )
     return arr / sums[:, None]
 
 

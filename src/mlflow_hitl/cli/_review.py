@@ -216,8 +216,8 @@ def review_label(queue_name: str, store_uri: str | None, user: str | None) -> No
     user = acting_user(user)
     queue_ = store.queue(queue_name)
     by_text = {str(c): c for c in queue_.classes} | {str(i): c for i, c in enumerate(queue_.classes, 1)}
-    labelled = 0
-    while (item := store.next_item(queue_name, user=user)) is not None:
+    labelled, skipped = 0, set()
+    while (item := store.next_item(queue_name, user=user, exclude=skipped)) is not None:
         progress = store.progress(queue_name)
         _show_item(item, queue_.classes, progress["labels"], progress["labels_needed"])
         comment = None
@@ -233,6 +233,7 @@ def review_label(queue_name: str, store_uri: str | None, user: str | None) -> No
             store.release(queue_name, position=item.position, user=user)
             if answer == "q":
                 break
+            skipped.add(item.position)
             continue
         store.annotate(
             queue_name,

@@ -11,8 +11,10 @@
 from ._agreement import AgreementResult, agreement
 from ._audit import ChainVerification
 from ._consensus import ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
+from ._queueing import queue_for_review
 from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
 from ._store import ROLES, SIGNOFF_ROLES, AnnotationRecord, ImportReport, Item, Queue, ReviewStore
+from ._verified import QueueConsensus, queue_consensus
 
 __all__ = [
     "ROLES",
@@ -31,6 +33,9 @@ __all__ = [
     "dawid_skene",
     "majority_vote",
     "needs_adjudication",
+    "queue_for_review",
+    "queue_consensus",
+    "QueueConsensus",
     "select_for_review",
     "uncertainty_scores",
 ]

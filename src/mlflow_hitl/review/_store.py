@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -445,11 +445,12 @@ class ReviewStore:
 
     # -- labelling ------------------------------------------------------------------------------
 
-    def next_item(self, name: str, *, user: str) -> Item | None:
+    def next_item(self, name: str, *, user: str, exclude: Collection[int] = ()) -> Item | None:
         """Reserve the next item ``user`` has not labelled and that still needs labels; ``None`` when done.
 
         A reservation counts against the item's free slots for 30 minutes, so concurrent reviewers
         are spread over different items; it is released when the user labels or skips the item.
+        ``exclude`` holds positions to pass over (the items a reviewer skipped in this session).
         """
         user = _check_user(user)
         now = datetime.now(timezone.utc)
@@ -468,6 +469,7 @@ class ReviewStore:
                 sa.select(t.items)
                 .where(
                     t.items.c.queue_id == queue.id,
+                    t.items.c.position.not_in(list(exclude)),
                     ~mine,
                     t.items.c.n_labels + open_reservations < queue.raters_per_item,
                 )

@@ -1,0 +1,444 @@
+"""Drift: has each column's distribution moved between a reference set and a current set?
+
+Per column we use the test and threshold evidently 0.7 picks *by default* (``DataDriftPreset()``
+with no options), so our verdicts are evidently's verdicts, but we compute them over every row
+with numpy instead of sampling or looping in Python:
+
+- a numeric column is sorted once per set and the two sorted runs are merged (a linear timsort
+  pass); the distinct-value count, Kolmogorov-Smirnov and normed Wasserstein all read that merge;
+- a categorical column is counted once per set (``pd.factorize`` + ``np.bincount``) and the counts
+  aligned on the values seen in either set; chi-square, Z and Jensen-Shannon then work on a handful
+  of counts (scipy's own functions, since their inputs are now tiny).
+
+evidently's rules, read from ``evidently/core/datasets.py`` (``infer_column_type``) and
+``evidently/legacy/calculations/stattests/registry.py`` (``_get_default_stattest``):
+
+- kind comes from the *current* set: float → num; int → cat when it has at most 10 distinct values,
+  else num; bool, category, strings and other objects → cat;
+- missing values (NaN, None, ±inf) are dropped per column and per set before anything else;
+- "small" means at most 1000 non-missing reference values: p-value tests (KS for numbers with more
+  than 5 distinct values in both sets together; chi-square above 2 distinct values; Z for 2 or fewer);
+  larger references get distances (normed Wasserstein for numbers with more than 5 distinct values,
+  Jensen-Shannon for the rest).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+from scipy.spatial import distance
+
+from .._result import CheckResult, Status, worst_status
+from ..config import DriftConfig, resolve_config, thresholds_of
+from ..errors import InputError
+from ._drift_report import chart_png, report_html
+from ._validation import check_frame
+
+__all__ = ["drift_check", "drift_table"]
+
+# evidently's default thresholds; p-value tests drift *below* theirs, distances *at or above*.
+_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}
+_SMALL_REFERENCE = 1000  # at most this many non-missing reference values: p-value tests
+_FEW_VALUES = 5  # a numeric column with at most this many distinct values is tested on its counts
+_INT_CATEGORY_LIMIT = 10  # evidently's INTEGER_CARDINALITY_LIMIT
+_KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp(method="auto") is exact up to this size
+_WASSERSTEIN_MIN_NORM = 0.001  # evidently divides by max(std(reference), 0.001)
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+_TABLE_COLUMNS = ["column", "kind", "stattest", "threshold", "score", "drifted", "n_reference", "n_current"]
+
+
+class _Verdict(NamedTuple):
+    kind: str
+    stattest: str | None  # None: no values in one of the sets, nothing to test
+    score: float
+    n_reference: int
+    n_current: int
+
+
+def _is_drifted(stattest: str, score: float) -> bool:
+    """evidently's comparison for each test (KS alone uses ``<=``)."""
+    threshold = _THRESHOLDS[stattest]
+    if stattest == "ks":
+        return score <= threshold
+    if stattest in ("chisquare", "z"):
+        return score < threshold
+    return score >= threshold
+
+
+# --------------------------------------------------------------------------- column kinds
+
+
+def _refuse_unsupported(column: Any, series: pd.Series, input_name: str) -> None:
+    dtype = series.dtype
+    if (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or pd.api.types.is_complex_dtype(dtype)
+        or isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype))
+    ):
+        raise InputError(
+            f"{input_name} column {column!r} has dtype {dtype}; drift is tested on numeric and "
+            "categorical columns only: convert it, or leave it out with columns="
+        )
+
+
+def _kind(column: Any, reference: pd.Series, current: pd.Series) -> str:
+    """``num`` or ``cat``, decided on the current set as evidently's ``infer_column_type`` does.
+
+    evidently skips unsigned and nullable (``Int64``, ``Float64``, ``boolean``) columns as
+    "unknown"; we give them the rule of their numpy counterpart instead of dropping them.
+    """
+    _refuse_unsupported(column, reference, "reference")
+    _refuse_unsupported(column, current, "current")
+    if current.isna().all():
+        # Nothing to infer from (and pandas gives an all-missing column float64 whatever it held):
+        # take the reference's kind, so the column is reported untested rather than refused.
+        current = reference
+    dtype = current.dtype
+    if (
+        pd.api.types.is_bool_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or not pd.api.types.is_numeric_dtype(dtype)
+    ):
+        return "cat"
+    if pd.api.types.is_integer_dtype(dtype) and current.nunique() <= _INT_CATEGORY_LIMIT:
+        return "cat"
+    if not pd.api.types.is_numeric_dtype(reference.dtype):
+        raise InputError(
+            f"column {column!r} is numeric in current but {reference.dtype} in reference; "
+            "give it the same type in both sets"
+        )
+    return "num"
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def _counts_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[str, float]:
+    """Chi-square, Z or Jensen-Shannon on the counts of each value seen in either set."""
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    if n_ref > _SMALL_REFERENCE:
+        return "jensenshannon", float(distance.jensenshannon(ref_counts / n_ref, cur_counts / n_cur))
+    if len(ref_counts) > 2:
+        # A value only in current has zero expected count: statistic inf, p-value 0, as in evidently.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return "chisquare", float(stats.chisquare(cur_counts, ref_counts * (n_cur / n_ref)).pvalue)
+    if len(ref_counts) == 1:  # one value, the same in both sets
+        return "z", 1.0
+    # Two-proportion Z test, written as evidently writes it (1 - cdf, not sf) so scores agree.
+    p_ref, p_cur = ref_counts[1] / n_ref, cur_counts[1] / n_cur
+    pooled = (ref_counts[1] + cur_counts[1]) / (n_ref + n_cur)
+    z = (p_ref - p_cur) / np.sqrt(pooled * (1 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
+    return "z", float(2 * (1 - special.ndtr(abs(z))))
+
+
+def _categorical_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per value on one shared encoding; missing values dropped.
+
+    Each set is factorised on its own (no concatenated copy of a million rows) and only the few
+    distinct values are aligned.
+    """
+    try:
+        codes_ref, levels_ref = pd.factorize(reference)
+        codes_cur, levels_cur = pd.factorize(current)
+    except TypeError as exc:  # lists, dicts: values that cannot be counted
+        raise InputError(
+            f"column {reference.name!r} holds values that cannot be compared as categories ({exc}); "
+            "leave it out with columns="
+        ) from exc
+    levels_ref = pd.Index(np.asarray(levels_ref, dtype=object))
+    levels_cur = pd.Index(np.asarray(levels_cur, dtype=object))
+    levels = levels_ref.append(levels_cur).unique()
+    ref_counts = np.zeros(len(levels), dtype=np.int64)
+    cur_counts = np.zeros(len(levels), dtype=np.int64)
+    ref_counts[levels.get_indexer(levels_ref)] = np.bincount(
+        codes_ref[codes_ref >= 0], minlength=len(levels_ref)
+    )
+    cur_counts[levels.get_indexer(levels_cur)] = np.bincount(
+        codes_cur[codes_cur >= 0], minlength=len(levels_cur)
+    )
+    return ref_counts, cur_counts
+
+
+def _numeric_values(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values[~np.isnan(values)]  # check_frame already turned ±inf into NaN
+
+
+def _numeric_test(ref: np.ndarray, cur: np.ndarray) -> tuple[str, float]:
+    """KS, normed Wasserstein, or a counts test, from one merge of the two sorted sets.
+
+    scipy's ``ks_2samp`` and ``wasserstein_distance`` each sort again and search every value of
+    both sets in both sorted arrays; with the merge below, the empirical CDF of each set at every
+    merged position is a cumulative count, so both statistics are one linear pass.
+    """
+    n, m = len(ref), len(cur)
+    merged = np.concatenate((ref, cur))
+    merged[:n].sort()
+    merged[n:].sort()
+    order = np.argsort(merged, kind="stable")  # timsort merges the two sorted runs in linear time
+    merged = merged[order]
+    from_ref = order < n
+    del order
+    is_run_end = merged[1:] != merged[:-1]  # last position of each value but the largest
+    ref_below = np.cumsum(from_ref)  # reference values at or before each merged position
+    del from_ref
+    if np.count_nonzero(is_run_end) + 1 <= _FEW_VALUES:  # distinct values in both sets together
+        stops = np.append(np.flatnonzero(is_run_end), n + m - 1)
+        ref_counts = np.diff(ref_below[stops], prepend=0)
+        return _counts_test(ref_counts, np.diff(stops + 1, prepend=0) - ref_counts)
+    if n <= _SMALL_REFERENCE and m <= _KS_EXACT_MAX_N:
+        # scipy's exact small-sample distribution is private; the sets are small, so call it whole.
+        return "ks", float(stats.ks_2samp(ref, cur).pvalue)
+    # CDF gap at each merged position, computed as scipy computes it (count / size, then subtract).
+    gap = ref_below / n - (np.arange(1, n + m + 1) - ref_below) / m
+    del ref_below
+    if n > _SMALL_REFERENCE:
+        norm = max(float(np.std(ref)), _WASSERSTEIN_MIN_NORM)
+        return "wasserstein", float(np.dot(np.abs(gap[:-1]), np.diff(merged))) / norm
+    d = float(np.abs(gap[:-1][is_run_end]).max())  # the CDFs only change at the end of a run of equal values
+    return "ks", float(np.clip(stats.kstwo.sf(d, np.round(n * m / (n + m))), 0.0, 1.0))
+
+
+def _column_verdict(column: Any, reference: pd.Series, current: pd.Series) -> _Verdict:
+    kind = _kind(column, reference, current)
+    if kind == "num":
+        ref, cur = _numeric_values(reference), _numeric_values(current)
+        n_ref, n_cur = len(ref), len(cur)
+        if n_ref and n_cur:
+            return _Verdict(kind, *_numeric_test(ref, cur), n_ref, n_cur)
+    else:
+        ref_counts, cur_counts = _categorical_counts(reference, current)
+        n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+        if n_ref and n_cur:
+            return _Verdict(kind, *_counts_test(ref_counts, cur_counts), n_ref, n_cur)
+    return _Verdict(kind, None, float("nan"), n_ref, n_cur)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _validated_pair(
+    reference: Any, current: Any, columns: Sequence[str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if columns is not None:
+        if isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
+            raise InputError(f"columns must be a list of column names, got {columns!r}")
+        columns = list(columns)
+        if not columns:
+            raise InputError("columns is empty; pass at least one column name, or None for all")
+    reference = check_frame(reference, "reference", columns=columns)
+    current = check_frame(current, "current", columns=columns)
+    if columns is None:
+        only_ref = [str(c) for c in reference.columns if c not in current.columns]
+        only_cur = [str(c) for c in current.columns if c not in reference.columns]
+        if only_ref or only_cur:
+            found = "; ".join(
+                f"only in {name}: {', '.join(cols)}"
+                for name, cols in (("reference", only_ref), ("current", only_cur))
+                if cols
+            )
+            raise InputError(
+                f"reference and current must have the same columns ({found}); "
+                "pass columns= to compare the shared ones"
+            )
+    return reference, current
+
+
+def drift_table(
+    reference: pd.DataFrame, current: pd.DataFrame, *, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Per column: evidently's default drift test, its score and its verdict, over all rows.
+
+    Returns one row per column (in the reference's order) with ``column``, ``kind`` (``num`` or
+    ``cat``), ``stattest`` (evidently's name: ``ks``, ``chisquare``, ``z``, ``wasserstein``,
+    ``jensenshannon``), ``threshold``, ``score`` (a p-value for the first three, a distance for the
+    last two), ``drifted`` and the non-missing counts ``n_reference`` and ``n_current``.
+
+    A column with no values at all in either set cannot be tested: its ``stattest`` is ``None``,
+    its ``score`` NaN and its ``drifted`` missing (``pd.NA``), never a quiet ``False``.
+    """
+    reference, current = _validated_pair(reference, current, columns)
+    rows = []
+    for column in reference.columns:
+        verdict = _column_verdict(column, reference[column], current[column])
+        tested = verdict.stattest is not None
+        rows.append(
+            {
+                "column": column,
+                "kind": verdict.kind,
+                "stattest": verdict.stattest,
+                "threshold": _THRESHOLDS[verdict.stattest] if tested else float("nan"),
+                "score": verdict.score,
+                "drifted": _is_drifted(verdict.stattest, verdict.score) if tested else pd.NA,
+                "n_reference": verdict.n_reference,
+                "n_current": verdict.n_current,
+            }
+        )
+    table = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
+    return table.astype({"drifted": "boolean", "n_reference": "int64", "n_current": "int64"})
+
+
+def _metric_key(value: Any) -> str:
+    """A pair or column name made safe for an MLflow metric key."""
+    return _KEY_UNSAFE.sub("_", str(value)) or "_"
+
+
+def _unique_keys(names: Sequence[Any]) -> list[str]:
+    """Metric-safe keys, suffixed ``_2``, ``_3``... where two names sanitise to the same key."""
+    keys: list[str] = []
+    for name in names:
+        key, i = _metric_key(name), 2
+        while key in keys:
+            key, i = f"{_metric_key(name)}_{i}", i + 1
+        keys.append(key)
+    return keys
+
+
+def _validated_pairs(pairs: Any) -> dict[str, tuple[Any, Any]]:
+    if not isinstance(pairs, Mapping) or not pairs:
+        raise InputError(
+            "pairs must be a non-empty mapping of name to (reference, current), "
+            'e.g. {"synthetic_vs_real": (synthetic, real)}'
+        )
+    for name, pair in pairs.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InputError(f"pairs[{name!r}] must be a (reference, current) tuple of DataFrames")
+    return dict(pairs)
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table as JSON-ready records (NaN and NA become None)."""
+    return [
+        {
+            "column": str(row.column),
+            "kind": row.kind,
+            "stattest": row.stattest,
+            "threshold": None if pd.isna(row.threshold) else float(row.threshold),
+            "score": None if pd.isna(row.score) else float(row.score),
+            "drifted": None if pd.isna(row.drifted) else bool(row.drifted),
+            "n_reference": int(row.n_reference),
+            "n_current": int(row.n_current),
+        }
+        for row in table.itertuples(index=False)
+    ]
+
+
+def _render(
+    artifacts: dict[str, bytes], name: str, reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftConfig
+) -> dict[str, Any]:
+    """Add evidently's HTML to ``artifacts``; return what it saw, or why there is no page.
+
+    The page is a view for people, not evidence: the verdicts come from our engine. So a failure
+    inside evidently on unusual data is recorded in details instead of failing the whole check.
+    """
+    try:
+        page, sample = report_html(reference, current, sample_size=cfg.report_sample_size, seed=cfg.seed)
+    except Exception as exc:  # noqa: BLE001 - any evidently error; the message goes to details
+        return {"error": f"evidently could not render the report: {type(exc).__name__}: {exc}"}
+    if page is not None:
+        artifacts[name] = page
+    return sample
+
+
+def drift_check(
+    pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    *,
+    columns: Sequence[str] | None = None,
+    config: DriftConfig | None = None,
+) -> CheckResult:
+    """Judge drift for each named ``(reference, current)`` pair, e.g. synthetic vs real.
+
+    Metrics, for each pair ``P``: ``P.drifted_share`` (drifted / tested columns), ``P.drifted_count``,
+    ``P.<column>.score`` and ``P.<column>.drifted`` (1.0 / 0.0; NaN when the column could not be
+    tested); ``drifted_share`` and ``drifted_count`` are the maxima over pairs.
+
+    Status, first rule that applies: ``failed`` when a pair's drifted share exceeds
+    ``max_drifted_share``; ``needs_review`` when any column drifted, or could not be tested (no
+    values in a set); ``insufficient_evidence`` when a set has fewer than ``min_rows`` rows; else
+    ``passed``. Drift found in a small set still counts (the p-value tests already allow for size);
+    only the *absence* of drift needs enough rows to mean something.
+    """
+    cfg = DriftConfig() if config is None else resolve_config({"drift": config}).drift
+    pairs = _validated_pairs(pairs)
+    metrics: dict[str, float] = {}
+    details: dict[str, Any] = {}
+    artifacts: dict[str, bytes] = {}
+    statuses: list[Status] = []
+    sentences: list[str] = []
+    for key, (name, (reference, current)) in zip(_unique_keys(list(pairs)), pairs.items(), strict=True):
+        try:
+            table = drift_table(reference, current, columns=columns)
+        except InputError as exc:
+            raise InputError(f"pairs[{name!r}]: {exc}") from exc
+        tested = table[table["stattest"].notna()]
+        drifted = tested[tested["drifted"].astype(bool)]
+        untested = [str(c) for c in table.loc[table["stattest"].isna(), "column"]]
+        share = len(drifted) / len(tested) if len(tested) else 0.0
+        metrics[f"{key}.drifted_share"] = share
+        metrics[f"{key}.drifted_count"] = float(len(drifted))
+        for column_key, row in zip(
+            _unique_keys(list(table["column"])), table.itertuples(index=False), strict=True
+        ):
+            metrics[f"{key}.{column_key}.score"] = row.score
+            metrics[f"{key}.{column_key}.drifted"] = (
+                float("nan") if pd.isna(row.drifted) else float(row.drifted)
+            )
+        n_ref, n_cur = len(reference), len(current)
+        if share > cfg.max_drifted_share:
+            status = Status.FAILED
+        elif len(drifted) or untested:
+            status = Status.NEEDS_REVIEW
+        elif min(n_ref, n_cur) < cfg.min_rows:
+            status = Status.INSUFFICIENT_EVIDENCE
+        else:
+            status = Status.PASSED
+        statuses.append(status)
+        sentence = f"{name}: {len(drifted)} of {len(tested)} columns drifted ({share:.0%})"
+        if len(drifted):
+            names = [str(c) for c in drifted["column"]]
+            sentence += f": {', '.join(names[:5])}" + (
+                f" and {len(names) - 5} more" if len(names) > 5 else ""
+            )
+        if untested:
+            sentence += f", {len(untested)} untestable (no values in a set: {', '.join(untested)})"
+        if status is Status.INSUFFICIENT_EVIDENCE:
+            sentence += f", but only {min(n_ref, n_cur)} rows in a set (at least {cfg.min_rows} needed)"
+        sentences.append(sentence)
+        details[key] = {
+            "name": str(name),
+            "status": status.value,
+            "n_reference": n_ref,
+            "n_current": n_cur,
+            "drifted_columns": [str(c) for c in drifted["column"]],
+            "untested_columns": untested,
+            "table": _records(table),
+        }
+        artifacts[f"{key}.png"] = chart_png(
+            table, title=f"{name}: {len(drifted)} of {len(tested)} columns drifted"
+        )
+        if cfg.render_report and len(tested):
+            details[key]["report_sample"] = _render(
+                artifacts,
+                f"{key}.html",
+                reference[list(tested["column"])],
+                current[list(tested["column"])],
+                cfg,
+            )
+    metrics["drifted_share"] = max(metrics[f"{k}.drifted_share"] for k in details)
+    metrics["drifted_count"] = max(metrics[f"{k}.drifted_count"] for k in details)
+    status = worst_status(statuses)
+    return CheckResult(
+        name="drift",
+        status=status,
+        metrics=metrics,
+        thresholds=thresholds_of(cfg),
+        details=details,
+        artifacts=artifacts,
+        summary=f"Drift {status.value} (max drifted share {cfg.max_drifted_share:.0%}): {'; '.join(sentences)}.",
+    )

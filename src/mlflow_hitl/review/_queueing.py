@@ -1,0 +1,70 @@
+"""From scored rows to a review queue: select the rows people should see, then store them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..checks._validation import check_probabilities
+from ..errors import InputError
+from ._sampling import select_for_review
+from ._store import Queue, ReviewStore
+
+__all__ = ["queue_for_review"]
+
+
+def queue_for_review(
+    store: ReviewStore,
+    name: str,
+    *,
+    rows: pd.DataFrame,
+    y_prob: Any,
+    classes: Sequence[Any],
+    size: int,
+    actor: str,
+    strategy: str = "least-confidence",
+    raters_per_item: int = 1,
+    blind: bool = False,
+    groups: Any = None,
+    edge_cases: Mapping[str, np.ndarray] | None = None,
+    random_share: float = 0.1,
+    gold: Mapping[Any, Any] | None = None,
+    run_id: str | None = None,
+    seed: int = 0,
+) -> Queue:
+    """Queue the rows of ``rows`` that :func:`select_for_review` picks from the model's ``y_prob``.
+
+    Reviewers see every column of ``rows``; the model's label and confidence are stored with each
+    item and shown unless the queue is ``blind``.
+    """
+    if not isinstance(rows, pd.DataFrame) or rows.empty:
+        raise InputError("rows must be a non-empty DataFrame of rows to review")
+    proba = check_probabilities(y_prob, "y_prob", n_classes=len(classes))
+    if len(proba) != len(rows):
+        raise InputError(f"y_prob has {len(proba)} rows for {len(rows)} rows of data")
+    selection = select_for_review(
+        proba,
+        size=size,
+        strategy=strategy,
+        random_share=random_share,
+        groups=groups,
+        edge_cases=edge_cases,
+        seed=seed,
+    )
+    return store.create_queue(
+        name,
+        rows=rows,
+        selection=selection,
+        classes=classes,
+        actor=actor,
+        raters_per_item=raters_per_item,
+        blind=blind,
+        strategy=strategy,
+        run_id=run_id,
+        predictions=np.asarray(list(classes), dtype=object)[proba.argmax(axis=1)],
+        confidences=proba.max(axis=1),
+        gold=gold,
+    )
