@@ -11,12 +11,22 @@ synthetic training set with the three classic faults:
 
 A model is trained on the synthetic set and logged to a local SQLite MLflow store; then
 ``mlflow_hitl.validate`` checks it against held-out real rows (and newer production rows) and
-logs the evidence to the same run. Run it with ``make demo`` (or ``python examples/arrests_demo.py``).
+logs the evidence to the same run.
+
+Then the human loop: the model's least-confident production rows go to a blind queue, three
+simulated reviewers of known quality label each one (one of them sloppy), Dawid-Skene finds the
+consensus and spots the sloppy rater, an adjudicator settles the disagreements, a fairness reviewer
+signs off (rejects) the bias audit, the verified labels are published as an immutable snapshot, and a
+second model is trained with them, its lineage pointing at exactly those labels.
+
+Run it with ``make demo`` (or ``python examples/arrests_demo.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -36,16 +46,22 @@ CATEGORICAL = ["colour", "sex", "employed", "citizen"]
 NUMERIC = ["year", "age", "checks"]
 
 
-def split_real_data(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(generator source, labelled real holdout, unlabelled production) from the arrests data.
+def split_real_data(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(generator source, labelled real holdout, unlabelled production, production's true labels).
 
-    Production rows are the newest years (2001-2002), so the model also meets time drift.
+    Production rows are the newest years (2001-2002), so the model also meets time drift. Their
+    true labels are kept aside: only the simulated reviewers get to see them.
     """
     arrests = load_arrests(as_frame=True)
-    production = arrests[arrests["year"] >= 2001].drop(columns=[TARGET]).reset_index(drop=True)
+    newest = arrests[arrests["year"] >= 2001].reset_index(drop=True)
     past = arrests[arrests["year"] < 2001].sample(frac=1.0, random_state=seed).reset_index(drop=True)
     cut = int(len(past) * 0.6)
-    return past.iloc[:cut].reset_index(drop=True), past.iloc[cut:].reset_index(drop=True), production
+    return (
+        past.iloc[:cut].reset_index(drop=True),
+        past.iloc[cut:].reset_index(drop=True),
+        newest.drop(columns=[TARGET]),
+        newest[TARGET],
+    )
 
 
 def naive_generator(source: pd.DataFrame, n_rows: int, *, seed: int = 0) -> pd.DataFrame:
@@ -80,7 +96,7 @@ def naive_generator(source: pd.DataFrame, n_rows: int, *, seed: int = 0) -> pd.D
     return synthetic[source.columns].sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
-def train(synthetic: pd.DataFrame):
+def train(rows: pd.DataFrame, sample_weight: np.ndarray | None = None):
     features = CATEGORICAL + NUMERIC
     model = make_pipeline(
         make_column_transformer(
@@ -88,7 +104,85 @@ def train(synthetic: pd.DataFrame):
         ),
         LogisticRegression(max_iter=1000),
     )
-    return model.fit(synthetic[features], synthetic[TARGET])
+    return model.fit(rows[features], rows[TARGET], logisticregression__sample_weight=sample_weight)
+
+
+# Simulated reviewers: the share of items each labels correctly.
+REVIEWERS = {"alice": 0.93, "bob": 0.9, "sam": 0.6}
+
+
+def human_review(model, run_id: str, production: pd.DataFrame, truth: pd.Series, *, seed: int = 0) -> str:
+    """Queue, label, agree, adjudicate, sign off, publish. Returns the queue's name."""
+    from mlflow_hitl.adapter.review import open_store, queue_from_model
+    from mlflow_hitl.review import queue_consensus
+
+    rng = np.random.default_rng(seed)
+    store = open_store()  # beside the MLflow store: demo-output/hitl.db
+    name = f"arrests-review-{run_id[:8]}"
+    queue = queue_from_model(
+        store,
+        name,
+        data=production,
+        model=model,
+        actor="maya",
+        size=120,
+        raters_per_item=3,
+        blind=True,
+        run_id=run_id,
+        group_column="colour",
+    )
+    print(f"\nqueue {name}: {len(store.items(name))} least-confident production rows, 3 raters each, blind")
+
+    for reviewer, accuracy in REVIEWERS.items():
+        while (item := store.next_item(name, user=reviewer)) is not None:
+            right = truth.iloc[int(item.row_key)]
+            wrong = next(c for c in queue.classes if c != right)
+            store.annotate(
+                name,
+                position=item.position,
+                user=reviewer,
+                label=right if rng.random() < accuracy else wrong,
+                source="demo",
+            )
+
+    state = queue_consensus(store, name, method="dawid-skene")
+    stats = state.agreement
+    print(
+        f"consensus (Dawid-Skene): Fleiss kappa {stats.fleiss_kappa:.2f}, Krippendorff alpha "
+        f"{stats.krippendorff_alpha:.2f}; {len(state.pending)} item(s) to adjudicate"
+    )
+    for rater, row in state.rater_quality.iterrows():
+        print(
+            f"  {rater:<6} estimated accuracy {row['estimated_accuracy']:.2f} (simulated {REVIEWERS[rater]:.2f})"
+        )
+
+    if store.roles("root").empty:
+        store.grant_role("root", "admin", actor="root")  # the first admin appoints themselves (audited)
+        store.grant_role("carol", "adjudicator", actor="root")
+        store.grant_role("dana", "fairness-reviewer", actor="root")
+    for position in state.pending:
+        row_key = int(next(i.row_key for i in store.items(name) if i.position == position))
+        store.adjudicate(
+            name, position=position, user="carol", label=truth.iloc[row_key], note="checked the file"
+        )
+    store.sign_off(
+        run_id=run_id,
+        check="fairness",
+        user="dana",
+        approve=False,
+        note="the synthetic set releases Black arrestees far less often than the real data",
+    )
+
+    record = mlflow_hitl.publish_labels(store, name, actor="maya", method="dawid-skene", label_column=TARGET)
+    verified = queue_consensus(store, name, method="dawid-skene").verified
+    accuracy = (verified["label"] == truth.iloc[verified["row_key"].astype(int)].to_numpy()).mean()
+    print(
+        f"published snapshot {record['id']}: {record['n_items']} verified labels, "
+        f"{accuracy:.0%} match the truth (the sloppy rater alone: {REVIEWERS['sam']:.0%})"
+    )
+    check = store.verify_audit()
+    print(f"audit chain: {'intact' if check.ok else 'BROKEN'}, {check.n_events} events")
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="demo-output", help="folder for the SQLite store and artifacts")
     args = parser.parse_args(argv)
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow hints that integer columns cannot hold missing values; this data has none.
+    warnings.filterwarnings(
+        "ignore", message=r"(?s).*Inferred schema contains integer column", category=UserWarning
+    )
     output = Path(args.output).resolve()
     output.mkdir(parents=True, exist_ok=True)
     store = f"sqlite:///{output / 'mlflow.db'}"
@@ -107,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         else mlflow.create_experiment("hitl-demo", artifact_location=(output / "artifacts").as_uri())
     )
 
-    source, real, production = split_real_data()
+    source, real, production, production_truth = split_real_data()
+    # Numbers as floats in the signature, so rows with missing values still pass MLflow's schema check.
+    example = real[CATEGORICAL + NUMERIC].head(3).astype({c: "float64" for c in NUMERIC})
     synthetic = naive_generator(source, n_rows=len(source))
     print(
         f"real data: {len(source)} rows for the generator, {len(real)} labelled holdout, {len(production)} production"
@@ -120,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with mlflow.start_run(experiment_id=experiment_id, run_name="trained-on-synthetic") as run:
         model = train(synthetic)
-        mlflow.sklearn.log_model(model, name="model", input_example=real[CATEGORICAL + NUMERIC].head(3))
+        mlflow.sklearn.log_model(model, name="model", input_example=example)
         mlflow.log_input(
             mlflow.data.from_pandas(synthetic, name="synthetic-arrests", targets=TARGET), context="training"
         )
@@ -142,8 +243,32 @@ def main(argv: list[str] | None = None) -> int:
     for name, reason in result.skipped.items():
         print(f"  {name:<12} {'skipped':<22} {reason}")
     print(f"\nEvidence logged to run {run.info.run_id} (metrics hitl.*, artifacts hitl/).")
-    print(f"Open it:  mlflow ui --backend-store-uri {store}")
+
+    queue_name = human_review(model, run.info.run_id, production, production_truth)
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name="retrained-with-verified-labels") as retrain:
+        verified = mlflow_hitl.verified_labels(queue_name)  # logged as this run's input: the lineage
+        combined = pd.concat([synthetic, verified[synthetic.columns]], ignore_index=True)
+        weights = np.r_[
+            np.ones(len(synthetic)), np.full(len(verified), 5.0)
+        ]  # real, verified rows count more
+        retrained = train(combined, sample_weight=weights)
+        mlflow.sklearn.log_model(retrained, name="model", input_example=example)
+        again = mlflow_hitl.validate(
+            retrained,
+            real=real,
+            target=TARGET,
+            sensitive_features=SENSITIVE,
+            checks=["calibration", "fairness"],
+        )
+    before, after = result.checks["calibration"].metrics, again.checks["calibration"].metrics
+    print(f"\nretrained with {len(verified)} human-verified rows (run {retrain.info.run_id}):")
+    for metric in ("accuracy", "ece", "overconfidence_error"):
+        print(f"  {metric:<22} {before[metric]:.3f} -> {after[metric]:.3f}")
+
+    print(f"\nOpen it:  mlflow ui --backend-store-uri {store}")
     print(f"Read first: {output / 'artifacts' / run.info.run_id / 'artifacts' / 'hitl' / 'report.html'}")
+    print(f"Audit it:  mlflow-hitl --tracking-uri {store} audit verify")
     return 0
 
 

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
 STORE_URI_ENV = "MLFLOW_HITL_STORE_URI"
 VERIFIED_LABELS_CONTEXT = "hitl-verified-labels"
 _FILES = ("labels.csv", "annotations.csv", "snapshot.json")
+_INTEGER_HINT = r"(?s).*Inferred schema contains integer column"
 
 
 def default_store_uri(tracking_uri: str | None = None) -> str:
@@ -173,7 +175,6 @@ def publish_labels(
 ) -> dict[str, Any]:
     """Publish the queue's verified labels as an immutable snapshot in run ``run_id`` (default: the queue's run)."""
     import mlflow
-    from mlflow.entities import DatasetInput, InputTag
 
     queue = store.queue(queue_name)
     run_id = resolve_run_id(run_id or queue.run_id)
@@ -238,15 +239,11 @@ def publish_labels(
         for name, content in {**files, "manifest.json": manifest_bytes}.items():
             (folder / name).write_bytes(content)
         client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
-    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}/labels.csv"
-    dataset = mlflow.data.from_pandas(
-        rows, source=source, name=f"hitl-verified-{queue_name}", targets=label_column, digest=snapshot_id
-    )
     client.log_inputs(
         run_id,
         datasets=[
-            DatasetInput(
-                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", VERIFIED_LABELS_CONTEXT)]
+            _verified_dataset(
+                rows, run_id=run_id, snapshot=snapshot_id, queue_name=queue_name, label_column=label_column
             )
         ],
     )
@@ -268,6 +265,42 @@ def publish_labels(
         "incomplete": list(state.incomplete),
         "republished": True,
     }
+
+
+def _artifact_source(uri: str) -> Any:
+    """The dataset source for an artifact URI.
+
+    MLflow registers the local artifact source class twice, so its resolver warns that a
+    ``file://`` URI "can be interpreted in multiple ways"; taking the first match is what it does anyway.
+    """
+    from mlflow.data.dataset_source_registry import get_registered_sources
+
+    for source_class in reversed(get_registered_sources()):  # the registry tries the newest first
+        if source_class._can_resolve(uri):
+            return source_class._resolve(uri)
+    raise InputError(f"MLflow cannot describe artifact {uri} as a dataset source")
+
+
+def _verified_dataset(
+    frame: pd.DataFrame, *, run_id: str, snapshot: str, queue_name: str, label_column: str
+) -> Any:
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+
+    uri = f"{mlflow.MlflowClient().get_run(run_id).info.artifact_uri}/{ARTIFACT_ROOT}/labels/{snapshot}/labels.csv"
+    with warnings.catch_warnings():
+        # MLflow's hint about integer columns concerns model signatures, not dataset lineage.
+        warnings.filterwarnings("ignore", message=_INTEGER_HINT, category=UserWarning)
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=_artifact_source(uri),
+            name=f"hitl-verified-{queue_name}",
+            targets=label_column,
+            digest=snapshot,
+        )
+    return DatasetInput(
+        dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", VERIFIED_LABELS_CONTEXT)]
+    )
 
 
 def _verified_files(record: Mapping[str, Any]) -> dict[str, bytes]:
@@ -310,7 +343,6 @@ def verified_labels(
     run with context ``hitl-verified-labels``: the retrained model's lineage points at these labels.
     """
     import mlflow
-    from mlflow.entities import DatasetInput, InputTag
 
     store = store or open_store()
     snapshots = store.snapshots(queue_name)
@@ -332,20 +364,15 @@ def verified_labels(
     frame = pd.read_csv(io.BytesIO(files["labels.csv"]))
     active = mlflow.active_run()
     if log_input and active is not None:
-        source = f"{mlflow.MlflowClient().get_run(record['run_id']).info.artifact_uri}/{ARTIFACT_ROOT}/labels/{record['id']}/labels.csv"
-        dataset = mlflow.data.from_pandas(
-            frame,
-            source=source,
-            name=f"hitl-verified-{queue_name}",
-            targets=meta["label_column"],
-            digest=record["id"],
-        )
         mlflow.MlflowClient().log_inputs(
             active.info.run_id,
             datasets=[
-                DatasetInput(
-                    dataset._to_mlflow_entity(),
-                    tags=[InputTag("mlflow.data.context", VERIFIED_LABELS_CONTEXT)],
+                _verified_dataset(
+                    frame,
+                    run_id=record["run_id"],
+                    snapshot=record["id"],
+                    queue_name=queue_name,
+                    label_column=meta["label_column"],
                 )
             ],
         )

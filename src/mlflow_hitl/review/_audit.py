@@ -24,13 +24,18 @@ from ..errors import InputError
 __all__ = ["GENESIS_HASH", "ChainVerification", "canonical_json", "event_hash", "utc_now", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
-_dumps = json.dumps
+# Built once: json.dumps(..., ensure_ascii=False) makes a new encoder on every call, which is most of
+# the cost of hashing an event. The output is byte-for-byte what json.dumps gives.
+_string = json.JSONEncoder(ensure_ascii=False).encode
+_canonical = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 
 
 def canonical_json(value: Mapping[str, Any]) -> str:
     """Sorted keys, compact separators, UTF-8 text; NaN and infinity refused (they have no JSON form)."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _canonical(value)
     except (TypeError, ValueError) as exc:
         raise InputError(f"audit payload is not plain JSON: {exc}") from exc
 
@@ -45,13 +50,13 @@ def event_hash(
 ) -> str:
     """sha256 of the canonical JSON of an event without its hash; ``payload`` is already canonical JSON text."""
     message = '{"action":%s,"actor":%s,"payload":%s,"prev_hash":%s,"seq":%d,"subject":%s,"time":%s}' % (  # noqa: UP031 (speed)
-        _dumps(action, ensure_ascii=False),
-        _dumps(actor, ensure_ascii=False),
+        _string(action),
+        _string(actor),
         payload,
-        _dumps(prev_hash),
+        _string(prev_hash),
         seq,
-        _dumps(subject, ensure_ascii=False),
-        _dumps(time),
+        _string(subject),
+        _string(time),
     )
     return hashlib.sha256(message.encode("utf-8")).hexdigest()
 

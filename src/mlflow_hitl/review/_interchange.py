@@ -223,11 +223,13 @@ def _ls_record(
     if not isinstance(result, list):
         raise InputError(f"{_LS}: {where} has no result list")
     results = [r for r in result if isinstance(r, dict)]
-    answers = [
-        r
-        for r in results
-        if r.get("type") == "choices" and (from_name is None or r.get("from_name") == from_name)
-    ]
+    every_choice = [r for r in results if r.get("type") == "choices"]
+    answers = [r for r in every_choice if from_name is None or r.get("from_name") == from_name]
+    if every_choice and not answers:  # a from_name that matches nothing would silently ignore everything
+        tags = sorted({str(r.get("from_name")) for r in every_choice})
+        raise InputError(
+            f"{_LS}: {where} has no choices result named {from_name!r} (found: {', '.join(tags)})"
+        )
     if len(answers) > 1:
         tags = sorted({str(r.get("from_name")) for r in answers})
         raise InputError(

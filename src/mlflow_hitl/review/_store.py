@@ -119,6 +119,25 @@ class ImportReport:
     ignored: int = 0
 
 
+def _label_reader(queue: Queue) -> Any:
+    """A function from a label to its stored JSON text, refusing labels outside the queue's classes.
+
+    Labels typed at a terminal or read from CSV arrive as strings: they match the class they spell.
+    """
+    allowed = {_dump_label(c): _dump_label(c) for c in queue.classes}
+    allowed_strings = {str(c): _dump_label(c) for c in queue.classes}
+
+    def read(label: Any) -> str:
+        if isinstance(label, str) and label in allowed_strings:
+            return allowed_strings[label]
+        text = _dump_label(label)
+        if text not in allowed:
+            raise InputError(f"label {label!r} is not one of the queue's classes: {list(queue.classes)}")
+        return text
+
+    return read
+
+
 class _Writer:
     """A writing transaction holding the chain head: the action's rows and its audit events commit together."""
 
@@ -508,15 +527,7 @@ class ReviewStore:
         return int(item_id)
 
     def _check_label(self, queue: Queue, label: Any) -> str:
-        text = _dump_label(label)
-        allowed = {_dump_label(c): c for c in queue.classes}
-        if text not in allowed:
-            # Labels typed at a terminal or read from CSV arrive as strings: match them to the class they spell.
-            by_string = {str(c): k for k, c in allowed.items()}
-            if isinstance(label, str) and label in by_string:
-                return by_string[label]
-            raise InputError(f"label {label!r} is not one of the queue's classes: {list(queue.classes)}")
-        return text
+        return _label_reader(queue)(label)
 
     def annotate(
         self,
@@ -553,17 +564,33 @@ class ReviewStore:
                 raise InputError(f"{user} has already labelled item {position} of queue {queue.name!r}")
             existing.add((item_id, user))
             counts[item_id] = counts.get(item_id, 0) + 1
+        by_extra: dict[int, list[int]] = {}
         for item_id, extra in counts.items():
-            updated = tx.conn.execute(
-                sa.update(t.items)
-                .where(t.items.c.id == item_id, t.items.c.n_labels + extra <= queue.raters_per_item)
-                .values(n_labels=t.items.c.n_labels + extra)
-            ).rowcount
-            if updated != 1:
-                position = next(r[1] for r in rows if r[0] == item_id)
-                raise InputError(
-                    f"item {position} of queue {queue.name!r} already has its {queue.raters_per_item} label(s)"
-                )
+            by_extra.setdefault(extra, []).append(item_id)
+        for extra, item_ids in by_extra.items():
+            for start in range(0, len(item_ids), _IN_CHUNK):
+                chunk = item_ids[start : start + _IN_CHUNK]
+                # Conditional: an item already at k labels is not raised, and the count tells.
+                updated = tx.conn.execute(
+                    sa.update(t.items)
+                    .where(t.items.c.id.in_(chunk), t.items.c.n_labels + extra <= queue.raters_per_item)
+                    .values(n_labels=t.items.c.n_labels + extra)
+                ).rowcount
+                if updated != len(chunk):
+                    full = (
+                        tx.conn.execute(
+                            sa.select(t.items.c.position)
+                            .where(
+                                t.items.c.id.in_(chunk), t.items.c.n_labels + extra > queue.raters_per_item
+                            )
+                            .order_by(t.items.c.position)
+                        )
+                        .scalars()
+                        .first()
+                    )
+                    raise InputError(
+                        f"item {full} of queue {queue.name!r} already has its {queue.raters_per_item} label(s)"
+                    )
         now = utc_now()
         records = [
             {
@@ -640,13 +667,14 @@ class ReviewStore:
                 )
             }
             new_rows, unchanged, seen = [], 0, set()
+            read_label = _label_reader(queue)
             for record in records:
                 if record.position not in ids:
                     raise InputError(
                         f"import refers to item {record.position}, which queue {name!r} does not have"
                     )
                 user = _check_user(record.user, f"rater of item {record.position}")
-                label = self._check_label(queue, record.label)
+                label = read_label(record.label)
                 key = (ids[record.position], user)
                 if key in stored or key in seen:
                     previous = stored.get(key) or next(r[3] for r in new_rows if (r[0], r[2]) == key)
@@ -937,7 +965,7 @@ class ReviewStore:
                 head = conn.execute(
                     sa.select(t.chain_head.c.seq, t.chain_head.c.hash).where(t.chain_head.c.id == 1)
                 ).one()
-                rows = conn.execute(sa.select(*columns).order_by(t.audit_events.c.seq)).tuples()
+                rows = conn.execute(sa.select(*columns).order_by(t.audit_events.c.seq))
                 return verify_chain(rows, expected_head=(int(head.seq), str(head.hash)))
 
     def audit_events(
