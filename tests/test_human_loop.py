@@ -181,3 +181,48 @@ def test_audit_export_writes_jsonl_and_logs_it_to_a_run(loop, tmp_path):
     listed = [f.path for f in mlflow.MlflowClient().list_artifacts(loop["run_id"], "hitl/audit")]
     assert listed == ["hitl/audit/audit.jsonl"]
     assert isinstance(pd.read_json(out, lines=True), pd.DataFrame)
+
+
+def test_label_studio_and_csv_round_trips_through_the_cli(loop, tmp_path):
+    invoke = loop["invoke"]
+    invoke("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), "--size", "4",
+           "--raters", "2", "--blind", "--name", "ls-1")
+    tasks_file = tmp_path / "tasks.json"
+    assert invoke("review", "export", "--queue", "ls-1", "--format", "label-studio", "-o", str(tasks_file)).exit_code == 0
+    tasks = json.loads(tasks_file.read_text())
+    assert len(tasks) == 4 and not any("predictions" in task for task in tasks)  # blind: no model output
+    config = invoke("review", "export", "--queue", "ls-1", "--format", "label-studio-config")
+    assert "<Choices" in config.stdout and 'value="Yes"' in config.stdout
+
+    def annotation(annotation_id, user, label, cancelled=False):
+        return {"id": annotation_id, "completed_by": {"id": user, "email": f"rater{user}@example.org"},
+                "was_cancelled": cancelled,
+                "result": [{"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": [label]}}]}
+
+    for n, task in enumerate(tasks):
+        task["annotations"] = [annotation(10 * n + 1, 1, "Yes"), annotation(10 * n + 2, 2, "No"),
+                               annotation(10 * n + 3, 3, "No", cancelled=True)]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    first = json.loads(invoke("review", "import", str(export), "--queue", "ls-1", "--format", "json").stdout)
+    assert first == {"added": 8, "unchanged": 0, "ignored": 4}
+    again = json.loads(invoke("review", "import", str(export), "--queue", "ls-1", "--format", "json").stdout)
+    assert again == {"added": 0, "unchanged": 8, "ignored": 4}
+    raters = ReviewStore(loop["store_uri"]).annotations("ls-1")["rater"].unique().tolist()
+    assert raters == ["rater1@example.org", "rater2@example.org"]
+
+    tasks[0]["annotations"][0]["result"][0]["value"]["choices"] = ["Perhaps"]
+    export.write_text(json.dumps(tasks))
+    bad = invoke("review", "import", str(export), "--queue", "ls-1")
+    assert bad.exit_code == 2 and "'Perhaps' is not one of the queue's classes" in bad.stderr
+
+    invoke("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), "--size", "3",
+           "--random-share", "0", "--name", "sheet-1")
+    sheet = tmp_path / "sheet.csv"
+    invoke("review", "export", "--queue", "sheet-1", "--format", "csv", "-o", str(sheet))
+    frame = pd.read_csv(sheet)
+    frame["label"] = ["Yes", "No", None]  # the reviewer filled in two rows
+    frame.to_csv(sheet, index=False)
+    result = invoke("review", "import", str(sheet), "--queue", "sheet-1", "--rater", "erin", "--format", "json")
+    assert json.loads(result.stdout) == {"added": 2, "unchanged": 0, "ignored": 1}
+    assert invoke("audit", "verify").exit_code == 0

@@ -22,6 +22,7 @@ __all__ = [
     "FairnessConfig",
     "GeneratorConfig",
     "ValidationConfig",
+    "check_config",
     "resolve_config",
 ]
 
@@ -137,8 +138,9 @@ class GeneratorConfig:
     per-column fidelity (1 - KS numeric, 1 - TVD categorical) below it fails. ``near_copy_quantile``:
     a synthetic row closer to a real row than this quantile of real-to-real nearest distances counts
     as a near copy. ``min_rows``: fewer rows in either set is insufficient evidence.
-    ``max_rows``: rows per set in the classifier test, and synthetic / real query rows in the
-    nearest-neighbour search (seeded samples; the searched real set is never sampled).
+    ``max_rows``: rows per set in the classifier test (seeded sample). ``max_dcr_rows``: synthetic
+    rows, and real rows, whose closest record is searched (seeded samples; the searched real set is
+    never sampled). 10,000 rows estimate a share of about 5 % within ±0.5 points (95 %).
     """
 
     max_c2st_auc: float = 0.8
@@ -148,6 +150,7 @@ class GeneratorConfig:
     near_copy_quantile: float = 0.01
     min_rows: int = 50
     max_rows: int = 20_000
+    max_dcr_rows: int = 10_000
     seed: int = 0
 
 
@@ -223,6 +226,11 @@ def resolve_config(config: ValidationConfig | Mapping[str, Any] | None) -> Valid
             raise ConfigError(f"unknown check {check!r} in config; known checks: {', '.join(sorted(checks))}")
         sections[check] = _resolve_section(check, getattr(base, check), overrides)
     return dataclasses.replace(base, **sections)
+
+
+def check_config(check: str, config: Any) -> Any:
+    """One check's settings from ``None`` (defaults), its dataclass, or a mapping of overrides."""
+    return getattr(resolve_config({check: {} if config is None else config}), check)
 
 
 def thresholds_of(section: Any) -> dict[str, float]:

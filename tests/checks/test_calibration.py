@@ -250,8 +250,8 @@ def test_group_values_are_sanitised_into_distinct_metric_keys():
     y, prob = _calibrated(400, 2, seed=5)
     groups = pd.DataFrame({"region (EU)": ["a+b"] * 200 + ["a*b"] * 200})
     result = calibration_check(y, prob, classes=[0, 1], groups=groups)
-    assert result.metrics["region _EU_.a_b.count"] == 200
-    assert result.metrics["region _EU_.a_b_2.count"] == 200
+    assert result.metrics["region_EU.a_b.count"] == 200
+    assert result.metrics["region_EU.a_b_2.count"] == 200
     assert set(result.details["groups"]["region (EU)"]) == {"a+b", "a*b"}
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._result import CheckResult, Status
-from ..config import AdversarialConfig, thresholds_of
+from ..config import AdversarialConfig, check_config, thresholds_of
 from ..errors import ConfigError, InputError, ModelError
-from ._calibration import _binned_errors, _check_classes, _encode_labels, _resolve, _top_label
+from ._calibration import _binned_errors, _check_classes, _encode_labels, _top_label
 from ._perturbations import PERTURBATIONS, Features, imputation_values, perturb, skip_reason
 from ._plots import new_figure, to_png
 from ._validation import (
@@ -211,7 +211,7 @@ def adversarial_check(
     :class:`~mlflow_hitl.config.AdversarialConfig`; ``insufficient_evidence`` below ``min_rows``
     rows or when no perturbation applies; ``passed`` otherwise.
     """
-    cfg = _resolve("adversarial", config, AdversarialConfig)
+    cfg = check_config("adversarial", config)
     names, severities = _check_config(cfg)
     if not callable(predict_proba):
         raise InputError(

@@ -9,7 +9,6 @@ are written here by hand because scikit-learn has none of them; they reduce to t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._result import CheckResult, Status
-from ..config import CalibrationConfig, resolve_config, thresholds_of
+from ..config import CalibrationConfig, check_config, thresholds_of
 from ..errors import ConfigError, InputError
+from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
 from ._validation import check_consistent_length, check_frame, check_labels, check_probabilities
 
@@ -27,7 +27,6 @@ __all__ = ["calibration_check", "calibration_metrics"]
 # Probabilities are clipped to [eps, 1 - eps] before the logarithm, as scikit-learn's log_loss
 # does, so a confident 0 for the true class costs -log(eps) ~ 36 instead of infinity.
 _EPS = float(np.finfo(float).eps)
-_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -57,18 +56,6 @@ def _encode_labels(y: np.ndarray, classes: pd.Index, input_name: str) -> np.ndar
             "pass classes= listing every label, in the column order of the probabilities"
         )
     return idx
-
-
-def _resolve(section: str, config: Any, expected: type) -> Any:
-    """Accept the section's dataclass, a mapping of overrides, or None (defaults)."""
-    if config is None:
-        return expected()
-    return getattr(resolve_config({section: config}), section)
-
-
-def _metric_key(value: Any) -> str:
-    """A group or column value made safe for an MLflow metric key."""
-    return _KEY_UNSAFE.sub("_", str(value)) or "_"
 
 
 # --------------------------------------------------------------------------- the numbers
@@ -238,17 +225,6 @@ def _reliability_png(bins: dict[str, list], ece: float, oe: float, n: int) -> by
     return to_png(fig)
 
 
-def _unique_keys(values: Sequence[Any]) -> list[str]:
-    """Metric-safe keys, suffixed ``_2``, ``_3``... when two values sanitise to the same key."""
-    keys: list[str] = []
-    for value in values:
-        key, k = _metric_key(value), 2
-        while key in keys:
-            key, k = f"{_metric_key(value)}_{k}", k + 1
-        keys.append(key)
-    return keys
-
-
 def _group_metrics(
     groups: pd.DataFrame, idx: np.ndarray, prob: np.ndarray, cfg: CalibrationConfig
 ) -> tuple[dict[str, float], dict[str, Any], list[str]]:
@@ -257,10 +233,10 @@ def _group_metrics(
     table: dict[str, Any] = {}
     breaches: list[str] = []
     conf, correct = _top_label(prob, idx)
-    for feature, feature_key in zip(groups.columns, _unique_keys(groups.columns), strict=True):
+    for feature, feature_key in zip(groups.columns, unique_key_parts(groups.columns), strict=True):
         codes, values = pd.factorize(groups[feature], use_na_sentinel=False)
         rows: dict[str, Any] = {}
-        for code, (value, key) in enumerate(zip(values, _unique_keys(values), strict=True)):
+        for code, (value, key) in enumerate(zip(values, unique_key_parts(values), strict=True)):
             mask = codes == code
             count = int(mask.sum())
             prefix = f"{feature_key}.{key}"
@@ -312,7 +288,7 @@ def calibration_check(
     looks before a group alone fails a model); ``passed`` otherwise. Groups smaller than
     ``min_samples`` get only a count and are not judged.
     """
-    cfg = _resolve("calibration", config, CalibrationConfig)
+    cfg = check_config("calibration", config)
     n_bins = _check_n_bins(cfg.n_bins)
     labels, idx, prob = _validated(y_true, y_prob, classes)
     if groups is not None:

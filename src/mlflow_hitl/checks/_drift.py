@@ -24,7 +24,6 @@ evidently's rules, read from ``evidently/core/datasets.py`` (``infer_column_type
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -34,9 +33,10 @@ from scipy import special, stats
 from scipy.spatial import distance
 
 from .._result import CheckResult, Status, worst_status
-from ..config import DriftConfig, resolve_config, thresholds_of
+from ..config import DriftConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._drift_report import chart_png, report_html
+from ._keys import unique_key_parts
 from ._validation import check_frame
 
 __all__ = ["drift_check", "drift_table"]
@@ -48,7 +48,6 @@ _FEW_VALUES = 5  # a numeric column with at most this many distinct values is te
 _INT_CATEGORY_LIMIT = 10  # evidently's INTEGER_CARDINALITY_LIMIT
 _KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp(method="auto") is exact up to this size
 _WASSERSTEIN_MIN_NORM = 0.001  # evidently divides by max(std(reference), 0.001)
-_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 _TABLE_COLUMNS = ["column", "kind", "stattest", "threshold", "score", "drifted", "n_reference", "n_current"]
 
 
@@ -284,22 +283,6 @@ def drift_table(
     return table.astype({"drifted": "boolean", "n_reference": "int64", "n_current": "int64"})
 
 
-def _metric_key(value: Any) -> str:
-    """A pair or column name made safe for an MLflow metric key."""
-    return _KEY_UNSAFE.sub("_", str(value)) or "_"
-
-
-def _unique_keys(names: Sequence[Any]) -> list[str]:
-    """Metric-safe keys, suffixed ``_2``, ``_3``... where two names sanitise to the same key."""
-    keys: list[str] = []
-    for name in names:
-        key, i = _metric_key(name), 2
-        while key in keys:
-            key, i = f"{_metric_key(name)}_{i}", i + 1
-        keys.append(key)
-    return keys
-
-
 def _validated_pairs(pairs: Any) -> dict[str, tuple[Any, Any]]:
     if not isinstance(pairs, Mapping) or not pairs:
         raise InputError(
@@ -364,14 +347,14 @@ def drift_check(
     ``passed``. Drift found in a small set still counts (the p-value tests already allow for size);
     only the *absence* of drift needs enough rows to mean something.
     """
-    cfg = DriftConfig() if config is None else resolve_config({"drift": config}).drift
+    cfg = check_config("drift", config)
     pairs = _validated_pairs(pairs)
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {}
     artifacts: dict[str, bytes] = {}
     statuses: list[Status] = []
     sentences: list[str] = []
-    for key, (name, (reference, current)) in zip(_unique_keys(list(pairs)), pairs.items(), strict=True):
+    for key, (name, (reference, current)) in zip(unique_key_parts(list(pairs)), pairs.items(), strict=True):
         try:
             table = drift_table(reference, current, columns=columns)
         except InputError as exc:
@@ -383,7 +366,7 @@ def drift_check(
         metrics[f"{key}.drifted_share"] = share
         metrics[f"{key}.drifted_count"] = float(len(drifted))
         for column_key, row in zip(
-            _unique_keys(list(table["column"])), table.itertuples(index=False), strict=True
+            unique_key_parts(list(table["column"])), table.itertuples(index=False), strict=True
         ):
             metrics[f"{key}.{column_key}.score"] = row.score
             metrics[f"{key}.{column_key}.drifted"] = (

@@ -10,7 +10,6 @@ over replicates rather than calling fairlearn 200 times.
 
 from __future__ import annotations
 
-import re
 import warnings
 import zlib
 from collections.abc import Mapping
@@ -31,8 +30,9 @@ from matplotlib.patches import Patch
 from sklearn.metrics import accuracy_score
 
 from .._result import CheckResult, Status, worst_status
-from ..config import FairnessConfig, resolve_config, thresholds_of
+from ..config import FairnessConfig, check_config, thresholds_of
 from ..errors import ConfigError, InputError
+from ._keys import MISSING_GROUP, unique_key_parts
 from ._plots import new_figure, to_png
 from ._validation import check_consistent_length, check_frame, check_labels
 
@@ -40,12 +40,10 @@ __all__ = ["fairness_check"]
 
 # NaN in a sensitive column is its own group: people who did not state their group are often the
 # ones an audit most needs to see, and dropping them would hide exactly that.
-_MISSING = "missing"
 # Joins feature names and group values of the intersection, as fairlearn prints them.
 _JOIN = "&"
 # Metric keys are "<feature>.<group>.<metric>": "." would break that structure and "&", "(", "," are
 # not valid MLflow metric characters, so anything but letters, digits, "_" and "-" becomes "_".
-_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_-]+")
 _RATES = ("selection_rate", "true_positive_rate", "false_positive_rate")
 # Per-grouping numbers that become metrics; the rest of the audit stays in details.
 _GROUPING_METRICS = (
@@ -119,7 +117,7 @@ def fairness_check(
     features, skipped = _groupings(sensitive, synthetic_sensitive, config)
     audits = [
         _audit(feature, key, labels, synthetic_positive, config)
-        for feature, key in zip(features, _unique_keys([f.name for f in features]), strict=True)
+        for feature, key in zip(features, unique_key_parts([f.name for f in features]), strict=True)
     ]
 
     status = worst_status(a.status for a in audits)
@@ -147,7 +145,7 @@ def fairness_check(
 
 
 def _checked_config(config: FairnessConfig | Mapping[str, Any] | None) -> FairnessConfig:
-    config = resolve_config({"fairness": {} if config is None else config}).fairness
+    config = check_config("fairness", config)
     if not 0 < config.confidence_level < 1:
         raise ConfigError(
             f"config['fairness']['confidence_level'] must lie in (0, 1), got {config.confidence_level}"
@@ -282,12 +280,12 @@ def _group_codes(values: pd.Series, column: str) -> tuple[np.ndarray, list[str]]
     codes = np.append(name_codes, -1)[codes]  # code -1 (NaN) stays -1
     missing = codes < 0
     if missing.any():
-        if _MISSING in groups:
+        if MISSING_GROUP in groups:
             raise InputError(
-                f"sensitive column {column!r} has NaN and also the value {_MISSING!r}, which would merge them; "
+                f"sensitive column {column!r} has NaN and also the value {MISSING_GROUP!r}, which would merge them; "
                 "rename that value or fill the NaN"
             )
-        groups.append(_MISSING)
+        groups.append(MISSING_GROUP)
         codes[missing] = len(groups) - 1
     return codes, groups
 
@@ -327,18 +325,6 @@ def _groupings(
         for name, codes, groups in columns
     ]
     return groupings, skipped
-
-
-def _unique_keys(names: list[str]) -> list[str]:
-    """Metric-key forms of ``names``, made unique with a numeric suffix if sanitising merged two."""
-    keys: list[str] = []
-    for name in names:
-        base = _UNSAFE_KEY.sub("_", name).strip("_") or "_"
-        key, i = base, 2
-        while key in keys:
-            key, i = f"{base}_{i}", i + 1
-        keys.append(key)
-    return keys
 
 
 def _missing_counts(sensitive: pd.DataFrame, synthetic: pd.DataFrame | None) -> dict[str, dict[str, int]]:
@@ -419,7 +405,7 @@ def _audit(
             )
     eligible = np.array([r is None for r in reasons])
 
-    group_keys = _unique_keys(grouping.groups)
+    group_keys = unique_key_parts(grouping.groups)
     metrics: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
     for g in np.flatnonzero(size):
