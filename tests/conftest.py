@@ -82,9 +82,13 @@ def _pg_binary(name: str) -> str:
     import glob
     import shutil
 
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
     if found is None:
-        raise RuntimeError(f"PostgreSQL's {name} is not installed; .ci/run installs it (apt-get install postgresql)")
+        raise RuntimeError(
+            f"PostgreSQL's {name} is not installed; .ci/run installs it (apt-get install postgresql)"
+        )
     return found
 
 
@@ -114,17 +118,32 @@ def postgres_server():
     data, port = os.path.join(base, "data"), free_port()
     subprocess.run(
         [*as_owner, _pg_binary("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     options = f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off -c max_connections=100"
     subprocess.run(
-        [*as_owner, _pg_binary("pg_ctl"), "-D", data, "-o", options, "-l", os.path.join(base, "log"), "-w", "start"],
-        check=True, capture_output=True,
+        [
+            *as_owner,
+            _pg_binary("pg_ctl"),
+            "-D",
+            data,
+            "-o",
+            options,
+            "-l",
+            os.path.join(base, "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         yield {"host": "127.0.0.1", "port": port, "user": "postgres"}
     finally:
-        subprocess.run([*as_owner, _pg_binary("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_owner, _pg_binary("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

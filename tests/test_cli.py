@@ -115,7 +115,10 @@ def test_validate_text_output_and_no_log(tracking_uri, files, model_run):
         (["--real", "{real}", "--checks", "vibes"], "unknown check(s) 'vibes'"),
         (["--real", "{real}", "--config", "{badconfig}"], "config file"),
         (["--real", "{real}", "--run-id", "0123456789abcdef"], "unknown MLflow run '0123456789abcdef'"),
-        (["--real", "{real}", "--model-uri", "runs:/0123456789abcdef/model"], "unknown MLflow run '0123456789abcdef'"),
+        (
+            ["--real", "{real}", "--model-uri", "runs:/0123456789abcdef/model"],
+            "unknown MLflow run '0123456789abcdef'",
+        ),
         (["--real", "{real}", "--model-uri", "{real}", "--no-log"], "cannot load model"),
         (["--real", "{real}", "--model-uri", "models:/no-such-model/1"], "unknown registered model version"),
     ],

@@ -10,9 +10,9 @@ import mlflow
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ARRESTS_TARGET
 
 import mlflow_hitl
+from conftest import ARRESTS_TARGET
 from mlflow_hitl.cli import cli
 from mlflow_hitl.errors import InputError, NotFoundError
 from mlflow_hitl.review import ReviewStore
@@ -31,11 +31,20 @@ def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
     monkeypatch.setenv("MLFLOW_HITL_STORE_URI", store_uri)
 
     def invoke(*args, input=None, user="eve"):
-        return CliRunner().invoke(cli, ["--tracking-uri", tracking_uri, *args], input=input,
-                                  env={"MLFLOW_HITL_USER": user, "MLFLOW_HITL_STORE_URI": store_uri})
+        return CliRunner().invoke(
+            cli,
+            ["--tracking-uri", tracking_uri, *args],
+            input=input,
+            env={"MLFLOW_HITL_USER": user, "MLFLOW_HITL_STORE_URI": store_uri},
+        )
 
-    return {"run_id": run.info.run_id, "data": data, "store_uri": store_uri, "invoke": invoke,
-            "production": production.head(400)}
+    return {
+        "run_id": run.info.run_id,
+        "data": data,
+        "store_uri": store_uri,
+        "invoke": invoke,
+        "production": production.head(400),
+    }
 
 
 def test_default_store_sits_beside_a_sqlite_tracking_store(tracking_uri, monkeypatch):
@@ -49,8 +58,23 @@ def test_default_store_sits_beside_a_sqlite_tracking_store(tracking_uri, monkeyp
 
 
 def test_queue_create_picks_the_least_confident_rows_blind(loop, arrests_model):
-    result = loop["invoke"]("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]),
-                            "--size", "30", "--raters", "3", "--blind", "--name", "al-1", "--format", "json")
+    result = loop["invoke"](
+        "queue",
+        "create",
+        "--run-id",
+        loop["run_id"],
+        "--data",
+        str(loop["data"]),
+        "--size",
+        "30",
+        "--raters",
+        "3",
+        "--blind",
+        "--name",
+        "al-1",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["items"] == 30 and payload["labels_needed"] == 90
@@ -65,23 +89,54 @@ def test_queue_create_picks_the_least_confident_rows_blind(loop, arrests_model):
 
 
 def test_interactive_labelling_skips_comments_and_quits(loop):
-    loop["invoke"]("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), "--size", "3",
-                   "--random-share", "0", "--name", "al-2")
+    loop["invoke"](
+        "queue",
+        "create",
+        "--run-id",
+        loop["run_id"],
+        "--data",
+        str(loop["data"]),
+        "--size",
+        "3",
+        "--random-share",
+        "0",
+        "--name",
+        "al-2",
+    )
     # item 0: a wrong answer, then "Yes"; item 1: a comment, then class number 1 ("No"); item 2: skip; then none left.
-    result = loop["invoke"]("review", "label", "--queue", "al-2", input="Maybe\nYes\nc\nlooks odd\n1\ns\n", user="alice")
+    result = loop["invoke"](
+        "review", "label", "--queue", "al-2", input="Maybe\nYes\nc\nlooks odd\n1\ns\n", user="alice"
+    )
     assert result.exit_code == 0, result.output
     assert "'Maybe' is not a class" in result.output
     assert "model says" in result.output  # not blind: the prediction is shown
     assert "alice labelled 2 item(s)" in result.output
     labels = ReviewStore(loop["store_uri"]).annotations("al-2")
     assert labels[["item", "rater", "label", "comment", "source"]].values.tolist() == [
-        [0, "alice", "Yes", None, "terminal"], [1, "alice", "No", "looks odd", "terminal"]]
+        [0, "alice", "Yes", None, "terminal"],
+        [1, "alice", "No", "looks odd", "terminal"],
+    ]
 
 
 def test_whole_loop_to_retraining_with_lineage(loop, arrests_model):
     invoke = loop["invoke"]
-    assert invoke("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), "--size", "12",
-                  "--raters", "3", "--name", "al-3").exit_code == 0
+    assert (
+        invoke(
+            "queue",
+            "create",
+            "--run-id",
+            loop["run_id"],
+            "--data",
+            str(loop["data"]),
+            "--size",
+            "12",
+            "--raters",
+            "3",
+            "--name",
+            "al-3",
+        ).exit_code
+        == 0
+    )
     store = ReviewStore(loop["store_uri"])
     votes = {"alice": "Yes", "bob": "Yes", "carol": "No"}
     for item in store.items("al-3"):
@@ -95,18 +150,29 @@ def test_whole_loop_to_retraining_with_lineage(loop, arrests_model):
 
     assert invoke("roles", "grant", "root", "admin", user="root").exit_code == 0
     assert invoke("roles", "grant", "dave", "adjudicator", user="root").exit_code == 0
-    refused = invoke("review", "adjudicate", "--queue", "al-3", "--min-agreement", "0.7", input="Yes\n\n", user="mallory")
+    refused = invoke(
+        "review", "adjudicate", "--queue", "al-3", "--min-agreement", "0.7", input="Yes\n\n", user="mallory"
+    )
     assert refused.exit_code == 2 and "needs the 'adjudicator' role" in refused.stderr
     answers = "Yes\nclear\n" + "q\n"
-    assert invoke("review", "adjudicate", "--queue", "al-3", "--min-agreement", "0.7", input=answers,
-                  user="dave").exit_code == 0
+    assert (
+        invoke(
+            "review", "adjudicate", "--queue", "al-3", "--min-agreement", "0.7", input=answers, user="dave"
+        ).exit_code
+        == 0
+    )
 
-    published = invoke("labels", "publish", "--queue", "al-3", "--label-column", ARRESTS_TARGET, "--format", "json")
+    published = invoke(
+        "labels", "publish", "--queue", "al-3", "--label-column", ARRESTS_TARGET, "--format", "json"
+    )
     assert published.exit_code == 0, published.output
     record = json.loads(published.stdout)
     assert record["n_items"] == 12 and record["run_id"] == loop["run_id"]
-    again = json.loads(invoke("labels", "publish", "--queue", "al-3", "--label-column", ARRESTS_TARGET,
-                              "--format", "json").stdout)
+    again = json.loads(
+        invoke(
+            "labels", "publish", "--queue", "al-3", "--label-column", ARRESTS_TARGET, "--format", "json"
+        ).stdout
+    )
     assert again["id"] == record["id"] and again["republished"] is False
 
     run = mlflow.MlflowClient().get_run(loop["run_id"])
@@ -131,13 +197,27 @@ def test_whole_loop_to_retraining_with_lineage(loop, arrests_model):
 
 
 def test_a_snapshot_edited_after_publication_is_refused(loop, tmp_path):
-    loop["invoke"]("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), "--size", "2",
-                   "--random-share", "0", "--name", "al-4")
+    loop["invoke"](
+        "queue",
+        "create",
+        "--run-id",
+        loop["run_id"],
+        "--data",
+        str(loop["data"]),
+        "--size",
+        "2",
+        "--random-share",
+        "0",
+        "--name",
+        "al-4",
+    )
     store = ReviewStore(loop["store_uri"])
     for position in (0, 1):
         store.annotate("al-4", position=position, user="alice", label="No")
     record = mlflow_hitl.publish_labels(store, "al-4", actor="eve")
-    artifact_dir = Path(mlflow.MlflowClient().get_run(loop["run_id"]).info.artifact_uri.replace("file://", ""))
+    artifact_dir = Path(
+        mlflow.MlflowClient().get_run(loop["run_id"]).info.artifact_uri.replace("file://", "")
+    )
     labels_file = artifact_dir / record["artifact_path"] / "labels.csv"
     labels_file.write_text(labels_file.read_text().replace(",No,", ",Yes,"))
     with pytest.raises(InputError, match=f"snapshot {record['id']}: labels.csv was altered"):
@@ -150,9 +230,13 @@ def test_signoff_needs_the_role_and_audit_detects_tampering(loop):
     assert denied.exit_code == 2 and "needs the 'fairness-reviewer' role" in denied.stderr
     invoke("roles", "grant", "root", "admin", user="root")
     invoke("roles", "grant", "dana", "fairness-reviewer", user="root")
-    ok = invoke("signoff", "--run-id", loop["run_id"], "--check", "fairness", "--approve", "--note", "ok", user="dana")
+    ok = invoke(
+        "signoff", "--run-id", loop["run_id"], "--check", "fairness", "--approve", "--note", "ok", user="dana"
+    )
     assert ok.exit_code == 0 and "dana (fairness-reviewer) approved fairness" in ok.output
-    assert invoke("signoff", "--run-id", "nope", "--check", "fairness", "--approve", user="dana").exit_code == 2
+    assert (
+        invoke("signoff", "--run-id", "nope", "--check", "fairness", "--approve", user="dana").exit_code == 2
+    )
 
     import sqlalchemy as sa
 
@@ -185,23 +269,49 @@ def test_audit_export_writes_jsonl_and_logs_it_to_a_run(loop, tmp_path):
 
 def test_label_studio_and_csv_round_trips_through_the_cli(loop, tmp_path):
     invoke = loop["invoke"]
-    invoke("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), "--size", "4",
-           "--raters", "2", "--blind", "--name", "ls-1")
+    invoke(
+        "queue",
+        "create",
+        "--run-id",
+        loop["run_id"],
+        "--data",
+        str(loop["data"]),
+        "--size",
+        "4",
+        "--raters",
+        "2",
+        "--blind",
+        "--name",
+        "ls-1",
+    )
     tasks_file = tmp_path / "tasks.json"
-    assert invoke("review", "export", "--queue", "ls-1", "--format", "label-studio", "-o", str(tasks_file)).exit_code == 0
+    assert (
+        invoke(
+            "review", "export", "--queue", "ls-1", "--format", "label-studio", "-o", str(tasks_file)
+        ).exit_code
+        == 0
+    )
     tasks = json.loads(tasks_file.read_text())
     assert len(tasks) == 4 and not any("predictions" in task for task in tasks)  # blind: no model output
     config = invoke("review", "export", "--queue", "ls-1", "--format", "label-studio-config")
     assert "<Choices" in config.stdout and 'value="Yes"' in config.stdout
 
     def annotation(annotation_id, user, label, cancelled=False):
-        return {"id": annotation_id, "completed_by": {"id": user, "email": f"rater{user}@example.org"},
-                "was_cancelled": cancelled,
-                "result": [{"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": [label]}}]}
+        return {
+            "id": annotation_id,
+            "completed_by": {"id": user, "email": f"rater{user}@example.org"},
+            "was_cancelled": cancelled,
+            "result": [
+                {"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": [label]}}
+            ],
+        }
 
     for n, task in enumerate(tasks):
-        task["annotations"] = [annotation(10 * n + 1, 1, "Yes"), annotation(10 * n + 2, 2, "No"),
-                               annotation(10 * n + 3, 3, "No", cancelled=True)]
+        task["annotations"] = [
+            annotation(10 * n + 1, 1, "Yes"),
+            annotation(10 * n + 2, 2, "No"),
+            annotation(10 * n + 3, 3, "No", cancelled=True),
+        ]
     export = tmp_path / "export.json"
     export.write_text(json.dumps(tasks))
     first = json.loads(invoke("review", "import", str(export), "--queue", "ls-1", "--format", "json").stdout)
@@ -216,13 +326,27 @@ def test_label_studio_and_csv_round_trips_through_the_cli(loop, tmp_path):
     bad = invoke("review", "import", str(export), "--queue", "ls-1")
     assert bad.exit_code == 2 and "'Perhaps' is not one of the queue's classes" in bad.stderr
 
-    invoke("queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), "--size", "3",
-           "--random-share", "0", "--name", "sheet-1")
+    invoke(
+        "queue",
+        "create",
+        "--run-id",
+        loop["run_id"],
+        "--data",
+        str(loop["data"]),
+        "--size",
+        "3",
+        "--random-share",
+        "0",
+        "--name",
+        "sheet-1",
+    )
     sheet = tmp_path / "sheet.csv"
     invoke("review", "export", "--queue", "sheet-1", "--format", "csv", "-o", str(sheet))
     frame = pd.read_csv(sheet)
     frame["label"] = ["Yes", "No", None]  # the reviewer filled in two rows
     frame.to_csv(sheet, index=False)
-    result = invoke("review", "import", str(sheet), "--queue", "sheet-1", "--rater", "erin", "--format", "json")
+    result = invoke(
+        "review", "import", str(sheet), "--queue", "sheet-1", "--rater", "erin", "--format", "json"
+    )
     assert json.loads(result.stdout) == {"added": 2, "unchanged": 0, "ignored": 1}
     assert invoke("audit", "verify").exit_code == 0

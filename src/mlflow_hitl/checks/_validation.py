@@ -54,7 +54,9 @@ def check_frame(
         raise InputError(f"{input_name} has no columns")
     # Column by column: one float copy of a wide frame would double the memory of big inputs.
     infinite = [
-        c for c in data.select_dtypes(include="floating").columns if np.isinf(data[c].to_numpy(dtype=float)).any()
+        c
+        for c in data.select_dtypes(include="floating").columns
+        if np.isinf(data[c].to_numpy(dtype=float)).any()
     ]
     if infinite:
         data = data.copy()

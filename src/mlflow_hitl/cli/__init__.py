@@ -10,6 +10,7 @@ import os
 
 import click
 
+from ._gate import gate, policy
 from ._governance import audit, roles, signoff
 from ._review import consensus, labels, queue, review
 from ._validate import validate
@@ -34,5 +35,5 @@ def cli(tracking_uri: str | None) -> None:
         mlflow.set_tracking_uri(tracking_uri)
 
 
-for command in (validate, queue, review, consensus, labels, signoff, roles, audit):
+for command in (validate, queue, review, consensus, labels, signoff, roles, audit, policy, gate):
     cli.add_command(command)

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 import click
 
+from .._identity import acting_user
 from ..errors import HitlError
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "BadInput",
+    "acting_user",
+    "csv_list",
+    "emit_json",
+    "open_store",
+    "output_format",
+    "store_option",
+    "table",
+    "translate_errors",
+    "user_option",
+]
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -75,10 +89,6 @@ def user_option(function: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="Acting user (default: $MLFLOW_HITL_USER, else the OS user). Identification, not authentication.",
     )(function)
-
-
-def acting_user(user: str | None) -> str:
-    return user or os.environ.get("MLFLOW_HITL_USER") or getpass.getuser()
 
 
 def open_store(store_uri: str | None) -> Any:

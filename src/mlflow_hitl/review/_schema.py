@@ -31,6 +31,7 @@ __all__ = [
     "chain_head",
     "items",
     "metadata",
+    "policies",
     "queues",
     "roles",
     "signoffs",
@@ -149,6 +150,20 @@ snapshots = Table(
     Column("audit_hash", String(64), nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("created_at", String(32), nullable=False),
+)
+
+# Gate policies per registered model; a new row per change, the newest one in force.
+policies = Table(
+    "hitl_policies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("policy_hash", String(64), nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("set_at", String(32), nullable=False),
+    UniqueConstraint("model_name", "version", name="uq_hitl_policies_version"),
 )
 
 audit_events = Table(

@@ -936,6 +936,47 @@ class ReviewStore:
             rows = conn.execute(query.order_by(t.snapshots.c.created_at)).all()
         return pd.DataFrame(rows, columns=[*[c.name for c in t.snapshots.columns], "queue"])
 
+    # -- gate policies --------------------------------------------------------------------------
+
+    def set_policy(self, model_name: str, *, policy: str, policy_hash: str, actor: str) -> dict[str, Any]:
+        """Store a new version of ``model_name``'s gate policy (admin only, audited); returns its record.
+
+        The text is stored as given: parsing and hashing belong to :mod:`mlflow_hitl.gate`.
+        """
+        actor = _check_user(actor, "actor")
+        with self._write() as tx:
+            self._require_role(tx.conn, actor, "admin", "set gate policies")
+            latest = tx.conn.execute(
+                sa.select(sa.func.max(t.policies.c.version)).where(t.policies.c.model_name == model_name)
+            ).scalar()
+            record = {
+                "model_name": model_name,
+                "version": int(latest or 0) + 1,
+                "policy": policy,
+                "policy_hash": policy_hash,
+                "set_by": actor,
+                "set_at": utc_now(),
+            }
+            tx.conn.execute(sa.insert(t.policies).values(**record))
+            tx.event(
+                actor=actor,
+                action="policy.set",
+                subject=f"model:{model_name}",
+                payload={"version": record["version"], "policy_hash": policy_hash},
+            )
+        return record
+
+    def policy(self, model_name: str) -> dict[str, Any] | None:
+        """The policy in force for ``model_name`` (its newest version), or ``None``."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.policies)
+                .where(t.policies.c.model_name == model_name)
+                .order_by(t.policies.c.version.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
     # -- audit ----------------------------------------------------------------------------------
 
     def record_event(

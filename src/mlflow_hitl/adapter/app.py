@@ -1,0 +1,127 @@
+"""The tracking-server plugin: ``mlflow server --app-name hitl``, the security boundary of the gates.
+
+MLflow's server with its basic-auth app (every request authenticated) plus one guard in front of
+the registry's write routes, over the REST API and the UI's ajax API alike:
+
+- setting a protected alias, or moving a version to a protected stage, is refused with 403
+  ``PERMISSION_DENIED`` and the unmet requirements while the version's gate does not pass;
+  refusals are audited with the authenticated user as actor;
+- writing or deleting ``hitl.*`` tags is refused: only the server itself records gate decisions.
+
+Run it with the same settings MLflow's basic-auth needs (``MLFLOW_FLASK_SERVER_SECRET_KEY``,
+``MLFLOW_AUTH_ADMIN_PASSWORD`` the first time, optionally ``MLFLOW_AUTH_CONFIG_PATH``) and, if the
+review store is not the backend database or beside it, ``MLFLOW_HITL_STORE_URI``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+__all__ = ["create_app"]
+
+_ALIAS = "/mlflow/registered-models/alias"
+_STAGE = "/mlflow/model-versions/transition-stage"
+_TAG_ROUTES = (
+    "/mlflow/model-versions/set-tag",
+    "/mlflow/model-versions/delete-tag",
+    "/mlflow/registered-models/set-tag",
+    "/mlflow/registered-models/delete-tag",
+)
+_PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+
+@functools.cache
+def _review_store() -> Any:
+    from .review import ReviewStore, default_store_uri
+
+    return ReviewStore(default_store_uri())
+
+
+def _denied(message: str) -> Any:
+    from flask import jsonify
+
+    response = jsonify({"error_code": "PERMISSION_DENIED", "message": message})
+    response.status_code = 403
+    return response
+
+
+def _parameters() -> dict[str, Any]:
+    from flask import request
+
+    body = request.get_json(silent=True) if request.data else None
+    return {**request.args.to_dict(), **(body if isinstance(body, dict) else {})}
+
+
+def _is_prompt(name: str) -> bool:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = mlflow.MlflowClient().get_registered_model(name).tags
+    except MlflowException:
+        return False  # let MLflow answer for an unknown model
+    return str(tags.get(_PROMPT_TAG, "")).lower() == "true"
+
+
+def _guard() -> Any:
+    """Runs before every request, after basic-auth has authenticated it."""
+    from flask import request
+
+    from ..errors import HitlError
+    from .gate import GateBlockedError, enforce
+
+    path = request.path.rstrip("/")
+    if path.endswith(_TAG_ROUTES):
+        key = str(_parameters().get("key", ""))
+        if key.startswith("hitl."):
+            return _denied(
+                f"tag {key!r} is written by the mlflow-hitl server only: hitl.* tags record gate decisions"
+            )
+        return None
+    if request.method == "POST" and path.endswith(_ALIAS):
+        params = _parameters()
+        target = f"alias:{params.get('alias', '')}"
+    elif request.method == "POST" and path.endswith(_STAGE):
+        params = _parameters()
+        target = f"stage:{params.get('stage', '')}"
+    else:
+        return None
+    name, version = str(params.get("name", "")), str(params.get("version", ""))
+    if not name or not version or _is_prompt(name):
+        return None  # MLflow itself reports missing parameters; prompts are not gated
+    actor = request.authorization.username if request.authorization else "anonymous"
+    try:
+        enforce(name, version, target, store=_review_store(), actor=actor)
+    except GateBlockedError as exc:
+        return _denied(str(exc))
+    except HitlError as exc:
+        return _denied(f"the HITL gate of {name} version {version} could not be evaluated: {exc}")
+    return None
+
+
+def _use_server_stores() -> None:
+    """Point this process's MLflow client at the server's own backend stores."""
+    import mlflow
+    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR, REGISTRY_STORE_URI_ENV_VAR
+
+    backend = os.environ.get(BACKEND_STORE_URI_ENV_VAR)
+    if backend:
+        mlflow.set_tracking_uri(backend)
+        mlflow.set_registry_uri(os.environ.get(REGISTRY_STORE_URI_ENV_VAR) or backend)
+
+
+def create_app() -> Any:
+    """The app factory ``mlflow server --app-name hitl`` calls: basic-auth first, then the HITL guard."""
+    from mlflow.server import app as flask_app
+    from mlflow.server.auth import bootstrap_admin_user
+    from mlflow.server.auth import create_app as with_basic_auth
+
+    _use_server_stores()
+    bootstrap_admin_user()  # MLflow's server does this only for --app-name basic-auth
+    served = with_basic_auth(flask_app)
+    flask_app.before_request(
+        _guard
+    )  # registered after basic-auth's check, so requests are authenticated first
+    return served

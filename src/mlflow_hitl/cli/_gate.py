@@ -1,0 +1,186 @@
+"""Release gates from the shell: policies per registered model, gate checks and promotions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import (
+    EXIT_FAILED,
+    BadInput,
+    acting_user,
+    emit_json,
+    open_store,
+    output_format,
+    store_option,
+    translate_errors,
+    user_option,
+)
+
+
+def model_version(uri: str) -> tuple[str, str]:
+    """``models:/<name>/<version>`` as (name, version)."""
+    if not uri.startswith("models:/"):
+        raise BadInput(f"expected models:/<name>/<version>, got {uri!r}")
+    name, _, version = uri[len("models:/") :].rpartition("/")
+    if not name or not version.isdigit():
+        raise BadInput(f"expected models:/<name>/<version> with a version number, got {uri!r}")
+    return name, version
+
+
+def _print_decision(decision: Any, output_format: str) -> None:
+    if output_format == "json":
+        emit_json(decision.to_dict())
+        return
+    verdict = "PASSES" if decision.passed else "BLOCKED"
+    click.echo(f"{decision.model_name} version {decision.version} → {decision.target}: {verdict}")
+    for requirement in decision.requirements:
+        mark = "met  " if requirement.met else "UNMET"
+        click.echo(f"  {mark}  {requirement.name:<40} {requirement.detail}")
+    click.echo(f"evidence {decision.evidence_hash[:16]} (policy {decision.policy_hash[:12]})")
+
+
+@click.group()
+def policy() -> None:
+    """Gate policies per registered model (TOML; setting one needs the admin role).
+
+    \b
+    Example:
+      mlflow-hitl policy set fraud-model policy.toml --user root
+    """
+
+
+@policy.command("set")
+@click.argument("model_name")
+@click.argument("path", type=click.Path())
+@store_option
+@user_option
+@output_format
+@translate_errors
+def policy_set(
+    model_name: str, path: str, store_uri: str | None, user: str | None, output_format: str
+) -> None:
+    """Validate PATH and make it MODEL_NAME's gate policy (versioned and audited).
+
+    \b
+    Example:
+      mlflow-hitl policy set fraud-model policy.toml --user root
+    """
+    from ..adapter.gate import set_policy
+
+    file = Path(path)
+    if not file.is_file():
+        raise BadInput(f"policy file {path} does not exist")
+    record = set_policy(
+        open_store(store_uri),
+        model_name,
+        file.read_text(encoding="utf-8"),
+        actor=acting_user(user),
+        source=file.name,
+    )
+    if output_format == "json":
+        emit_json({k: v for k, v in record.items() if k != "policy"})
+    else:
+        click.echo(
+            f"policy v{record['version']} of {model_name} set by {record['set_by']} ({record['policy_hash'][:12]})"
+        )
+
+
+@policy.command("show")
+@click.argument("model_name")
+@store_option
+@translate_errors
+def policy_show(model_name: str, store_uri: str | None) -> None:
+    """Print the policy in force for MODEL_NAME (the strict default when none is set).
+
+    \b
+    Example:
+      mlflow-hitl policy show fraud-model > policy.toml
+    """
+    from ..adapter.gate import policy_for
+    from ..gate import policy_to_toml
+
+    current, record = policy_for(open_store(store_uri), model_name)
+    origin = f"version {record['version']}, set by {record['set_by']}" if record else "the default policy"
+    click.echo(f"# gate policy of {model_name}: {origin}")
+    click.echo(policy_to_toml(current), nl=False)
+
+
+@click.group()
+def gate() -> None:
+    """Check and enforce a model version's HITL gate.
+
+    \b
+    Example:
+      mlflow-hitl gate check models:/fraud-model/7 --target champion
+    """
+
+
+@gate.command("check")
+@click.argument("model_uri")
+@click.option("--target", required=True, help="An alias (champion) or a stage as stage:Production.")
+@store_option
+@user_option
+@output_format
+@translate_errors
+def gate_check(
+    model_uri: str, target: str, store_uri: str | None, user: str | None, output_format: str
+) -> None:
+    """List every requirement of the gate for MODEL_URI and TARGET, met or not; exit 1 when blocked.
+
+    \b
+    Example:
+      mlflow-hitl gate check models:/fraud-model/7 --target champion
+    """
+    from ..adapter.gate import check_gate
+
+    name, version = model_version(model_uri)
+    target = target if target.startswith(("alias:", "stage:")) else f"alias:{target}"
+    decision = check_gate(name, version, target, store=open_store(store_uri), actor=acting_user(user))
+    _print_decision(decision, output_format)
+    if not decision.passed:
+        sys.exit(EXIT_FAILED)
+
+
+@gate.command("promote")
+@click.argument("model_name")
+@click.argument("version")
+@click.option("--alias", help="Set this alias on the version.")
+@click.option("--stage", help="Move the version to this stage (deprecated in MLflow, still supported).")
+@store_option
+@user_option
+@output_format
+@translate_errors
+def gate_promote(
+    model_name: str,
+    version: str,
+    alias: str | None,
+    stage: str | None,
+    store_uri: str | None,
+    user: str | None,
+    output_format: str,
+) -> None:
+    """Promote VERSION of MODEL_NAME only if its gate passes; a refusal is recorded and exits 1.
+
+    \b
+    Example:
+      mlflow-hitl gate promote fraud-model 7 --alias champion --user rita
+    """
+    from ..adapter.gate import GateBlockedError, promote, target_of
+
+    target = target_of(alias=alias, stage=stage)
+    try:
+        decision = promote(
+            model_name, version, target=target, store=open_store(store_uri), actor=acting_user(user)
+        )
+    except GateBlockedError as exc:
+        _print_decision(exc.decision, output_format)
+        sys.exit(EXIT_FAILED)
+    if decision is None:
+        click.echo(f"{target} is not protected by {model_name}'s policy; set without a gate")
+    else:
+        _print_decision(decision, output_format)
+        click.echo(f"promoted {model_name} version {version} to {target}")

@@ -1,0 +1,206 @@
+"""Registry gates on a real MLflow SQLite store: policy, gate check, promotion, the registry-store plugin."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from mlflow.exceptions import MlflowException
+
+import mlflow_hitl
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
+from mlflow_hitl.cli import cli
+from mlflow_hitl.review import ReviewStore
+
+FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
+
+LENIENT_POLICY = """
+[protect]
+aliases = ["champion"]
+stages = ["Production"]
+
+[checks.calibration]
+max = { ece = 0.5 }
+
+[[signoffs]]
+check = "fairness"
+role = "fairness-reviewer"
+count = 1
+
+[duties]
+separate = true
+"""
+
+
+@pytest.fixture
+def registered(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
+    """Version 1 of 'arrests' with its HITL evidence, a review store, and a CLI bound to both."""
+    synthetic, real, _ = arrests_split
+    features = list(arrests_model.feature_names_in_)
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+        mlflow_hitl.validate(
+            arrests_model,
+            real=real,
+            target=ARRESTS_TARGET,
+            synthetic=synthetic,
+            sensitive_features=ARRESTS_SENSITIVE,
+            config=FAST,
+            checks=["calibration", "fairness"],
+        )
+    mlflow.register_model(f"runs:/{run.info.run_id}/model", "arrests")
+    store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
+    monkeypatch.setenv("MLFLOW_HITL_STORE_URI", store_uri)
+    store = ReviewStore(store_uri)
+    store.grant_role("root-admin", "admin", actor="root-admin")
+    store.grant_role("dana", "fairness-reviewer", actor="root-admin")
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(LENIENT_POLICY)
+
+    def invoke(*args, user="rita"):
+        return CliRunner().invoke(
+            cli,
+            ["--tracking-uri", tracking_uri, *args],
+            env={"MLFLOW_HITL_USER": user, "MLFLOW_HITL_STORE_URI": store_uri},
+        )
+
+    author = mlflow.MlflowClient().get_run(run.info.run_id).info.user_id
+    return {
+        "run_id": run.info.run_id,
+        "store": store,
+        "invoke": invoke,
+        "policy": policy_file,
+        "author": author,
+        "tracking_uri": tracking_uri,
+    }
+
+
+def unmet(result):
+    return {r["name"] for r in json.loads(result.stdout)["requirements"] if not r["met"]}
+
+
+def test_the_default_policy_blocks_and_lists_what_is_missing(registered):
+    result = registered["invoke"](
+        "gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json"
+    )
+    assert result.exit_code == 1, result.output
+    missing = unmet(result)
+    assert "signoff.fairness" in missing
+    assert any(name.startswith("check.") for name in missing)
+
+
+def test_blocked_then_signed_off_then_promoted(registered):
+    invoke = registered["invoke"]
+    assert invoke("policy", "set", "arrests", str(registered["policy"]), user="root-admin").exit_code == 0
+    refused = invoke("gate", "promote", "arrests", "1", "--alias", "champion", "--format", "json")
+    assert refused.exit_code == 1
+    assert unmet(refused) == {"signoff.fairness"}
+    with pytest.raises(MlflowException):
+        mlflow.MlflowClient().get_model_version_by_alias("arrests", "champion")
+
+    registered["store"].sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
+    check = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    assert check.exit_code == 0, check.output
+    decision = json.loads(check.stdout)
+    assert decision["passed"] is True and decision["evidence"]["run_id"] == registered["run_id"]
+
+    promoted = invoke("gate", "promote", "arrests", "1", "--alias", "champion")
+    assert promoted.exit_code == 0, promoted.output
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("arrests", "champion").version) == "1"
+    tags = mlflow.MlflowClient().get_model_version("arrests", "1").tags
+    assert json.loads(tags["hitl.gate.alias.champion"])["passed"] is True
+    actions = registered["store"].audit_events(subject="model:arrests")["action"].tolist()
+    assert actions == ["policy.set", "promotion.refused", "gate.check", "promotion.granted"]
+    assert registered["store"].verify_audit().ok
+
+
+def test_the_author_cannot_sign_off_or_promote(registered):
+    invoke, store, author = registered["invoke"], registered["store"], registered["author"]
+    invoke("policy", "set", "arrests", str(registered["policy"]), user="root-admin")
+    store.grant_role(author, "fairness-reviewer", actor="root-admin")
+    store.sign_off(run_id=registered["run_id"], check="fairness", user=author, approve=True)
+    assert "signoff.fairness" in unmet(
+        invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    )
+    store.sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
+    by_author = invoke(
+        "gate", "promote", "arrests", "1", "--alias", "champion", "--format", "json", user=author
+    )
+    assert by_author.exit_code == 1 and unmet(by_author) == {"duties.promoter"}
+
+
+def test_tampering_with_evidence_or_the_audit_trail_blocks_again(registered):
+    invoke, store = registered["invoke"], registered["store"]
+    invoke("policy", "set", "arrests", str(registered["policy"]), user="root-admin")
+    store.sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
+    assert invoke("gate", "check", "models:/arrests/1", "--target", "champion").exit_code == 0
+
+    artifact_root = Path(
+        mlflow.MlflowClient().get_run(registered["run_id"]).info.artifact_uri.replace("file://", "")
+    )
+    result_file = artifact_root / "hitl" / "calibration" / "result.json"
+    original = result_file.read_text()
+    result_file.write_text(original.replace('"status": "failed"', '"status": "passed"') + " ")
+    blocked = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    assert blocked.exit_code == 1 and "evidence.artifacts_intact" in unmet(blocked)
+    assert "calibration/result.json" in blocked.stdout
+    result_file.write_text(original)
+
+    with sa.create_engine(store.url).begin() as conn:
+        conn.execute(sa.text("UPDATE hitl_audit_events SET actor = 'mallory' WHERE seq = 2"))
+    blocked = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    assert blocked.exit_code == 1 and "audit.intact" in unmet(blocked)
+
+
+def test_the_registry_store_plugin_refuses_plain_mlflow_calls(registered, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HITL_USER", "rita")  # the plugin's acting user: not the run's author
+    registered["invoke"]("policy", "set", "arrests", str(registered["policy"]), user="root-admin")
+    client = mlflow.MlflowClient(registry_uri="hitl+" + registered["tracking_uri"])
+    with pytest.raises(MlflowException, match="signoff.fairness") as refused:
+        client.set_registered_model_alias("arrests", "champion", "1")
+    assert refused.value.error_code == "PERMISSION_DENIED"
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED|written by mlflow-hitl only"):
+        client.set_model_version_tag("arrests", "1", "hitl.gate.alias.champion", '{"passed": true}')
+    with pytest.raises(MlflowException, match="written by mlflow-hitl only"):
+        client.set_registered_model_tag("arrests", "hitl.policy_hash", "forged")
+    with pytest.raises(MlflowException, match="signoff.fairness"):
+        client.transition_model_version_stage("arrests", "1", "Production")
+    client.set_registered_model_alias("arrests", "candidate", "1")  # not protected
+    client.set_model_version_tag("arrests", "1", "team", "fraud")  # not a hitl.* tag
+    assert str(client.get_model_version_by_alias("arrests", "candidate").version) == "1"
+
+    registered["store"].sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
+    client.set_registered_model_alias("arrests", "champion", "1")
+    assert str(client.get_model_version_by_alias("arrests", "champion").version) == "1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["gate", "check", "models:/arrests/9", "--target", "champion"],
+            "unknown model version 'arrests' version 9",
+        ),
+        (["gate", "check", "models:/nope/1", "--target", "champion"], "unknown model version 'nope'"),
+        (["gate", "check", "runs:/x/model", "--target", "champion"], "expected models:/<name>/<version>"),
+        (["gate", "promote", "arrests", "1"], "give exactly one promotion target"),
+        (["policy", "set", "nope", "{policy}"], "unknown registered model 'nope'"),
+        (["policy", "set", "arrests", "{bad_policy}"], "line 3"),
+        (["policy", "set", "arrests", "missing.toml"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2(registered, tmp_path, args, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[protect]\naliases = ["champion"]\nmystery = 1\n')
+    args = [a.format(policy=registered["policy"], bad_policy=bad) for a in args]
+    result = registered["invoke"](*args, user="root-admin")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_only_admins_set_policies(registered):
+    result = registered["invoke"]("policy", "set", "arrests", str(registered["policy"]), user="rita")
+    assert result.exit_code == 2 and "needs the 'admin' role" in result.stderr

@@ -1,0 +1,204 @@
+"""The security boundary: a real `mlflow server --app-name hitl` subprocess on 127.0.0.1 and a free port.
+
+Every way to set a protected alias or stage, or a hitl.* tag, is tried over raw REST, MlflowClient and
+the UI's ajax routes: refused while the gate fails, accepted for aliases once it passes.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import requests
+from mlflow.exceptions import MlflowException
+
+import mlflow_hitl
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, free_port
+from mlflow_hitl.review import ReviewStore
+
+ADMIN, PASSWORD = "admin", "Adm1n-pass-word!"
+FAST = {"adversarial": {"max_rows": 200}, "fairness": {"n_bootstrap": 30}, "drift": {"render_report": False}}
+POLICY = """
+[protect]
+aliases = ["champion"]
+stages = ["Production"]
+[checks.calibration]
+max = { ece = 0.5 }
+allow_status = ["passed", "needs_review", "failed"]
+[[signoffs]]
+check = "fairness"
+role = "fairness-reviewer"
+count = 1
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request, tmp_path, monkeypatch):
+    backend = (
+        f"sqlite:///{tmp_path / 'mlflow.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
+    auth_ini = tmp_path / "auth.ini"
+    auth_ini.write_text(
+        "[mlflow]\ndefault_permission = MANAGE\n"
+        f"database_uri = sqlite:///{tmp_path / 'auth.db'}\nadmin_username = {ADMIN}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    env = {
+        **os.environ,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_HITL_STORE_URI": store_uri,
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "hitl",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),
+    )
+    try:
+        for _ in range(120):
+            try:
+                if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None:
+                pytest.fail("mlflow server exited: " + (tmp_path / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+        monkeypatch.setenv("MLFLOW_HITL_STORE_URI", store_uri)
+        mlflow.set_tracking_uri(url)
+        mlflow.set_registry_uri(url)
+        yield {"url": url, "store": ReviewStore(store_uri)}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def version(server, arrests_model, arrests_split):
+    synthetic, real, _ = arrests_split
+    mlflow.set_experiment("server-gates")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(arrests_model, name="model")
+        mlflow_hitl.validate(
+            arrests_model,
+            real=real,
+            target=ARRESTS_TARGET,
+            synthetic=synthetic,
+            sensitive_features=ARRESTS_SENSITIVE,
+            config=FAST,
+            checks=["calibration", "fairness"],
+        )
+    mlflow.register_model(f"runs:/{run.info.run_id}/model", "fraud")
+    store = server["store"]
+    store.grant_role("root", "admin", actor="root")
+    store.grant_role("dana", "fairness-reviewer", actor="root")
+    from mlflow_hitl.adapter.gate import set_policy
+
+    set_policy(store, "fraud", POLICY, actor="root")
+    return run.info.run_id
+
+
+def _post(server, route, body, auth=(ADMIN, PASSWORD)):
+    return requests.post(f"{server['url']}/{route}", json=body, auth=auth, timeout=60)
+
+
+ATTEMPTS = [
+    ("api/2.0/mlflow/registered-models/alias", {"name": "fraud", "alias": "champion", "version": "1"}),
+    ("ajax-api/2.0/mlflow/registered-models/alias", {"name": "fraud", "alias": "champion", "version": "1"}),
+    (
+        "api/2.0/mlflow/model-versions/transition-stage",
+        {"name": "fraud", "version": "1", "stage": "Production", "archive_existing_versions": False},
+    ),
+    (
+        "ajax-api/2.0/mlflow/model-versions/transition-stage",
+        {"name": "fraud", "version": "1", "stage": "Production", "archive_existing_versions": False},
+    ),
+    (
+        "api/2.0/mlflow/model-versions/set-tag",
+        {"name": "fraud", "version": "1", "key": "hitl.gate.alias.champion", "value": '{"passed": true}'},
+    ),
+    (
+        "ajax-api/2.0/mlflow/model-versions/set-tag",
+        {"name": "fraud", "version": "1", "key": "hitl.x", "value": "1"},
+    ),
+    (
+        "api/2.0/mlflow/registered-models/set-tag",
+        {"name": "fraud", "key": "hitl.policy_hash", "value": "forged"},
+    ),
+    (
+        "ajax-api/2.0/mlflow/registered-models/set-tag",
+        {"name": "fraud", "key": "hitl.policy_hash", "value": "x"},
+    ),
+]
+
+
+def test_every_route_around_the_gate_is_refused_until_it_passes(server, version):
+    for route, body in ATTEMPTS:
+        response = _post(server, route, body)
+        assert response.status_code == 403, (route, response.text)
+        assert response.json()["error_code"] == "PERMISSION_DENIED"
+    assert "signoff.fairness" in _post(server, *ATTEMPTS[0]).json()["message"]
+    client = mlflow.MlflowClient()
+    with pytest.raises(MlflowException, match="signoff.fairness") as refused:
+        client.set_registered_model_alias("fraud", "champion", "1")
+    assert refused.value.error_code == "PERMISSION_DENIED"
+    assert (
+        requests.post(f"{server['url']}/{ATTEMPTS[0][0]}", json=ATTEMPTS[0][1], timeout=30).status_code == 401
+    )
+
+    client.set_registered_model_alias("fraud", "staging-candidate", "1")  # not protected
+    client.set_model_version_tag("fraud", "1", "owner", "risk-team")  # not a hitl.* tag
+    refusals = server["store"].audit_events(subject="model:fraud", action="promotion.refused")
+    assert len(refusals) >= 3 and set(refusals["actor"]) == {ADMIN}  # the authenticated user
+
+    server["store"].sign_off(run_id=version, check="fairness", user="dana", approve=True)
+    # The run was logged as admin, its author: separation of duties leaves promotion to someone else.
+    with pytest.raises(MlflowException, match="duties.promoter"):
+        client.set_registered_model_alias("fraud", "champion", "1")
+    created = _post(
+        server, "api/2.0/mlflow/users/create", {"username": "rita", "password": "Rita-pass-word-1"}
+    )
+    assert created.status_code == 200, created.text
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
+        "rita",
+        "Rita-pass-word-1",
+    )
+    client.set_registered_model_alias("fraud", "champion", "1")
+    assert str(client.get_model_version_by_alias("fraud", "champion").version) == "1"
+    rita = ("rita", "Rita-pass-word-1")
+    assert _post(server, *ATTEMPTS[2], auth=rita).status_code == 200  # the stage, too, once the gate passes
+    granted = server["store"].audit_events(subject="model:fraud", action="promotion.granted")
+    assert set(granted["actor"]) == {"rita"}
+    for route, body in ATTEMPTS[4:]:
+        assert _post(server, route, body).status_code == 403  # hitl.* tags stay the server's own
