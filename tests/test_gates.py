@@ -204,3 +204,24 @@ def test_bad_input_exits_2(registered, tmp_path, args, message):
 def test_only_admins_set_policies(registered):
     result = registered["invoke"]("policy", "set", "arrests", str(registered["policy"]), user="rita")
     assert result.exit_code == 2 and "needs the 'admin' role" in result.stderr
+
+
+def test_forged_signoffs_and_relogged_metrics_are_not_evidence(registered):
+    invoke, store = registered["invoke"], registered["store"]
+    invoke("policy", "set", "arrests", str(registered["policy"]), user="root-admin")
+    head_seq, head_hash = store.audit_head()
+    with sa.create_engine(store.url).begin() as conn:  # a sign-off row with no event of its own in the chain
+        conn.execute(
+            sa.text("INSERT INTO hitl_signoffs (run_id, check_name, user, role, decision, note, audit_seq, audit_hash,"
+                    " created_at) VALUES (:run, 'fairness', 'dana', 'fairness-reviewer', 'approve', NULL, :seq, :hash,"
+                    " '2026-01-01T00:00:00.000000Z')"),
+            {"run": registered["run_id"], "seq": head_seq, "hash": head_hash},
+        )
+    assert store.verify_audit().ok  # the chain itself is untouched...
+    result = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    assert "signoff.fairness" in unmet(result)  # ...but the forged row counts for nothing
+
+    store.sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
+    mlflow.MlflowClient().log_metric(registered["run_id"], "hitl.calibration.ece", 0.9)  # re-logged after the fact
+    passed = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    assert passed.exit_code == 0  # the gate reads the manifest-pinned result.json, not the run's metrics

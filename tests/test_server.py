@@ -58,6 +58,7 @@ def server(request, tmp_path, monkeypatch):
     env.pop("MLFLOW_TRACKING_URI", None)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")  # noqa: SIM115 (closed in the finally below)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -102,6 +103,7 @@ def server(request, tmp_path, monkeypatch):
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture

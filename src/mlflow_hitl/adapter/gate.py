@@ -181,6 +181,42 @@ def _verify_folder(root: Path, summary_bytes: bytes, snapshots: list[dict[str, A
     return problems
 
 
+def _verified_metrics(root: Path, summary: dict[str, Any], problems: list[str]) -> dict[str, float]:
+    """``<check>.<metric>`` from each check's manifest-verified ``result.json``.
+
+    Not from the run's metrics: anyone who can write to the run can log a metric again, while the
+    result files are pinned by the sha256 manifest in ``hitl/summary.json``.
+    """
+    metrics: dict[str, float] = {}
+    for check in summary.get("checks", {}):
+        path = root / check / "result.json"
+        if not path.is_file() or any(p.startswith(f"hitl/{check}/result.json") for p in problems):
+            continue
+        for name, value in json.loads(path.read_bytes()).get("metrics", {}).items():
+            metrics[f"{check}.{name}"] = float("nan") if value is None else float(value)
+    return metrics
+
+
+def _chained_signoffs(store: ReviewStore, run_id: str) -> list[dict[str, Any]]:
+    """The run's sign-offs whose audit event is in the chain exactly as the sign-off row says.
+
+    A row written straight into the sign-off table, or edited afterwards, has no matching event
+    and is not evidence.
+    """
+    rows = []
+    for row in store.signoffs(run_id).to_dict(orient="records"):
+        event = store.audit_event(row["audit_seq"])
+        if (
+            event is not None
+            and event["hash"] == row["audit_hash"]
+            and event["actor"] == row["user"]
+            and event["action"] == f"signoff.{row['decision']}"
+            and event["subject"] == f"run:{row['run_id']}/check:{row['check_name']}"
+        ):
+            rows.append(row)
+    return rows
+
+
 def _snapshot_alpha(root: Path | None, snapshot_id: str) -> float | None:
     path = None if root is None else root / "labels" / snapshot_id / "snapshot.json"
     if path is None or not path.is_file():
@@ -206,7 +242,8 @@ def collect_evidence(
     if run_id:
         with contextlib.suppress(MlflowException):
             run = client.get_run(run_id)
-    summary, summary_sha, problems, metrics, author = None, None, [], {}, None
+    summary, summary_sha, problems, author = None, None, [], None
+    metrics: dict[str, float] = {}
     snapshots = store.snapshots() if run is not None else None
     own_snapshots = (
         [] if snapshots is None else snapshots[snapshots["run_id"] == run_id].to_dict(orient="records")
@@ -214,7 +251,6 @@ def collect_evidence(
     root = None
     if run is not None:
         author = run.info.user_id
-        metrics = {k[len("hitl.") :]: v for k, v in run.data.metrics.items() if k.startswith("hitl.")}
         artifacts = _RunArtifacts(run)
         try:
             root = artifacts.folder()
@@ -224,6 +260,7 @@ def collect_evidence(
                 summary = json.loads(summary_bytes)
                 summary_sha = hashlib.sha256(summary_bytes).hexdigest()
                 problems = _verify_folder(root, summary_bytes, own_snapshots)
+                metrics = _verified_metrics(root, summary, problems)
             snapshot_rows = tuple(
                 {
                     "id": s["id"],
@@ -238,7 +275,7 @@ def collect_evidence(
     else:
         snapshot_rows = ()
     verification = store.verify_audit()
-    signoffs = () if not run_id else tuple(store.signoffs(run_id).to_dict(orient="records"))
+    signoffs = () if not run_id else tuple(_chained_signoffs(store, run_id))
     return Evidence(
         model_name=model_name,
         version=version,

@@ -1009,6 +1009,12 @@ class ReviewStore:
                 rows = conn.execute(sa.select(*columns).order_by(t.audit_events.c.seq))
                 return verify_chain(rows, expected_head=(int(head.seq), str(head.hash)))
 
+    def audit_event(self, seq: int) -> dict[str, Any] | None:
+        """The stored event with sequence number ``seq``, or ``None``."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.audit_events).where(t.audit_events.c.seq == int(seq))).first()
+        return None if row is None else dict(row._mapping)
+
     def audit_events(
         self,
         *,
