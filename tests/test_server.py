@@ -59,6 +59,7 @@ def server(request, tmp_path, monkeypatch):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")  # noqa: SIM115 (closed in the finally below)
+    log = (tmp_path / "server.log").open("w")  # noqa: SIM115 (closed in the finally below)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -80,7 +81,7 @@ def server(request, tmp_path, monkeypatch):
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "server.log", "w"),
+        stderr=log,
     )
     try:
         for _ in range(120):
