@@ -59,7 +59,6 @@ def server(request, tmp_path, monkeypatch):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")  # noqa: SIM115 (closed in the finally below)
-    log = (tmp_path / "server.log").open("w")  # noqa: SIM115 (closed in the finally below)
     process = subprocess.Popen(
         [
             sys.executable,
