@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/arrests_demo.py --output demo-output
 
+# The team-store tests start a real PostgreSQL server; its binaries come from Debian's packages.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL server binaries (Debian package postgresql) for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 ## test: set up and run the test suite
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## bench: the benchmarks behind docs/performance.md (slow: evidently at 1M rows takes minutes)

@@ -225,3 +225,32 @@ def test_forged_signoffs_and_relogged_metrics_are_not_evidence(registered):
     mlflow.MlflowClient().log_metric(registered["run_id"], "hitl.calibration.ece", 0.9)  # re-logged after the fact
     passed = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
     assert passed.exit_code == 0  # the gate reads the manifest-pinned result.json, not the run's metrics
+
+
+def test_lineage_traces_the_version_to_people_and_decisions(registered, tmp_path):
+    invoke, store = registered["invoke"], registered["store"]
+    invoke("policy", "set", "arrests", str(registered["policy"]), user="root-admin")
+    store.sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True, note="fine")
+    assert invoke("gate", "promote", "arrests", "1", "--alias", "champion").exit_code == 0
+
+    tree = invoke("lineage", "models:/arrests/1")
+    assert tree.exit_code == 0, tree.output
+    assert "aliases=champion" in tree.stdout and "fairness: approve by dana (fairness-reviewer)" in tree.stdout
+    assert "promotion.granted alias:champion by rita: passed" in tree.stdout
+    assert "audit chain: intact" in tree.stdout
+
+    data = json.loads(invoke("lineage", "models:/arrests/1", "--format", "json").stdout)
+    assert data["run"]["run_id"] == registered["run_id"] and data["run"]["author"] == registered["author"]
+    assert data["model"]["policy"]["version"] == 1
+    assert [s["in_audit_chain"] for s in data["signoffs"]] == [True]
+    assert [g["action"] for g in data["gate_decisions"]] == ["promotion.granted"]
+
+    page = tmp_path / "lineage.html"
+    assert invoke("lineage", "models:/arrests/1", "--format", "html", "-o", str(page)).exit_code == 0
+    text = page.read_text()
+    assert "<h2>Sign-offs</h2>" in text and text.count("data:image/png;base64,") >= 2
+
+    with sa.create_engine(store.url).begin() as conn:
+        conn.execute(sa.text("DELETE FROM hitl_audit_events WHERE seq = 3"))
+    broken = invoke("lineage", "models:/arrests/1")
+    assert broken.exit_code == 1 and "audit chain: BROKEN at event 3" in broken.stdout

@@ -32,7 +32,7 @@ _COLOURS = {
     Status.NEEDS_REVIEW: "#9a6700",
     Status.INSUFFICIENT_EVIDENCE: "#6e7781",
 }
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
 h1{margin-bottom:.2rem} .sub{color:#57606a;margin-top:0}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;color:#fff;font-weight:600;font-size:.85rem}
@@ -107,7 +107,7 @@ def render_report(result: ValidationResult) -> str:
     sections = "".join(_check_section(c) for c in result.checks.values())
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>mlflow-hitl evidence report</title>"
-        f"<style>{_STYLE}</style></head><body>"
+        f"<style>{STYLE}</style></head><body>"
         f"<h1>HITL evidence report {_badge(result.status)}</h1>"
         "<p class=sub>Human-in-the-loop validation of a model trained on synthetic data. "
         "<code>insufficient_evidence</code> is never a pass.</p>"

@@ -77,7 +77,7 @@ def test_result_shape(independent_cancer, cancer):
     assert json.loads(result.to_json())["status"] == "passed"
     per_column = {k for k in result.metrics if k.endswith(".fidelity")}
     assert len(per_column) == cancer.shape[1]
-    assert "mean radius.fidelity" in per_column
+    assert "mean_radius.fidelity" in per_column
     assert result.thresholds["max_c2st_auc"] == GeneratorConfig().max_c2st_auc
     sizes = result.details["sizes"]
     assert sizes["rows_synthetic"] == 284 and sizes["rows_real"] == 285
@@ -121,7 +121,7 @@ def test_numeric_fidelity_matches_scipy_ks(cancer_halves):
         for column in real.columns
     }
     for column, value in expected.items():
-        assert result.metrics[f"{column}.fidelity"] == pytest.approx(value, abs=1e-12)
+        assert result.metrics[f"{column.replace(' ', '_')}.fidelity"] == pytest.approx(value, abs=1e-12)
     assert result.metrics["fidelity"] == pytest.approx(np.mean(list(expected.values())))
     assert result.details["columns"][0]["missing_synthetic"] > 0.05
 
@@ -140,7 +140,7 @@ def test_categorical_fidelity_matches_pandas_tvd(arrests):
     synthetic["citizen"] = synthetic["citizen"].astype("category")  # dtype differences do not matter
     result = generator_check(synthetic, real)
     for column in ["released", "colour", "sex", "employed", "citizen"]:
-        assert result.metrics[f"{column}.fidelity"] == pytest.approx(
+        assert result.metrics[f"{column.replace(' ', '_')}.fidelity"] == pytest.approx(
             1.0 - _tvd(synthetic[column], real[column])
         )
     assert result.metrics["colour.fidelity"] < 0.9
@@ -235,7 +235,7 @@ def test_unrealistic_synthetic_set_is_detected(cancer_halves, make):
     assert "c2st_auc" in {r["metric"] for r in result.details["failed_rules"]}
     if make is _shifted:
         assert result.details["c2st_top_features"][0]["column"] == "worst area"
-        assert result.metrics["worst area.fidelity"] < 0.7
+        assert result.metrics["worst_area.fidelity"] < 0.7
 
 
 # --- sizes, options, bad input -----------------------------------------------------------------
@@ -255,8 +255,8 @@ def test_columns_selects_the_compared_subset(cancer_halves):
     synthetic = synthetic.assign(generator_id=1)
     result = generator_check(synthetic, real, columns=["mean radius", "mean texture"])
     assert {k for k in result.metrics if k.endswith(".fidelity")} == {
-        "mean radius.fidelity",
-        "mean texture.fidelity",
+        "mean_radius.fidelity",
+        "mean_texture.fidelity",
     }
 
 

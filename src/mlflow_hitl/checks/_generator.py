@@ -15,7 +15,6 @@ sets); the three questions then work from those arrays, so nothing is converted 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,9 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from .._result import CheckResult, Status
-from ..config import GeneratorConfig, resolve_config, thresholds_of
+from ..config import GeneratorConfig, check_config, thresholds_of
 from ..errors import ConfigError, InputError
+from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
 from ._validation import check_frame, numeric_and_categorical
 
@@ -137,7 +137,11 @@ def generator_check(
     if correlation is not None:
         metrics["correlation_similarity"] = correlation
     metrics.update(
-        zip(_metric_keys(row["column"] for row in table), (row["fidelity"] for row in table), strict=True)
+        zip(
+            (f"{part}.fidelity" for part in unique_key_parts(row["column"] for row in table)),
+            (row["fidelity"] for row in table),
+            strict=True,
+        )
     )
 
     failed = _failed_rules(metrics, cfg)
@@ -176,7 +180,7 @@ def generator_check(
 
 
 def _resolve(config: GeneratorConfig | Mapping[str, Any] | None) -> GeneratorConfig:
-    cfg = GeneratorConfig() if config is None else resolve_config({_NAME: config}).generator
+    cfg = check_config(_NAME, config)
     if not 0.0 <= cfg.near_copy_quantile <= 1.0:
         raise ConfigError(
             f"config['generator']['near_copy_quantile'] must lie in [0, 1], got {cfg.near_copy_quantile}"
@@ -507,21 +511,6 @@ def _summary(metrics: Mapping[str, float], failed: list[dict[str, Any]]) -> str:
         f"The synthetic set passes: fidelity {metrics['fidelity']:.3f}, classifier AUC {metrics['c2st_auc']:.3f}, "
         f"{metrics['exact_copy_share']:.1%} exact and {metrics['near_copy_share']:.1%} near copies of real rows."
     )
-
-
-_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")
-
-
-def _metric_keys(columns: Any) -> list[str]:
-    """``<column>.fidelity`` with characters MLflow refuses replaced by ``_``; clashes get a numeric suffix."""
-    keys: list[str] = []
-    for column in columns:
-        base = _KEY_UNSAFE.sub("_", str(column))
-        key, n = f"{base}.fidelity", 2
-        while key in keys:
-            key, n = f"{base}_{n}.fidelity", n + 1
-        keys.append(key)
-    return keys
 
 
 def _plot_fidelity(table: list[dict[str, Any]], min_fidelity: float) -> bytes:

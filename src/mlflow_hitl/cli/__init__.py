@@ -10,7 +10,7 @@ import os
 
 import click
 
-from ._gate import gate, policy
+from ._gate import gate, lineage, policy
 from ._governance import audit, roles, signoff
 from ._review import consensus, labels, queue, review
 from ._validate import validate
@@ -35,5 +35,5 @@ def cli(tracking_uri: str | None) -> None:
         mlflow.set_tracking_uri(tracking_uri)
 
 
-for command in (validate, queue, review, consensus, labels, signoff, roles, audit, policy, gate):
+for command in (validate, queue, review, consensus, labels, signoff, roles, audit, policy, gate, lineage):
     cli.add_command(command)

@@ -184,3 +184,47 @@ def gate_promote(
     else:
         _print_decision(decision, output_format)
         click.echo(f"promoted {model_name} version {version} to {target}")
+
+
+@click.command()
+@click.argument("model_uri")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["tree", "json", "html"]),
+    default="tree",
+    show_default=True,
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
+@store_option
+@translate_errors
+def lineage(model_uri: str, output_format: str, output: str | None, store_uri: str | None) -> None:
+    """Trace MODEL_URI to its run, data, verified labels, raters, sign-offs and gate decisions.
+
+    Exits 1 when the evidence or the audit chain no longer verifies.
+
+    \b
+    Example:
+      mlflow-hitl lineage models:/fraud-model/7 --format html -o fraud-7.html
+    """
+    import json
+
+    from ..adapter.lineage import lineage as trace
+    from ..adapter.lineage import render_html, render_tree
+
+    name, version = model_version(model_uri)
+    data = trace(name, version, store=open_store(store_uri))
+    if output_format == "json":
+        text = json.dumps(
+            {k: v for k, v in data.items() if k != "_plots"}, indent=2, sort_keys=True, default=str
+        )
+    elif output_format == "html":
+        text = render_html(data)
+    else:
+        text = render_tree(data)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    if data["evidence_problems"] or not data["audit"]["ok"]:
+        sys.exit(EXIT_FAILED)

@@ -85,8 +85,9 @@ def roles() -> None:
 @click.argument("role", type=_ROLE_CHOICE)
 @store_option
 @user_option
+@output_format
 @translate_errors
-def roles_grant(member: str, role: str, store_uri: str | None, user: str | None) -> None:
+def roles_grant(member: str, role: str, store_uri: str | None, user: str | None, output_format: str) -> None:
     """Give MEMBER a ROLE.
 
     \b
@@ -94,7 +95,14 @@ def roles_grant(member: str, role: str, store_uri: str | None, user: str | None)
       mlflow-hitl roles grant carol adjudicator --user root
     """
     open_store(store_uri).grant_role(member, role, actor=acting_user(user))
-    click.echo(f"{member} is now {role}")
+    _role_changed(member, role, granted=True, output_format=output_format)
+
+
+def _role_changed(member: str, role: str, *, granted: bool, output_format: str) -> None:
+    if output_format == "json":
+        emit_json({"user": member, "role": role, "granted": granted})
+    else:
+        click.echo(f"{member} is {'now' if granted else 'no longer'} {role}")
 
 
 @roles.command("revoke")
@@ -102,8 +110,9 @@ def roles_grant(member: str, role: str, store_uri: str | None, user: str | None)
 @click.argument("role", type=_ROLE_CHOICE)
 @store_option
 @user_option
+@output_format
 @translate_errors
-def roles_revoke(member: str, role: str, store_uri: str | None, user: str | None) -> None:
+def roles_revoke(member: str, role: str, store_uri: str | None, user: str | None, output_format: str) -> None:
     """Take ROLE away from MEMBER.
 
     \b
@@ -111,7 +120,7 @@ def roles_revoke(member: str, role: str, store_uri: str | None, user: str | None
       mlflow-hitl roles revoke carol adjudicator --user root
     """
     open_store(store_uri).revoke_role(member, role, actor=acting_user(user))
-    click.echo(f"{member} is no longer {role}")
+    _role_changed(member, role, granted=False, output_format=output_format)
 
 
 @roles.command("list")

@@ -1,0 +1,281 @@
+"""Lineage for auditors: a registered model version traced to its data, labels, people and decisions.
+
+version → run → logged model → dataset inputs (synthetic training data, real holdout, verified-label
+snapshots) → review queues → raters and agreement → sign-offs → gate decisions → audit verification.
+Rendered as a tree for the terminal, JSON for tools, or one self-contained HTML page (plots included)
+that a compliance review can keep.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from typing import Any
+
+from ..review import ReviewStore
+from .evidence import RunArtifacts, chained_signoffs, verify_folder
+from .gate import policy_for
+
+__all__ = ["lineage", "render_html", "render_tree"]
+
+
+def _datasets(run: Any) -> list[dict[str, Any]]:
+    rows = []
+    for item in run.inputs.dataset_inputs:
+        tags = {t.key: t.value for t in item.tags}
+        dataset = item.dataset
+        rows.append(
+            {
+                "name": dataset.name,
+                "digest": dataset.digest,
+                "source_type": dataset.source_type,
+                "source": dataset.source,
+                "context": tags.get("mlflow.data.context"),
+            }
+        )
+    return rows
+
+
+def _queues(store: ReviewStore, run_id: str, root: Any) -> list[dict[str, Any]]:
+    snapshots = store.snapshots()
+    out = []
+    for queue in store.queues():
+        if queue.run_id != run_id:
+            continue
+        published = []
+        for record in snapshots[snapshots["queue"] == queue.name].to_dict(orient="records"):
+            meta_path = None if root is None else root / "labels" / record["id"] / "snapshot.json"
+            meta = json.loads(meta_path.read_bytes()) if meta_path is not None and meta_path.is_file() else {}
+            published.append(
+                {
+                    "id": record["id"],
+                    "n_items": int(record["n_items"]),
+                    "method": record["method"],
+                    "published_by": record["created_by"],
+                    "published_at": record["created_at"],
+                    "audit_seq": int(record["audit_seq"]),
+                    "agreement": meta.get("agreement"),
+                    "raters": [r.get("rater") for r in meta.get("rater_quality", [])],
+                }
+            )
+        out.append(
+            {
+                "name": queue.name,
+                "raters_per_item": queue.raters_per_item,
+                "blind": queue.blind,
+                "strategy": queue.strategy,
+                "created_by": queue.created_by,
+                **store.progress(queue.name),
+                "snapshots": published,
+            }
+        )
+    return out
+
+
+def _gate_events(store: ReviewStore, model_name: str, version: str) -> list[dict[str, Any]]:
+    events = store.audit_events(subject=f"model:{model_name}/{version}")
+    return [
+        {
+            "seq": int(e["seq"]),
+            "time": e["time"],
+            "actor": e["actor"],
+            "action": e["action"],
+            **json.loads(e["payload"]),
+        }
+        for e in events.to_dict(orient="records")
+    ]
+
+
+def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[str, Any]:
+    """Everything an auditor follows from ``model_name`` version ``version``, as plain JSON data."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ..errors import NotFoundError
+
+    client = mlflow.MlflowClient()
+    version = str(version)
+    try:
+        model_version = client.get_model_version(model_name, version)
+    except MlflowException as exc:
+        raise NotFoundError(f"unknown model version {model_name!r} version {version}") from exc
+    _, policy_record = policy_for(store, model_name)
+    result: dict[str, Any] = {
+        "model": {
+            "name": model_name,
+            "version": version,
+            "source": model_version.source,
+            "model_id": getattr(model_version, "model_id", None),
+            "run_id": model_version.run_id,
+            "aliases": list(model_version.aliases),
+            "stage": model_version.current_stage,
+            "policy": None
+            if policy_record is None
+            else {
+                "version": policy_record["version"],
+                "hash": policy_record["policy_hash"],
+                "set_by": policy_record["set_by"],
+                "set_at": policy_record["set_at"],
+            },
+        },
+        "run": None,
+        "datasets": [],
+        "queues": [],
+        "signoffs": [],
+        "evidence_problems": [],
+    }
+    run = None
+    if model_version.run_id:
+        try:
+            run = client.get_run(model_version.run_id)
+        except MlflowException:
+            result["evidence_problems"].append(f"run {model_version.run_id} no longer exists")
+    plots: dict[str, str] = {}
+    if run is not None:
+        artifacts = RunArtifacts(run)
+        try:
+            root = artifacts.folder()
+            summary_path = None if root is None else root / "summary.json"
+            summary = (
+                json.loads(summary_path.read_bytes())
+                if summary_path is not None and summary_path.is_file()
+                else None
+            )
+            result["run"] = {
+                "run_id": run.info.run_id,
+                "experiment_id": run.info.experiment_id,
+                "author": run.info.user_id,
+                "status": run.info.status,
+                "start_time": run.info.start_time,
+                "hitl_status": None if summary is None else summary.get("status"),
+                "checks": {} if summary is None else summary.get("checks", {}),
+            }
+            result["datasets"] = _datasets(run)
+            result["queues"] = _queues(store, run.info.run_id, root)
+            if summary is None:
+                result["evidence_problems"].append("no HITL evidence logged (hitl/summary.json missing)")
+            else:
+                snapshots = store.snapshots()
+                own = snapshots[snapshots["run_id"] == run.info.run_id].to_dict(orient="records")
+                result["evidence_problems"] = verify_folder(root, summary_path.read_bytes(), own)
+                for relative in summary.get("manifest", {}):
+                    if relative.endswith(".png"):
+                        plots[relative] = base64.b64encode((root / relative).read_bytes()).decode()
+        finally:
+            artifacts.close()
+        chained = chained_signoffs(store, run.info.run_id)
+        chained_ids = {row["id"] for row in chained}
+        result["signoffs"] = [
+            {**row, "in_audit_chain": row["id"] in chained_ids}
+            for row in store.signoffs(run.info.run_id).to_dict(orient="records")
+        ]
+    result["gate_decisions"] = _gate_events(store, model_name, version)
+    verification = store.verify_audit()
+    result["audit"] = {
+        "ok": verification.ok,
+        "events": verification.n_events,
+        "head_seq": verification.head_seq,
+        "head_hash": verification.head_hash,
+        "first_bad_seq": verification.first_bad_seq,
+        "problem": verification.problem,
+    }
+    result["_plots"] = plots
+    return result
+
+
+def render_tree(data: dict[str, Any]) -> str:
+    """An indented outline for the terminal."""
+    model, run, audit = data["model"], data["run"], data["audit"]
+    policy = model["policy"]
+    policy_text = f"v{policy['version']} {policy['hash'][:12]}" if policy else "default"
+    lines = [
+        f"{model['name']} version {model['version']}  aliases={','.join(model['aliases']) or '-'}  "
+        f"stage={model['stage']}  policy={policy_text}"
+    ]
+    if run is None:
+        lines.append("└─ no run: nothing to trace")
+    else:
+        lines.append(
+            f"├─ run {run['run_id']} by {run['author']}: HITL {run['hitl_status'] or 'not validated'}"
+        )
+        for check, status in run["checks"].items():
+            lines.append(f"│  ├─ {check}: {status}")
+        lines.append(
+            f"│  └─ evidence: {'intact' if not data['evidence_problems'] else '; '.join(data['evidence_problems'])}"
+        )
+        lines.append(f"├─ datasets ({len(data['datasets'])})")
+        for d in data["datasets"]:
+            lines.append(f"│  ├─ {d['name']} [{d['context'] or '-'}] digest {d['digest']}  {d['source']}")
+        lines.append(f"├─ review queues ({len(data['queues'])})")
+        for q in data["queues"]:
+            lines.append(
+                f"│  ├─ {q['name']}: {q['items']} items × {q['raters_per_item']} raters, "
+                f"{q['labels']}/{q['labels_needed']} labels, {q['adjudicated']} adjudicated"
+            )
+            for s in q["snapshots"]:
+                alpha = (s["agreement"] or {}).get("krippendorff_alpha")
+                alpha_text = "n/a" if alpha is None else f"{alpha:.2f}"
+                lines.append(
+                    f"│  │  └─ snapshot {s['id']}: {s['n_items']} verified ({s['method']}), alpha "
+                    f"{alpha_text}, raters {', '.join(map(str, s['raters']))}"
+                )
+        lines.append(f"├─ sign-offs ({len(data['signoffs'])})")
+        for s in data["signoffs"]:
+            mark = "" if s["in_audit_chain"] else "  NOT IN AUDIT CHAIN"
+            lines.append(
+                f"│  ├─ {s['check_name']}: {s['decision']} by {s['user']} ({s['role']}) at event {s['audit_seq']}{mark}"
+            )
+    lines.append(f"├─ gate decisions ({len(data['gate_decisions'])})")
+    for g in data["gate_decisions"]:
+        lines.append(
+            f"│  ├─ {g['time']} {g['action']} {g['target']} by {g['actor']}: "
+            f"{'passed' if g['passed'] else 'blocked: ' + ', '.join(g['unmet'])}"
+        )
+    state = "intact" if audit["ok"] else f"BROKEN at event {audit['first_bad_seq']}: {audit['problem']}"
+    lines.append(f"└─ audit chain: {state} ({audit['events']} events, head {audit['head_hash'][:16]})")
+    return "\n".join(lines) + "\n"
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """One self-contained page: the tree, the tables and the evidence plots."""
+    from ..report import STYLE
+
+    def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+        if not rows:
+            return "<p>none</p>"
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+            for r in rows
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    model = data["model"]
+    plots = "".join(
+        f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{b}"><figcaption>{html.escape(n)}</figcaption></figure>'
+        for n, b in data.get("_plots", {}).items()
+    )
+    snapshots = [
+        {
+            "queue": q["name"],
+            **s,
+            "agreement": json.dumps(s["agreement"]),
+            "raters": ", ".join(map(str, s["raters"])),
+        }
+        for q in data["queues"]
+        for s in q["snapshots"]
+    ]
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>Lineage of {html.escape(model['name'])} v{html.escape(model['version'])}</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>Lineage: {html.escape(model['name'])} version {html.escape(model['version'])}</h1>"
+        f"<pre>{html.escape(render_tree(data))}</pre>"
+        f"<h2>Datasets</h2>{table(data['datasets'], ['name', 'context', 'digest', 'source_type', 'source'])}"
+        f"<h2>Review queues</h2>{table(data['queues'], ['name', 'items', 'raters_per_item', 'blind', 'labels', 'adjudicated', 'created_by'])}"
+        f"<h2>Verified-label snapshots</h2>{table(snapshots, ['queue', 'id', 'n_items', 'method', 'raters', 'agreement', 'published_by', 'audit_seq'])}"
+        f"<h2>Sign-offs</h2>{table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain'])}"
+        f"<h2>Gate decisions</h2>{table(data['gate_decisions'], ['seq', 'time', 'action', 'target', 'actor', 'passed', 'evidence_hash'])}"
+        f"<h2>Evidence</h2>{plots or '<p>no plots logged</p>'}</body></html>"
+    )
