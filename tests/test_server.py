@@ -87,7 +87,7 @@ def server(request, tmp_path, monkeypatch):
             try:
                 if requests.get(f"{url}/health", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or too busy to answer
                 pass
             if process.poll() is not None:
                 pytest.fail("mlflow server exited: " + (tmp_path / "server.log").read_text()[-2000:])
@@ -184,14 +184,46 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     refusals = server["store"].audit_events(subject="model:fraud", action="promotion.refused")
     assert len(refusals) >= 3 and set(refusals["actor"]) == {ADMIN}  # the authenticated user
 
-    server["store"].sign_off(run_id=version, check="fairness", user="dana", approve=True)
+    # The sign-off goes through the server, as the authenticated user: the body names no user.
+    assert (
+        _post(
+            server,
+            "api/2.0/mlflow-hitl/signoffs",
+            {"run_id": version, "check": "fairness", "approve": True},
+            auth=None,
+        ).status_code
+        == 401
+    )
+    for name, password in (("dana", "Dana-pass-word-1"), ("rita", "Rita-pass-word-1")):
+        assert (
+            _post(server, "api/2.0/mlflow/users/create", {"username": name, "password": password}).status_code
+            == 200
+        )
+    denied = _post(
+        server,
+        "api/2.0/mlflow-hitl/signoffs",
+        {"run_id": version, "check": "fairness", "approve": True},
+        auth=("rita", "Rita-pass-word-1"),
+    )
+    assert denied.status_code == 403 and "needs the 'fairness-reviewer' role" in denied.json()["message"]
+    signed = _post(
+        server,
+        "api/2.0/mlflow-hitl/signoffs",
+        {"run_id": version, "check": "fairness", "approve": True, "note": "checked"},
+        auth=("dana", "Dana-pass-word-1"),
+    )
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["signoff"]["user"] == "dana"
+    role = _post(
+        server,
+        "api/2.0/mlflow-hitl/roles",
+        {"user": "rita", "role": "release-manager"},
+        auth=("dana", "Dana-pass-word-1"),
+    )
+    assert role.status_code == 403  # dana is no admin
     # The run was logged as admin, its author: separation of duties leaves promotion to someone else.
     with pytest.raises(MlflowException, match="duties.promoter"):
         client.set_registered_model_alias("fraud", "champion", "1")
-    created = _post(
-        server, "api/2.0/mlflow/users/create", {"username": "rita", "password": "Rita-pass-word-1"}
-    )
-    assert created.status_code == 200, created.text
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
         "rita",
         "Rita-pass-word-1",

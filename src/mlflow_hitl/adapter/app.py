@@ -8,6 +8,12 @@ the registry's write routes, over the REST API and the UI's ajax API alike:
   refusals are audited with the authenticated user as actor;
 - writing or deleting ``hitl.*`` tags is refused: only the server itself records gate decisions.
 
+It also serves the human actions that must carry a verified identity, acting as the authenticated
+user (never as a name in the request body):
+
+- ``POST /api/2.0/mlflow-hitl/signoffs`` ``{run_id, check, approve, note}``: a sign-off;
+- ``POST /api/2.0/mlflow-hitl/roles`` ``{user, role, grant}``: grant or revoke a role (admins only).
+
 Run it with the same settings MLflow's basic-auth needs (``MLFLOW_FLASK_SERVER_SECRET_KEY``,
 ``MLFLOW_AUTH_ADMIN_PASSWORD`` the first time, optionally ``MLFLOW_AUTH_CONFIG_PATH``) and, if the
 review store is not the backend database or beside it, ``MLFLOW_HITL_STORE_URI``.
@@ -30,6 +36,7 @@ _TAG_ROUTES = (
     "/mlflow/registered-models/delete-tag",
 )
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
+_API = "/api/2.0/mlflow-hitl"
 
 
 @functools.cache
@@ -101,6 +108,72 @@ def _guard() -> Any:
     return None
 
 
+def _authenticated_user() -> str:
+    from flask import g, request
+
+    user = getattr(g, "mlflow_authenticated_user", None) or (
+        request.authorization.username if request.authorization else None
+    )
+    if not user:  # basic-auth answers 401 before this; a custom auth function might not
+        raise PermissionError("no authenticated user")
+    return str(user)
+
+
+def _answer(action: Any) -> Any:
+    """Run a store action for the authenticated user and map our errors onto MLflow's error JSON."""
+    from flask import jsonify
+
+    from ..errors import HitlError, NotFoundError, PermissionDeniedError
+
+    try:
+        return jsonify(action(_authenticated_user()))
+    except (PermissionDeniedError, PermissionError) as exc:
+        return _denied(str(exc))
+    except HitlError as exc:
+        code, status = (
+            ("RESOURCE_DOES_NOT_EXIST", 404)
+            if isinstance(exc, NotFoundError)
+            else ("INVALID_PARAMETER_VALUE", 400)
+        )
+        response = jsonify({"error_code": code, "message": str(exc)})
+        response.status_code = status
+        return response
+
+
+def _signoff() -> Any:
+    params = _parameters()
+
+    def sign(user: str) -> dict[str, Any]:
+        from .logging import resolve_run_id
+
+        resolve_run_id(str(params.get("run_id", "")) or None)
+        record = _review_store().sign_off(
+            run_id=str(params.get("run_id", "")),
+            check=str(params.get("check", "")),
+            user=user,
+            approve=params.get("approve") is True,
+            note=params.get("note"),
+        )
+        return {"signoff": record}
+
+    return _answer(sign)
+
+
+def _role() -> Any:
+    params = _parameters()
+
+    def change(actor: str) -> dict[str, Any]:
+        store = _review_store()
+        member, role = str(params.get("user", "")), str(params.get("role", ""))
+        if params.get("grant", True) is False:
+            store.revoke_role(member, role, actor=actor)
+        else:
+            store.grant_role(member, role, actor=actor)
+        return {"user": member, "role": role, "granted": params.get("grant", True) is not False, "by": actor}
+
+    return _answer(change)
+
+
 def _use_server_stores() -> None:
     """Point this process's MLflow client at the server's own backend stores."""
     import mlflow
@@ -121,7 +194,27 @@ def create_app() -> Any:
     _use_server_stores()
     bootstrap_admin_user()  # MLflow's server does this only for --app-name basic-auth
     served = with_basic_auth(flask_app)
-    flask_app.before_request(
-        _guard
-    )  # registered after basic-auth's check, so requests are authenticated first
+    # Registered after basic-auth's own check, so every request is authenticated first.
+    flask_app.before_request(_guard)
+    flask_app.add_url_rule(f"{_API}/signoffs", "mlflow_hitl_signoff", _signoff, methods=["POST"])
+    flask_app.add_url_rule(f"{_API}/roles", "mlflow_hitl_role", _role, methods=["POST"])
+    _declare_self_authorizing(f"{_API}/signoffs", f"{_API}/roles")
     return served
+
+
+def _declare_self_authorizing(*routes: str) -> None:
+    """Tell basic-auth that our handlers authorize internally (the store checks roles).
+
+    basic-auth refuses authenticated non-admins on routes it has no validator for ("fail closed").
+    It keeps the routes whose handlers authorize themselves in a private tuple; there is no public
+    hook, so we extend that tuple and fail loudly if a future MLflow renames it.
+    """
+    from mlflow.server import auth
+
+    suffixes = getattr(auth, "_HANDLER_INTERNAL_AUTHZ_SUFFIXES", None)
+    if not isinstance(suffixes, tuple):
+        raise RuntimeError(
+            "this MLflow's basic-auth has no _HANDLER_INTERNAL_AUTHZ_SUFFIXES; update mlflow-hitl"
+        )
+    own = tuple(route[len("/api/2.0") :] for route in routes)
+    auth._HANDLER_INTERNAL_AUTHZ_SUFFIXES = suffixes + tuple(r for r in own if r not in suffixes)
