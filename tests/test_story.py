@@ -1,0 +1,178 @@
+"""The whole story, end to end on a real MLflow SQLite store, through the CLI a team would use."""
+
+import json
+
+import mlflow
+import sqlalchemy as sa
+from click.testing import CliRunner
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
+
+import mlflow_hitl
+from mlflow_hitl.cli import cli
+from mlflow_hitl.review import ReviewStore
+
+POLICY = """
+[protect]
+aliases = ["champion"]
+[checks.calibration]
+max = { ece = 0.5 }
+[checks.fairness]
+max = { "*.demographic_parity_difference" = 0.9 }
+[[signoffs]]
+check = "fairness"
+role = "fairness-reviewer"
+count = 1
+[review]
+min_verified_items = 10
+[duties]
+separate = true
+"""
+
+
+def test_validate_review_sign_off_promote_trace_and_catch_tampering(
+    tracking_uri, tmp_path, arrests_model, arrests_split
+):
+    synthetic, real, production = arrests_split
+    features = list(arrests_model.feature_names_in_)
+    store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
+
+    def run(*args, user="maya", input=None):
+        result = CliRunner().invoke(
+            cli,
+            ["--tracking-uri", tracking_uri, *args],
+            input=input,
+            env={"MLFLOW_HITL_USER": user, "MLFLOW_HITL_STORE_URI": store_uri},
+        )
+        assert "Traceback" not in result.output
+        return result
+
+    # The ML engineer trains, validates and registers.
+    with mlflow.start_run() as training:
+        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+        mlflow_hitl.validate(
+            arrests_model,
+            real=real,
+            target=ARRESTS_TARGET,
+            synthetic=synthetic,
+            sensitive_features=ARRESTS_SENSITIVE,
+            checks=["calibration", "fairness"],
+            config={"fairness": {"n_bootstrap": 50}},
+        )
+    mlflow.register_model(f"runs:/{training.info.run_id}/model", "arrests")
+    author = mlflow.MlflowClient().get_run(training.info.run_id).info.user_id
+
+    # An admin sets the policy and the roles.
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    assert run("roles", "grant", "root", "admin", user="root").exit_code == 0
+    assert run("roles", "grant", "dana", "fairness-reviewer", user="root").exit_code == 0
+    assert run("roles", "grant", "carol", "adjudicator", user="root").exit_code == 0
+    assert run("policy", "set", "arrests", str(policy), user="root").exit_code == 0
+
+    # The release manager is refused, with the reasons.
+    blocked = run("gate", "promote", "arrests", "1", "--alias", "champion", "--format", "json", user="rita")
+    assert blocked.exit_code == 1
+    assert {r["name"] for r in json.loads(blocked.stdout)["requirements"] if not r["met"]} == {
+        "signoff.fairness",
+        "review.verified_items",
+    }
+
+    # Reviewers label the model's least-confident production rows; consensus; adjudication; snapshot.
+    data = tmp_path / "prod.csv"
+    production.head(300).to_csv(data, index=False)
+    assert (
+        run(
+            "queue",
+            "create",
+            "--run-id",
+            training.info.run_id,
+            "--data",
+            str(data),
+            "--size",
+            "12",
+            "--raters",
+            "3",
+            "--blind",
+            "--name",
+            "story",
+        ).exit_code
+        == 0
+    )
+    store = ReviewStore(store_uri)
+    for item in store.items("story"):
+        for user, label in (
+            ("alice", "Yes"),
+            ("bob", "Yes"),
+            ("erin", "No" if item.position == 0 else "Yes"),
+        ):
+            store.annotate("story", position=item.position, user=user, label=label)
+    summary = json.loads(
+        run("consensus", "--queue", "story", "--min-agreement", "0.7", "--format", "json").stdout
+    )
+    assert summary["pending_adjudication"] == [0]
+    assert (
+        run(
+            "review",
+            "adjudicate",
+            "--queue",
+            "story",
+            "--min-agreement",
+            "0.7",
+            input="Yes\nagreed\n",
+            user="carol",
+        ).exit_code
+        == 0
+    )
+    published = json.loads(
+        run("labels", "publish", "--queue", "story", "--min-agreement", "0.7", "--format", "json").stdout
+    )
+    assert published["n_items"] == 12
+
+    # A second person signs off the fairness audit; the author could not have.
+    assert (
+        run(
+            "signoff",
+            "--run-id",
+            training.info.run_id,
+            "--check",
+            "fairness",
+            "--approve",
+            "--note",
+            "ok",
+            user="dana",
+        ).exit_code
+        == 0
+    )
+    assert author != "dana"
+
+    # Now the gate passes and the promotion goes through.
+    promoted = run("gate", "promote", "arrests", "1", "--alias", "champion", user="rita")
+    assert promoted.exit_code == 0, promoted.output
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("arrests", "champion").version) == "1"
+
+    # The auditor sees every link and an intact chain.
+    trace = json.loads(run("lineage", "models:/arrests/1", "--format", "json").stdout)
+    assert trace["model"]["aliases"] == ["champion"]
+    assert [q["name"] for q in trace["queues"]] == ["story"]
+    assert trace["queues"][0]["snapshots"][0]["id"] == published["id"]
+    assert {"alice", "bob", "erin"} <= set(trace["queues"][0]["snapshots"][0]["raters"])
+    assert any(
+        d["context"] == "hitl-verified-labels" and d["digest"] == published["id"] for d in trace["datasets"]
+    )
+    assert [s["user"] for s in trace["signoffs"]] == ["dana"]
+    assert [g["action"] for g in trace["gate_decisions"]] == ["promotion.refused", "promotion.granted"]
+    assert trace["audit"]["ok"] and not trace["evidence_problems"]
+
+    # Someone rewrites history: the gate blocks again and says why.
+    with sa.create_engine(store_uri).begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE hitl_audit_events SET payload = replace(payload, 'No', 'Yes') "
+                "WHERE action = 'annotation.create' AND actor = 'erin'"
+            )
+        )
+    again = run("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json", user="rita")
+    assert again.exit_code == 1
+    unmet = {r["name"]: r["detail"] for r in json.loads(again.stdout)["requirements"] if not r["met"]}
+    assert "audit.intact" in unmet and "altered" in unmet["audit.intact"]
+    assert run("audit", "verify").exit_code == 1
