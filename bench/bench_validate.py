@@ -18,7 +18,7 @@ sensitive columns (``sex``: 2 groups, ``group``: 4) that are also model inputs, 
 
 Model (``--model``): ``logreg`` (default) is ``make_pipeline(make_column_transformer(OneHotEncoder,
 StandardScaler), LogisticRegression)`` as in the demo; ``hgb`` is a ``HistGradientBoostingClassifier``
-(100 trees) after an ``OrdinalEncoder`` of the string columns. Either is fitted on the synthetic set.
+(``max_iter=100``) after an ``OrdinalEncoder`` of the string columns. Either is fitted on the synthetic set.
 
 Steps, in one process, each with wall and CPU time, the ratio of its wall time to the model's
 ``predict_proba`` on the real rows (the floor), and its extra peak resident memory (the process's
@@ -30,9 +30,16 @@ peak is reset through ``/proc/self/clear_refs`` before each step and read from `
 (c) the same with ``checks=[name]`` for each check (each includes validate's shared work: input
     checks and the one ``predict_proba`` on the real rows);
 (d) the full validate with logging, inside ``mlflow.start_run()`` on a fresh SQLite store in a temp dir
-    (the store's creation and the run's start are timed separately, not in the step).
+    (the store's creation and the run's start are timed separately, not in the step);
+(e) every check but ``generator`` (the only one that does not involve the model);
+(f) every check with two existing settings turned down: ``generator.max_dcr_rows`` 2,000 (from
+    10,000) and ``drift.render_report`` False (no evidently HTML page).
 
-For (b) and (d) the script also prints where the time went inside validate: light timing wrappers
+A warm-up ``validate`` on ``--warmup-rows`` rows runs first and is reported as step (0): the first
+call in a process pays one-time lazy imports (evidently, plotly, matplotlib), which would otherwise
+land in step (b).
+
+For (b), (d) and (f) the script also prints where the time went inside validate: light timing wrappers
 are set, from this script, on the names the orchestrator calls (``check_frame``, each
 ``<check>_check``, ``log_validation`` ...) and the model is wrapped to count every prediction it is
 asked for (rows and seconds). ``--profile FILE`` additionally runs the full validate once under
@@ -300,6 +307,7 @@ def main() -> int:
     )
     parser.add_argument("--no-per-check", action="store_true", help="skip step (c)")
     parser.add_argument("--no-log", action="store_true", help="skip step (d)")
+    parser.add_argument("--no-levers", action="store_true", help="skip steps (e) and (f)")
     parser.add_argument("--profile", metavar="FILE", help="also profile one full validate (cProfile) to FILE")
     args = parser.parse_args()
 
@@ -371,6 +379,18 @@ def main() -> int:
         for check in CHECKS:
             validate_step(f"(c) validate, checks=[{check!r}]", checks=[check], log=False)
 
+    if not args.no_levers:
+        validate_step(
+            "(e) validate, all checks but generator",
+            checks=[c for c in CHECKS if c != "generator"],
+            log=False,
+        )
+        lean = validate_step(
+            "(f) validate, all checks, lean settings",
+            config={"generator": {"max_dcr_rows": 2_000}, "drift": {"render_report": False}},
+            log=False,
+        )
+
     if not args.no_log:
         with tempfile.TemporaryDirectory() as tmp:
             wall0 = time.perf_counter()
@@ -397,7 +417,7 @@ def main() -> int:
     )
 
     for label in breakdowns:
-        if not label.startswith(("(b)", "(d)")):
+        if not label.startswith(("(b)", "(d)", "(f)")):
             continue
         times, calls, model_rows, total = breakdowns[label]
         print(f"\nwhere the time went in {label} ({total:.2f} s wall):")
@@ -420,6 +440,14 @@ def main() -> int:
         print(f"  {name:<12} {check.status.value:<22} {check.summary[:110]}")
     for name, reason in result.skipped.items():
         print(f"  {name:<12} skipped: {reason}")
+    if not args.no_levers:
+        full_g, lean_g = result.checks["generator"], lean.checks["generator"]
+        print(
+            "  lean settings (f): statuses "
+            + ", ".join(f"{n}={c.status.value}" for n, c in lean.checks.items())
+            + f"; near_copy_share {lean_g.metrics['near_copy_share']:.4f} on 2,000 queries vs "
+            f"{full_g.metrics['near_copy_share']:.4f} on 10,000"
+        )
 
     if args.profile:
         profiler = cProfile.Profile()

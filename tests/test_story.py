@@ -5,9 +5,9 @@ import json
 import mlflow
 import sqlalchemy as sa
 from click.testing import CliRunner
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
 
 import mlflow_hitl
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore
 
