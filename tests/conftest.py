@@ -34,6 +34,9 @@ def arrests() -> pd.DataFrame:
     return load_arrests(as_frame=True)
 
 
+# Small settings keep the suite fast; each check's own tests cover its defaults.
+FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
+
 ARRESTS_TARGET = "released"
 ARRESTS_SENSITIVE = ["colour", "sex"]
 

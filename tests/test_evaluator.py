@@ -4,9 +4,7 @@ import mlflow
 import pytest
 from mlflow.models.evaluation import list_evaluators
 
-from conftest import ARRESTS_TARGET
-
-FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
+from conftest import ARRESTS_TARGET, FAST
 
 
 def test_evaluator_is_registered_under_its_name():

@@ -10,11 +10,9 @@ from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore
-
-FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
 
 LENIENT_POLICY = """
 [protect]
@@ -212,9 +210,11 @@ def test_forged_signoffs_and_relogged_metrics_are_not_evidence(registered):
     head_seq, head_hash = store.audit_head()
     with sa.create_engine(store.url).begin() as conn:  # a sign-off row with no event of its own in the chain
         conn.execute(
-            sa.text("INSERT INTO hitl_signoffs (run_id, check_name, user, role, decision, note, audit_seq, audit_hash,"
-                    " created_at) VALUES (:run, 'fairness', 'dana', 'fairness-reviewer', 'approve', NULL, :seq, :hash,"
-                    " '2026-01-01T00:00:00.000000Z')"),
+            sa.text(
+                "INSERT INTO hitl_signoffs (run_id, check_name, user, role, decision, note, audit_seq, audit_hash,"
+                " created_at) VALUES (:run, 'fairness', 'dana', 'fairness-reviewer', 'approve', NULL, :seq, :hash,"
+                " '2026-01-01T00:00:00.000000Z')"
+            ),
             {"run": registered["run_id"], "seq": head_seq, "hash": head_hash},
         )
     assert store.verify_audit().ok  # the chain itself is untouched...
@@ -222,7 +222,9 @@ def test_forged_signoffs_and_relogged_metrics_are_not_evidence(registered):
     assert "signoff.fairness" in unmet(result)  # ...but the forged row counts for nothing
 
     store.sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
-    mlflow.MlflowClient().log_metric(registered["run_id"], "hitl.calibration.ece", 0.9)  # re-logged after the fact
+    mlflow.MlflowClient().log_metric(
+        registered["run_id"], "hitl.calibration.ece", 0.9
+    )  # re-logged after the fact
     passed = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
     assert passed.exit_code == 0  # the gate reads the manifest-pinned result.json, not the run's metrics
 
@@ -235,7 +237,9 @@ def test_lineage_traces_the_version_to_people_and_decisions(registered, tmp_path
 
     tree = invoke("lineage", "models:/arrests/1")
     assert tree.exit_code == 0, tree.output
-    assert "aliases=champion" in tree.stdout and "fairness: approve by dana (fairness-reviewer)" in tree.stdout
+    assert (
+        "aliases=champion" in tree.stdout and "fairness: approve by dana (fairness-reviewer)" in tree.stdout
+    )
     assert "promotion.granted alias:champion by rita: passed" in tree.stdout
     assert "audit chain: intact" in tree.stdout
 

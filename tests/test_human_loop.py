@@ -47,6 +47,13 @@ def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
     }
 
 
+def create_queue(loop, *options):
+    """``mlflow-hitl queue create`` over the loop's run and production rows."""
+    return loop["invoke"](
+        "queue", "create", "--run-id", loop["run_id"], "--data", str(loop["data"]), *options
+    )
+
+
 def test_default_store_sits_beside_a_sqlite_tracking_store(tracking_uri, monkeypatch):
     from mlflow_hitl.adapter.review import default_store_uri
 
@@ -58,22 +65,8 @@ def test_default_store_sits_beside_a_sqlite_tracking_store(tracking_uri, monkeyp
 
 
 def test_queue_create_picks_the_least_confident_rows_blind(loop, arrests_model):
-    result = loop["invoke"](
-        "queue",
-        "create",
-        "--run-id",
-        loop["run_id"],
-        "--data",
-        str(loop["data"]),
-        "--size",
-        "30",
-        "--raters",
-        "3",
-        "--blind",
-        "--name",
-        "al-1",
-        "--format",
-        "json",
+    result = create_queue(
+        loop, "--size", "30", "--raters", "3", "--blind", "--name", "al-1", "--format", "json"
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -89,20 +82,7 @@ def test_queue_create_picks_the_least_confident_rows_blind(loop, arrests_model):
 
 
 def test_interactive_labelling_skips_comments_and_quits(loop):
-    loop["invoke"](
-        "queue",
-        "create",
-        "--run-id",
-        loop["run_id"],
-        "--data",
-        str(loop["data"]),
-        "--size",
-        "3",
-        "--random-share",
-        "0",
-        "--name",
-        "al-2",
-    )
+    create_queue(loop, "--size", "3", "--random-share", "0", "--name", "al-2")
     # item 0: a wrong answer, then "Yes"; item 1: a comment, then class number 1 ("No"); item 2: skip; then none left.
     result = loop["invoke"](
         "review", "label", "--queue", "al-2", input="Maybe\nYes\nc\nlooks odd\n1\ns\n", user="alice"
@@ -120,23 +100,7 @@ def test_interactive_labelling_skips_comments_and_quits(loop):
 
 def test_whole_loop_to_retraining_with_lineage(loop, arrests_model):
     invoke = loop["invoke"]
-    assert (
-        invoke(
-            "queue",
-            "create",
-            "--run-id",
-            loop["run_id"],
-            "--data",
-            str(loop["data"]),
-            "--size",
-            "12",
-            "--raters",
-            "3",
-            "--name",
-            "al-3",
-        ).exit_code
-        == 0
-    )
+    assert create_queue(loop, "--size", "12", "--raters", "3", "--name", "al-3").exit_code == 0
     store = ReviewStore(loop["store_uri"])
     votes = {"alice": "Yes", "bob": "Yes", "carol": "No"}
     for item in store.items("al-3"):
@@ -197,20 +161,7 @@ def test_whole_loop_to_retraining_with_lineage(loop, arrests_model):
 
 
 def test_a_snapshot_edited_after_publication_is_refused(loop, tmp_path):
-    loop["invoke"](
-        "queue",
-        "create",
-        "--run-id",
-        loop["run_id"],
-        "--data",
-        str(loop["data"]),
-        "--size",
-        "2",
-        "--random-share",
-        "0",
-        "--name",
-        "al-4",
-    )
+    create_queue(loop, "--size", "2", "--random-share", "0", "--name", "al-4")
     store = ReviewStore(loop["store_uri"])
     for position in (0, 1):
         store.annotate("al-4", position=position, user="alice", label="No")
@@ -269,21 +220,7 @@ def test_audit_export_writes_jsonl_and_logs_it_to_a_run(loop, tmp_path):
 
 def test_label_studio_and_csv_round_trips_through_the_cli(loop, tmp_path):
     invoke = loop["invoke"]
-    invoke(
-        "queue",
-        "create",
-        "--run-id",
-        loop["run_id"],
-        "--data",
-        str(loop["data"]),
-        "--size",
-        "4",
-        "--raters",
-        "2",
-        "--blind",
-        "--name",
-        "ls-1",
-    )
+    create_queue(loop, "--size", "4", "--raters", "2", "--blind", "--name", "ls-1")
     tasks_file = tmp_path / "tasks.json"
     assert (
         invoke(
@@ -326,20 +263,7 @@ def test_label_studio_and_csv_round_trips_through_the_cli(loop, tmp_path):
     bad = invoke("review", "import", str(export), "--queue", "ls-1")
     assert bad.exit_code == 2 and "'Perhaps' is not one of the queue's classes" in bad.stderr
 
-    invoke(
-        "queue",
-        "create",
-        "--run-id",
-        loop["run_id"],
-        "--data",
-        str(loop["data"]),
-        "--size",
-        "3",
-        "--random-share",
-        "0",
-        "--name",
-        "sheet-1",
-    )
+    create_queue(loop, "--size", "3", "--random-share", "0", "--name", "sheet-1")
     sheet = tmp_path / "sheet.csv"
     invoke("review", "export", "--queue", "sheet-1", "--format", "csv", "-o", str(sheet))
     frame = pd.read_csv(sheet)
@@ -350,3 +274,20 @@ def test_label_studio_and_csv_round_trips_through_the_cli(loop, tmp_path):
     )
     assert json.loads(result.stdout) == {"added": 2, "unchanged": 0, "ignored": 1}
     assert invoke("audit", "verify").exit_code == 0
+
+
+def test_a_queue_straight_from_a_validation(tracking_uri, tmp_path, arrests_model, arrests_split):
+    from mlflow_hitl.review import queue_from_validation
+
+    _, real, _ = arrests_split
+    with mlflow.start_run() as run:
+        result = mlflow_hitl.validate(arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"])
+    assert "scored" not in result.to_dict() and result.scored.y_prob.shape == (len(real), 2)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'hitl.db'}")
+    queue = queue_from_validation(
+        store, "recheck", result, size=20, actor="maya", raters_per_item=2, random_share=0
+    )
+    assert queue.run_id == run.info.run_id and queue.raters_per_item == 2
+    confidence = result.scored.y_prob.max(axis=1)
+    picked = sorted(int(i.row_key) for i in store.items("recheck"))
+    assert confidence[picked].max() <= sorted(confidence)[19] + 1e-12  # the 20 least confident real rows

@@ -8,14 +8,11 @@ import mlflow
 import pytest
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
 from mlflow_hitl.errors import NotFoundError
 
-FAST = {
-    "adversarial": {"max_rows": 300},
-    "fairness": {"n_bootstrap": 50},
-    "drift": {"report_sample_size": 300},
-}
+# The drift report is rendered here, on a small sample, to check it is logged.
+LOGGED = {**FAST, "drift": {"report_sample_size": 300}}
 
 
 @pytest.fixture
@@ -29,7 +26,7 @@ def logged(tracking_uri, arrests_model, arrests_split, tmp_path):
             synthetic=synthetic,
             production=production,
             sensitive_features=ARRESTS_SENSITIVE,
-            config=FAST,
+            config=LOGGED,
         )
     local = Path(
         mlflow.artifacts.download_artifacts(

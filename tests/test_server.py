@@ -15,11 +15,10 @@ import requests
 from mlflow.exceptions import MlflowException
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, free_port
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST, free_port
 from mlflow_hitl.review import ReviewStore
 
 ADMIN, PASSWORD = "admin", "Adm1n-pass-word!"
-FAST = {"adversarial": {"max_rows": 200}, "fairness": {"n_bootstrap": 30}, "drift": {"render_report": False}}
 POLICY = """
 [protect]
 aliases = ["champion"]

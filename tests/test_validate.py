@@ -7,12 +7,9 @@ from sklearn.datasets import load_wine
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
 from mlflow_hitl import Status
 from mlflow_hitl.errors import InputError, ModelError
-
-# Small settings keep the suite fast; the checks' own tests cover the defaults.
-FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
 
 
 def test_all_checks_run_when_all_inputs_are_given(arrests_model, arrests_split):

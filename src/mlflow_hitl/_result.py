@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CheckResult", "Status", "ValidationResult", "worst_status"]
+__all__ = ["CheckResult", "ScoredRows", "Status", "ValidationResult", "worst_status"]
 
 
 class Status(str, enum.Enum):
@@ -117,6 +117,22 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class ScoredRows:
+    """The real rows ``validate`` scored and the model's probabilities for them, kept in memory only.
+
+    They let a review queue be built straight from a validation (``queue_from_validation``) without
+    asking the model again; they are never logged.
+    """
+
+    rows: Any
+    y_prob: Any
+    classes: tuple[Any, ...]
+
+    def __repr__(self) -> str:
+        return f"ScoredRows(rows={len(self.rows)}, classes={list(self.classes)})"
+
+
+@dataclass(frozen=True)
 class ValidationResult:
     """Every check ``validate`` ran, the checks it skipped and why, and the overall status.
 
@@ -128,6 +144,7 @@ class ValidationResult:
     skipped: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    scored: ScoredRows | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", _frozen(self.checks))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import checks as _checks
-from ._result import CheckResult, ValidationResult
+from ._result import CheckResult, ScoredRows, ValidationResult
 from .adapter.model import ClassifierHandle, as_classifier, infer_features
 from .checks._validation import check_frame, check_labels
 from .config import ValidationConfig, resolve_config
@@ -218,7 +218,8 @@ def validate(
             "production": None if production_checked is None else len(production_checked),
         },
     }
-    result = ValidationResult(checks=results, skipped=skipped, details=details)
+    scored = None if proba is None else ScoredRows(rows=real_checked, y_prob=proba, classes=tuple(classes))
+    result = ValidationResult(checks=results, skipped=skipped, details=details, scored=scored)
     if log:
         from .adapter.logging import log_validation, resolve_run_id
 

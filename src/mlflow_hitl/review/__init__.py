@@ -20,7 +20,7 @@ from ._interchange import (
     read_annotations_csv,
     read_label_studio_export,
 )
-from ._queueing import queue_for_review
+from ._queueing import queue_for_review, queue_from_validation
 from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
 from ._store import ROLES, SIGNOFF_ROLES, AnnotationRecord, ImportReport, Item, Queue, ReviewStore
 from ._verified import QueueConsensus, queue_consensus
@@ -48,6 +48,7 @@ __all__ = [
     "majority_vote",
     "needs_adjudication",
     "queue_for_review",
+    "queue_from_validation",
     "queue_consensus",
     "QueueConsensus",
     "select_for_review",

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._result import ValidationResult
 from ..checks._validation import check_probabilities
 from ..errors import InputError
 from ._sampling import select_for_review
 from ._store import Queue, ReviewStore
 
-__all__ = ["queue_for_review"]
+__all__ = ["queue_for_review", "queue_from_validation"]
 
 
 def queue_for_review(
@@ -67,4 +68,27 @@ def queue_for_review(
         predictions=np.asarray(list(classes), dtype=object)[proba.argmax(axis=1)],
         confidences=proba.max(axis=1),
         gold=gold,
+    )
+
+
+def queue_from_validation(
+    store: ReviewStore, name: str, result: ValidationResult, *, size: int, actor: str, **options: Any
+) -> Queue:
+    """Queue the real rows a :func:`mlflow_hitl.validate` call scored, in the validated run.
+
+    Useful to have people re-check the labels where the model disagrees most confidently, or is least
+    sure. ``options`` are those of :func:`queue_for_review` (``strategy``, ``raters_per_item``, ``blind``…).
+    """
+    if result.scored is None:
+        raise InputError("this validation kept no scored rows: the model gave no class probabilities")
+    options.setdefault("run_id", result.run_id)
+    return queue_for_review(
+        store,
+        name,
+        rows=result.scored.rows,
+        y_prob=result.scored.y_prob,
+        classes=result.scored.classes,
+        size=size,
+        actor=actor,
+        **options,
     )
