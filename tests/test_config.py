@@ -53,3 +53,10 @@ def test_thresholds_are_the_numeric_settings():
     thresholds = thresholds_of(CalibrationConfig())
     assert thresholds["max_ece"] == 0.05
     assert thresholds["n_bins"] == 15.0
+
+
+def test_reprs_show_only_what_differs_from_the_defaults():
+    assert repr(CalibrationConfig()) == "CalibrationConfig()"
+    assert repr(CalibrationConfig(max_ece=0.1)) == "CalibrationConfig(max_ece=0.1)"
+    config = resolve_config({"calibration": {"n_bins": 10}})
+    assert repr(config) == "ValidationConfig(calibration=CalibrationConfig(n_bins=10))"

@@ -27,8 +27,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class DriftConfig:
+class _Settings:
+    """Reprs that show only what differs from the defaults, as scikit-learn's estimators do."""
+
+    def __repr__(self) -> str:
+        changed = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            value = getattr(self, f.name)
+            if value != default:
+                changed.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+@dataclass(frozen=True, repr=False)
+class DriftConfig(_Settings):
     """Per-column drift uses evidently's default test and threshold for the column's type and size.
 
     ``max_drifted_share`` (0.1): a pair whose share of drifted columns exceeds it fails. evidently's
@@ -48,8 +61,8 @@ class DriftConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class CalibrationConfig:
+@dataclass(frozen=True, repr=False)
+class CalibrationConfig(_Settings):
     """ECE and overconfidence error (OE) above their maxima fail the check.
 
     ``n_bins`` (15): equal-width bins of top-label confidence for ECE, MCE and OE, and the number
@@ -65,8 +78,8 @@ class CalibrationConfig:
     min_samples: int = 50
 
 
-@dataclass(frozen=True)
-class AdversarialConfig:
+@dataclass(frozen=True, repr=False)
+class AdversarialConfig(_Settings):
     """Perturbations of real rows at increasing severity.
 
     Overconfidence rule: under a perturbation, at its highest severity, if accuracy fell by
@@ -96,8 +109,8 @@ class AdversarialConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class FairnessConfig:
+@dataclass(frozen=True, repr=False)
+class FairnessConfig(_Settings):
     """Group disparities; a group smaller than ``min_group_size`` is insufficient evidence.
 
     A disparity fails only when its whole bootstrap interval lies above the maximum; a point
@@ -128,8 +141,8 @@ class FairnessConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class GeneratorConfig:
+@dataclass(frozen=True, repr=False)
+class GeneratorConfig(_Settings):
     """Realism and privacy of the synthetic set against the real set.
 
     ``max_c2st_auc``: a classifier telling synthetic from real with AUC above this fails
@@ -159,8 +172,8 @@ class GeneratorConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class ValidationConfig:
+@dataclass(frozen=True, repr=False)
+class ValidationConfig(_Settings):
     drift: DriftConfig = field(default_factory=DriftConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
