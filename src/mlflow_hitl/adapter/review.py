@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -379,9 +379,3 @@ def verified_labels(
     frame.attrs["hitl_snapshot"] = record["id"]
     frame.attrs["hitl_label_column"] = meta["label_column"]
     return frame
-
-
-def feature_columns(frame: pd.DataFrame) -> Sequence[str]:
-    """The columns of a verified-labels frame that came from the reviewed rows (not ``hitl_*``)."""
-    label = frame.attrs.get("hitl_label_column", "label")
-    return [c for c in frame.columns if not str(c).startswith("hitl_") and c != label]
