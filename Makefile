@@ -34,9 +34,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_generator.py
 
+## lint: ruff, as pre-commit runs it (CI runs it before the tests)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff format --check src tests examples
 
 clean:
 	rm -rf $(VENV) demo-output
