@@ -19,15 +19,15 @@ from mlflow_hitl.review import ReviewStore
 
 
 @pytest.fixture
-def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
-    """A trained model's run, production rows on disk, and a review store beside the MLflow store."""
+def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch, store_url):
+    """A trained model's run, production rows on disk, and a review store: a SQLite file, then PostgreSQL."""
     _, real, production = arrests_split
     features = list(arrests_model.feature_names_in_)
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
     data = tmp_path / "prod.csv"
     production.head(400).to_csv(data, index=False)
-    store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
+    store_uri = store_url
     monkeypatch.setenv("MLFLOW_HITL_STORE_URI", store_uri)
 
     def invoke(*args, input=None, user="eve"):
