@@ -77,7 +77,8 @@ def _guard() -> Any:
     from flask import request
 
     from ..errors import HitlError
-    from .gate import GateBlockedError, enforce
+    from ..gate import is_protected
+    from .gate import GateBlockedError, enforce, policy_for
 
     path = request.path.rstrip("/")
     if path.endswith(_TAG_ROUTES):
@@ -96,8 +97,12 @@ def _guard() -> Any:
     else:
         return None
     name, version = str(params.get("name", "")), str(params.get("version", ""))
-    if not name or not version or _is_prompt(name):
-        return None  # MLflow itself reports missing parameters; prompts are not gated
+    if not name or not version:
+        return None  # MLflow itself reports missing parameters
+    # Cheap first: most alias changes are to unprotected targets. Only then load the model to skip prompts.
+    policy, _ = policy_for(_review_store(), name)
+    if not is_protected(policy, target) or _is_prompt(name):
+        return None
     actor = request.authorization.username if request.authorization else "anonymous"
     try:
         enforce(name, version, target, store=_review_store(), actor=actor)

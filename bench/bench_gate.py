@@ -1,0 +1,667 @@
+"""Time a registry gate check for one model version while the registry holds many versions.
+
+    /work/main/.venv/bin/python bench/bench_gate.py                     # 1 model x 1,000 versions, N=200
+    /work/main/.venv/bin/python bench/bench_gate.py --models 100        # 100 models x 10 versions
+    /work/main/.venv/bin/python bench/bench_gate.py --audit-events 100000 --skip-server  # a long audit chain
+
+Everything lives in a temporary directory that is removed at the end: a SQLite MLflow store
+(``sqlite:///<tmp>/mlflow.db``, artifacts under ``<tmp>/artifacts``) and the review store beside it
+(``sqlite:///<tmp>/hitl.db``).
+
+Setup (timed, not benchmarked): one run trains the scikit-learn pipeline of the tests on
+``sklego.datasets.load_arrests`` (seeded split), logs it and real HITL evidence
+(``mlflow_hitl.validate(..., checks=["calibration", "fairness"])``); the run's author is set to
+``alice`` (the ``mlflow.user`` tag). The run's model is registered once with ``mlflow.register_model``
+and then ``MlflowClient.create_model_version(name, source, run_id, model_id=...)`` is called in a loop
+(no waiting for READY: the SQL registry creates versions READY) until ``--versions`` versions exist,
+spread evenly over ``--models`` registered models. The review store gets ``root`` (admin), ``dana``
+(fairness-reviewer), dana's fairness sign-off of the run, and the tests' lenient policy on every
+model (champion alias and Production stage protected, calibration ECE <= 0.5, one fairness sign-off,
+separation of duties). ``--audit-events`` pads the audit chain with that many extra events.
+
+1. **Local.** ``check_gate(name, <middle version>, "alias:champion", store=store, actor=...,
+   record=False)`` ``-n`` times each for a passing actor (``rita``) and a blocked one (``alice``, the
+   run's author: only ``duties.promoter`` is unmet), then with ``record=True`` (an audit event and a
+   model-version tag per check, so the chain grows by ``-n``). p50 / p95 / mean in ms. Then each step
+   of ``collect_evidence`` alone (median of ``-n``), and a cProfile of ``--profile`` checks.
+2. **Server.** ``mlflow server --app-name hitl`` on 127.0.0.1 and a free port, same backend, basic auth
+   (``default_permission = MANAGE``), one worker. Users ``rita`` and ``alice`` are created through
+   MLflow's user API. ``-n`` timed ``POST /api/2.0/mlflow/registered-models/alias`` each (one
+   keep-alive ``requests.Session`` per case, after ``--warmup`` untimed requests): the protected
+   alias ``champion`` as ``alice`` (403, blocked by the gate), as ``rita`` (200, passes and sets the
+   alias), and an unprotected alias ``candidate`` as ``rita`` (200: the server's own floor, which
+   still runs the guard's prompt lookup and policy read), plus ``GET /health`` (no auth) for the
+   transport alone. The server is terminated and waited for.
+3. **The server's app in-process.** ``--in-process`` passing alias POSTs through
+   ``mlflow_hitl.adapter.app.create_app()`` with Flask's test client: the guard and its parts
+   (``_is_prompt``, ``enforce``, ``collect_evidence``, ``_record``) are wrapped in timers, the rest is
+   MLflow (basic-auth, the alias handler); Python's full garbage collections are counted. Then
+   ``--profile-server`` more under cProfile.
+
+``--auth-cache-ttl`` sets MLflow basic-auth's ``auth_cache_ttl_seconds`` (default 0, MLflow's default:
+every authentication runs werkzeug's scrypt password check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+AUTHOR, PROMOTER = "alice", "rita"
+ADMIN, ADMIN_PASSWORD = "admin", "Adm1n-pass-word!"
+PASSWORDS = {AUTHOR: "Alice-pass-word-1", PROMOTER: "Rita-pass-word-1"}
+TARGET_ALIAS, FREE_ALIAS = "champion", "candidate"
+FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
+LENIENT_POLICY = """
+[protect]
+aliases = ["champion"]
+stages = ["Production"]
+
+[checks.calibration]
+max = { ece = 0.5 }
+
+[[signoffs]]
+check = "fairness"
+role = "fairness-reviewer"
+count = 1
+
+[duties]
+separate = true
+"""
+TARGET_COLUMN, SENSITIVE = "released", ["colour", "sex"]
+
+
+def stats_line(label: str, seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    out = {
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "mean": float(ms.mean()),
+        "min": float(ms.min()),
+        "max": float(ms.max()),
+    }
+    print(
+        f"  {label:<46} p50 {out['p50']:7.1f}  p95 {out['p95']:7.1f}  mean {out['mean']:7.1f}"
+        f"  min {out['min']:6.1f}  max {out['max']:7.1f} ms  (n={len(ms)})"
+    )
+    return out
+
+
+def repeat(fn, n: int, warmup: int = 0) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def model_names(models: int) -> list[str]:
+    return ["gate-bench"] if models == 1 else [f"gate-bench-{i:03d}" for i in range(models)]
+
+
+# -- setup ----------------------------------------------------------------------------------------
+
+
+def train_and_log(tmp: Path) -> str:
+    """One run with the model and real HITL evidence (calibration, fairness); returns its id."""
+    import mlflow
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklego.datasets import load_arrests
+
+    import mlflow_hitl
+
+    arrests = load_arrests(as_frame=True)
+    order = np.random.default_rng(0).permutation(len(arrests))
+    third = len(arrests) // 3
+    synthetic = arrests.iloc[order[:third]].reset_index(drop=True)
+    real = arrests.iloc[order[third : 2 * third]].reset_index(drop=True)
+    features = [c for c in synthetic.columns if c != TARGET_COLUMN]
+    categorical = [c for c in features if synthetic[c].dtype == object]
+    numeric = [c for c in features if c not in categorical]
+    model = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), categorical), (StandardScaler(), numeric)
+        ),
+        LogisticRegression(max_iter=1000),
+    ).fit(synthetic[features], synthetic[TARGET_COLUMN])
+
+    experiment_id = mlflow.create_experiment("gate-bench", artifact_location=(tmp / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    with mlflow.start_run(tags={"mlflow.user": AUTHOR}) as run:
+        mlflow.sklearn.log_model(model, name="model", input_example=real[features].head(2))
+        result = mlflow_hitl.validate(
+            model,
+            real=real,
+            target=TARGET_COLUMN,
+            synthetic=synthetic,
+            sensitive_features=SENSITIVE,
+            config=FAST,
+            checks=["calibration", "fairness"],
+        )
+    print(f"  run {run.info.run_id}: hitl status {result.status}")
+    return run.info.run_id
+
+
+def register_versions(run_id: str, names: list[str], total: int) -> float:
+    """``total`` versions of the run's model spread over ``names``; returns the seconds the loop took."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    first = mlflow.register_model(f"runs:/{run_id}/model", names[0])
+    per_model = total // len(names)
+    start = time.perf_counter()
+    for index, name in enumerate(names):
+        if index:
+            client.create_registered_model(name)
+        for _ in range(per_model - (1 if index == 0 else 0)):
+            client.create_model_version(
+                name, first.source, run_id, model_id=first.model_id, await_creation_for=0
+            )
+    return time.perf_counter() - start
+
+
+def pad_audit_chain(store, events: int) -> None:
+    """Append ``events`` annotation-shaped audit events in one transaction (as bench_review does)."""
+    with store._write() as tx:
+        for seq in range(events):
+            tx.event(
+                actor=f"rater{seq % 50}@example.org",
+                action="annotation.create",
+                subject=f"queue:padding/item:{seq // 3}",
+                payload={"label": "yes", "source": "bench"},
+            )
+
+
+# -- 1. local -------------------------------------------------------------------------------------
+
+
+def print_profile(profiler: cProfile.Profile, count: int, what: str, top: int = 25) -> None:
+    """The ``top`` entries by cumulative and by own time, then every mlflow_hitl function (cumulative)."""
+    for key, restrictions in (
+        ("cumulative", (top,)),
+        ("tottime", (top,)),
+        ("cumulative", ("mlflow_hitl", 30)),
+    ):
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats(key).print_stats(*restrictions)
+        lines = buffer.getvalue().splitlines()
+        header = next(i for i, line in enumerate(lines) if "ncalls" in line)
+        only = " (mlflow_hitl only)" if restrictions[0] == "mlflow_hitl" else ""
+        print(f"  cProfile of {count} {what}, by {key}{only}; divide the times by {count} for one:")
+        print("\n".join("    " + line for line in lines[header:] if line.strip()))
+
+
+def bench_local(store, name: str, version: str, run_id: str, n: int, warmup: int, profile: int) -> dict:
+    import mlflow
+
+    from mlflow_hitl.adapter import gate
+    from mlflow_hitl.adapter.evidence import (
+        RunArtifacts,
+        chained_signoffs,
+        verified_metrics,
+        verify_folder,
+    )
+    from mlflow_hitl.gate import decide
+
+    target = f"alias:{TARGET_ALIAS}"
+    results: dict = {}
+
+    passing = gate.check_gate(name, version, target, store=store, actor=PROMOTER, record=False)
+    blocked = gate.check_gate(name, version, target, store=store, actor=AUTHOR, record=False)
+    assert passing.passed, passing.summary()
+    assert not blocked.passed and [r.name for r in blocked.unmet()] == ["duties.promoter"], blocked.summary()
+    print(f"  audit chain: {store.audit_head()[0]:,} events")
+
+    def check(actor: str, record: bool):
+        return lambda: gate.check_gate(name, version, target, store=store, actor=actor, record=record)
+
+    results["passing"] = stats_line(
+        "check_gate, passing (rita), record=False", repeat(check(PROMOTER, False), n, warmup)
+    )
+    results["blocked"] = stats_line(
+        "check_gate, blocked (alice), record=False", repeat(check(AUTHOR, False), n, warmup)
+    )
+
+    # Each step of collect_evidence (and the registered-model read the server's guard adds) alone.
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    policy, _ = gate.policy_for(store, name)
+    evidence = gate.collect_evidence(name, version, target, store=store, actor=PROMOTER)
+
+    def artifacts_step():
+        artifacts = RunArtifacts(run)
+        root = artifacts.folder()
+        summary_bytes = (root / "summary.json").read_bytes()
+        summary = json.loads(summary_bytes)
+        verified_metrics(root, summary, verify_folder(root, summary_bytes, []))
+        artifacts.close()
+
+    steps = {
+        "policy_for (review store read + TOML parse)": lambda: gate.policy_for(store, name),
+        "MlflowClient() + get_model_version": lambda: mlflow.MlflowClient().get_model_version(name, version),
+        "get_run": lambda: client.get_run(run_id),
+        "store.snapshots()": store.snapshots,
+        "artifacts: summary + re-hash manifest + metrics": artifacts_step,
+        "store.verify_audit()": store.verify_audit,
+        "chained_signoffs": lambda: chained_signoffs(store, run_id),
+        "decide": lambda: decide(policy, evidence),
+        "[server guard] get_registered_model (_is_prompt)": lambda: client.get_registered_model(name),
+    }
+    print("  steps alone (median ms):")
+    medians = {}
+    for label, fn in steps.items():
+        medians[label] = float(np.median(repeat(fn, n, 2)) * 1000)
+        print(f"    {label:<50} {medians[label]:7.2f}")
+    print(f"    {'sum of the collect_evidence + decide steps':<50} {sum(list(medians.values())[:-1]):7.2f}")
+
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(profile):
+            gate.check_gate(name, version, target, store=store, actor=PROMOTER, record=False)
+        profiler.disable()
+        print_profile(profiler, profile, "passing checks (record=False)")
+
+    before = store.audit_head()[0]
+    results["recorded"] = stats_line(
+        "check_gate, passing (rita), record=True", repeat(check(PROMOTER, True), n)
+    )
+    print(
+        f"  audit chain after record=True: {store.audit_head()[0]:,} events (+{store.audit_head()[0] - before})"
+    )
+    tag = mlflow.MlflowClient().get_model_version(name, version).tags.get("hitl.gate.alias.champion")
+    assert tag and json.loads(tag)["passed"] is True, tag
+    # What record=True adds (each call appends an audit event or rewrites a tag).
+    writes = {
+        "[record] store.record_event": lambda: store.record_event(
+            actor=PROMOTER, action="gate.check", subject=f"model:{name}/{version}", payload={"bench": True}
+        ),
+        # A new value each time, as the gate's tag (its audit_seq changes): an unchanged value writes nothing.
+        "[record] set_model_version_tag": lambda: client.set_model_version_tag(
+            name, version, "bench", str(time.perf_counter_ns())
+        ),
+    }
+    print("  what record=True adds, alone (median ms):")
+    for label, fn in writes.items():
+        medians[label] = float(np.median(repeat(fn, n, 2)) * 1000)
+        print(f"    {label:<50} {medians[label]:7.2f}")
+    print(f"  audit chain: {store.audit_head()[0]:,} events")
+    results["steps"] = medians
+    return results
+
+
+# -- 2. server ------------------------------------------------------------------------------------
+
+
+def server_env(tmp: Path, store_uri: str, auth_cache_ttl: int, tag: str = "") -> dict[str, str]:
+    """The environment of tests/test_server.py: basic auth, default_permission = MANAGE, the review store."""
+    auth_ini = tmp / f"auth{tag}.ini"
+    auth_ini.write_text(
+        "[mlflow]\ndefault_permission = MANAGE\n"
+        f"database_uri = sqlite:///{tmp / f'auth{tag}.db'}\nadmin_username = {ADMIN}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {auth_cache_ttl}\n"
+    )
+    return {
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_HITL_STORE_URI": store_uri,
+    }
+
+
+@contextlib.contextmanager
+def running_server(tmp: Path, backend: str, store_uri: str, auth_cache_ttl: int):
+    import requests
+
+    env = {**os.environ, **server_env(tmp, store_uri, auth_cache_ttl)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--app-name",
+                "hitl",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                str(tmp / "server-artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            started = time.perf_counter()
+            while True:
+                with contextlib.suppress(requests.ConnectionError):
+                    if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                if process.poll() is not None or time.perf_counter() - started > 120:
+                    raise RuntimeError("mlflow server did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(0.25)
+            print(f"  server pid {process.pid} on {url}, up after {time.perf_counter() - started:.1f} s")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            print(f"  server stopped (exit code {process.returncode})")
+
+
+def bench_server(
+    tmp: Path, backend: str, store, name: str, version: str, n: int, warmup: int, auth_cache_ttl: int
+) -> dict:
+    import requests
+
+    results: dict = {}
+    route = "api/2.0/mlflow/registered-models/alias"
+    with running_server(tmp, backend, store.url, auth_cache_ttl) as url:
+        for user, password in PASSWORDS.items():
+            created = requests.post(
+                f"{url}/api/2.0/mlflow/users/create",
+                json={"username": user, "password": password},
+                auth=(ADMIN, ADMIN_PASSWORD),
+                timeout=60,
+            )
+            assert created.status_code == 200, created.text
+        with requests.Session() as session:
+            results["health"] = stats_line(
+                "GET /health (no auth, no handler): transport",
+                repeat(lambda: session.get(f"{url}/health"), n, warmup),
+            )
+        cases = [
+            ("protected alias, blocked (alice, 403)", AUTHOR, TARGET_ALIAS, 403),
+            ("protected alias, passing (rita, 200)", PROMOTER, TARGET_ALIAS, 200),
+            ("unprotected alias (rita, 200): floor", PROMOTER, FREE_ALIAS, 200),
+        ]
+        for label, user, alias, expected in cases:
+            body = {"name": name, "alias": alias, "version": version}
+            with requests.Session() as session:
+                session.auth = (user, PASSWORDS[user])
+
+                def post(session=session, body=body, label=label, expected=expected):
+                    response = session.post(f"{url}/{route}", json=body, timeout=60)
+                    assert response.status_code == expected, (
+                        label,
+                        response.status_code,
+                        response.text[:500],
+                    )
+                    if expected == 403:
+                        assert "duties.promoter" in response.json()["message"], response.text[:500]
+
+                before = store.audit_head()[0]
+                results[label] = stats_line(label, repeat(post, n, warmup))
+                print(f"    audit chain {before:,} -> {store.audit_head()[0]:,} events")
+    return results
+
+
+def server_app_in_process(
+    tmp: Path, backend: str, store, name: str, version: str, count: int, profile: int, ttl: int
+) -> None:
+    """Passing alias POSTs through the server's own app in this process (Flask test client).
+
+    The app is what ``mlflow server --app-name hitl`` serves (``mlflow_hitl.adapter.app.create_app``),
+    with its own auth database; only the HTTP server in front of it is missing. ``count`` requests
+    are timed with the guard's parts wrapped in timers (no profiler) and Python's full (generation 2)
+    garbage collections counted; then ``profile`` more run under cProfile.
+    """
+    import base64
+    import functools
+    import gc
+
+    from mlflow.server.constants import ARTIFACTS_DESTINATION_ENV_VAR, BACKEND_STORE_URI_ENV_VAR
+
+    from mlflow_hitl.adapter import app as app_module
+    from mlflow_hitl.adapter import gate
+
+    os.environ.update(server_env(tmp, store.url, ttl, tag="-inprocess"))
+    os.environ[BACKEND_STORE_URI_ENV_VAR] = backend
+    os.environ[ARTIFACTS_DESTINATION_ENV_VAR] = str(tmp / "server-artifacts")
+
+    timings: dict[str, list[float]] = {}
+
+    def timed(label: str, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timings.setdefault(label, []).append(time.perf_counter() - start)
+
+        return wrapper
+
+    # Module attributes looked up at call time: create_app registers the wrapped guard, the guard
+    # imports enforce from the gate module on each request, enforce calls the module's helpers.
+    originals = {
+        (app_module, "_guard"): "guard (mlflow_hitl.adapter.app._guard)",
+        (app_module, "_is_prompt"): "  _is_prompt (get_registered_model)",
+        (gate, "enforce"): "  enforce",
+        (gate, "collect_evidence"): "    collect_evidence",
+        (gate, "_record"): "    _record (audit event + version tag)",
+    }
+    saved = {key: getattr(*key) for key in originals}
+    try:
+        for (module, attribute), label in originals.items():
+            setattr(module, attribute, timed(label, getattr(module, attribute)))
+        client = app_module.create_app().test_client()
+
+        def basic(user: str, password: str) -> dict[str, str]:
+            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+        created = client.post(
+            "/api/2.0/mlflow/users/create",
+            json={"username": PROMOTER, "password": PASSWORDS[PROMOTER]},
+            headers=basic(ADMIN, ADMIN_PASSWORD),
+        )
+        assert created.status_code == 200, created.get_data(as_text=True)
+        headers = basic(PROMOTER, PASSWORDS[PROMOTER])
+        body = {"name": name, "alias": TARGET_ALIAS, "version": version}
+
+        def post():
+            response = client.post("/api/2.0/mlflow/registered-models/alias", json=body, headers=headers)
+            assert response.status_code == 200, response.get_data(as_text=True)[:500]
+
+        for _ in range(2):
+            post()
+        timings.clear()
+        pauses: list[float] = []
+        started: list[float] = []
+
+        def on_gc(phase: str, info: dict) -> None:
+            if info["generation"] == 2:
+                if phase == "start":
+                    started.append(time.perf_counter())
+                else:
+                    pauses.append(time.perf_counter() - started.pop())
+
+        gc.callbacks.append(on_gc)
+        try:
+            totals = repeat(post, count)
+        finally:
+            gc.callbacks.remove(on_gc)
+        stats_line("in-process app, passing alias POST", totals)
+        for label in originals.values():
+            stats_line(label, timings[label])
+        stats_line(
+            "outside the guard (MLflow: auth, handler)",
+            list(np.subtract(totals, timings[originals[(app_module, "_guard")]])),
+        )
+        print(
+            f"  full garbage collections during the {count} requests: {len(pauses)}"
+            + (f", median pause {np.median(pauses) * 1000:.0f} ms" if pauses else "")
+            + f" ({len(gc.get_objects()):,} objects tracked)"
+        )
+        if profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(profile):
+                post()
+            profiler.disable()
+            print_profile(profiler, profile, "passing alias POSTs through the app in-process", top=40)
+    finally:
+        for (module, attribute), original in saved.items():
+            setattr(module, attribute, original)
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--versions", type=int, default=1000, help="registered versions in all (default 1000)"
+    )
+    parser.add_argument(
+        "--models", type=int, default=1, help="registered models to spread them over (default 1)"
+    )
+    parser.add_argument("-n", "--repeats", type=int, default=200, help="timed checks / requests per case")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed checks / requests before each case")
+    parser.add_argument(
+        "--audit-events", type=int, default=0, help="extra audit events to pad the chain with"
+    )
+    parser.add_argument("--profile", type=int, default=20, help="passing checks to cProfile (0: none)")
+    parser.add_argument("--skip-server", action="store_true", help="local checks only")
+    parser.add_argument(
+        "--auth-cache-ttl",
+        type=int,
+        default=0,
+        help="MLflow basic-auth auth_cache_ttl_seconds in the server's auth.ini (default 0: MLflow's default, no cache)",
+    )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=50,
+        help="passing alias POSTs through the server's app in this process, after the server run (0: none)",
+    )
+    parser.add_argument(
+        "--profile-server",
+        type=int,
+        default=5,
+        help="further passing alias POSTs to cProfile in-process (0: none)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    if args.versions % args.models:
+        parser.error("--versions must be a multiple of --models")
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    tmp = Path(tempfile.mkdtemp(prefix="hitl-gate-bench-"))
+    backend, store_uri = f"sqlite:///{tmp / 'mlflow.db'}", f"sqlite:///{tmp / 'hitl.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = backend
+    os.environ["MLFLOW_HITL_STORE_URI"] = store_uri
+    store = None
+    try:
+        import mlflow
+
+        from mlflow_hitl.adapter.gate import set_policy
+        from mlflow_hitl.review import ReviewStore
+
+        mlflow.set_tracking_uri(backend)
+        mlflow.set_registry_uri(backend)
+        names = model_names(args.models)
+        per_model = args.versions // args.models
+        print(f"setup in {tmp}: {args.models} model(s) x {per_model} versions = {args.versions:,} versions")
+        print(
+            f"  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]},"
+            f" MLflow {mlflow.__version__}"
+        )
+        start = time.perf_counter()
+        run_id = train_and_log(tmp)
+        print(f"  train + log + validate: {time.perf_counter() - start:.1f} s")
+        seconds = register_versions(run_id, names, args.versions)
+        print(
+            f"  create_model_version loop: {args.versions - 1:,} versions in {seconds:.1f} s "
+            f"({seconds / max(args.versions - 1, 1) * 1000:.1f} ms each)"
+        )
+
+        store = ReviewStore(store_uri)
+        store.grant_role("root", "admin", actor="root")
+        store.grant_role("dana", "fairness-reviewer", actor="root")
+        store.sign_off(run_id=run_id, check="fairness", user="dana", approve=True)
+        for name in names:
+            set_policy(store, name, LENIENT_POLICY, actor="root")
+        if args.audit_events:
+            start = time.perf_counter()
+            pad_audit_chain(store, args.audit_events)
+            print(
+                f"  padded the audit chain with {args.audit_events:,} events in {time.perf_counter() - start:.1f} s"
+            )
+
+        name, version = names[len(names) // 2], str(per_model // 2)
+        print(f"\n1. local: check_gate({name!r}, {version!r}, 'alias:{TARGET_ALIAS}'), n={args.repeats}")
+        bench_local(store, name, version, run_id, args.repeats, args.warmup, args.profile)
+        if not args.skip_server:
+            print(
+                f"\n2. server: POST /{'api/2.0/mlflow/registered-models/alias'} for {name!r} v{version}, n={args.repeats}"
+            )
+            print(f"   (auth_cache_ttl_seconds = {args.auth_cache_ttl})")
+            bench_server(tmp, backend, store, name, version, args.repeats, args.warmup, args.auth_cache_ttl)
+            if args.in_process:
+                print(f"\n3. the server's app in-process (auth_cache_ttl_seconds = {args.auth_cache_ttl})")
+                server_app_in_process(
+                    tmp,
+                    backend,
+                    store,
+                    name,
+                    version,
+                    args.in_process,
+                    args.profile_server,
+                    args.auth_cache_ttl,
+                )
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    finally:
+        if store is not None:
+            store.close()
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
