@@ -114,9 +114,10 @@ class AnnotationRecord:
 
 @dataclass(frozen=True)
 class ImportReport:
+    """What an import did: new annotations, and records identical to stored ones (re-imports)."""
+
     added: int
     unchanged: int
-    ignored: int = 0
 
 
 def _label_reader(queue: Queue) -> Any:
