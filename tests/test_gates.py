@@ -258,3 +258,11 @@ def test_lineage_traces_the_version_to_people_and_decisions(registered, tmp_path
         conn.execute(sa.text("DELETE FROM hitl_audit_events WHERE seq = 3"))
     broken = invoke("lineage", "models:/arrests/1")
     assert broken.exit_code == 1 and "audit chain: BROKEN at event 3" in broken.stdout
+
+
+def test_prompts_share_the_alias_api_and_are_not_gated(tracking_uri, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HITL_STORE_URI", f"sqlite:///{tmp_path / 'hitl.db'}")
+    mlflow.set_registry_uri("hitl+" + tracking_uri)
+    prompt = mlflow.genai.register_prompt(name="greeting", template="Hello {{name}}")
+    mlflow.genai.set_prompt_alias("greeting", alias="champion", version=prompt.version)  # protected by default
+    assert mlflow.genai.load_prompt("prompts:/greeting@champion").version == prompt.version

@@ -178,6 +178,10 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
         requests.post(f"{server['url']}/{ATTEMPTS[0][0]}", json=ATTEMPTS[0][1], timeout=30).status_code == 401
     )
 
+    prompt = mlflow.genai.register_prompt(name="greeting", template="Hello {{name}}")
+    mlflow.genai.set_prompt_alias(
+        "greeting", alias="champion", version=prompt.version
+    )  # prompts are not gated
     client.set_registered_model_alias("fraud", "staging-candidate", "1")  # not protected
     client.set_model_version_tag("fraud", "1", "owner", "risk-team")  # not a hitl.* tag
     refusals = server["store"].audit_events(subject="model:fraud", action="promotion.refused")

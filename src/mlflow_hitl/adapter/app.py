@@ -35,7 +35,6 @@ _TAG_ROUTES = (
     "/mlflow/registered-models/set-tag",
     "/mlflow/registered-models/delete-tag",
 )
-_PROMPT_TAG = "mlflow.prompt.is_prompt"
 _API = "/api/2.0/mlflow-hitl"
 
 
@@ -62,14 +61,19 @@ def _parameters() -> dict[str, Any]:
 
 
 def _is_prompt(name: str) -> bool:
-    import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.server.handlers import _get_model_registry_store
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
+    from .registry_store import is_prompt
+
+    store = _get_model_registry_store()
+    if not isinstance(store, SqlAlchemyStore):
+        return False
     try:
-        tags = mlflow.MlflowClient().get_registered_model(name).tags
+        return is_prompt(store, name)
     except MlflowException:
         return False  # let MLflow answer for an unknown model
-    return str(tags.get(_PROMPT_TAG, "")).lower() == "true"
 
 
 def _guard() -> Any:
@@ -77,8 +81,7 @@ def _guard() -> Any:
     from flask import request
 
     from ..errors import HitlError
-    from ..gate import is_protected
-    from .gate import GateBlockedError, enforce, policy_for
+    from .gate import GateBlockedError, enforce
 
     path = request.path.rstrip("/")
     if path.endswith(_TAG_ROUTES):
@@ -99,13 +102,9 @@ def _guard() -> Any:
     name, version = str(params.get("name", "")), str(params.get("version", ""))
     if not name or not version:
         return None  # MLflow itself reports missing parameters
-    # Cheap first: most alias changes are to unprotected targets. Only then load the model to skip prompts.
-    policy, _ = policy_for(_review_store(), name)
-    if not is_protected(policy, target) or _is_prompt(name):
-        return None
     actor = request.authorization.username if request.authorization else "anonymous"
     try:
-        enforce(name, version, target, store=_review_store(), actor=actor)
+        enforce(name, version, target, store=_review_store(), actor=actor, exempt=lambda: _is_prompt(name))
     except GateBlockedError as exc:
         return _denied(str(exc))
     except HitlError as exc:

@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import HitlError, InputError, NotFoundError
@@ -224,16 +224,23 @@ def _record(store: ReviewStore, decision: GateDecision, *, action: str, actor: s
 
 
 def enforce(
-    model_name: str, version: str | int, target: str, *, store: ReviewStore, actor: str
+    model_name: str,
+    version: str | int,
+    target: str,
+    *,
+    store: ReviewStore,
+    actor: str,
+    exempt: Callable[[], bool] | None = None,
 ) -> GateDecision | None:
     """The check every enforcement point makes before an alias or stage change.
 
-    ``None`` when ``target`` is not protected by the model's policy. Otherwise the decision is
+    ``None`` when ``target`` is not protected by the model's policy, or when ``exempt()`` (asked only
+    for protected targets, as it may be costly: prompts are exempt) says so. Otherwise the decision is
     recorded (``promotion.granted`` or ``promotion.refused``, with the actor) and returned when the
     gate passes; :class:`GateBlockedError` is raised when it does not.
     """
     policy, _ = policy_for(store, model_name)
-    if not is_protected(policy, target):
+    if not is_protected(policy, target) or (exempt is not None and exempt()):
         return None
     decision = decide(policy, collect_evidence(model_name, version, target, store=store, actor=actor))
     _record(

@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
-__all__ = ["HitlRegistryStore"]
+__all__ = ["HitlRegistryStore", "is_prompt"]
 
 _PREFIX = "hitl+"
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
@@ -28,6 +28,18 @@ _PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 def _refuse(message: str) -> MlflowException:
     return MlflowException(message, error_code=PERMISSION_DENIED)
+
+
+def is_prompt(store: SqlAlchemyStore, name: str) -> bool:
+    """Whether registered model ``name`` is a prompt (prompts share the alias API and are not gated).
+
+    MLflow's public entity hides its internal prompt tag, so the tag rows are read from the store.
+    """
+    with store.ManagedSessionMaker() as session:
+        model = store._get_registered_model(session, name)
+        return any(
+            t.key == _PROMPT_TAG and str(t.value).lower() == "true" for t in model.registered_model_tags
+        )
 
 
 class HitlRegistryStore(SqlAlchemyStore):
@@ -42,8 +54,7 @@ class HitlRegistryStore(SqlAlchemyStore):
     # -- guarded writes -------------------------------------------------------------------------
 
     def _is_prompt(self, name: str) -> bool:
-        tags = super().get_registered_model(name).tags
-        return str(tags.get(_PROMPT_TAG, "")).lower() == "true"
+        return is_prompt(self, name)
 
     def _gate(self, name: str, version: str, target: str) -> None:
         from .._identity import acting_user
@@ -51,7 +62,7 @@ class HitlRegistryStore(SqlAlchemyStore):
         from .gate import GateBlockedError, enforce, is_internal_write
         from .review import ReviewStore, default_store_uri
 
-        if is_internal_write() or self._is_prompt(name):
+        if is_internal_write():
             return
         try:
             enforce(
@@ -60,6 +71,7 @@ class HitlRegistryStore(SqlAlchemyStore):
                 target,
                 store=ReviewStore(default_store_uri(self._database_uri)),
                 actor=acting_user(),
+                exempt=lambda: self._is_prompt(name),
             )
         except GateBlockedError as exc:
             raise _refuse(str(exc)) from exc
