@@ -264,5 +264,6 @@ def test_prompts_share_the_alias_api_and_are_not_gated(tracking_uri, tmp_path, m
     monkeypatch.setenv("MLFLOW_HITL_STORE_URI", f"sqlite:///{tmp_path / 'hitl.db'}")
     mlflow.set_registry_uri("hitl+" + tracking_uri)
     prompt = mlflow.genai.register_prompt(name="greeting", template="Hello {{name}}")
-    mlflow.genai.set_prompt_alias("greeting", alias="champion", version=prompt.version)  # protected by default
+    # "champion" is a protected alias by default; prompts must still be able to take it.
+    mlflow.genai.set_prompt_alias("greeting", alias="champion", version=prompt.version)
     assert mlflow.genai.load_prompt("prompts:/greeting@champion").version == prompt.version
