@@ -33,13 +33,20 @@ peak is reset through ``/proc/self/clear_refs`` before each step and read from `
     (the store's creation and the run's start are timed separately, not in the step);
 (e) every check but ``generator`` (the only one that does not involve the model);
 (f) every check with two existing settings turned down: ``generator.max_dcr_rows`` 2,000 (from
-    10,000) and ``drift.render_report`` False (no evidently HTML page).
+    10,000) and ``drift.render_report`` False (no evidently HTML page);
+(g) the full validate with ``reuse=True`` (the default; every other step passes ``reuse=False`` so
+    that it computes everything): the first model, which computes drift and the generator check and
+    stores them under the data's fingerprint;
+(h) then a second model (``logreg`` with ``C=0.1``, or ``hgb`` with 50 iterations), fitted on the
+    same synthetic set and validated on the same frames: drift and the generator check, which read
+    data only, are reused. This is the model-selection loop. Its floor is step (a2), the second
+    model's own ``predict_proba`` on the real rows.
 
 A warm-up ``validate`` on ``--warmup-rows`` rows runs first and is reported as step (0): the first
 call in a process pays one-time lazy imports (evidently, plotly, matplotlib), which would otherwise
 land in step (b).
 
-For (b), (d) and (f) the script also prints where the time went inside validate: light timing wrappers
+For (b), (d), (f) and (h) the script also prints where the time went inside validate: light timing wrappers
 are set, from this script, on the names the orchestrator calls (``check_frame``, each
 ``<check>_check``, ``log_validation`` ...) and the model is wrapped to count every prediction it is
 asked for (rows and seconds). ``--profile FILE`` additionally runs the full validate once under
@@ -268,6 +275,7 @@ def install_wrappers() -> None:
     for module in (adversarial, calibration, drift_report, fairness, generator):  # every PNG chart
         if callable(getattr(module, "to_png", None)):
             module.to_png = timed_wrapper("  (all checks: PNG charts, to_png)", module.to_png)
+    orchestrator.Fingerprints.of = timed_wrapper("validate: data fingerprints", orchestrator.Fingerprints.of)
     logging_adapter.log_validation = timed_wrapper("log: log_validation", logging_adapter.log_validation)
     if callable(getattr(logging_adapter, "_write_artifacts", None)):
         logging_adapter._write_artifacts = timed_wrapper(
@@ -308,6 +316,7 @@ def main() -> int:
     parser.add_argument("--no-per-check", action="store_true", help="skip step (c)")
     parser.add_argument("--no-log", action="store_true", help="skip step (d)")
     parser.add_argument("--no-levers", action="store_true", help="skip steps (e) and (f)")
+    parser.add_argument("--no-reuse", action="store_true", help="skip steps (g) and (h)")
     parser.add_argument("--profile", metavar="FILE", help="also profile one full validate (cProfile) to FILE")
     args = parser.parse_args()
 
@@ -356,13 +365,18 @@ def main() -> int:
     install_wrappers()
     X_real = real[FEATURES]
     common = dict(
-        real=real, target=TARGET, synthetic=synthetic, production=production, sensitive_features=SENSITIVE
+        real=real,
+        target=TARGET,
+        synthetic=synthetic,
+        production=production,
+        sensitive_features=SENSITIVE,
+        reuse=False,
     )
     breakdowns: dict[str, tuple[dict[str, float], dict[str, int], list[int], float]] = {}
 
-    def validate_step(label: str, **kwargs):
+    def validate_step(label: str, validated: Any = model, **kwargs):
         reset_components()
-        out = step(label, lambda: mlflow_hitl.validate(model, **common, **kwargs))
+        out = step(label, lambda: mlflow_hitl.validate(validated, **{**common, **kwargs}))
         breakdowns[label] = (dict(TIMES), dict(CALLS), list(MODEL_ROWS), rows[-1][1])
         return out
 
@@ -391,6 +405,23 @@ def main() -> int:
             log=False,
         )
 
+    if not args.no_reuse:
+        start = time.perf_counter()
+        second = make_model(args.model)
+        second.set_params(
+            **(
+                {"logisticregression__C": 0.1}
+                if args.model == "logreg"
+                else {"histgradientboostingclassifier__max_iter": 50}
+            )
+        )
+        second = CountingModel(second.fit(synthetic[FEATURES], synthetic[TARGET]))
+        print(f"  (second model fitted in {time.perf_counter() - start:.1f} s, not counted)")
+        step("(a2) second model: predict_proba(real)", lambda: second._model.predict_proba(X_real))
+        validate_step("(g) validate, reuse=True, first model", reuse=True, log=False)
+        reused = validate_step("(h) validate, reuse=True, second model", second, reuse=True, log=False)
+        print(f"  reused in (h): {reused.details.get('reused')}")
+
     if not args.no_log:
         with tempfile.TemporaryDirectory() as tmp:
             wall0 = time.perf_counter()
@@ -406,10 +437,12 @@ def main() -> int:
                 f"run_id on result: {logged.run_id == run.info.run_id}"
             )
 
-    floor = next(wall for label, wall, _, _ in rows if label.startswith("(a)"))
+    floors = {label.split()[0]: wall for label, wall, _, _ in rows if label.startswith(("(a)", "(a2)"))}
+    floor = floors["(a)"]
     print(f"\n{'step':<44} {'wall s':>8} {'CPU s':>8} {'x predict_proba':>16} {'extra peak RSS MB':>18}")
     for label, wall, cpu, extra in rows:
-        print(f"{label:<44} {wall:8.2f} {cpu:8.2f} {wall / floor:16.1f} {extra:18.0f}")
+        own_floor = floors.get("(a2)", floor) if label.startswith(("(a2)", "(h)")) else floor
+        print(f"{label:<44} {wall:8.2f} {cpu:8.2f} {wall / own_floor:16.1f} {extra:18.0f}")
     usage_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         f"peak RSS of the process: {max(usage_kb, peak.process_kb) / 1024:.0f} MB "
@@ -417,7 +450,7 @@ def main() -> int:
     )
 
     for label in breakdowns:
-        if not label.startswith(("(b)", "(d)", "(f)")):
+        if not label.startswith(("(b)", "(d)", "(f)", "(h)")):
             continue
         times, calls, model_rows, total = breakdowns[label]
         print(f"\nwhere the time went in {label} ({total:.2f} s wall):")
@@ -428,11 +461,12 @@ def main() -> int:
             f"  model calls: {len(model_rows)}, {sum(model_rows):,} rows in all "
             f"({sum(model_rows) / args.rows:.2f}x the real rows)"
         )
-        if "(b)" in label:
+        if label.startswith(("(b)", "(h)")):
             own = sum(v for k, v in times.items() if k.startswith("model."))
+            label_floor = floors["(a2)" if label.startswith("(h)") else "(a)"]
             print(
                 f"  validate beyond the model's own predictions: {total - own:.2f} s "
-                f"= {(total - own) / floor:.1f}x predict_proba"
+                f"= {(total - own) / label_floor:.1f}x its predict_proba on the real rows"
             )
 
     print("\nverdicts:")

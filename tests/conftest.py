@@ -13,6 +13,14 @@ os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///:memory:")  # never the 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_reuse_store():
+    """Each test computes its own data-only checks: a result stored by an earlier test is not reused."""
+    from mlflow_hitl import _reuse
+
+    _reuse.clear()
+
+
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch):
     """A fresh SQLite tracking + registry store with artifacts under tmp_path, made current."""

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import checks as _checks
 from ._result import CheckResult, ScoredRows, ValidationResult
+from ._reuse import Fingerprints, reuse_or_compute
 from .adapter.model import ClassifierHandle, as_classifier, infer_features
 from .checks._validation import check_frame, check_labels
 from .config import ValidationConfig, resolve_config
@@ -84,6 +85,7 @@ def validate(
     config: ValidationConfig | Mapping[str, Any] | None = None,
     run_id: str | None = None,
     log: bool = True,
+    reuse: bool = True,
 ) -> ValidationResult:
     """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
 
@@ -105,6 +107,9 @@ def validate(
         ``{"calibration": {"max_ece": 0.1}}``.
     run_id : log to this MLflow run; by default the active run, if any.
     log : set False to compute without logging even inside an active run.
+    reuse : drift and the generator check read data only, not the model; when an earlier call in
+        this process ran them on identical frames (same content, columns and settings) their
+        results are reused, and ``result.details["reused"]`` names them. False always recomputes.
     """
     selected = _select_checks(checks)
     settings = resolve_config(config)
@@ -139,24 +144,54 @@ def validate(
 
     results: dict[str, CheckResult] = {}
     skipped: dict[str, str] = {}
+    reused: list[str] = []
+    fingerprints = {
+        name: Fingerprints(frame)
+        for name, frame in (
+            ("real", real_checked),
+            ("synthetic", synthetic_checked),
+            ("production", production_checked),
+        )
+        if frame is not None
+    }
 
-    def run(name: str, reason_missing: str | None, compute: Callable[[], CheckResult]) -> None:
+    def data_key(name: str, *inputs: tuple[str, Sequence[str]]) -> tuple[Any, ...] | None:
+        """What a data-only check's result depends on: its settings and its inputs' roles and content."""
+        if not reuse:
+            return None
+        prints = [(role, fingerprints[role].of(columns)) for role, columns in inputs]
+        if any(digest is None for _, digest in prints):
+            return None
+        return (name, getattr(settings, name), *prints)
+
+    def run(
+        name: str,
+        reason_missing: str | None,
+        compute: Callable[[], CheckResult],
+        key: Callable[[], tuple[Any, ...] | None] = lambda: None,
+    ) -> None:
         if name not in selected:
             return
         if reason_missing:
             skipped[name] = reason_missing
             return
-        results[name] = compute()
+        results[name], was_reused = reuse_or_compute(key(), compute)
+        if was_reused:
+            reused.append(name)
 
     pairs: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    pair_inputs: list[tuple[str, Sequence[str]]] = []
     if synthetic_checked is not None:
         pairs["synthetic_vs_real"] = (synthetic_checked[feature_cols], X_real)
+        pair_inputs += [("synthetic", feature_cols), ("real", feature_cols)]
     if production_checked is not None:
         pairs["real_vs_production"] = (X_real, production_checked[feature_cols])
+        pair_inputs += [("real", feature_cols), ("production", feature_cols)]
     run(
         "drift",
         None if pairs else "needs synthetic or production data to compare with real",
         lambda: _checks.drift_check(pairs, config=settings.drift),
+        key=lambda: data_key("drift", *pair_inputs),
     )
     no_proba = None if proba is not None else f"{handle.description} gives no class probabilities"
     run(
@@ -202,6 +237,7 @@ def validate(
             real_checked[generator_cols],
             config=settings.generator,  # type: ignore[index]
         ),
+        key=lambda: data_key("generator", ("synthetic", generator_cols), ("real", generator_cols)),
     )
 
     details = {
@@ -218,6 +254,8 @@ def validate(
             "production": None if production_checked is None else len(production_checked),
         },
     }
+    if reused:
+        details["reused"] = reused
     scored = None if proba is None else ScoredRows(rows=real_checked, y_prob=proba, classes=tuple(classes))
     result = ValidationResult(checks=results, skipped=skipped, details=details, scored=scored)
     if log:
