@@ -68,7 +68,7 @@ class Fingerprints:
                 values = series.astype("category") if pd.api.types.is_object_dtype(series.dtype) else series
                 row_hashes = pd.util.hash_pandas_object(values, index=False).to_numpy()
                 hasher = hashlib.sha256(f"{column!r}\0{series.dtype}\0".encode())
-                hasher.update(row_hashes.tobytes())
+                hasher.update(row_hashes)  # the buffer itself: no 8 MB copy per million rows
                 digest = hasher.hexdigest()
             self._columns[column] = digest
         return self._columns[column]
