@@ -315,3 +315,27 @@ def test_bad_input(small, make_synthetic, make_real, columns, message):
 def test_bad_config(small, config, message):
     with pytest.raises(ConfigError, match=message):
         generator_check(small, small, config=config)
+
+
+@pytest.mark.parametrize("with_gaps", [False, True])
+def test_correlation_similarity_matches_pandas_pairwise_correlations(cancer_halves, with_gaps):
+    synthetic, real = (frame.iloc[:, :6].copy() for frame in cancer_halves)
+    synthetic["constant"] = real["constant"] = 1.0  # pairs with a constant column are left out
+    if with_gaps:  # pairwise-complete rows, as pandas computes them
+        synthetic.iloc[::7, 0] = np.nan
+        real.iloc[::5, 3] = np.nan
+    upper = np.triu_indices(synthetic.shape[1], k=1)
+    gaps = np.abs(synthetic.corr().to_numpy()[upper] - real.corr().to_numpy()[upper])
+    expected = 1.0 - gaps[np.isfinite(gaps)].mean() / 2.0
+    result = generator_check(synthetic, real, config={"min_rows": 20})
+    assert result.metrics["correlation_similarity"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_column_of_unhashable_values_is_a_clear_input_error():
+    rng = np.random.default_rng(0)
+
+    def frame():
+        return pd.DataFrame({"x": rng.normal(size=50), "tags": pd.Series([[1, 2]] * 50, dtype=object)})
+
+    with pytest.raises(InputError, match="column 'tags' holds values that cannot be compared as categories"):
+        generator_check(frame(), frame(), config={"min_rows": 20})

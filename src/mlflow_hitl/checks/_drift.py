@@ -36,6 +36,7 @@ from .._result import CheckResult, Status, worst_status
 from ..config import DriftConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._drift_report import chart_png, report_html
+from ._encoding import shared_codes
 from ._keys import unique_key_parts
 from ._validation import check_frame
 
@@ -137,31 +138,12 @@ def _counts_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[str, f
 
 
 def _categorical_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Counts per value on one shared encoding; missing values dropped.
-
-    Each set is factorised on its own (no concatenated copy of a million rows) and only the few
-    distinct values are aligned.
-    """
-    try:
-        codes_ref, levels_ref = pd.factorize(reference)
-        codes_cur, levels_cur = pd.factorize(current)
-    except TypeError as exc:  # lists, dicts: values that cannot be counted
-        raise InputError(
-            f"column {reference.name!r} holds values that cannot be compared as categories ({exc}); "
-            "leave it out with columns="
-        ) from exc
-    levels_ref = pd.Index(np.asarray(levels_ref, dtype=object))
-    levels_cur = pd.Index(np.asarray(levels_cur, dtype=object))
-    levels = levels_ref.append(levels_cur).unique()
-    ref_counts = np.zeros(len(levels), dtype=np.int64)
-    cur_counts = np.zeros(len(levels), dtype=np.int64)
-    ref_counts[levels.get_indexer(levels_ref)] = np.bincount(
-        codes_ref[codes_ref >= 0], minlength=len(levels_ref)
+    """Counts per value seen in either set, on one shared encoding; missing values dropped."""
+    codes_ref, codes_cur, n_levels = shared_codes(reference, current)
+    return (
+        np.bincount(codes_ref[codes_ref >= 0], minlength=n_levels),
+        np.bincount(codes_cur[codes_cur >= 0], minlength=n_levels),
     )
-    cur_counts[levels.get_indexer(levels_cur)] = np.bincount(
-        codes_cur[codes_cur >= 0], minlength=len(levels_cur)
-    )
-    return ref_counts, cur_counts
 
 
 def _numeric_values(series: pd.Series) -> np.ndarray:

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from .._result import CheckResult, Status
 from ..config import GeneratorConfig, check_config, thresholds_of
 from ..errors import ConfigError, InputError
+from ._encoding import shared_codes
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
 from ._validation import check_frame, numeric_and_categorical
@@ -244,20 +245,28 @@ def _encode(synthetic: pd.DataFrame, real: pd.DataFrame) -> _Encoded:
     codes_real = np.empty((n_real, len(categorical)), dtype=np.int64)
     n_levels = np.empty(len(categorical), dtype=np.int64)
     for j, column in enumerate(categorical):
-        # One factorisation over both sets, so a code means the same category on either side.
-        both = pd.concat([synthetic[column].astype(object), real[column].astype(object)], ignore_index=True)
-        codes, uniques = pd.factorize(both, use_na_sentinel=True)
-        codes_syn[:, j], codes_real[:, j] = codes[:n_syn], codes[n_syn:]
-        n_levels[j] = len(uniques)
+        codes_syn[:, j], codes_real[:, j], n_levels[j] = shared_codes(synthetic[column], real[column])
     return _Encoded(
         numeric=[str(c) for c in numeric],
         categorical=[str(c) for c in categorical],
-        num_syn=synthetic[numeric].to_numpy(dtype=float, na_value=np.nan),
-        num_real=real[numeric].to_numpy(dtype=float, na_value=np.nan),
+        num_syn=_floats(synthetic, numeric),
+        num_real=_floats(real, numeric),
         codes_syn=codes_syn,
         codes_real=codes_real,
         n_levels=n_levels,
     )
+
+
+def _floats(frame: pd.DataFrame, columns: Sequence[Any]) -> np.ndarray:
+    """The columns as one float array (NaN for missing), filled column by column.
+
+    Column-major, so each column is contiguous for the sorts and hashes that follow, and without the
+    intermediate frame that ``frame[columns].to_numpy()`` builds and then interleaves.
+    """
+    out = np.empty((len(frame), len(columns)), order="F")
+    for j, column in enumerate(columns):
+        out[:, j] = frame[column].to_numpy(dtype=float, na_value=np.nan)
+    return out
 
 
 # --- fidelity -----------------------------------------------------------------------------------
@@ -316,6 +325,18 @@ def _fidelity_table(data: _Encoded) -> list[dict[str, Any]]:
     return rows
 
 
+def _pearson(values: np.ndarray) -> np.ndarray:
+    """Pearson correlation matrix of the columns; NaN for a pair with a constant column.
+
+    Without missing values numpy's one matrix product is ~8x faster than pandas at a million rows;
+    with them, pandas' pairwise-complete rows are the definition we want.
+    """
+    if np.isnan(values).any():
+        return pd.DataFrame(values).corr().to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant column: 0 / 0, NaN as in pandas
+        return np.corrcoef(values, rowvar=False)
+
+
 def _correlation_similarity(data: _Encoded) -> float | None:
     """``1 - mean |corr_syn - corr_real| / 2`` over numeric column pairs (SDMetrics' CorrelationSimilarity).
 
@@ -324,8 +345,8 @@ def _correlation_similarity(data: _Encoded) -> float | None:
     if len(data.numeric) < 2:
         return None
     upper = np.triu_indices(len(data.numeric), k=1)
-    corr_syn = pd.DataFrame(data.num_syn).corr().to_numpy()[upper]
-    corr_real = pd.DataFrame(data.num_real).corr().to_numpy()[upper]
+    corr_syn = _pearson(data.num_syn)[upper]
+    corr_real = _pearson(data.num_real)[upper]
     gaps = np.abs(corr_syn - corr_real)
     gaps = gaps[np.isfinite(gaps)]
     return float(1.0 - gaps.mean() / 2.0) if gaps.size else None
@@ -401,8 +422,14 @@ def _row_hashes(num: np.ndarray, codes: np.ndarray) -> np.ndarray:
     collision between different rows has probability about n_syn * n_real / 2**64, negligible here.
     """
     num = np.where(np.isnan(num), np.nan, num + 0.0)
-    frame = pd.DataFrame(np.column_stack([num, codes.astype(float)]))
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    # Each block is hashed where it lies (a frame over a 2-D array does not copy it) and the two row
+    # hashes are then hashed together: no stacked copy of every column.
+    parts = {
+        name: pd.util.hash_pandas_object(pd.DataFrame(block), index=False).to_numpy()
+        for name, block in (("numbers", num), ("codes", codes))
+        if block.shape[1]
+    }
+    return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False).to_numpy()
 
 
 def _exact_copies(data: _Encoded) -> tuple[float, float]:
