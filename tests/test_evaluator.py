@@ -61,3 +61,25 @@ def test_unknown_evaluator_config_key_is_refused(model_uri, arrests_split):
             evaluators=["hitl"],
             evaluator_config={"hitl": {"sensitive": ["sex"]}},
         )
+
+
+def test_a_second_evaluation_on_the_same_data_reuses_the_data_only_checks(model_uri, arrests_split):
+    uri, _ = model_uri
+    synthetic, real, _ = arrests_split
+
+    def evaluate(**options):
+        with mlflow.start_run():
+            evaluation = mlflow.models.evaluate(
+                uri,
+                data=real,
+                targets=ARRESTS_TARGET,
+                model_type="classifier",
+                evaluators=["hitl"],
+                evaluator_config={"hitl": {"synthetic": synthetic, "config": FAST, **options}},
+            )
+        return evaluation.artifacts["hitl_summary"].content
+
+    first, second, fresh = evaluate(), evaluate(), evaluate(reuse=False)
+    assert "reused" not in first["details"] and "reused" not in fresh["details"]
+    assert second["details"]["reused"] == ["drift", "generator"]
+    assert second["checks"]["generator"] == first["checks"]["generator"] == fresh["checks"]["generator"]

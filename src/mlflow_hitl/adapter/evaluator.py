@@ -19,7 +19,7 @@ from ..errors import ConfigError
 
 __all__ = ["HitlEvaluator"]
 
-_CONFIG_KEYS = ("synthetic", "production", "sensitive_features", "features", "checks", "config")
+_CONFIG_KEYS = ("synthetic", "production", "sensitive_features", "features", "checks", "config", "reuse")
 
 
 class HitlEvaluator(ModelEvaluator):
