@@ -269,7 +269,10 @@ def bench_local(store, name: str, version: str, run_id: str, n: int, warmup: int
         "get_run": lambda: client.get_run(run_id),
         "store.snapshots()": store.snapshots,
         "artifacts: summary + re-hash manifest + metrics": artifacts_step,
-        "store.verify_audit()": store.verify_audit,
+        "store.verify_audit(): the whole chain (audit verify)": store.verify_audit,
+        "store.verify_audit(incremental=True): what the gate walks": lambda: store.verify_audit(
+            incremental=True
+        ),
         "chained_signoffs": lambda: chained_signoffs(store, run_id),
         "decide": lambda: decide(policy, evidence),
         "[server guard] get_registered_model (_is_prompt)": lambda: client.get_registered_model(name),

@@ -152,6 +152,29 @@ def test_tampering_with_evidence_or_the_audit_trail_blocks_again(registered):
     assert blocked.exit_code == 1 and "audit.intact" in unmet(blocked)
 
 
+def test_a_rewritten_sign_off_is_not_evidence_even_between_full_walks(registered):
+    invoke, store = registered["invoke"], registered["store"]
+    invoke("policy", "set", "arrests", str(registered["policy"]), user="root-admin")
+    signoff = store.sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
+    passed = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    assert passed.exit_code == 0, passed.output
+    assert store.verify_audit().head_seq > signoff["audit_seq"]  # a full walk past the sign-off
+    # Someone edits the sign-off's event and hides the edit from the change counter: the gate's next
+    # incremental walk starts after it and cannot see it, but the sign-off's own event is re-hashed.
+    with sa.create_engine(store.url).begin() as conn:
+        changes = conn.execute(sa.text("SELECT changes FROM hitl_chain_head")).scalar_one()
+        conn.execute(
+            sa.text("UPDATE hitl_audit_events SET time = '2020-01-01T00:00:00.000000Z' WHERE seq = :s"),
+            {"s": signoff["audit_seq"]},
+        )
+        conn.execute(sa.text("UPDATE hitl_chain_head SET changes = :c"), {"c": changes})
+    blocked = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    assert blocked.exit_code == 1 and unmet(blocked) == {"signoff.fairness"}
+    requirements = {r["name"]: r["detail"] for r in json.loads(blocked.stdout)["requirements"]}
+    assert "walked from seq" in requirements["audit.intact"]
+    assert invoke("audit", "verify").exit_code == 1  # a full walk sees the edit at once
+
+
 def test_the_registry_store_plugin_refuses_plain_mlflow_calls(registered, monkeypatch):
     monkeypatch.setenv("MLFLOW_HITL_USER", "rita")  # the plugin's acting user: not the run's author
     registered["invoke"]("policy", "set", "arrests", str(registered["policy"]), user="root-admin")

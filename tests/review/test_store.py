@@ -248,10 +248,13 @@ def _sql(store, statement, **params):
         ),
     ],
 )
-def test_any_change_to_the_audit_rows_is_detected(chain, statement, first_bad, problem):
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
+def test_any_change_to_the_audit_rows_is_detected(chain, statement, first_bad, problem, incremental):
+    # The fixture's full walks are remembered, so the incremental walk would start at the head,
+    # were it not for the trigger that counted the change.
     for part in statement.split(";"):
         _sql(chain, part)
-    result = chain.verify_audit()
+    result = chain.verify_audit(incremental=incremental)
     assert not result.ok
     assert result.first_bad_seq == first_bad
     assert problem in result.problem
@@ -272,9 +275,61 @@ def test_a_forged_event_with_a_correct_hash_still_breaks_the_next_link(chain):
         prev_hash=row["prev_hash"],
     )
     _sql(chain, "UPDATE hitl_audit_events SET payload = :p, hash = :h WHERE seq = 2", p=payload, h=forged)
-    result = chain.verify_audit()
+    result = chain.verify_audit(incremental=True)
     assert (result.ok, result.first_bad_seq) == (False, 3)
     assert "does not link" in result.problem
+
+
+def test_an_incremental_walk_starts_at_the_head_a_full_walk_verified(chain):
+    head = chain.audit_head()
+    again = chain.verify_audit(incremental=True)
+    assert again.ok and (again.walked_from, again.n_events) == (head[0], 1)
+    assert (again.head_seq, again.head_hash) == head
+    chain.record_event(actor="rita", action="gate.check", subject="model:m/1", payload={"passed": True})
+    grown = chain.verify_audit(incremental=True)
+    assert grown.ok and (grown.walked_from, grown.n_events, grown.head_seq) == (head[0], 2, head[0] + 1)
+    assert chain.verify_audit().walked_from == 1  # the default is always the whole chain
+
+
+def test_a_store_made_again_at_the_same_url_is_walked_in_full(tmp_path):
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    first = ReviewStore(url)
+    for subject in ("a", "b", "c"):
+        first.record_event(actor="ann", action="note.add", subject=subject, payload={})
+    assert first.verify_audit().ok
+    first.close()
+    (tmp_path / "again.db").unlink()
+    again = ReviewStore(url)
+    for subject in ("x", "y", "z", "w"):
+        again.record_event(actor="bob", action="note.add", subject=subject, payload={})
+    result = again.verify_audit(incremental=True)  # not checked against the old chain's event 3
+    assert result.ok and result.walked_from == 1 and result.n_events == 4
+
+
+def test_switching_off_the_change_counter_forces_a_full_walk(chain):
+    if chain.url.startswith("sqlite"):
+        _sql(chain, "DROP TRIGGER hitl_audit_events_updated")
+    else:
+        _sql(chain, "ALTER TABLE hitl_audit_events DISABLE TRIGGER hitl_audit_events_changed")
+    _sql(chain, "UPDATE hitl_audit_events SET actor = 'mallory' WHERE seq = 2")  # not counted now
+    result = chain.verify_audit(incremental=True)
+    assert (result.ok, result.first_bad_seq, result.walked_from) == (False, 2, 1)
+
+
+def test_a_change_that_also_resets_the_counter_is_caught_by_the_periodic_full_walk(chain, monkeypatch):
+    from mlflow_hitl.review import _walks
+
+    with chain._engine.connect() as conn:
+        changes = conn.execute(sa.text("SELECT changes FROM hitl_chain_head")).scalar_one()
+    _sql(chain, "UPDATE hitl_audit_events SET actor = 'mallory' WHERE seq = 2")
+    _sql(chain, "UPDATE hitl_chain_head SET changes = :c", c=changes)
+    # Until the remembered full walk is FULL_WALK_EVERY_SECONDS old, this change goes unseen by
+    # incremental walks (the gates'); `audit verify` and every full walk see it at once.
+    assert chain.verify_audit(incremental=True).ok
+    monkeypatch.setattr(_walks, "FULL_WALK_EVERY_SECONDS", 0.0)
+    assert chain.verify_audit(incremental=True).first_bad_seq == 2
+    monkeypatch.undo()
+    assert chain.verify_audit().first_bad_seq == 2
 
 
 def test_empty_chain_is_intact(store):

@@ -15,11 +15,21 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..review import ReviewStore
+from ..review._audit import event_hash
 from .logging import ARTIFACT_ROOT
 
 __all__ = ["RunArtifacts", "chained_signoffs", "snapshot_alpha", "verified_metrics", "verify_folder"]
 
 _SERVER_ARTIFACTS_ENV = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
+_HASHED = (
+    "seq",
+    "time",
+    "actor",
+    "action",
+    "subject",
+    "payload",
+    "prev_hash",
+)  # an event's fields under its hash
 
 
 class RunArtifacts:
@@ -108,7 +118,8 @@ def chained_signoffs(store: ReviewStore, run_id: str) -> list[dict[str, Any]]:
     """The run's sign-offs whose audit event is in the chain exactly as the sign-off row says.
 
     A row written straight into the sign-off table, or edited afterwards, has no matching event
-    and is not evidence.
+    and is not evidence; nor is one whose event no longer hashes to its stored hash. That re-hash
+    checks the events a decision rests on at every check, whatever part of the chain was walked.
     """
     rows = []
     for row in store.signoffs(run_id).to_dict(orient="records"):
@@ -116,6 +127,7 @@ def chained_signoffs(store: ReviewStore, run_id: str) -> list[dict[str, Any]]:
         if (
             event is not None
             and event["hash"] == row["audit_hash"]
+            and event_hash(**{k: event[k] for k in _HASHED}) == event["hash"]
             and event["actor"] == row["user"]
             and event["action"] == f"signoff.{row['decision']}"
             and event["subject"] == f"run:{row['run_id']}/check:{row['check_name']}"

@@ -159,7 +159,8 @@ def collect_evidence(
             artifacts.close()
     else:
         snapshot_rows = ()
-    verification = store.verify_audit()
+    # The chain only grows: walk what was appended since this process's last full walk (see review/_walks.py).
+    verification = store.verify_audit(incremental=True)
     signoffs = () if not run_id else tuple(chained_signoffs(store, run_id))
     return Evidence(
         model_name=model_name,
@@ -179,6 +180,7 @@ def collect_evidence(
             "head_seq": verification.head_seq,
             "head_hash": verification.head_hash,
             "problem": verification.problem,
+            "walked_from": verification.walked_from,
         },
         actor=actor,
     )

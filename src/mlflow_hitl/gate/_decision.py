@@ -102,7 +102,8 @@ class Evidence:
       write to the run.
     - ``signoffs``: rows of ``ReviewStore.signoffs(run_id)``; rows of another run are ignored.
     - ``snapshots``: ``{id, queue, n_items, krippendorff_alpha}`` for the queues of this run.
-    - ``audit``: ``{"ok", "head_seq", "head_hash", "problem"}`` from ``ReviewStore.verify_audit()``.
+    - ``audit``: ``{"ok", "head_seq", "head_hash", "problem"}`` and optionally ``walked_from`` (the
+      first event walked) from ``ReviewStore.verify_audit()``.
     """
 
     model_name: str
@@ -438,10 +439,16 @@ def _audit_requirement(ev: Evidence) -> Requirement:
     if audit is None:
         return Requirement("audit.intact", False, "the audit chain was not verified")
     if audit["ok"]:
+        walked_from = audit.get("walked_from") or 1
+        how = (
+            ""
+            if walked_from <= 1
+            else f"; walked from seq {walked_from}, the events before it unchanged since the last full walk"
+        )
         return Requirement(
             "audit.intact",
             True,
-            f"chain intact up to seq {audit.get('head_seq')} (hash {audit.get('head_hash')})",
+            f"chain intact up to seq {audit.get('head_seq')} (hash {audit.get('head_hash')}{how})",
         )
     at = f" at seq {audit['first_bad_seq']}" if audit.get("first_bad_seq") is not None else ""
     return Requirement(

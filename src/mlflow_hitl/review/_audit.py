@@ -68,7 +68,8 @@ class ChainVerification:
     """The outcome of :func:`verify_chain`.
 
     ``first_bad_seq`` is the sequence number of the first event that is altered, missing or out of
-    order (``None`` when the chain is intact); ``problem`` says what was found there.
+    order (``None`` when the chain is intact); ``problem`` says what was found there. ``n_events``
+    events were walked, from ``walked_from`` on (1 unless the walk started at an anchor).
     """
 
     ok: bool
@@ -77,39 +78,39 @@ class ChainVerification:
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
+    walked_from: int = 1
 
 
 def verify_chain(
     rows: Iterable[tuple[int, str, str, str, str, str, str, str]],
     *,
     expected_head: tuple[int, str] | None = None,
+    anchor: tuple[int, str] | None = None,
 ) -> ChainVerification:
     """Walk events ``(seq, time, actor, action, subject, payload, prev_hash, hash)`` in stored order.
 
     ``expected_head`` is the ``(seq, hash)`` the store recorded as its head: events deleted from
     the end of the chain leave every remaining link intact, so only the recorded head reveals them.
+    ``anchor`` is an event ``(seq, hash)`` verified earlier: the rows then start at that event,
+    which must still hash to that hash, and its link to the events before it is taken as verified.
     """
-    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    anchored = anchor is not None and anchor[0] >= 1
+    expected_seq, prev = (anchor[0], anchor[1]) if anchored else (1, GENESIS_HASH)  # type: ignore[index]
+    walked_from, count = expected_seq, 0
+
+    def broken(first_bad_seq: int, problem: str) -> ChainVerification:
+        return ChainVerification(False, count, expected_seq - 1, prev, first_bad_seq, problem, walked_from)
+
     for seq, time, actor, action, subject, payload, prev_hash, stored_hash in rows:
         if seq != expected_seq:
             kind = "missing" if seq > expected_seq else "out of order or duplicated"
-            return ChainVerification(
-                False,
-                count,
-                expected_seq - 1,
-                prev,
-                expected_seq,
-                f"event {expected_seq} is {kind} (found {seq} next)",
-            )
-        if prev_hash != prev:
-            return ChainVerification(
-                False,
-                count,
-                seq - 1,
-                prev,
-                seq,
-                f"event {seq} does not link to event {seq - 1} (prev_hash differs)",
-            )
+            return broken(expected_seq, f"event {expected_seq} is {kind} (found {seq} next)")
+        if anchored and count == 0:
+            # The anchor was verified with the events before it; its stored hash must not have moved.
+            if stored_hash != prev:
+                return broken(seq, f"event {seq} was altered since it was verified (its hash changed)")
+        elif prev_hash != prev:
+            return broken(seq, f"event {seq} does not link to event {seq - 1} (prev_hash differs)")
         computed = event_hash(
             seq=seq,
             time=time,
@@ -120,32 +121,17 @@ def verify_chain(
             prev_hash=prev_hash,
         )
         if computed != stored_hash:
-            return ChainVerification(
-                False,
-                count,
-                seq - 1,
-                prev,
-                seq,
-                f"event {seq} was altered (its hash does not match its content)",
-            )
+            return broken(seq, f"event {seq} was altered (its hash does not match its content)")
         prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
+    if anchored and count == 0:
+        return broken(expected_seq, f"event {expected_seq}, verified before, is missing")
     if expected_head is not None and expected_head != (expected_seq - 1, prev):
         head_seq, head_hash = expected_head
         if head_seq >= expected_seq:
-            return ChainVerification(
-                False,
-                count,
-                expected_seq - 1,
-                prev,
-                expected_seq,
-                f"events {expected_seq}..{head_seq} are missing (recorded head is {head_seq})",
+            return broken(
+                expected_seq, f"events {expected_seq}..{head_seq} are missing (recorded head is {head_seq})"
             )
-        return ChainVerification(
-            False,
-            count,
-            expected_seq - 1,
-            prev,
-            head_seq,
-            f"the recorded chain head ({head_seq}, {head_hash[:12]}) does not match the events",
+        return broken(
+            head_seq, f"the recorded chain head ({head_seq}, {head_hash[:12]}) does not match the events"
         )
-    return ChainVerification(True, count, expected_seq - 1, prev)
+    return ChainVerification(True, count, expected_seq - 1, prev, walked_from=walked_from)

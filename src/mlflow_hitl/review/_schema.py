@@ -11,6 +11,7 @@ Labels and classes are stored as JSON text so an integer class stays an integer.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -181,10 +182,12 @@ audit_events = Table(
 
 # One row (id = 1): the chain's head. Every write that appends events locks it first, so appends are
 # serialised across processes (FOR UPDATE on PostgreSQL; SQLite transactions are already exclusive).
+# ``changes`` is kept by a database trigger (migration 0003): every UPDATE or DELETE of a stored event.
 chain_head = Table(
     "hitl_chain_head",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("changes", BigInteger, nullable=False, server_default="0"),
 )

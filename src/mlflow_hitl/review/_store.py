@@ -34,6 +34,8 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import InputError, NotFoundError, PermissionDeniedError
 from . import _schema as t
 from ._audit import ChainVerification, canonical_json, event_hash, utc_now, verify_chain
+from ._walks import last_full_walk as _last_full_walk
+from ._walks import trigger_state as _trigger_state
 
 __all__ = ["ROLES", "SIGNOFF_ROLES", "AnnotationRecord", "ImportReport", "Item", "Queue", "ReviewStore"]
 
@@ -995,8 +997,15 @@ class ReviewStore:
             ).one()
         return int(row.seq), str(row.hash)
 
-    def verify_audit(self) -> ChainVerification:
-        """Walk the whole chain in ``seq`` order against the recorded head; names the first bad event."""
+    def verify_audit(self, *, incremental: bool = False) -> ChainVerification:
+        """Walk the chain in ``seq`` order against the recorded head; names the first bad event.
+
+        ``incremental=True`` (what the registry gates use) walks only from the head this process last
+        verified in a full walk of this store, when the database proves nothing before it has changed
+        since: its change counter (a trigger counts every UPDATE and DELETE of a stored event), its first
+        event and its trigger definitions are as they were, and that full walk is under
+        ``FULL_WALK_EVERY_SECONDS`` old. Otherwise, and always by default, it walks the whole chain.
+        """
         columns = [
             t.audit_events.c[n]
             for n in ("seq", "time", "actor", "action", "subject", "payload", "prev_hash", "hash")
@@ -1004,11 +1013,27 @@ class ReviewStore:
         with self._engine.connect() as conn:
             conn = conn.execution_options(hitl_read=True, yield_per=20_000)
             with conn.begin():
+                # Read before the events: a change made after this read shows at the next verification.
                 head = conn.execute(
-                    sa.select(t.chain_head.c.seq, t.chain_head.c.hash).where(t.chain_head.c.id == 1)
+                    sa.select(t.chain_head.c.seq, t.chain_head.c.hash, t.chain_head.c.changes).where(
+                        t.chain_head.c.id == 1
+                    )
                 ).one()
-                rows = conn.execute(sa.select(*columns).order_by(t.audit_events.c.seq))
-                return verify_chain(rows, expected_head=(int(head.seq), str(head.hash)))
+                # The first event names the chain: a database dropped and made again at the same URL
+                # starts another chain, whose events must not be checked against the old one's.
+                first = conn.execute(
+                    sa.select(t.audit_events.c.hash).where(t.audit_events.c.seq == 1)
+                ).scalar()
+                state = (int(head.changes), first, _trigger_state(conn))
+                expected_head = (int(head.seq), str(head.hash))
+                anchor = _last_full_walk.anchor(self.url, state) if incremental else None
+                query = sa.select(*columns).order_by(t.audit_events.c.seq)
+                if anchor is not None:
+                    query = query.where(t.audit_events.c.seq >= anchor[0])
+                result = verify_chain(conn.execute(query), expected_head=expected_head, anchor=anchor)
+        if anchor is None:
+            _last_full_walk.record(self.url, state, result)
+        return result
 
     def audit_event(self, seq: int) -> dict[str, Any] | None:
         """The stored event with sequence number ``seq``, or ``None``."""
