@@ -399,3 +399,23 @@ def test_a_process_killed_mid_import_leaves_the_store_as_before(store_url, tmp_p
     assert len(reopened.annotations("big")) == 1
     assert reopened.audit_head() == head_before
     assert reopened.verify_audit().ok
+
+
+def test_an_event_appended_while_the_chain_is_walked_is_not_a_break(chain):
+    # Reviewers keep labelling while a gate verifies: the walk reads one snapshot, so an event written
+    # between its read of the head and its read of the events is simply not part of this walk.
+    other = ReviewStore(chain.url)
+    appended = []
+
+    def append_once(conn, cursor, statement, *args):
+        if "hitl_chain_head" in statement and not appended:
+            appended.append(other.record_event(actor="bob", action="note.add", subject="s", payload={}))
+
+    sa.event.listen(chain._engine, "after_cursor_execute", append_once)
+    try:
+        result = chain.verify_audit()
+    finally:
+        sa.event.remove(chain._engine, "after_cursor_execute", append_once)
+    assert appended and result.ok, result.problem
+    assert result.head_seq == appended[0][0] - 1
+    assert chain.verify_audit().head_seq == appended[0][0]

@@ -1012,6 +1012,10 @@ class ReviewStore:
         ]
         with self._engine.connect() as conn:
             conn = conn.execution_options(hitl_read=True, yield_per=20_000)
+            if conn.dialect.name == "postgresql":
+                # One snapshot for the head and the events, as SQLite's read transaction already is:
+                # events appended meanwhile by reviewers are not part of this walk, not a break in it.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 # Read before the events: a change made after this read shows at the next verification.
                 head = conn.execute(
