@@ -20,19 +20,24 @@ def model_uri(tracking_uri, arrests_model, arrests_split):
     return info.model_uri, run.info.run_id
 
 
+def evaluate_with_hitl(uri, real, **hitl_config):
+    """MLflow's own evaluate, with the hitl evaluator only, on the real rows."""
+    return mlflow.models.evaluate(
+        uri,
+        data=real,
+        targets=ARRESTS_TARGET,
+        model_type="classifier",
+        evaluators=["hitl"],
+        evaluator_config={"hitl": hitl_config},
+    )
+
+
 def test_evaluate_with_hitl_logs_the_evidence(model_uri, arrests_split):
     uri, _ = model_uri
     synthetic, real, _ = arrests_split
     with mlflow.start_run() as run:
-        evaluation = mlflow.models.evaluate(
-            uri,
-            data=real,
-            targets=ARRESTS_TARGET,
-            model_type="classifier",
-            evaluators=["hitl"],
-            evaluator_config={
-                "hitl": {"synthetic": synthetic, "sensitive_features": ["sex"], "config": FAST}
-            },
+        evaluation = evaluate_with_hitl(
+            uri, real, synthetic=synthetic, sensitive_features=["sex"], config=FAST
         )
     stored = mlflow.MlflowClient().get_run(run.info.run_id)
     assert evaluation.metrics["hitl.calibration.ece"] == pytest.approx(
@@ -53,14 +58,7 @@ def test_unknown_evaluator_config_key_is_refused(model_uri, arrests_split):
     uri, _ = model_uri
     _, real, _ = arrests_split
     with mlflow.start_run(), pytest.raises(Exception, match="unknown hitl evaluator_config key.*sensitive"):
-        mlflow.models.evaluate(
-            uri,
-            data=real,
-            targets=ARRESTS_TARGET,
-            model_type="classifier",
-            evaluators=["hitl"],
-            evaluator_config={"hitl": {"sensitive": ["sex"]}},
-        )
+        evaluate_with_hitl(uri, real, sensitive=["sex"])
 
 
 def test_a_second_evaluation_on_the_same_data_reuses_the_data_only_checks(model_uri, arrests_split):
@@ -69,14 +67,7 @@ def test_a_second_evaluation_on_the_same_data_reuses_the_data_only_checks(model_
 
     def evaluate(**options):
         with mlflow.start_run():
-            evaluation = mlflow.models.evaluate(
-                uri,
-                data=real,
-                targets=ARRESTS_TARGET,
-                model_type="classifier",
-                evaluators=["hitl"],
-                evaluator_config={"hitl": {"synthetic": synthetic, "config": FAST, **options}},
-            )
+            evaluation = evaluate_with_hitl(uri, real, synthetic=synthetic, config=FAST, **options)
         return evaluation.artifacts["hitl_summary"].content
 
     first, second, fresh = evaluate(), evaluate(), evaluate(reuse=False)
