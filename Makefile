@@ -37,7 +37,7 @@ bench: $(STAMP)
 ## lint: ruff, as pre-commit runs it (CI runs it before the tests)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff format --check src tests examples bench
 
 clean:
 	rm -rf $(VENV) demo-output
