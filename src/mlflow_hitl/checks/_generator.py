@@ -10,7 +10,8 @@ Three questions, asked of the columns both sets share:
   many sit closer to a real row than real rows sit to each other (distance to closest record, DCR).
 
 Every column is encoded once (numeric values as floats, categories as integer codes shared by both
-sets); the three questions then work from those arrays, so nothing is converted twice.
+sets, as the drift check encodes them); the three questions then work from those arrays, so nothing is
+converted twice.
 """
 
 from __future__ import annotations
