@@ -102,3 +102,36 @@ def test_the_store_keeps_only_the_most_recent_results():
 def test_unhashable_values_are_simply_not_reused(bad):
     frame = pd.DataFrame({"cell": pd.Series([bad, bad], dtype=object), "x": np.arange(2.0)})
     assert Fingerprints(frame).of(["cell"]) is None
+
+
+def _recipe_fingerprint(frame, columns):
+    """The recipe in docs/quickstart.md, written out independently of mlflow_hitl._reuse."""
+    import hashlib
+
+    digests = []
+    for column in columns:
+        series = frame[column]
+        row_hashes = pd.util.hash_pandas_object(series, index=False).to_numpy()
+        digest = hashlib.sha256(f"{column!r}\0{series.dtype}\0".encode())
+        digest.update(row_hashes.astype("<u8").tobytes())
+        digests.append(digest.hexdigest())
+    return hashlib.sha256("\0".join(digests).encode()).hexdigest()
+
+
+def test_the_evidence_names_the_data_by_a_digest_anyone_can_recompute(arrests_model, arrests_split):
+    synthetic, real, production = arrests_split
+    result = _validate(arrests_model, arrests_split, checks=["calibration"], reuse=False)
+    fingerprints = result.details["fingerprints"]
+    features = result.details["features"]
+    read = list(dict.fromkeys([*features, ARRESTS_TARGET, *ARRESTS_SENSITIVE]))
+    assert fingerprints["real"] == _recipe_fingerprint(real, read)
+    assert fingerprints["synthetic"] == _recipe_fingerprint(synthetic, read)
+    assert fingerprints["production"] == _recipe_fingerprint(production, features)
+
+    changed = real.copy()
+    changed.loc[0, "colour"] = "White" if changed.loc[0, "colour"] != "White" else "Black"
+    again = _validate(arrests_model, (synthetic, changed, production), checks=["calibration"])
+    assert again.details["fingerprints"]["real"] != fingerprints["real"]
+    assert again.details["fingerprints"]["synthetic"] == fingerprints["synthetic"]
+    alone = mlflow_hitl.validate(arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"])
+    assert alone.details["fingerprints"]["synthetic"] is None

@@ -110,6 +110,10 @@ def validate(
     reuse : drift and the generator check read data only, not the model; when an earlier call in
         this process ran them on identical frames (same content, columns and settings) their
         results are reused, and ``result.details["reused"]`` names them. False always recomputes.
+
+    ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
+    it (the columns it used, in order; ``None`` for an input not given, or one with an object column
+    holding values other than strings); ``docs/quickstart.md`` says how to recompute one.
     """
     selected = _select_checks(checks)
     settings = resolve_config(config)
@@ -252,6 +256,15 @@ def validate(
             "real": len(real_checked),
             "synthetic": None if synthetic_checked is None else len(synthetic_checked),
             "production": None if production_checked is None else len(production_checked),
+        },
+        # What the evidence was computed on, for auditors: a content digest of each input as read.
+        "fingerprints": {
+            role: None if frame is None else fingerprints[role].of(list(frame.columns))
+            for role, frame in (
+                ("real", real_checked),
+                ("synthetic", synthetic_checked),
+                ("production", production_checked),
+            )
         },
     }
     if reused:
