@@ -72,6 +72,8 @@ def registered(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch
         "policy": policy_file,
         "author": author,
         "tracking_uri": tracking_uri,
+        "model": arrests_model,
+        "data": arrests_split,
     }
 
 
@@ -266,8 +268,24 @@ def test_lineage_traces_the_version_to_people_and_decisions(registered, tmp_path
     assert "promotion.granted alias:champion by rita: passed" in tree.stdout
     assert "audit chain: intact" in tree.stdout
 
+    assert "validated on real: " in tree.stdout and "validated on synthetic: " in tree.stdout
+
     data = json.loads(invoke("lineage", "models:/arrests/1", "--format", "json").stdout)
     assert data["run"]["run_id"] == registered["run_id"] and data["run"]["author"] == registered["author"]
+    synthetic, real, _ = registered["data"]
+    recomputed = mlflow_hitl.validate(
+        registered["model"],
+        real=real,
+        target=ARRESTS_TARGET,
+        synthetic=synthetic,
+        sensitive_features=ARRESTS_SENSITIVE,
+        checks=["calibration"],
+        log=False,
+    ).details
+    assert data["run"]["validated_on"] == {
+        role: {"rows": recomputed["rows"][role], "fingerprint": recomputed["fingerprints"][role]}
+        for role in ("real", "synthetic")
+    }
     assert data["model"]["policy"]["version"] == 1
     assert [s["in_audit_chain"] for s in data["signoffs"]] == [True]
     assert [g["action"] for g in data["gate_decisions"]] == ["promotion.granted"]

@@ -150,6 +150,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
                 "start_time": run.info.start_time,
                 "hitl_status": None if summary is None else summary.get("status"),
                 "checks": {} if summary is None else summary.get("checks", {}),
+                "validated_on": _validated_on(summary),
             }
             result["datasets"] = _datasets(run)
             result["queues"] = _queues(store, run.info.run_id, root)
@@ -184,6 +185,17 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
     return result
 
 
+def _validated_on(summary: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Each input the evidence was computed on: its rows and content fingerprint (from summary.json)."""
+    details = (summary or {}).get("details") or {}
+    rows, prints = details.get("rows") or {}, details.get("fingerprints") or {}
+    return {
+        role: {"rows": rows.get(role), "fingerprint": prints.get(role)}
+        for role in ("real", "synthetic", "production")
+        if rows.get(role) is not None
+    }
+
+
 def render_tree(data: dict[str, Any]) -> str:
     """An indented outline for the terminal."""
     model, run, audit = data["model"], data["run"], data["audit"]
@@ -201,6 +213,12 @@ def render_tree(data: dict[str, Any]) -> str:
         )
         for check, status in run["checks"].items():
             lines.append(f"│  ├─ {check}: {status}")
+        for role, data_set in run.get("validated_on", {}).items():
+            fingerprint = data_set["fingerprint"]
+            lines.append(
+                f"│  ├─ validated on {role}: {data_set['rows']:,} rows, "
+                + (f"sha256 {fingerprint[:16]}" if fingerprint else "no fingerprint")
+            )
         lines.append(
             f"│  └─ evidence: {'intact' if not data['evidence_problems'] else '; '.join(data['evidence_problems'])}"
         )
