@@ -52,8 +52,6 @@ import json
 import os
 import pstats
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,28 +60,21 @@ from pathlib import Path
 
 import numpy as np
 
+# The set-up of the gate tests (data, model, evidence, policy, server), so the bench times what they test.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from hitl_support import (  # noqa: E402
+    LENIENT_POLICY,
+    basic_auth_env,
+    log_run_with_evidence,
+    make_arrests_model,
+    mlflow_hitl_server,
+    split_arrests,
+)
+
 AUTHOR, PROMOTER = "alice", "rita"
 ADMIN, ADMIN_PASSWORD = "admin", "Adm1n-pass-word!"
 PASSWORDS = {AUTHOR: "Alice-pass-word-1", PROMOTER: "Rita-pass-word-1"}
 TARGET_ALIAS, FREE_ALIAS = "champion", "candidate"
-FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
-LENIENT_POLICY = """
-[protect]
-aliases = ["champion"]
-stages = ["Production"]
-
-[checks.calibration]
-max = { ece = 0.5 }
-
-[[signoffs]]
-check = "fairness"
-role = "fairness-reviewer"
-count = 1
-
-[duties]
-separate = true
-"""
-TARGET_COLUMN, SENSITIVE = "released", ["colour", "sex"]
 
 
 def stats_line(label: str, seconds: list[float]) -> dict[str, float]:
@@ -113,12 +104,6 @@ def repeat(fn, n: int, warmup: int = 0) -> list[float]:
     return times
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def model_names(models: int) -> list[str]:
     return ["gate-bench"] if models == 1 else [f"gate-bench-{i:03d}" for i in range(models)]
 
@@ -127,46 +112,19 @@ def model_names(models: int) -> list[str]:
 
 
 def train_and_log(tmp: Path) -> str:
-    """One run with the model and real HITL evidence (calibration, fairness); returns its id."""
+    """One run with the model and real HITL evidence (calibration, fairness), as the tests make it."""
     import mlflow
-    from sklearn.compose import make_column_transformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
     from sklego.datasets import load_arrests
 
-    import mlflow_hitl
-
-    arrests = load_arrests(as_frame=True)
-    order = np.random.default_rng(0).permutation(len(arrests))
-    third = len(arrests) // 3
-    synthetic = arrests.iloc[order[:third]].reset_index(drop=True)
-    real = arrests.iloc[order[third : 2 * third]].reset_index(drop=True)
-    features = [c for c in synthetic.columns if c != TARGET_COLUMN]
-    categorical = [c for c in features if synthetic[c].dtype == object]
-    numeric = [c for c in features if c not in categorical]
-    model = make_pipeline(
-        make_column_transformer(
-            (OneHotEncoder(handle_unknown="ignore"), categorical), (StandardScaler(), numeric)
-        ),
-        LogisticRegression(max_iter=1000),
-    ).fit(synthetic[features], synthetic[TARGET_COLUMN])
-
+    synthetic, real, _ = split_arrests(load_arrests(as_frame=True))
     experiment_id = mlflow.create_experiment("gate-bench", artifact_location=(tmp / "artifacts").as_uri())
     mlflow.set_experiment(experiment_id=experiment_id)
-    with mlflow.start_run(tags={"mlflow.user": AUTHOR}) as run:
-        mlflow.sklearn.log_model(model, name="model", input_example=real[features].head(2))
-        result = mlflow_hitl.validate(
-            model,
-            real=real,
-            target=TARGET_COLUMN,
-            synthetic=synthetic,
-            sensitive_features=SENSITIVE,
-            config=FAST,
-            checks=["calibration", "fairness"],
-        )
-    print(f"  run {run.info.run_id}: hitl status {result.status}")
-    return run.info.run_id
+    run_id = log_run_with_evidence(
+        make_arrests_model(synthetic), synthetic, real, tags={"mlflow.user": AUTHOR}
+    )
+    status = mlflow.MlflowClient().get_run(run_id).data.tags["hitl.status"]
+    print(f"  run {run_id}: hitl status {status}")
+    return run_id
 
 
 def register_versions(run_id: str, names: list[str], total: int) -> float:
@@ -323,75 +281,30 @@ def bench_local(store, name: str, version: str, run_id: str, n: int, warmup: int
 # -- 2. server ------------------------------------------------------------------------------------
 
 
-def server_env(tmp: Path, store_uri: str, auth_cache_ttl: int, tag: str = "") -> dict[str, str]:
-    """The environment of tests/test_server.py: basic auth, default_permission = MANAGE, the review store."""
-    auth_ini = tmp / f"auth{tag}.ini"
-    auth_ini.write_text(
-        "[mlflow]\ndefault_permission = MANAGE\n"
-        f"database_uri = sqlite:///{tmp / f'auth{tag}.db'}\nadmin_username = {ADMIN}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        f"auth_cache_ttl_seconds = {auth_cache_ttl}\n"
+def server_env(folder: Path, store_uri: str, auth_cache_ttl: int) -> dict[str, str]:
+    """The environment of tests/test_server.py, with basic-auth's credential cache set to ``auth_cache_ttl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return basic_auth_env(
+        folder,
+        store_uri,
+        admin=ADMIN,
+        password=ADMIN_PASSWORD,
+        auth_cache_ttl=auth_cache_ttl,
+        secret="bench-secret",
     )
-    return {
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret",
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
-        "MLFLOW_HITL_STORE_URI": store_uri,
-    }
 
 
 @contextlib.contextmanager
 def running_server(tmp: Path, backend: str, store_uri: str, auth_cache_ttl: int):
-    import requests
-
     env = {**os.environ, **server_env(tmp, store_uri, auth_cache_ttl)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--app-name",
-                "hitl",
-                "--backend-store-uri",
-                backend,
-                "--artifacts-destination",
-                str(tmp / "server-artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            started = time.perf_counter()
-            while True:
-                with contextlib.suppress(requests.ConnectionError):
-                    if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                if process.poll() is not None or time.perf_counter() - started > 120:
-                    raise RuntimeError("mlflow server did not start:\n" + log_path.read_text()[-3000:])
-                time.sleep(0.25)
-            print(f"  server pid {process.pid} on {url}, up after {time.perf_counter() - started:.1f} s")
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            print(f"  server stopped (exit code {process.returncode})")
+    started = time.perf_counter()
+    with mlflow_hitl_server(
+        backend, artifacts=tmp / "server-artifacts", env=env, log_path=tmp / "server.log"
+    ) as url:
+        print(f"  server on {url}, up after {time.perf_counter() - started:.1f} s")
+        yield url
+    print("  server stopped")
 
 
 def bench_server(
@@ -460,7 +373,7 @@ def server_app_in_process(
     from mlflow_hitl.adapter import app as app_module
     from mlflow_hitl.adapter import gate
 
-    os.environ.update(server_env(tmp, store.url, ttl, tag="-inprocess"))
+    os.environ.update(server_env(tmp / "inprocess", store.url, ttl))
     os.environ[BACKEND_STORE_URI_ENV_VAR] = backend
     os.environ[ARTIFACTS_DESTINATION_ENV_VAR] = str(tmp / "server-artifacts")
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
+
+from hitl_support import (  # noqa: F401 (the tests import these from here)
+    ARRESTS_SENSITIVE,
+    ARRESTS_TARGET,
+    FAST,
+    LENIENT_POLICY,
+    free_port,
+    log_run_with_evidence,
+    make_arrests_model,
+    split_arrests,
+)
 
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///:memory:")  # never the user's ./mlruns
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -42,42 +52,10 @@ def arrests() -> pd.DataFrame:
     return load_arrests(as_frame=True)
 
 
-# Small settings keep the suite fast; each check's own tests cover its defaults.
-FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
-
-ARRESTS_TARGET = "released"
-ARRESTS_SENSITIVE = ["colour", "sex"]
-
-
-def make_arrests_model(train: pd.DataFrame):
-    """A real scikit-learn pipeline on the arrests features (categoricals one-hot encoded)."""
-    from sklearn.compose import make_column_transformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    features = [c for c in train.columns if c != ARRESTS_TARGET]
-    categorical = [c for c in features if train[c].dtype == object]
-    numeric = [c for c in features if c not in categorical]
-    model = make_pipeline(
-        make_column_transformer(
-            (OneHotEncoder(handle_unknown="ignore"), categorical), (StandardScaler(), numeric)
-        ),
-        LogisticRegression(max_iter=1000),
-    )
-    return model.fit(train[features], train[ARRESTS_TARGET])
-
-
 @pytest.fixture(scope="session")
 def arrests_split(arrests):
     """(synthetic stand-in, real holdout, production) from the arrests data, seeded."""
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(arrests))
-    third = len(arrests) // 3
-    synthetic = arrests.iloc[order[:third]].reset_index(drop=True)
-    real = arrests.iloc[order[third : 2 * third]].reset_index(drop=True)
-    production = arrests.iloc[order[2 * third :]].drop(columns=[ARRESTS_TARGET]).reset_index(drop=True)
-    return synthetic, real, production
+    return split_arrests(arrests)
 
 
 @pytest.fixture(scope="session")
@@ -101,14 +79,6 @@ def _pg_binary(name: str) -> str:
             f"PostgreSQL's {name} is not installed; .ci/run installs it (apt-get install postgresql)"
         )
     return found
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -10,45 +10,17 @@ from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
+from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, LENIENT_POLICY, log_run_with_evidence
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore
-
-LENIENT_POLICY = """
-[protect]
-aliases = ["champion"]
-stages = ["Production"]
-
-[checks.calibration]
-max = { ece = 0.5 }
-
-[[signoffs]]
-check = "fairness"
-role = "fairness-reviewer"
-count = 1
-
-[duties]
-separate = true
-"""
 
 
 @pytest.fixture
 def registered(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
     """Version 1 of 'arrests' with its HITL evidence, a review store, and a CLI bound to both."""
     synthetic, real, _ = arrests_split
-    features = list(arrests_model.feature_names_in_)
-    with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
-        mlflow_hitl.validate(
-            arrests_model,
-            real=real,
-            target=ARRESTS_TARGET,
-            synthetic=synthetic,
-            sensitive_features=ARRESTS_SENSITIVE,
-            config=FAST,
-            checks=["calibration", "fairness"],
-        )
-    mlflow.register_model(f"runs:/{run.info.run_id}/model", "arrests")
+    run_id = log_run_with_evidence(arrests_model, synthetic, real)
+    mlflow.register_model(f"runs:/{run_id}/model", "arrests")
     store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
     monkeypatch.setenv("MLFLOW_HITL_STORE_URI", store_uri)
     store = ReviewStore(store_uri)
@@ -64,9 +36,9 @@ def registered(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch
             env={"MLFLOW_HITL_USER": user, "MLFLOW_HITL_STORE_URI": store_uri},
         )
 
-    author = mlflow.MlflowClient().get_run(run.info.run_id).info.user_id
+    author = mlflow.MlflowClient().get_run(run_id).info.user_id
     return {
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "store": store,
         "invoke": invoke,
         "policy": policy_file,

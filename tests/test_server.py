@@ -5,17 +5,13 @@ the UI's ajax routes: refused while the gate fails, accepted for aliases once it
 """
 
 import os
-import subprocess
-import sys
-import time
 
 import mlflow
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST, free_port
+from hitl_support import basic_auth_env, log_run_with_evidence, mlflow_hitl_server
 from mlflow_hitl.review import ReviewStore
 
 ADMIN, PASSWORD = "admin", "Adm1n-pass-word!"
@@ -41,93 +37,32 @@ def server(request, tmp_path, monkeypatch):
         else request.getfixturevalue("postgres_url")
     )
     store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
-    auth_ini = tmp_path / "auth.ini"
-    auth_ini.write_text(
-        "[mlflow]\ndefault_permission = MANAGE\n"
-        f"database_uri = sqlite:///{tmp_path / 'auth.db'}\nadmin_username = {ADMIN}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
-    env = {
-        **os.environ,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret",
-        "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
-        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
-        "MLFLOW_HITL_STORE_URI": store_uri,
-    }
+    env = {**os.environ, **basic_auth_env(tmp_path, store_uri, admin=ADMIN, password=PASSWORD)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")  # noqa: SIM115 (closed in the finally below)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "hitl",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        for _ in range(120):
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:  # not up yet, or too busy to answer
-                pass
-            if process.poll() is not None:
-                pytest.fail("mlflow server exited: " + (tmp_path / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+    with mlflow_hitl_server(
+        backend, artifacts=tmp_path / "artifacts", env=env, log_path=tmp_path / "server.log"
+    ) as url:
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
         monkeypatch.setenv("MLFLOW_HITL_STORE_URI", store_uri)
         mlflow.set_tracking_uri(url)
         mlflow.set_registry_uri(url)
         yield {"url": url, "store": ReviewStore(store_uri)}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture
 def version(server, arrests_model, arrests_split):
     synthetic, real, _ = arrests_split
     mlflow.set_experiment("server-gates")
-    with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(arrests_model, name="model")
-        mlflow_hitl.validate(
-            arrests_model,
-            real=real,
-            target=ARRESTS_TARGET,
-            synthetic=synthetic,
-            sensitive_features=ARRESTS_SENSITIVE,
-            config=FAST,
-            checks=["calibration", "fairness"],
-        )
-    mlflow.register_model(f"runs:/{run.info.run_id}/model", "fraud")
+    run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
+    mlflow.register_model(f"runs:/{run_id}/model", "fraud")
     store = server["store"]
     store.grant_role("root", "admin", actor="root")
     store.grant_role("dana", "fairness-reviewer", actor="root")
     from mlflow_hitl.adapter.gate import set_policy
 
     set_policy(store, "fraud", POLICY, actor="root")
-    return run.info.run_id
+    return run_id
 
 
 def _post(server, route, body, auth=(ADMIN, PASSWORD)):

@@ -1,0 +1,189 @@
+"""What the tests and the benches share: the arrests data and model, fast settings, a lenient gate
+policy, a run with real HITL evidence, and a real ``mlflow server --app-name hitl`` on a free port.
+
+Plain functions without pytest, so the ``bench/`` scripts use the same set-up as the tests they time
+(they put ``tests/`` on ``sys.path``); ``conftest.py`` turns them into fixtures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Small settings keep the suite fast; each check's own tests cover its defaults.
+FAST = {"adversarial": {"max_rows": 300}, "fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
+
+ARRESTS_TARGET = "released"
+ARRESTS_SENSITIVE = ["colour", "sex"]
+
+# Calibration within a loose bound, one fairness sign-off, the author may not promote.
+LENIENT_POLICY = """
+[protect]
+aliases = ["champion"]
+stages = ["Production"]
+
+[checks.calibration]
+max = { ece = 0.5 }
+
+[[signoffs]]
+check = "fairness"
+role = "fairness-reviewer"
+count = 1
+
+[duties]
+separate = true
+"""
+
+
+def split_arrests(arrests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(synthetic stand-in, real holdout, production without labels): seeded thirds of the arrests data."""
+    order = np.random.default_rng(0).permutation(len(arrests))
+    third = len(arrests) // 3
+    synthetic = arrests.iloc[order[:third]].reset_index(drop=True)
+    real = arrests.iloc[order[third : 2 * third]].reset_index(drop=True)
+    production = arrests.iloc[order[2 * third :]].drop(columns=[ARRESTS_TARGET]).reset_index(drop=True)
+    return synthetic, real, production
+
+
+def make_arrests_model(train: pd.DataFrame):
+    """A real scikit-learn pipeline on the arrests features (categoricals one-hot encoded)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    features = [c for c in train.columns if c != ARRESTS_TARGET]
+    categorical = [c for c in features if train[c].dtype == object]
+    numeric = [c for c in features if c not in categorical]
+    model = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), categorical), (StandardScaler(), numeric)
+        ),
+        LogisticRegression(max_iter=1000),
+    )
+    return model.fit(train[features], train[ARRESTS_TARGET])
+
+
+def log_run_with_evidence(
+    model: Any,
+    synthetic: pd.DataFrame,
+    real: pd.DataFrame,
+    *,
+    input_example: bool = True,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """An MLflow run (in the current experiment) with the model and its calibration and fairness evidence."""
+    import mlflow
+
+    import mlflow_hitl
+
+    features = list(model.feature_names_in_)
+    with mlflow.start_run(tags=dict(tags or {})) as run:
+        mlflow.sklearn.log_model(
+            model, name="model", input_example=real[features].head(2) if input_example else None
+        )
+        mlflow_hitl.validate(
+            model,
+            real=real,
+            target=ARRESTS_TARGET,
+            synthetic=synthetic,
+            sensitive_features=ARRESTS_SENSITIVE,
+            config=FAST,
+            checks=["calibration", "fairness"],
+        )
+    return run.info.run_id
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def basic_auth_env(
+    folder: Path,
+    store_uri: str,
+    *,
+    admin: str,
+    password: str,
+    auth_cache_ttl: int | None = None,
+    secret: str = "test-secret",
+) -> dict[str, str]:
+    """The environment of a server with MLflow's basic auth (default_permission = MANAGE) and the review store."""
+    auth_ini = folder / "auth.ini"
+    auth_ini.write_text(
+        "[mlflow]\ndefault_permission = MANAGE\n"
+        f"database_uri = sqlite:///{folder / 'auth.db'}\nadmin_username = {admin}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        + ("" if auth_cache_ttl is None else f"auth_cache_ttl_seconds = {auth_cache_ttl}\n")
+    )
+    return {
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_HITL_STORE_URI": store_uri,
+    }
+
+
+@contextlib.contextmanager
+def mlflow_hitl_server(
+    backend: str, *, artifacts: Path, env: Mapping[str, str], log_path: Path, timeout: float = 120.0
+) -> Iterator[str]:
+    """``mlflow server --app-name hitl`` (one worker) on 127.0.0.1 and a free port; yields its URL.
+
+    Raises ``RuntimeError`` with the end of the server's log when it exits or is not healthy in time.
+    """
+    import requests
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--app-name",
+                "hitl",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                str(artifacts),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=dict(env),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            started = time.perf_counter()
+            while True:
+                with contextlib.suppress(requests.RequestException):  # not up yet, or too busy to answer
+                    if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                if process.poll() is not None or time.perf_counter() - started > timeout:
+                    raise RuntimeError("mlflow server did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(0.25)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
