@@ -89,18 +89,17 @@ def queue_consensus(
         pending: list[int] = []
         stats, quality = None, pd.DataFrame()
     else:
+        labelled = set(annotations["item"])
         result = consensus(
             annotations[["item", "rater", "label"]],
             classes=list(queue.classes),
             method=method,
-            gold={k: v for k, v in gold.items() if k in set(annotations["item"])} or None,
+            gold={k: v for k, v in gold.items() if k in labelled} or None,
         )
         labels = result.labels[["label", "confidence", "n_labels", "agreement"]].copy()
         labels["source"] = "consensus"
-        raters = annotations.groupby("item").apply(
-            lambda rows: "; ".join(f"{r}={lab}" for r, lab in zip(rows["rater"], rows["label"], strict=True)),
-            include_groups=False,
-        )
+        pairs = [f"{r}={lab}" for r, lab in zip(annotations["rater"], annotations["label"], strict=True)]
+        raters = pd.Series(pairs, index=annotations.index).groupby(annotations["item"]).agg("; ".join)
         labels["raters"] = raters.reindex(labels.index)
         pending = [int(i) for i in needs_adjudication(result, min_agreement=min_agreement)]
         stats = agreement(annotations[["item", "rater", "label"]], classes=list(queue.classes))
