@@ -669,7 +669,8 @@ class ReviewStore:
                     .where(t.items.c.queue_id == queue.id)
                 )
             }
-            new_rows, unchanged, seen = [], 0, set()
+            new_rows, unchanged = [], 0
+            seen: dict[tuple[int, str], str] = {}  # label of each (item, rater) earlier in this import
             read_label = _label_reader(queue)
             for record in records:
                 if record.position not in ids:
@@ -680,7 +681,7 @@ class ReviewStore:
                 label = read_label(record.label)
                 key = (ids[record.position], user)
                 if key in stored or key in seen:
-                    previous = stored.get(key) or next(r[3] for r in new_rows if (r[0], r[2]) == key)
+                    previous = stored[key] if key in stored else seen[key]
                     if previous != label:
                         raise InputError(
                             f"{user} already labelled item {record.position} as {json.loads(previous)!r}; "
@@ -688,7 +689,7 @@ class ReviewStore:
                         )
                     unchanged += 1
                     continue
-                seen.add(key)
+                seen[key] = label
                 new_rows.append((key[0], record.position, user, label, record.comment, record.external_id))
             if new_rows:
                 self._insert_annotations(tx, queue, new_rows, source)
