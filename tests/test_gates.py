@@ -267,6 +267,16 @@ def test_lineage_traces_the_version_to_people_and_decisions(registered, tmp_path
     text = page.read_text()
     assert "<h2>Sign-offs</h2>" in text and text.count("data:image/png;base64,") >= 2
 
+    artifact_root = Path(
+        mlflow.MlflowClient().get_run(registered["run_id"]).info.artifact_uri.replace("file://", "")
+    )
+    (artifact_root / "hitl" / "calibration" / "reliability.png").unlink()
+    missing_plot = invoke("lineage", "models:/arrests/1", "--format", "json")
+    assert missing_plot.exit_code == 1 and "Traceback" not in missing_plot.output
+    assert any(
+        "calibration/reliability.png" in p for p in json.loads(missing_plot.stdout)["evidence_problems"]
+    )
+
     with sa.create_engine(store.url).begin() as conn:
         conn.execute(sa.text("DELETE FROM hitl_audit_events WHERE seq = 3"))
     broken = invoke("lineage", "models:/arrests/1")

@@ -161,7 +161,8 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
                 own = snapshots[snapshots["run_id"] == run.info.run_id].to_dict(orient="records")
                 result["evidence_problems"] = verify_folder(root, summary_path.read_bytes(), own)
                 for relative in summary.get("manifest", {}):
-                    if relative.endswith(".png"):
+                    # A deleted plot is already among the evidence problems; show the rest.
+                    if relative.endswith(".png") and (root / relative).is_file():
                         plots[relative] = base64.b64encode((root / relative).read_bytes()).decode()
         finally:
             artifacts.close()
