@@ -21,7 +21,6 @@ review store is not the backend database or beside it, ``MLFLOW_HITL_STORE_URI``
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -38,11 +37,10 @@ _TAG_ROUTES = (
 _API = "/api/2.0/mlflow-hitl"
 
 
-@functools.cache
 def _review_store() -> Any:
-    from .review import ReviewStore, default_store_uri
+    from .review import default_store_uri, shared_store
 
-    return ReviewStore(default_store_uri())
+    return shared_store(default_store_uri())
 
 
 def _denied(message: str) -> Any:

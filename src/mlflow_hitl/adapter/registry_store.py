@@ -60,7 +60,7 @@ class HitlRegistryStore(SqlAlchemyStore):
         from .._identity import acting_user
         from ..errors import HitlError
         from .gate import GateBlockedError, enforce, is_internal_write
-        from .review import ReviewStore, default_store_uri
+        from .review import default_store_uri, shared_store
 
         if is_internal_write():
             return
@@ -69,7 +69,7 @@ class HitlRegistryStore(SqlAlchemyStore):
                 name,
                 version,
                 target,
-                store=ReviewStore(default_store_uri(self._database_uri)),
+                store=shared_store(default_store_uri(self._database_uri)),
                 actor=acting_user(),
                 exempt=lambda: self._is_prompt(name),
             )
@@ -89,9 +89,11 @@ class HitlRegistryStore(SqlAlchemyStore):
         return super().transition_model_version_stage(name, version, stage, archive_existing_versions)
 
     def _guard_tag(self, key: str) -> None:
+        if not key.startswith("hitl."):
+            return  # any other tag: no need to load the gate (and the checks it imports)
         from .gate import is_internal_write
 
-        if key.startswith("hitl.") and not is_internal_write():
+        if not is_internal_write():
             raise _refuse(f"tag {key!r} is written by mlflow-hitl only: hitl.* tags record gate decisions")
 
     def set_registered_model_tag(self, name: str, tag: Any) -> Any:

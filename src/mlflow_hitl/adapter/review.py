@@ -17,6 +17,7 @@ queue's run and, through :func:`verified_labels`, of the run that retrains on th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -44,6 +45,7 @@ __all__ = [
     "open_store",
     "publish_labels",
     "queue_from_model",
+    "shared_store",
     "verified_labels",
 ]
 
@@ -83,6 +85,13 @@ def default_store_uri(tracking_uri: str | None = None) -> str:
 
 def open_store(store_uri: str | None = None) -> ReviewStore:
     return ReviewStore(store_uri or default_store_uri())
+
+
+@functools.lru_cache(maxsize=8)
+def shared_store(store_uri: str) -> ReviewStore:
+    """One open store per URL for the life of a long-running process (a tracking server, a registry
+    plugin): opening one builds an engine and checks the schema, which each gated write would repeat."""
+    return ReviewStore(store_uri)
 
 
 def queue_from_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -47,13 +48,16 @@ def translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mlflow.exceptions import MlflowException
-
         try:
             return command(*args, **kwargs)
         except HitlError as exc:
             raise BadInput(_one_line(exc)) from exc
-        except MlflowException as exc:
+        except Exception as exc:
+            # Only a command that loaded MLflow can raise its errors: importing MLflow here to name the
+            # class would cost every command, store-only ones too, about a second of start-up.
+            mlflow_errors = sys.modules.get("mlflow.exceptions")
+            if mlflow_errors is None or not isinstance(exc, mlflow_errors.MlflowException):
+                raise
             raise BadInput(f"MLflow: {_one_line(exc.message if hasattr(exc, 'message') else exc)}") from exc
 
     return wrapper
