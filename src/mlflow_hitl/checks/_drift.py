@@ -295,7 +295,12 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _render(
-    artifacts: dict[str, bytes], name: str, reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftConfig
+    artifacts: dict[str, bytes],
+    name: str,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[Any],
+    cfg: DriftConfig,
 ) -> dict[str, Any]:
     """Add evidently's HTML to ``artifacts``; return what it saw, or why there is no page.
 
@@ -303,7 +308,9 @@ def _render(
     inside evidently on unusual data is recorded in details instead of failing the whole check.
     """
     try:
-        page, sample = report_html(reference, current, sample_size=cfg.report_sample_size, seed=cfg.seed)
+        page, sample = report_html(
+            reference, current, columns=columns, sample_size=cfg.report_sample_size, seed=cfg.seed
+        )
     except Exception as exc:  # noqa: BLE001 - any evidently error; the message goes to details
         return {"error": f"evidently could not render the report: {type(exc).__name__}: {exc}"}
     if page is not None:
@@ -389,11 +396,7 @@ def drift_check(
         )
         if cfg.render_report and len(tested):
             details[key]["report_sample"] = _render(
-                artifacts,
-                f"{key}.html",
-                reference[list(tested["column"])],
-                current[list(tested["column"])],
-                cfg,
+                artifacts, f"{key}.html", reference, current, list(tested["column"]), cfg
             )
     metrics["drifted_share"] = max(metrics[f"{k}.drifted_share"] for k in details)
     metrics["drifted_count"] = max(metrics[f"{k}.drifted_count"] for k in details)

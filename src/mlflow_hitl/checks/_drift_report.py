@@ -27,9 +27,16 @@ def _sample(frame: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.Data
 
 
 def report_html(
-    reference: pd.DataFrame, current: pd.DataFrame, *, sample_size: int, seed: int
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    columns: list[Any],
+    sample_size: int,
+    seed: int,
 ) -> tuple[bytes | None, dict[str, Any]]:
-    """evidently 0.7's ``Report([DataDriftPreset()])`` on at most ``sample_size`` rows per set.
+    """evidently 0.7's ``Report([DataDriftPreset()])`` on ``columns``, at most ``sample_size`` rows per set.
+
+    The rows are sampled before the columns are taken, so a million-row frame is never copied whole.
 
     Returns the standalone HTML (``None`` when no column has values in both samples) and what the
     report saw: sample sizes, seed, and the columns left out because their sample was empty. evidently is imported here, not at module
@@ -39,8 +46,8 @@ def report_html(
     from evidently.presets import DataDriftPreset
 
     rng = np.random.default_rng(seed)
-    ref_sample = _sample(reference, sample_size, rng).rename(columns=str)
-    cur_sample = _sample(current, sample_size, rng).rename(columns=str)
+    ref_sample = _sample(reference, sample_size, rng)[columns].rename(columns=str)
+    cur_sample = _sample(current, sample_size, rng)[columns].rename(columns=str)
     # evidently raises on a column with no values; a sparse column can sample to nothing.
     empty = [c for c in ref_sample.columns if ref_sample[c].isna().all() or cur_sample[c].isna().all()]
     ref_sample, cur_sample = ref_sample.drop(columns=empty), cur_sample.drop(columns=empty)
