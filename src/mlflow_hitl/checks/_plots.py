@@ -1,25 +1,25 @@
-"""Rendering matplotlib figures to PNG bytes without a display or any file I/O."""
+"""Rendering matplotlib figures to PNG bytes without a display or any file I/O.
+
+Figures are made directly (``matplotlib.figure.Figure``), never through pyplot: nothing registers
+with pyplot's global state, nothing leaks between checks, and the caller's backend (a notebook's
+inline one, say) is left as it was. Saving as PNG renders with Agg whatever the backend.
+"""
 
 from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: checks run on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 __all__ = ["new_figure", "to_png"]
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
-    """A figure not registered with pyplot's global state, so nothing leaks between checks."""
+    """A figure of its own, with constrained layout."""
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def to_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return buf.getvalue()
