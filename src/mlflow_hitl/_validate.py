@@ -189,7 +189,7 @@ def validate(
         pairs["synthetic_vs_real"] = (synthetic_checked[feature_cols], X_real)
         pair_inputs += [("synthetic", feature_cols), ("real", feature_cols)]
     if production_checked is not None:
-        pairs["real_vs_production"] = (X_real, production_checked[feature_cols])
+        pairs["real_vs_production"] = (X_real, production_checked)  # already exactly the features
         pair_inputs += [("real", feature_cols), ("production", feature_cols)]
     run(
         "drift",
@@ -237,8 +237,9 @@ def validate(
         "generator",
         None if synthetic_checked is not None else "needs synthetic data",
         lambda: _checks.generator_check(
-            synthetic_checked[generator_cols],
-            real_checked[generator_cols],
+            synthetic_checked,
+            real_checked,
+            columns=generator_cols,  # selected there, once
             config=settings.generator,  # type: ignore[index]
         ),
         key=lambda: data_key("generator", ("synthetic", generator_cols), ("real", generator_cols)),

@@ -216,8 +216,11 @@ def _check_inputs(
                 "pass columns=[...] to compare the shared ones"
             )
         columns = list(synthetic.columns)
-    synthetic = check_frame(synthetic, "synthetic", columns=columns)
-    real = check_frame(real, "real", columns=columns)
+        if list(real.columns) != columns:  # both checked already: only the order may differ
+            real = real.loc[:, columns]
+    else:
+        synthetic = check_frame(synthetic, "synthetic", columns=columns)
+        real = check_frame(real, "real", columns=columns)
 
     num_syn, _ = numeric_and_categorical(synthetic)
     num_real, _ = numeric_and_categorical(real)
