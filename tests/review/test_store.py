@@ -87,8 +87,15 @@ def test_reserved_items_are_spread_over_reviewers_and_released_on_skip(store):
     second = store.next_item("q", user="bob")
     assert first.position != second.position
     assert store.next_item("q", user="carol") is None  # both slots reserved
-    store.release("q", position=first.position, user="alice")
+    store.release("q", position=first.position, user=" alice ")  # as next_item reads it: stripped
     assert store.next_item("q", user="carol").position == first.position
+
+
+def test_a_missing_timestamp_in_a_row_is_shown_as_missing(store):
+    rows = pd.DataFrame({"seen": pd.to_datetime(["2024-05-01", None]), "colour": ["Black", "White"]})
+    selection = pd.DataFrame({"row": [0, 1], "reason": ["random"] * 2, "score": [0.5, 0.4]})
+    store.create_queue("dated", rows=rows, selection=selection, classes=CLASSES, actor="eve")
+    assert [item.payload["seen"] for item in store.items("dated")] == ["2024-05-01T00:00:00", None]
 
 
 @pytest.mark.parametrize(

@@ -58,10 +58,10 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
         return None if isinstance(value, float) and math.isnan(value) else value
+    if value is pd.NaT:  # before the datetime test: NaT is a datetime, and its isoformat() is "NaT"
+        return None
     if isinstance(value, (pd.Timestamp, datetime)):
         return value.isoformat()
-    if value is pd.NaT:
-        return None
     return value
 
 
@@ -512,6 +512,7 @@ class ReviewStore:
 
     def release(self, name: str, *, position: int, user: str) -> None:
         """Give back a reserved item without labelling it (a skip)."""
+        user = _check_user(user)  # the same name next_item reserved under
         with self._engine.begin() as conn:
             queue = self._queue(conn, name)
             item_id = self._item_id(conn, queue, position)
