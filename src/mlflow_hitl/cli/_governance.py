@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from .._roles import ROLES
 from ._common import (
     EXIT_FAILED,
     BadInput,
@@ -22,7 +23,7 @@ from ._common import (
     user_option,
 )
 
-_ROLE_CHOICE = click.Choice(["reviewer", "adjudicator", "fairness-reviewer", "release-manager", "admin"])
+_ROLE_CHOICE = click.Choice(list(ROLES))
 
 
 @click.command()

@@ -34,6 +34,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
+from .._roles import signoff_role
 from ..config import ValidationConfig
 from ..errors import ConfigError
 
@@ -53,22 +54,11 @@ __all__ = [
 # The checks `validate` runs; ValidationConfig is their one list (importing _validate would pull in
 # pandas and scikit-learn, and the registry plugin imports this module on every promotion).
 CHECK_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ValidationConfig))
-# The role the review store records for a sign-off of each check (ReviewStore.sign_off; other checks:
-# "reviewer"). Mirrored rather than imported because mlflow_hitl.review loads SQLAlchemy and pandas
-# (3 s); tests/gate/test_policy.py fails if the two ever differ.
-_SIGNOFF_ROLES: Mapping[str, str] = MappingProxyType(
-    {"fairness": "fairness-reviewer", "release": "release-manager"}
-)
-_DEFAULT_SIGNOFF_ROLE = "reviewer"
 _SIGNOFF_CHECKS = (*CHECK_NAMES, "release")
 # MLflow's stages, canonical spelling by lower case (mlflow.entities.model_registry.model_version_stages).
 _STAGES = {s.lower(): s for s in ("None", "Staging", "Production", "Archived")}
 _ALIAS = re.compile(r"[\w-]+")  # MLflow's rule for alias names
 _ACCEPTABLE = ("passed", "needs_review", "failed")
-
-
-def _signoff_role(check: str) -> str:
-    return _SIGNOFF_ROLES.get(check, _DEFAULT_SIGNOFF_ROLE)
 
 
 class PolicyError(ConfigError):
@@ -238,7 +228,7 @@ def default_policy() -> Policy:
         protect_stages=("Production", "Staging"),
         require_same_version_run=True,
         checks={rule.name: rule for rule in checks},
-        signoffs=(SignoffRule("fairness", _signoff_role("fairness"), 1),),
+        signoffs=(SignoffRule("fairness", signoff_role("fairness"), 1),),
         min_verified_items=0,
         min_krippendorff_alpha=None,
         separate_duties=True,
@@ -581,12 +571,12 @@ class _Reader:
                     where + ("check",),
                     f"a sign-off of {check!r} is already required; raise its count instead",
                 )
-            role = entry.get("role", _signoff_role(check))
-            if role != _signoff_role(check):
+            role = entry.get("role", signoff_role(check))
+            if role != signoff_role(check):
                 raise self.fail(
                     where + ("role",),
                     f"role {role!r} can never sign off {check!r}: the review store records {check} sign-offs "
-                    f"with role {_signoff_role(check)!r}",
+                    f"with role {signoff_role(check)!r}",
                 )
             count = self.integer(entry.get("count", 1), where + ("count",), low=1)
             rules[check] = SignoffRule(check, role, count)

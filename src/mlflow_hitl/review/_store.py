@@ -31,6 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .._roles import ROLES, SIGNOFF_ROLES, signoff_role
 from ..errors import InputError, NotFoundError, PermissionDeniedError
 from . import _schema as t
 from ._audit import ChainVerification, canonical_json, event_hash, utc_now, verify_chain
@@ -39,9 +40,6 @@ from ._walks import trigger_state as _trigger_state
 
 __all__ = ["ROLES", "SIGNOFF_ROLES", "AnnotationRecord", "ImportReport", "Item", "Queue", "ReviewStore"]
 
-ROLES: tuple[str, ...] = ("reviewer", "adjudicator", "fairness-reviewer", "release-manager", "admin")
-# The role a sign-off of each check needs; checks not listed need ``reviewer``.
-SIGNOFF_ROLES: Mapping[str, str] = {"fairness": "fairness-reviewer", "release": "release-manager"}
 _ASSIGNMENT_TTL = timedelta(minutes=30)
 _INSERT_CHUNK = 5_000
 _IN_CHUNK = 500  # values per IN (...) list
@@ -851,7 +849,7 @@ class ReviewStore:
         user = _check_user(user)
         if not run_id:
             raise InputError("run_id is required for a sign-off")
-        role = SIGNOFF_ROLES.get(check, "reviewer")
+        role = signoff_role(check)
         decision = "approve" if approve else "reject"
         with self._write() as tx:
             self._require_role(tx.conn, user, role, f"sign off {check}")
