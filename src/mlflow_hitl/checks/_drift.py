@@ -36,6 +36,7 @@ from .._result import CheckResult, Status, worst_status
 from ..config import DriftConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._drift_report import chart_png, report_html
+from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
 from ._validation import check_frame
@@ -155,34 +156,22 @@ def _numeric_test(ref: np.ndarray, cur: np.ndarray) -> tuple[str, float]:
     """KS, normed Wasserstein, or a counts test, from one merge of the two sorted sets.
 
     scipy's ``ks_2samp`` and ``wasserstein_distance`` each sort again and search every value of
-    both sets in both sorted arrays; with the merge below, the empirical CDF of each set at every
-    merged position is a cumulative count, so both statistics are one linear pass.
+    both sets in both sorted arrays; after one merge (``_ecdf.merge_samples``), the empirical CDF of
+    each set at every merged position is a cumulative count, so both statistics are one linear pass.
     """
-    n, m = len(ref), len(cur)
-    merged = np.concatenate((ref, cur))
-    merged[:n].sort()
-    merged[n:].sort()
-    order = np.argsort(merged, kind="stable")  # timsort merges the two sorted runs in linear time
-    merged = merged[order]
-    from_ref = order < n
-    del order
-    is_run_end = merged[1:] != merged[:-1]  # last position of each value but the largest
-    ref_below = np.cumsum(from_ref)  # reference values at or before each merged position
-    del from_ref
-    if np.count_nonzero(is_run_end) + 1 <= _FEW_VALUES:  # distinct values in both sets together
-        stops = np.append(np.flatnonzero(is_run_end), n + m - 1)
-        ref_counts = np.diff(ref_below[stops], prepend=0)
+    merged = merge_samples(ref, cur)
+    n, m = merged.n, merged.m
+    if np.count_nonzero(merged.is_run_end) + 1 <= _FEW_VALUES:  # distinct values in both sets together
+        stops = np.append(np.flatnonzero(merged.is_run_end), n + m - 1)
+        ref_counts = np.diff(merged.ref_below[stops], prepend=0)
         return _counts_test(ref_counts, np.diff(stops + 1, prepend=0) - ref_counts)
     if n <= _SMALL_REFERENCE and m <= _KS_EXACT_MAX_N:
         # scipy's exact small-sample distribution is private; the sets are small, so call it whole.
         return "ks", float(stats.ks_2samp(ref, cur).pvalue)
-    # CDF gap at each merged position, computed as scipy computes it (count / size, then subtract).
-    gap = ref_below / n - (np.arange(1, n + m + 1) - ref_below) / m
-    del ref_below
     if n > _SMALL_REFERENCE:
         norm = max(float(np.std(ref)), _WASSERSTEIN_MIN_NORM)
-        return "wasserstein", float(np.dot(np.abs(gap[:-1]), np.diff(merged))) / norm
-    d = float(np.abs(gap[:-1][is_run_end]).max())  # the CDFs only change at the end of a run of equal values
+        return "wasserstein", float(np.dot(np.abs(merged.gap()[:-1]), np.diff(merged.values))) / norm
+    d = ks_statistic(merged)
     return "ks", float(np.clip(stats.kstwo.sf(d, np.round(n * m / (n + m))), 0.0, 1.0))
 
 

@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from .._result import CheckResult, Status
 from ..config import GeneratorConfig, check_config, thresholds_of
 from ..errors import ConfigError, InputError
+from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
@@ -276,18 +277,6 @@ def _floats(frame: pd.DataFrame, columns: Sequence[Any]) -> np.ndarray:
 # --- fidelity -----------------------------------------------------------------------------------
 
 
-def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample KS statistic of sorted, NaN-free samples: the largest gap between the empirical CDFs.
-
-    Evaluated at every observed value with two ``searchsorted`` passes, as ``scipy.stats.ks_2samp``
-    does, but without its p-value machinery, which we do not need.
-    """
-    grid = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, grid, side="right") / a.size
-    cdf_b = np.searchsorted(b, grid, side="right") / b.size
-    return float(np.abs(cdf_a - cdf_b).max())
-
-
 def _total_variation(codes_a: np.ndarray, codes_b: np.ndarray, n_levels: int) -> float:
     """Half the L1 distance between category frequencies; missing is a category of its own."""
     p = np.bincount(codes_a + 1, minlength=n_levels + 1) / codes_a.size
@@ -300,7 +289,7 @@ def _fidelity_table(data: _Encoded) -> list[dict[str, Any]]:
     for j, column in enumerate(data.numeric):
         a, b = data.num_syn[:, j], data.num_real[:, j]
         miss_a, miss_b = np.isnan(a), np.isnan(b)
-        ks = _ks_statistic(np.sort(a[~miss_a]), np.sort(b[~miss_b]))
+        ks = ks_statistic(merge_samples(a[~miss_a], b[~miss_b]))
         rows.append(
             {
                 "column": column,
