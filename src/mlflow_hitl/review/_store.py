@@ -17,6 +17,7 @@ The acting user is a plain string handed in by the caller. Locally it comes from
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -205,12 +206,37 @@ def _make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def _upgrade(engine: Engine) -> None:
-    from alembic import command
+def _migrations_config() -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    return config
+
+
+@functools.cache
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_migrations_config()).get_current_head()
+
+
+def _upgrade(engine: Engine) -> None:
+    """Create or upgrade the schema, taking the write lock only when the database is behind.
+
+    Every store opens with this (each CLI command, each gated registry write): a schema already at
+    the head is confirmed in a read transaction, so opening a store never waits behind a writer.
+    """
+    from alembic import command
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        conn = conn.execution_options(hitl_read=True)
+        with conn.begin():
+            context = MigrationContext.configure(conn, opts={"version_table": t.VERSION_TABLE})
+            if context.get_current_revision() == _head_revision():
+                return
+    config = _migrations_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
