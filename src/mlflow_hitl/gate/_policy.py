@@ -19,6 +19,7 @@ and elements of an array are reported at the line of the key that holds them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -374,11 +375,17 @@ def _dotted(path: Path) -> str:
 class _Reader:
     """Walks the parsed TOML, validating each key and raising PolicyError at its line."""
 
-    def __init__(self, source: str, lines: _KeyLines) -> None:
+    def __init__(self, source: str, text: str) -> None:
         self.source = source
-        self.lines = lines
+        self.text = text
         self.defaults = default_policy()
         self.default = self.defaults.to_dict()
+
+    @functools.cached_property
+    def lines(self) -> _KeyLines:
+        """Where each key is written: built for the first error only (it re-reads the text key by key,
+        most of a parse's time, and a valid policy, read on every gate decision, never needs it)."""
+        return _KeyLines(self.text)
 
     def fail(self, path: Path, message: str) -> PolicyError:
         return PolicyError(message, source=self.source, line=self.lines.line(path))
@@ -606,7 +613,7 @@ def parse_policy(text: str, *, source: str = "policy.toml") -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(exc, text, source) from exc
-    return _Reader(source, _KeyLines(text)).policy(data)
+    return _Reader(source, text).policy(data)
 
 
 # -- writing ------------------------------------------------------------------------------------------
