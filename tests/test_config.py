@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from mlflow_hitl import ValidationConfig
@@ -60,3 +62,24 @@ def test_reprs_show_only_what_differs_from_the_defaults():
     assert repr(CalibrationConfig(max_ece=0.1)) == "CalibrationConfig(max_ece=0.1)"
     config = resolve_config({"calibration": {"n_bins": 10}})
     assert repr(config) == "ValidationConfig(calibration=CalibrationConfig(n_bins=10))"
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"calibration": {"n_bins": 0}}, "n_bins must be a whole number"),
+        ({"adversarial": {"perturbations": ["nope"]}}, "unknown perturbation"),
+        ({"adversarial": {"severities": [2.0]}}, r"values in \[0, 1\]"),
+        ({"fairness": {"confidence_level": 1.5}}, "confidence_level"),
+        ({"generator": {"min_rows": 2}}, "min_rows >= 6"),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_when_the_config_is_resolved(config, match):
+    # Before any check runs: validate resolves its config first, so at scale nothing is computed in vain.
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(config)
+    sections = {name: getattr(ValidationConfig(), name) for name in config}
+    with pytest.raises(ConfigError, match=match):  # a ValidationConfig built directly is checked too
+        resolve_config(
+            ValidationConfig(**{n: dataclasses.replace(s, **config[n]) for n, s in sections.items()})
+        )

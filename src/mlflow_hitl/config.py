@@ -27,6 +27,12 @@ __all__ = [
 ]
 
 
+# The adversarial check's perturbation families (checks/_perturbations.py implements them).
+PERTURBATIONS: tuple[str, ...] = ("gaussian_noise", "missingness", "category_swap", "quantization")
+# Folds of the generator's classifier two-sample test; it needs a few rows of each set in every fold.
+C2ST_FOLDS = 3
+
+
 class _Settings:
     """Reprs that show only what differs from the defaults, as scikit-learn's estimators do."""
 
@@ -97,7 +103,7 @@ class AdversarialConfig(_Settings):
     ``seed`` 0 (sampling and every perturbation draw).
     """
 
-    perturbations: tuple[str, ...] = ("gaussian_noise", "missingness", "category_swap", "quantization")
+    perturbations: tuple[str, ...] = PERTURBATIONS
     severities: tuple[float, ...] = (0.1, 0.3, 0.5)
     max_confidence_gap: float = 0.05
     max_overconfidence_error: float = 0.1
@@ -212,7 +218,76 @@ def _coerce(check: str, name: str, default: Any, value: Any) -> Any:
     return value
 
 
+def _check_calibration(cfg: CalibrationConfig) -> None:
+    if cfg.n_bins < 1:
+        raise ConfigError(f"n_bins must be a whole number of at least 1, got {cfg.n_bins!r}")
+
+
+def _check_adversarial(cfg: AdversarialConfig) -> None:
+    unknown = [p for p in cfg.perturbations if p not in PERTURBATIONS]
+    if unknown:
+        raise ConfigError(
+            f"unknown perturbation(s) {', '.join(map(repr, unknown))} in config['adversarial']['perturbations']; "
+            f"known: {', '.join(PERTURBATIONS)}"
+        )
+    if not cfg.severities or any(not 0.0 <= float(s) <= 1.0 for s in cfg.severities):
+        raise ConfigError(
+            f"config['adversarial']['severities'] must be values in [0, 1], got {list(cfg.severities)}"
+        )
+    if not 0.0 < cfg.confident_threshold <= 1.0:
+        raise ConfigError(
+            f"config['adversarial']['confident_threshold'] must be in (0, 1], got {cfg.confident_threshold}"
+        )
+    if cfg.n_bins < 1 or cfg.max_rows < 1:
+        raise ConfigError("config['adversarial'] n_bins and max_rows must be at least 1")
+
+
+def _check_fairness(cfg: FairnessConfig) -> None:
+    if not 0 < cfg.confidence_level < 1:
+        raise ConfigError(
+            f"config['fairness']['confidence_level'] must lie in (0, 1), got {cfg.confidence_level}"
+        )
+    if cfg.n_bootstrap < 1:
+        raise ConfigError(f"config['fairness']['n_bootstrap'] must be at least 1, got {cfg.n_bootstrap}")
+    if cfg.max_groups < 2:
+        raise ConfigError(f"config['fairness']['max_groups'] must be at least 2, got {cfg.max_groups}")
+
+
+def _check_generator(cfg: GeneratorConfig) -> None:
+    if not 0.0 <= cfg.near_copy_quantile <= 1.0:
+        raise ConfigError(
+            f"config['generator']['near_copy_quantile'] must lie in [0, 1], got {cfg.near_copy_quantile}"
+        )
+    floor = 2 * C2ST_FOLDS
+    if cfg.min_rows < floor or min(cfg.max_rows, cfg.max_dcr_rows) < cfg.min_rows:
+        raise ConfigError(
+            f"config['generator'] needs min_rows >= {floor} and max_rows, max_dcr_rows >= min_rows; got "
+            f"min_rows={cfg.min_rows}, max_rows={cfg.max_rows}, max_dcr_rows={cfg.max_dcr_rows}"
+        )
+
+
+# Rules between a section's settings or on their ranges, checked when the config is resolved: a bad
+# setting fails before validate starts any check, not after the checks before it have run.
+_SECTION_RULES: dict[str, Any] = {
+    "calibration": _check_calibration,
+    "adversarial": _check_adversarial,
+    "fairness": _check_fairness,
+    "generator": _check_generator,
+}
+
+
+def _checked(check: str, section: Any) -> Any:
+    rule = _SECTION_RULES.get(check)
+    if rule is not None:
+        rule(section)
+    return section
+
+
 def _resolve_section(check: str, base: Any, overrides: Any) -> Any:
+    return _checked(check, _merged_section(check, base, overrides))
+
+
+def _merged_section(check: str, base: Any, overrides: Any) -> Any:
     if isinstance(overrides, type(base)):
         return overrides
     if not isinstance(overrides, Mapping):
@@ -233,6 +308,8 @@ def resolve_config(config: ValidationConfig | Mapping[str, Any] | None) -> Valid
     if config is None:
         return ValidationConfig()
     if isinstance(config, ValidationConfig):
+        for section in dataclasses.fields(config):
+            _checked(section.name, getattr(config, section.name))
         return config
     if not isinstance(config, Mapping):
         raise ConfigError(f"config must be a mapping of check name to settings, got {type(config).__name__}")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._result import CheckResult, Status
 from ..config import CalibrationConfig, check_config, thresholds_of
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
 from ._validation import check_consistent_length, check_frame, check_labels, check_probabilities
@@ -139,12 +139,6 @@ def _validated(y_true: Any, y_prob: Any, classes: Any) -> tuple[pd.Index, np.nda
     return labels_index, _encode_labels(labels, labels_index, "y_true"), prob
 
 
-def _check_n_bins(n_bins: Any) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ConfigError(f"n_bins must be a whole number of at least 1, got {n_bins!r}")
-    return int(n_bins)
-
-
 def calibration_metrics(y_true: Any, y_prob: Any, *, classes: Sequence, n_bins: int = 15) -> dict[str, float]:
     """Calibration metrics of top-label confidences.
 
@@ -154,7 +148,7 @@ def calibration_metrics(y_true: Any, y_prob: Any, *, classes: Sequence, n_bins: 
     multiclass: mean sum of squares over classes), ``log_loss`` (probabilities clipped to
     [eps, 1-eps]), ``overconfidence_error``, ``accuracy`` and ``mean_confidence``.
     """
-    n_bins = _check_n_bins(n_bins)
+    n_bins = check_config("calibration", {"n_bins": n_bins}).n_bins  # the config's rules for it
     _, idx, prob = _validated(y_true, y_prob, classes)
     return _metrics(idx, prob, n_bins)
 
@@ -289,7 +283,7 @@ def calibration_check(
     ``min_samples`` get only a count and are not judged.
     """
     cfg = check_config("calibration", config)
-    n_bins = _check_n_bins(cfg.n_bins)
+    n_bins = cfg.n_bins
     labels, idx, prob = _validated(y_true, y_prob, classes)
     if groups is not None:
         groups = check_frame(groups, "groups").reset_index(drop=True)

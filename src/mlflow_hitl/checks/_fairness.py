@@ -31,7 +31,7 @@ from sklearn.metrics import accuracy_score
 
 from .._result import CheckResult, Status, worst_status
 from ..config import FairnessConfig, check_config, thresholds_of
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ._keys import MISSING_GROUP, unique_key_parts
 from ._plots import new_figure, to_png
 from ._validation import check_consistent_length, check_frame, check_labels
@@ -104,7 +104,7 @@ def fairness_check(
     excluded (fewer than ``min_group_size`` rows, or no positive or no negative rows, so TPR or FPR is
     undefined) or a grouping had fewer than two groups left; passed otherwise.
     """
-    config = _checked_config(config)
+    config = check_config("fairness", config)
     y_true = check_labels(y_true, "y_true")
     y_pred = check_labels(y_pred, "y_pred")
     sensitive = check_frame(_as_frame(sensitive_features), "sensitive_features")
@@ -142,19 +142,6 @@ def fairness_check(
         artifacts={"by_group.png": _plot(audits)},
         summary=_summary(status, audits),
     )
-
-
-def _checked_config(config: FairnessConfig | Mapping[str, Any] | None) -> FairnessConfig:
-    config = check_config("fairness", config)
-    if not 0 < config.confidence_level < 1:
-        raise ConfigError(
-            f"config['fairness']['confidence_level'] must lie in (0, 1), got {config.confidence_level}"
-        )
-    if config.n_bootstrap < 1:
-        raise ConfigError(f"config['fairness']['n_bootstrap'] must be at least 1, got {config.n_bootstrap}")
-    if config.max_groups < 2:
-        raise ConfigError(f"config['fairness']['max_groups'] must be at least 2, got {config.max_groups}")
-    return config
 
 
 def _as_frame(data: Any) -> Any:

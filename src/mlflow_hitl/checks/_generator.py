@@ -29,8 +29,8 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from .._result import CheckResult, Status
-from ..config import GeneratorConfig, check_config, thresholds_of
-from ..errors import ConfigError, InputError
+from ..config import C2ST_FOLDS, GeneratorConfig, check_config, thresholds_of
+from ..errors import InputError
 from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
@@ -40,7 +40,6 @@ from ._validation import check_frame, numeric_and_categorical
 __all__ = ["generator_check"]
 
 _NAME = "generator"
-_CV_FOLDS = 3
 # HistGradientBoosting accepts category codes 0..254 (max_bins=255): the rarest levels share the last code.
 _C2ST_MAX_LEVELS = 254
 # One-hot width per categorical column in the distance space: the search costs time in proportion to the
@@ -101,7 +100,7 @@ def generator_check(
     ``fidelity.png`` and ``dcr.png``. Fewer than ``min_rows`` rows in either set is
     ``insufficient_evidence``.
     """
-    cfg = _resolve(config)
+    cfg = check_config(_NAME, config)
     synthetic, real = _check_inputs(synthetic, real, columns)
     thresholds = thresholds_of(cfg)
     sizes = {"rows_synthetic": len(synthetic), "rows_real": len(real), "columns": len(real.columns)}
@@ -183,22 +182,6 @@ def generator_check(
 
 
 # --- validation ---------------------------------------------------------------------------------
-
-
-def _resolve(config: GeneratorConfig | Mapping[str, Any] | None) -> GeneratorConfig:
-    cfg = check_config(_NAME, config)
-    if not 0.0 <= cfg.near_copy_quantile <= 1.0:
-        raise ConfigError(
-            f"config['generator']['near_copy_quantile'] must lie in [0, 1], got {cfg.near_copy_quantile}"
-        )
-    # The classifier test needs a few rows of each set in every one of its folds.
-    floor = 2 * _CV_FOLDS
-    if cfg.min_rows < floor or min(cfg.max_rows, cfg.max_dcr_rows) < cfg.min_rows:
-        raise ConfigError(
-            f"config['generator'] needs min_rows >= {floor} and max_rows, max_dcr_rows >= min_rows; got "
-            f"min_rows={cfg.min_rows}, max_rows={cfg.max_rows}, max_dcr_rows={cfg.max_dcr_rows}"
-        )
-    return cfg
 
 
 def _check_inputs(
@@ -394,7 +377,7 @@ def _c2st(data: _Encoded, cfg: GeneratorConfig, rng: np.random.Generator) -> tup
     model = HistGradientBoostingClassifier(
         categorical_features=is_categorical if is_categorical.any() else None, random_state=cfg.seed
     )
-    folds = StratifiedKFold(n_splits=_CV_FOLDS, shuffle=True, random_state=cfg.seed)
+    folds = StratifiedKFold(n_splits=C2ST_FOLDS, shuffle=True, random_state=cfg.seed)
     with threadpool_limits(limits=1, user_api="openmp"):
         proba = cross_val_predict(model, X, y, cv=folds, method="predict_proba")[:, 1]
     feature_aucs = [

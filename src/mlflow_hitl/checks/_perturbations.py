@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["PERTURBATIONS", "Features", "imputation_values", "perturb", "robust_spread", "skip_reason"]
+from ..config import PERTURBATIONS
 
-PERTURBATIONS = ("gaussian_noise", "missingness", "category_swap", "quantization")
+__all__ = ["PERTURBATIONS", "Features", "imputation_values", "perturb", "robust_spread", "skip_reason"]
 
 
 @dataclass(frozen=True)
