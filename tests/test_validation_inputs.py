@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlflow_hitl.checks._validation import (
+from mlflow_hitl._validation import (
     check_consistent_length,
     check_frame,
     check_labels,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, first_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,8 +34,7 @@ def read_table(path: str | Path, input_name: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise InputError(f"{input_name}: {path} is empty") from exc
     except (pd.errors.ParserError, ValueError, OSError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{input_name}: cannot read {path}: {first}") from exc
+        raise InputError(f"{input_name}: cannot read {path}: {first_line(exc)}") from exc
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

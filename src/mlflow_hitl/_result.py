@@ -39,7 +39,8 @@ def worst_status(statuses: Any) -> Status:
     return next((s for s in _SEVERITY if s in found), Status.PASSED)
 
 
-def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+def frozen_mapping(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy: results, policies and configs hand out views nobody can change."""
     return MappingProxyType(dict(mapping or {}))
 
 
@@ -86,10 +87,12 @@ class CheckResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
-        object.__setattr__(self, "metrics", _frozen({k: float(v) for k, v in (self.metrics or {}).items()}))
-        object.__setattr__(self, "thresholds", _frozen(self.thresholds))
-        object.__setattr__(self, "details", _frozen(self.details))
-        object.__setattr__(self, "artifacts", _frozen(self.artifacts))
+        object.__setattr__(
+            self, "metrics", frozen_mapping({k: float(v) for k, v in (self.metrics or {}).items()})
+        )
+        object.__setattr__(self, "thresholds", frozen_mapping(self.thresholds))
+        object.__setattr__(self, "details", frozen_mapping(self.details))
+        object.__setattr__(self, "artifacts", frozen_mapping(self.artifacts))
 
     @property
     def passed(self) -> bool:
@@ -147,9 +150,9 @@ class ValidationResult:
     scored: ScoredRows | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "checks", _frozen(self.checks))
-        object.__setattr__(self, "skipped", _frozen(self.skipped))
-        object.__setattr__(self, "details", _frozen(self.details))
+        object.__setattr__(self, "checks", frozen_mapping(self.checks))
+        object.__setattr__(self, "skipped", frozen_mapping(self.skipped))
+        object.__setattr__(self, "details", frozen_mapping(self.details))
 
     @property
     def status(self) -> Status:

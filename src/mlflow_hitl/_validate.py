@@ -16,8 +16,8 @@ import pandas as pd
 from . import checks as _checks
 from ._result import CheckResult, ScoredRows, ValidationResult
 from ._reuse import Fingerprints, reuse_or_compute
+from ._validation import check_frame, check_labels
 from .adapter.model import ClassifierHandle, as_classifier, infer_features
-from .checks._validation import check_frame, check_labels
 from .config import ValidationConfig, resolve_config
 from .errors import InputError, ModelError
 

@@ -16,7 +16,15 @@ The CLI maps every ``HitlError`` to a one-line message and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "HitlError", "InputError", "ModelError", "NotFoundError", "PermissionDeniedError"]
+__all__ = [
+    "ConfigError",
+    "HitlError",
+    "InputError",
+    "ModelError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "first_line",
+]
 
 
 class HitlError(Exception):
@@ -41,3 +49,18 @@ class NotFoundError(HitlError, LookupError):
 
 class PermissionDeniedError(HitlError):
     """The acting user does not hold the role the action needs; the message names role and user."""
+
+
+def first_line(error: BaseException | str, *, with_type: bool = False) -> str:
+    """The first non-blank line of an error's message: what a one-line CLI error or a wrapped error shows.
+
+    Library errors (pandas, scikit-learn, MLflow) often carry a multi-line message or a traceback
+    excerpt; one line is what a person reads. ``with_type`` prefixes the class name
+    (``ValueError: ...``), for errors raised by third-party code whose type is part of the story.
+    An empty message falls back to the class name.
+    """
+    text = str(getattr(error, "message", None) or error).strip()
+    line = text.splitlines()[0] if text else ""
+    if isinstance(error, BaseException) and (with_type or not line):
+        return f"{type(error).__name__}: {line}".rstrip(": ")
+    return line

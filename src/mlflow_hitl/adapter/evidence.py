@@ -6,7 +6,6 @@ Shared by :mod:`~mlflow_hitl.adapter.gate` (decisions) and :mod:`~mlflow_hitl.ad
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from .._hashing import sha256_file
 from ..review import ReviewStore
 from ..review._audit import event_hash
 from .logging import ARTIFACT_ROOT
@@ -68,10 +68,6 @@ class RunArtifacts:
             self._tmp.cleanup()
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def verify_folder(root: Path, summary_bytes: bytes, snapshots: list[dict[str, Any]]) -> list[str]:
     """Every file the summary and the snapshot manifests name, re-hashed; a list of what no longer matches."""
     problems = []
@@ -80,7 +76,7 @@ def verify_folder(root: Path, summary_bytes: bytes, snapshots: list[dict[str, An
         path = root / relative
         if not path.is_file():
             problems.append(f"hitl/{relative} is missing")
-        elif _sha256(path) != digest:
+        elif sha256_file(path) != digest:
             problems.append(f"hitl/{relative} was altered (sha256 differs from hitl/summary.json)")
     for snapshot in snapshots:
         folder = root / "labels" / snapshot["id"]
@@ -88,12 +84,12 @@ def verify_folder(root: Path, summary_bytes: bytes, snapshots: list[dict[str, An
         if not manifest_path.is_file():
             problems.append(f"hitl/labels/{snapshot['id']}/manifest.json is missing")
             continue
-        if _sha256(manifest_path) != snapshot["manifest_sha256"]:
+        if sha256_file(manifest_path) != snapshot["manifest_sha256"]:
             problems.append(f"hitl/labels/{snapshot['id']}/manifest.json was altered")
             continue
         for name, digest in json.loads(manifest_path.read_bytes()).items():
             path = folder / name
-            if not path.is_file() or _sha256(path) != digest:
+            if not path.is_file() or sha256_file(path) != digest:
                 problems.append(f"hitl/labels/{snapshot['id']}/{name} was altered or removed")
     return problems
 

@@ -12,12 +12,12 @@ Layout in the run (the contract other tools read):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import tempfile
 from pathlib import Path
 
+from .._hashing import sha256_file
 from .._result import ValidationResult
 from ..errors import NotFoundError
 from ..report import render_report
@@ -35,14 +35,6 @@ def metric_key(check: str, name: str) -> str:
     """``hitl.<check>.<name>`` with characters MLflow refuses replaced by ``_``."""
     key = _BAD_KEY_CHARS.sub("_", f"{ARTIFACT_ROOT}.{check}.{name}").replace("//", "/")
     return key[:_MAX_KEY]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_run_id(run_id: str | None) -> str | None:

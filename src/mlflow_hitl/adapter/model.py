@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError, NotFoundError
+from ..errors import ModelError, NotFoundError, first_line
 
 __all__ = ["ClassifierHandle", "as_classifier"]
 
@@ -54,8 +54,7 @@ def _guarded(fn: Callable[[pd.DataFrame], Any], what: str) -> Callable[[pd.DataF
         try:
             return _as_array(fn(frame))
         except Exception as exc:  # any model library's own error types
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{what} failed: {first_line}") from exc
+            raise ModelError(f"{what} failed: {first_line(exc)}") from exc
 
     return call
 
@@ -121,8 +120,7 @@ def _load_uri(uri: str) -> Any:
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
-        message = exc.message.strip().splitlines()[0] if exc.message else str(exc)
-        raise NotFoundError(f"cannot load model {uri!r}: {message}") from exc
+        raise NotFoundError(f"cannot load model {uri!r}: {first_line(exc)}") from exc
     except OSError as exc:
         raise NotFoundError(f"cannot load model {uri!r}: {exc}") from exc
 

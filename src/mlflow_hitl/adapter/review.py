@@ -18,7 +18,6 @@ queue's run and, through :func:`verified_labels`, of the run that retrains on th
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._hashing import sha256_hex
 from ..errors import InputError, NotFoundError
 from ..review import ReviewStore, queue_for_review
 from ..review._audit import utc_now
@@ -162,10 +162,6 @@ def queue_from_model(
     )
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
@@ -212,7 +208,7 @@ def publish_labels(
     annotations = annotations[annotations["item"].isin(verified.index)]
 
     files = {"labels.csv": _csv_bytes(rows), "annotations.csv": _csv_bytes(annotations)}
-    snapshot_id = _sha256(files["labels.csv"] + b"\0" + files["annotations.csv"])[:16]
+    snapshot_id = sha256_hex(files["labels.csv"] + b"\0" + files["annotations.csv"])[:16]
     existing = store.snapshots(queue_name)
     if snapshot_id in set(existing["id"]):
         return existing.set_index("id").loc[snapshot_id].to_dict() | {"id": snapshot_id, "republished": False}
@@ -238,7 +234,7 @@ def publish_labels(
         sort_keys=True,
         default=str,
     ).encode("utf-8")
-    manifest = {name: _sha256(files[name]) for name in _FILES}
+    manifest = {name: sha256_hex(files[name]) for name in _FILES}
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
 
     artifact_path = f"{ARTIFACT_ROOT}/labels/{snapshot_id}"
@@ -263,7 +259,7 @@ def publish_labels(
         method=method,
         n_items=len(rows),
         labels_sha256=manifest["labels.csv"],
-        manifest_sha256=_sha256(manifest_bytes),
+        manifest_sha256=sha256_hex(manifest_bytes),
         actor=actor,
     )
     client.set_tag(run_id, f"hitl.labels.{queue_name}", snapshot_id)
@@ -330,11 +326,11 @@ def _verified_files(record: Mapping[str, Any]) -> dict[str, bytes]:
             ) from exc
         files = {p.name: p.read_bytes() for p in local.iterdir() if p.is_file()}
     manifest_bytes = files.get("manifest.json", b"")
-    if _sha256(manifest_bytes) != record["manifest_sha256"]:
+    if sha256_hex(manifest_bytes) != record["manifest_sha256"]:
         raise InputError(f"snapshot {record['id']}: manifest.json was altered after publication")
     manifest = json.loads(manifest_bytes)
     for name, digest in manifest.items():
-        if name not in files or _sha256(files[name]) != digest:
+        if name not in files or sha256_hex(files[name]) != digest:
             raise InputError(f"snapshot {record['id']}: {name} was altered or removed after publication")
     return files
 

@@ -16,18 +16,18 @@ import numpy as np
 import pandas as pd
 
 from .._result import CheckResult, Status
-from ..config import AdversarialConfig, check_config, thresholds_of
-from ..errors import InputError, ModelError
-from ._calibration import _binned_errors, _check_classes, _encode_labels, _top_label
-from ._perturbations import Features, imputation_values, perturb, skip_reason
-from ._plots import new_figure, to_png
-from ._validation import (
+from .._validation import (
     check_consistent_length,
     check_frame,
     check_labels,
     check_probabilities,
     numeric_and_categorical,
 )
+from ..config import AdversarialConfig, check_config, thresholds_of
+from ..errors import InputError, ModelError, first_line
+from ._calibration import _binned_errors, _check_classes, _encode_labels, _top_label
+from ._perturbations import Features, imputation_values, perturb, skip_reason
+from ._plots import new_figure, to_png
 
 __all__ = ["adversarial_check"]
 
@@ -39,22 +39,17 @@ def _severity_key(severity: float) -> str:
     return np.format_float_positional(severity, trim="-")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def _predict(predict_proba: Callable, frame: pd.DataFrame, n_classes: int, what: str) -> np.ndarray:
     """Probabilities for ``frame``; a ModelError naming ``what`` if the model fails or returns junk."""
     try:
         out = predict_proba(frame)
     except Exception as exc:  # any model failure becomes one ModelError naming the input
-        raise ModelError(f"predict_proba failed on {what}: {_first_line(exc)}") from exc
+        raise ModelError(f"predict_proba failed on {what}: {first_line(exc, with_type=True)}") from exc
     try:
         prob = check_probabilities(out, "predict_proba output", n_classes=n_classes)
     except (ValueError, TypeError) as exc:  # InputError from the validator, or output that is not numeric
         raise ModelError(
-            f"predict_proba returned unusable probabilities on {what}: {_first_line(exc)}"
+            f"predict_proba returned unusable probabilities on {what}: {first_line(exc, with_type=True)}"
         ) from exc
     if len(prob) != len(frame):
         raise ModelError(f"predict_proba returned {len(prob)} rows for {len(frame)} on {what}")

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from .._result import CheckResult, Status
+from .._validation import check_consistent_length, check_frame, check_labels, check_probabilities
 from ..config import CalibrationConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
-from ._validation import check_consistent_length, check_frame, check_labels, check_probabilities
 
 __all__ = ["calibration_check", "calibration_metrics"]
 

@@ -33,13 +33,13 @@ from scipy import special, stats
 from scipy.spatial import distance
 
 from .._result import CheckResult, Status, worst_status
+from .._validation import check_frame
 from ..config import DriftConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._drift_report import chart_png, report_html
 from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
-from ._validation import check_frame
 
 __all__ = ["drift_check", "drift_table"]
 

@@ -30,11 +30,11 @@ from matplotlib.patches import Patch
 from sklearn.metrics import accuracy_score
 
 from .._result import CheckResult, Status, worst_status
+from .._validation import check_consistent_length, check_frame, check_labels
 from ..config import FairnessConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._keys import MISSING_GROUP, unique_key_parts
 from ._plots import new_figure, to_png
-from ._validation import check_consistent_length, check_frame, check_labels
 
 __all__ = ["fairness_check"]
 

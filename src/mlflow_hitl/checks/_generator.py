@@ -29,13 +29,13 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from .._result import CheckResult, Status
+from .._validation import check_frame, numeric_and_categorical
 from ..config import C2ST_FOLDS, GeneratorConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
-from ._validation import check_frame, numeric_and_categorical
 
 __all__ = ["generator_check"]
 

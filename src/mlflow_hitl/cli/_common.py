@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .._identity import acting_user
-from ..errors import HitlError
+from ..errors import HitlError, first_line
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -38,11 +38,6 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 def translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn our errors and MLflow's into one-line messages with exit code 2."""
 
@@ -51,14 +46,14 @@ def translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except HitlError as exc:
-            raise BadInput(_one_line(exc)) from exc
+            raise BadInput(first_line(exc)) from exc
         except Exception as exc:
             # Only a command that loaded MLflow can raise its errors: importing MLflow here to name the
             # class would cost every command, store-only ones too, about a second of start-up.
             mlflow_errors = sys.modules.get("mlflow.exceptions")
             if mlflow_errors is None or not isinstance(exc, mlflow_errors.MlflowException):
                 raise
-            raise BadInput(f"MLflow: {_one_line(exc.message if hasattr(exc, 'message') else exc)}") from exc
+            raise BadInput(f"MLflow: {first_line(exc)}") from exc
 
     return wrapper
 

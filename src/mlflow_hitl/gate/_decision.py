@@ -15,7 +15,6 @@ re-checked with :func:`decision_hash`.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -23,8 +22,9 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any
 
+from .._hashing import canonical_json, sha256_hex
 from ..errors import InputError
-from ._policy import CheckRule, Policy, SignoffRule, canonical_json, policy_hash
+from ._policy import CheckRule, Policy, SignoffRule, policy_hash
 
 __all__ = ["Evidence", "GateDecision", "Requirement", "decide", "decision_hash", "is_protected"]
 
@@ -229,7 +229,7 @@ def decision_hash(record: Mapping[str, Any]) -> str:
     missing = [k for k in _HASHED if k not in record]
     if missing:
         raise InputError(f"decision record lacks {', '.join(missing)}; pass GateDecision.to_dict()")
-    return hashlib.sha256(canonical_json({k: _plain(record[k]) for k in _HASHED}).encode("utf-8")).hexdigest()
+    return sha256_hex(canonical_json({k: _plain(record[k]) for k in _HASHED}))
 
 
 # -- requirements -------------------------------------------------------------------------------------
@@ -480,7 +480,7 @@ def _identity(ev: Evidence, policy_digest: str) -> dict[str, Any]:
         "run_author": ev.run_author,
         "summary_sha256": ev.summary_sha256,
         "artifact_problems": None if ev.artifact_problems is None else sorted(ev.artifact_problems),
-        "metrics_sha256": hashlib.sha256(canonical_json(metrics).encode("utf-8")).hexdigest(),
+        "metrics_sha256": sha256_hex(canonical_json(metrics)),
         "signoffs": sorted(
             (
                 {

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -35,6 +33,8 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
+from .._hashing import canonical_json, sha256_hex
+from .._result import frozen_mapping
 from .._roles import signoff_role
 from ..config import ValidationConfig
 from ..errors import ConfigError
@@ -76,10 +76,6 @@ class PolicyError(ConfigError):
         super().__init__(f"{source} line {line}: {message}" if line else f"{source}: {message}")
 
 
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping))
-
-
 _DECISIVE_STATUSES = ("failed", "needs_review", "passed")
 
 
@@ -98,8 +94,8 @@ class CheckRule:
     allow_status: tuple[str, ...] = ("passed",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "max", _frozen({k: float(v) for k, v in sorted(self.max.items())}))
-        object.__setattr__(self, "min", _frozen({k: float(v) for k, v in sorted(self.min.items())}))
+        object.__setattr__(self, "max", frozen_mapping({k: float(v) for k, v in sorted(self.max.items())}))
+        object.__setattr__(self, "min", frozen_mapping({k: float(v) for k, v in sorted(self.min.items())}))
         object.__setattr__(self, "allow_status", tuple(sorted(set(self.allow_status))))
 
 
@@ -134,7 +130,7 @@ class Policy:
     def __post_init__(self) -> None:
         object.__setattr__(self, "protect_aliases", tuple(sorted(self.protect_aliases)))
         object.__setattr__(self, "protect_stages", tuple(sorted(self.protect_stages)))
-        object.__setattr__(self, "checks", _frozen({k: self.checks[k] for k in sorted(self.checks)}))
+        object.__setattr__(self, "checks", frozen_mapping({k: self.checks[k] for k in sorted(self.checks)}))
         object.__setattr__(self, "signoffs", tuple(sorted(self.signoffs, key=lambda s: s.check)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,18 +158,9 @@ class Policy:
         )
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted keys, compact separators, UTF-8 text, NaN refused: the form every gate hash is taken of.
-
-    The same convention as the audit chain's (``mlflow_hitl.review._audit``), kept here because that
-    package is too heavy to import for a policy.
-    """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def policy_hash(policy: Policy) -> str:
     """sha256 of the policy's canonical JSON: equal policies hash equal, whatever their file looked like."""
-    return hashlib.sha256(canonical_json(policy.to_dict()).encode("utf-8")).hexdigest()
+    return sha256_hex(canonical_json(policy.to_dict()))
 
 
 def default_policy() -> Policy:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import ValidationResult
-from ..checks._validation import check_probabilities
+from .._validation import check_probabilities
 from ..errors import InputError
 from ._sampling import select_for_review
 from ._store import Queue, ReviewStore

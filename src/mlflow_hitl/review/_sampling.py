@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import entr
 
-from ..checks._validation import check_probabilities
+from .._validation import check_probabilities
 from ..errors import InputError
 
 __all__ = ["STRATEGIES", "select_for_review", "uncertainty_scores"]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from .errors import InputError
 
 __all__ = [
     "check_consistent_length",
