@@ -7,3 +7,14 @@
 Modules import MLflow lazily where they can, so a broken MLflow install costs only the plugin
 that needs it.
 """
+
+from __future__ import annotations
+
+__all__ = ["use_tracking_uri"]
+
+
+def use_tracking_uri(uri: str) -> None:
+    """Point this process's MLflow client at ``uri`` (the CLI's ``--tracking-uri``)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)

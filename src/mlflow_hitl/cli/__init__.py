@@ -30,9 +30,9 @@ def cli(tracking_uri: str | None) -> None:
     # MLflow's download progress bars would bury our one-line messages on stderr.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if tracking_uri:
-        import mlflow
+        from ..adapter import use_tracking_uri
 
-        mlflow.set_tracking_uri(tracking_uri)
+        use_tracking_uri(tracking_uri)
 
 
 for command in (validate, queue, review, consensus, labels, signoff, roles, audit, policy, gate, lineage):
