@@ -11,6 +11,7 @@
 """
 
 from ._agreement import AgreementResult, agreement
+from ._anchors import AnchorLog, FileAnchorLog
 from ._audit import ChainVerification
 from ._consensus import ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
 from ._interchange import (
@@ -20,6 +21,7 @@ from ._interchange import (
     read_annotations_csv,
     read_label_studio_export,
 )
+from ._keyring import AuditKeyring
 from ._queueing import queue_for_review, queue_from_validation
 from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
 from ._store import ROLES, SIGNOFF_ROLES, AnnotationRecord, ImportReport, Item, Queue, ReviewStore
@@ -30,9 +32,12 @@ __all__ = [
     "SIGNOFF_ROLES",
     "STRATEGIES",
     "AgreementResult",
+    "AnchorLog",
+    "AuditKeyring",
     "AnnotationRecord",
     "ChainVerification",
     "ConsensusResult",
+    "FileAnchorLog",
     "ImportReport",
     "Item",
     "Queue",

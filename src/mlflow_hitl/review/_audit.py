@@ -1,9 +1,13 @@
 """The tamper-evident audit chain: every human action is an event whose hash covers the one before.
 
-An event is ``{seq, time, actor, action, subject, payload, prev_hash, hash}``. ``hash`` is the
-sha256 of the event's canonical JSON form (keys sorted, no spaces, UTF-8, ``payload`` itself
-canonical) *without* the ``hash`` key. Changing, deleting, inserting or reordering any stored event
-breaks the chain at that event, and :func:`verify_chain` names the first one.
+An event is ``{seq, time, actor, action, subject, payload, prev_hash, hash, key_id}``. ``hash`` is
+taken over the event's canonical JSON form (keys sorted, no spaces, UTF-8, ``payload`` itself
+canonical) *without* ``hash`` and ``key_id``: an HMAC-SHA256 under the key ``key_id`` names (see
+``_keyring.py``), or a plain sha256 when the event was written without a key. Changing, deleting,
+inserting or reordering any stored event breaks the chain at that event, and :func:`verify_chain`
+names the first one. Without a key, someone who can write the database can re-chain everything after
+an edit; with a key only the key's holder can, and anchors kept outside the database (``_anchors.py``)
+reveal a truncated or wiped chain.
 
 The canonical form is assembled by string formatting around ``json.dumps`` of each field rather
 than by dumping a dict per event: it is byte-for-byte the same JSON (sorted keys, compact) and
@@ -13,11 +17,13 @@ about three times faster, which is what lets ``audit verify`` stream a million e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from .._hashing import canonical_json, sha256_hex
+from ._keyring import AuditKeyring
 
 __all__ = ["GENESIS_HASH", "ChainVerification", "canonical_json", "event_hash", "utc_now", "verify_chain"]
 
@@ -35,9 +41,21 @@ def utc_now() -> str:
 
 
 def event_hash(
-    *, seq: int, time: str, actor: str, action: str, subject: str, payload: str, prev_hash: str
+    *,
+    seq: int,
+    time: str,
+    actor: str,
+    action: str,
+    subject: str,
+    payload: str,
+    prev_hash: str,
+    key_id: str | None = None,
+    keyring: AuditKeyring | None = None,
 ) -> str:
-    """sha256 of the canonical JSON of an event without its hash; ``payload`` is already canonical JSON text."""
+    """The hash of an event's canonical JSON without its hash; ``payload`` is already canonical JSON text.
+
+    HMAC-SHA256 under ``keyring``'s key ``key_id`` when ``key_id`` is given, else a plain sha256.
+    """
     message = '{"action":%s,"actor":%s,"payload":%s,"prev_hash":%s,"seq":%d,"subject":%s,"time":%s}' % (  # noqa: UP031 (speed)
         _string(action),
         _string(actor),
@@ -47,6 +65,10 @@ def event_hash(
         _string(subject),
         _string(time),
     )
+    if key_id:
+        if keyring is None or not keyring.knows(key_id):
+            raise KeyError(key_id)
+        return keyring.mac(message, key_id)
     return sha256_hex(message)
 
 
@@ -57,6 +79,9 @@ class ChainVerification:
     ``first_bad_seq`` is the sequence number of the first event that is altered, missing or out of
     order (``None`` when the chain is intact); ``problem`` says what was found there. ``n_events``
     events were walked, from ``walked_from`` on (1 unless the walk started at an anchor).
+    ``unkeyed_events`` of them carry a plain sha256 (written without a key: only naive edits to them
+    can be detected); ``key_ids`` names the keys that signed the others; ``anchors_checked`` counts the
+    outside anchors the walk compared the chain with.
     """
 
     ok: bool
@@ -66,38 +91,92 @@ class ChainVerification:
     first_bad_seq: int | None = None
     problem: str | None = None
     walked_from: int = 1
+    unkeyed_events: int = 0
+    key_ids: tuple[str, ...] = ()
+    anchors_checked: int = 0
+
+    @property
+    def keyed(self) -> bool:
+        """Every walked event is signed with a key (an empty walk counts as keyed)."""
+        return self.unkeyed_events == 0
+
+
+class _Walk:
+    """The running state of one walk: where it is, what it has seen, and how to report a break."""
+
+    def __init__(self, anchor: tuple[int, str] | None) -> None:
+        self.anchored = anchor is not None and anchor[0] >= 1
+        self.expected_seq, self.prev = (anchor[0], anchor[1]) if self.anchored else (1, GENESIS_HASH)  # type: ignore[index]
+        self.walked_from, self.count, self.unkeyed = self.expected_seq, 0, 0
+        self.key_ids: set[str] = set()
+        self.keyed_seq: int | None = None  # the first keyed event walked
+        self.anchors_checked = 0
+
+    def result(self, first_bad_seq: int | None = None, problem: str | None = None) -> ChainVerification:
+        return ChainVerification(
+            first_bad_seq is None,
+            self.count,
+            self.expected_seq - 1,
+            self.prev,
+            first_bad_seq,
+            problem,
+            self.walked_from,
+            self.unkeyed,
+            tuple(sorted(self.key_ids)),
+            self.anchors_checked,
+        )
+
+
+def _signature_problem(walk: _Walk, seq: int, key_id: str | None, keyring: AuditKeyring | None) -> str | None:
+    """Why event ``seq``'s key makes it unverifiable or suspect, or ``None``."""
+    if key_id:
+        if keyring is None:
+            return f"event {seq} is signed with audit key {key_id!r}; verify with the key (MLFLOW_HITL_AUDIT_KEY)"
+        if not keyring.knows(key_id):
+            return f"event {seq} is signed with audit key {key_id!r}, which is not among the keys given"
+        return None
+    if walk.keyed_seq is not None:
+        return (
+            f"event {seq} is not signed although event {walk.keyed_seq} before it is: "
+            "written or re-chained by someone without the audit key"
+        )
+    return None
 
 
 def verify_chain(
-    rows: Iterable[tuple[int, str, str, str, str, str, str, str]],
+    rows: Iterable[Sequence[Any]],
     *,
     expected_head: tuple[int, str] | None = None,
     anchor: tuple[int, str] | None = None,
+    keyring: AuditKeyring | None = None,
+    anchors: Mapping[int, str] | None = None,
 ) -> ChainVerification:
-    """Walk events ``(seq, time, actor, action, subject, payload, prev_hash, hash)`` in stored order.
+    """Walk events ``(seq, time, actor, action, subject, payload, prev_hash, hash[, key_id])`` in stored order.
 
     ``expected_head`` is the ``(seq, hash)`` the store recorded as its head: events deleted from
     the end of the chain leave every remaining link intact, so only the recorded head reveals them.
     ``anchor`` is an event ``(seq, hash)`` verified earlier: the rows then start at that event,
     which must still hash to that hash, and its link to the events before it is taken as verified.
+    ``keyring`` verifies keyed events; once a keyed event has been walked, an unkeyed one after it is a
+    break. ``anchors`` maps ``seq`` to the hash recorded for it outside the database: a stored event
+    that differs from its anchor, or a chain that ends before its last anchor, is a break.
     """
-    anchored = anchor is not None and anchor[0] >= 1
-    expected_seq, prev = (anchor[0], anchor[1]) if anchored else (1, GENESIS_HASH)  # type: ignore[index]
-    walked_from, count = expected_seq, 0
-
-    def broken(first_bad_seq: int, problem: str) -> ChainVerification:
-        return ChainVerification(False, count, expected_seq - 1, prev, first_bad_seq, problem, walked_from)
-
-    for seq, time, actor, action, subject, payload, prev_hash, stored_hash in rows:
-        if seq != expected_seq:
-            kind = "missing" if seq > expected_seq else "out of order or duplicated"
-            return broken(expected_seq, f"event {expected_seq} is {kind} (found {seq} next)")
-        if anchored and count == 0:
+    walk = _Walk(anchor)
+    outside = dict(anchors or {})
+    for row in rows:
+        seq, time, actor, action, subject, payload, prev_hash, stored_hash = row[:8]
+        key_id = row[8] if len(row) > 8 else None
+        if seq != walk.expected_seq:
+            kind = "missing" if seq > walk.expected_seq else "out of order or duplicated"
+            return walk.result(walk.expected_seq, f"event {walk.expected_seq} is {kind} (found {seq} next)")
+        if walk.anchored and walk.count == 0:
             # The anchor was verified with the events before it; its stored hash must not have moved.
-            if stored_hash != prev:
-                return broken(seq, f"event {seq} was altered since it was verified (its hash changed)")
-        elif prev_hash != prev:
-            return broken(seq, f"event {seq} does not link to event {seq - 1} (prev_hash differs)")
+            if stored_hash != walk.prev:
+                return walk.result(seq, f"event {seq} was altered since it was verified (its hash changed)")
+        elif prev_hash != walk.prev:
+            return walk.result(seq, f"event {seq} does not link to event {seq - 1} (prev_hash differs)")
+        if problem := _signature_problem(walk, seq, key_id, keyring):
+            return walk.result(seq, problem)
         computed = event_hash(
             seq=seq,
             time=time,
@@ -106,19 +185,39 @@ def verify_chain(
             subject=subject,
             payload=payload,
             prev_hash=prev_hash,
+            key_id=key_id,
+            keyring=keyring,
         )
         if computed != stored_hash:
-            return broken(seq, f"event {seq} was altered (its hash does not match its content)")
-        prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
-    if anchored and count == 0:
-        return broken(expected_seq, f"event {expected_seq}, verified before, is missing")
-    if expected_head is not None and expected_head != (expected_seq - 1, prev):
+            return walk.result(seq, f"event {seq} was altered (its hash does not match its content)")
+        if seq in outside:
+            walk.anchors_checked += 1
+            if outside[seq] != stored_hash:
+                return walk.result(seq, f"event {seq} differs from the hash anchored outside the database")
+        if key_id:
+            walk.key_ids.add(key_id)
+            walk.keyed_seq = walk.keyed_seq or seq
+        else:
+            walk.unkeyed += 1
+        walk.prev, walk.expected_seq, walk.count = stored_hash, walk.expected_seq + 1, walk.count + 1
+    if walk.anchored and walk.count == 0:
+        return walk.result(walk.expected_seq, f"event {walk.expected_seq}, verified before, is missing")
+    last_anchor = max((seq for seq in outside if seq >= walk.walked_from), default=0)
+    if last_anchor > walk.expected_seq - 1:
+        first = walk.expected_seq
+        return walk.result(
+            first,
+            f"events {first}..{last_anchor} are missing: the chain ends at {first - 1} "
+            f"but event {last_anchor} was anchored outside the database",
+        )
+    if expected_head is not None and expected_head != (walk.expected_seq - 1, walk.prev):
         head_seq, head_hash = expected_head
-        if head_seq >= expected_seq:
-            return broken(
-                expected_seq, f"events {expected_seq}..{head_seq} are missing (recorded head is {head_seq})"
+        if head_seq >= walk.expected_seq:
+            return walk.result(
+                walk.expected_seq,
+                f"events {walk.expected_seq}..{head_seq} are missing (recorded head is {head_seq})",
             )
-        return broken(
+        return walk.result(
             head_seq, f"the recorded chain head ({head_seq}, {head_hash[:12]}) does not match the events"
         )
-    return ChainVerification(True, count, expected_seq - 1, prev, walked_from=walked_from)
+    return walk.result()
