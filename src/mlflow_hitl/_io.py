@@ -16,7 +16,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
-__all__ = ["read_config_file", "read_table"]
+__all__ = ["read_config_file", "read_table", "read_text_file"]
 
 _READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
 
@@ -37,12 +37,25 @@ def read_table(path: str | Path, input_name: str) -> pd.DataFrame:
         raise InputError(f"{input_name}: cannot read {path}: {first_line(exc)}") from exc
 
 
+def read_text_file(path: str | Path, what: str) -> str:
+    """A UTF-8 text file's content; a missing, unreadable or non-UTF-8 file is one ``ConfigError`` line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text (byte {exc.start} cannot be decoded); save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {first_line(exc)}") from exc
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Check thresholds from a TOML (``[calibration]\\nmax_ece = 0.1``) or JSON file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "config file")
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:

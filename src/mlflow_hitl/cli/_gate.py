@@ -31,15 +31,27 @@ def model_version(uri: str) -> tuple[str, str]:
     return name, version
 
 
+_NAME_COLUMN = 44
+
+
 def _print_decision(decision: Any, output_format: str) -> None:
     if output_format == "json":
         emit_json(decision.to_dict())
         return
     verdict = "PASSES" if decision.passed else "BLOCKED"
-    click.echo(f"{decision.model_name} version {decision.version} → {decision.target}: {verdict}")
+    unmet = len(decision.unmet())
+    counts = (
+        f"{unmet} of {len(decision.requirements)} requirement(s) unmet" if unmet else "every requirement met"
+    )
+    click.echo(f"{decision.model_name} version {decision.version} → {decision.target}: {verdict} ({counts})")
+    # A name column as wide as the longest name (within reason); a longer name puts its detail below it.
+    width = min(max((len(r.name) for r in decision.requirements), default=0), _NAME_COLUMN)
     for requirement in decision.requirements:
         mark = "met  " if requirement.met else "UNMET"
-        click.echo(f"  {mark}  {requirement.name:<40} {requirement.detail}")
+        if len(requirement.name) > width:
+            click.echo(f"  {mark}  {requirement.name}\n  {'':5}  {'':{width}}  {requirement.detail}")
+        else:
+            click.echo(f"  {mark}  {requirement.name:<{width}}  {requirement.detail}")
     click.echo(f"evidence {decision.evidence_hash[:16]} (policy {decision.policy_hash[:12]})")
 
 
@@ -69,15 +81,15 @@ def policy_set(
     Example:
       mlflow-hitl policy set fraud-model policy.toml --user root
     """
+    from .._io import read_text_file
     from ..adapter.gate import set_policy
 
     file = Path(path)
-    if not file.is_file():
-        raise BadInput(f"policy file {path} does not exist")
+    text = read_text_file(file, "policy file")
     record = set_policy(
         open_store(store_uri),
         model_name,
-        file.read_text(encoding="utf-8"),
+        text,
         actor=acting_user(user),
         source=file.name,
     )

@@ -178,6 +178,7 @@ audit_events = Table(
     Column("payload", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("key_id", String(64), nullable=True),  # the audit key that signed it (migration 0004)
 )
 
 # One row (id = 1): the chain's head. Every write that appends events locks it first, so appends are
