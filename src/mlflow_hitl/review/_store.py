@@ -511,20 +511,26 @@ class ReviewStore:
                 sa.exists().where(t.annotations.c.item_id == t.items.c.id, t.annotations.c.user == user),
                 sa.exists().where(t.assignments.c.item_id == t.items.c.id, t.assignments.c.user == user),
             )
-            candidate = conn.execute(
-                sa.select(t.items)
-                .where(
-                    t.items.c.queue_id == queue.id,
-                    t.items.c.position.not_in(list(exclude)),
-                    ~mine,
-                    t.items.c.n_labels + open_reservations < queue.raters_per_item,
-                )
-                .order_by(t.items.c.position)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
-            if candidate is None:
-                return None
+            full: list[int] = []  # items that filled up between the search and the lock
+            while True:
+                candidate = conn.execute(
+                    sa.select(t.items)
+                    .where(
+                        t.items.c.queue_id == queue.id,
+                        t.items.c.position.not_in(list(exclude)),
+                        t.items.c.id.not_in(full),
+                        ~mine,
+                        t.items.c.n_labels + open_reservations < queue.raters_per_item,
+                    )
+                    .order_by(t.items.c.position)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if candidate is None:
+                    return None
+                if _taken_slots(conn, candidate.id) < queue.raters_per_item:
+                    break
+                full.append(candidate.id)
             conn.execute(
                 sa.insert(t.assignments).values(
                     item_id=candidate.id,
@@ -1097,6 +1103,21 @@ class ReviewStore:
                 query = query.limit(limit)
             rows = conn.execute(query).all()
         return pd.DataFrame(rows, columns=[c.name for c in t.audit_events.columns])
+
+
+def _taken_slots(conn: Connection, item_id: int) -> int:
+    """Labels plus open reservations of an item whose row lock this transaction holds.
+
+    A statement of its own, so PostgreSQL reads it in a fresh snapshot: the search that locked the
+    item re-checks its condition after waiting for the lock only against the item's row, with the
+    reservations as they were when that search began. A reviewer who reserved the item's last free
+    slot and committed meanwhile is seen here, and the item is passed over instead of over-reserved.
+    Every reservation locks the item row first, so nobody can add one while this count stands.
+    """
+    reservations = sa.select(sa.func.count()).where(t.assignments.c.item_id == item_id).scalar_subquery()
+    return int(
+        conn.execute(sa.select(t.items.c.n_labels + reservations).where(t.items.c.id == item_id)).scalar_one()
+    )
 
 
 def _float_or_none(value: Any) -> float | None:
