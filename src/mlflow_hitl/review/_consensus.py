@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..errors import InputError
 
-__all__ = ["ConsensusResult", "consensus", "dawid_skene", "majority_vote", "needs_adjudication"]
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+__all__ = ["METHODS", "ConsensusResult", "consensus", "dawid_skene", "majority_vote", "needs_adjudication"]
 
 METHODS = ("majority", "dawid-skene")
 COLUMNS = ("item", "rater", "label")
@@ -245,6 +247,8 @@ def _incidence(coded: _Coded) -> sp.csr_array:
     Both EM steps are one product with it, so a step costs O(n_annotations x classes) in
     compiled code, whatever the mix of raters per item.
     """
+    import scipy.sparse as sp  # here, not at import: the review store loads this module without scipy
+
     k = len(coded.classes)
     cell = coded.rater * k + coded.label
     shape = (len(coded.items), len(coded.raters) * k)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import entr
 
 from .._validation import check_probabilities
 from ..errors import InputError
@@ -48,6 +47,8 @@ def _margin(prob: np.ndarray) -> np.ndarray:
 
 
 def _entropy(prob: np.ndarray) -> np.ndarray:
+    from scipy.special import entr  # here, not at import: the review store loads this module without scipy
+
     # entr(p) = -p log p with entr(0) = 0. Dividing by log k puts every problem on [0, 1];
     # the clip only removes float noise above 1 on exactly uniform rows.
     return np.minimum(entr(prob).sum(axis=1) / np.log(prob.shape[1]), 1.0)
