@@ -32,9 +32,15 @@ import pandas as pd
 
 from .._hashing import sha256_hex
 from ..errors import InputError, NotFoundError
-from ..review import ReviewStore, queue_for_review
-from ..review._audit import utc_now
-from ..review._verified import DEFAULT_MIN_AGREEMENT, queue_consensus
+from ..review import (
+    DEFAULT_MIN_AGREEMENT,
+    LabelSnapshot,
+    QueueStore,
+    ReviewStore,
+    ReviewStoreProtocol,
+    build_snapshot,
+    queue_for_review,
+)
 from .logging import ARTIFACT_ROOT, resolve_run_id
 from .model import as_classifier
 
@@ -51,7 +57,6 @@ __all__ = [
 
 STORE_URI_ENV = "MLFLOW_HITL_STORE_URI"
 VERIFIED_LABELS_CONTEXT = "hitl-verified-labels"
-_FILES = ("labels.csv", "annotations.csv", "snapshot.json")
 _INTEGER_HINT = r"(?s).*Inferred schema contains integer column"
 
 
@@ -95,7 +100,7 @@ def shared_store(store_uri: str) -> ReviewStore:
 
 
 def queue_from_model(
-    store: ReviewStore,
+    store: QueueStore,
     name: str,
     *,
     data: pd.DataFrame,
@@ -162,14 +167,8 @@ def queue_from_model(
     )
 
 
-def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue().encode("utf-8")
-
-
 def publish_labels(
-    store: ReviewStore,
+    store: ReviewStoreProtocol,
     queue_name: str,
     *,
     actor: str,
@@ -179,90 +178,31 @@ def publish_labels(
     label_column: str = "label",
 ) -> dict[str, Any]:
     """Publish the queue's verified labels as an immutable snapshot in run ``run_id`` (default: the queue's run)."""
-    import mlflow
-
-    queue = store.queue(queue_name)
-    run_id = resolve_run_id(run_id or queue.run_id)
+    labels = store.queue_labels(queue_name)
+    run_id = resolve_run_id(run_id or labels.queue.run_id)
     if run_id is None:
         raise InputError(f"queue {queue_name!r} belongs to no MLflow run; pass run_id to publish into one")
-    if label_column in queue.columns:
-        raise InputError(
-            f"label column {label_column!r} is already a column of the queue's rows; choose another name"
-        )
-    state = queue_consensus(store, queue_name, method=method, min_agreement=min_agreement)
-    verified = state.verified
-    if verified.empty:
-        raise InputError(
-            f"queue {queue_name!r} has no verified labels yet: {len(state.incomplete)} item(s) still need raters, "
-            f"{len(state.pending)} need adjudication"
-        )
-    payloads = {item.position: item.payload for item in store.items(queue_name)}
-    rows = pd.DataFrame([payloads[int(i)] for i in verified.index], columns=list(queue.columns))
-    rows[label_column] = verified["label"].to_numpy()
-    rows["hitl_item"] = verified.index.to_numpy()
-    rows["hitl_row_key"] = verified["row_key"].to_numpy()
-    rows["hitl_source"] = verified["source"].to_numpy()
-    rows["hitl_agreement"] = verified["agreement"].to_numpy()
-    rows["hitl_raters"] = verified["raters"].to_numpy()
-    annotations = store.annotations(queue_name)
-    annotations = annotations[annotations["item"].isin(verified.index)]
-
-    files = {"labels.csv": _csv_bytes(rows), "annotations.csv": _csv_bytes(annotations)}
-    snapshot_id = sha256_hex(files["labels.csv"] + b"\0" + files["annotations.csv"])[:16]
+    snapshot = build_snapshot(labels, method=method, min_agreement=min_agreement, label_column=label_column)
     existing = store.snapshots(queue_name)
-    if snapshot_id in set(existing["id"]):
-        return existing.set_index("id").loc[snapshot_id].to_dict() | {"id": snapshot_id, "republished": False}
+    if snapshot.id in set(existing["id"]):
+        return existing.set_index("id").loc[snapshot.id].to_dict() | {"id": snapshot.id, "republished": False}
 
-    head_seq, head_hash = store.audit_head()
-    quality = state.rater_quality.reset_index().replace({np.nan: None}).to_dict(orient="records")
-    files["snapshot.json"] = json.dumps(
-        {
-            "snapshot": snapshot_id,
-            "queue": queue_name,
-            "run_id": run_id,
-            "label_column": label_column,
-            "classes": list(queue.classes),
-            "raters_per_item": queue.raters_per_item,
-            "blind": queue.blind,
-            **state.summary(),
-            "rater_quality": quality,
-            "audit_head": {"seq": head_seq, "hash": head_hash},
-            "published_by": actor,
-            "published_at": utc_now(),
-        },
-        indent=2,
-        sort_keys=True,
-        default=str,
-    ).encode("utf-8")
-    manifest = {name: sha256_hex(files[name]) for name in _FILES}
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
-
-    artifact_path = f"{ARTIFACT_ROOT}/labels/{snapshot_id}"
-    client = mlflow.MlflowClient()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for name, content in {**files, "manifest.json": manifest_bytes}.items():
-            (folder / name).write_bytes(content)
-        client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
-    client.log_inputs(
-        run_id,
-        datasets=[
-            _verified_dataset(
-                rows, run_id=run_id, snapshot=snapshot_id, queue_name=queue_name, label_column=label_column
-            )
-        ],
-    )
+    files = snapshot.describe(run_id=run_id, audit_head=store.audit_head(), actor=actor)
+    artifact_path = _log_snapshot(snapshot, files, run_id=run_id)
     record = store.record_snapshot(
         queue_name,
-        snapshot_id=snapshot_id,
+        snapshot_id=snapshot.id,
         run_id=run_id,
         method=method,
-        n_items=len(rows),
-        labels_sha256=manifest["labels.csv"],
-        manifest_sha256=sha256_hex(manifest_bytes),
+        n_items=len(snapshot.rows),
+        labels_sha256=sha256_hex(files["labels.csv"]),
+        manifest_sha256=sha256_hex(files["manifest.json"]),
         actor=actor,
     )
-    client.set_tag(run_id, f"hitl.labels.{queue_name}", snapshot_id)
+    import mlflow
+
+    mlflow.MlflowClient().set_tag(run_id, f"hitl.labels.{queue_name}", snapshot.id)
+    state = snapshot.consensus
     return {
         **record,
         "artifact_path": artifact_path,
@@ -270,6 +210,32 @@ def publish_labels(
         "incomplete": list(state.incomplete),
         "republished": True,
     }
+
+
+def _log_snapshot(snapshot: LabelSnapshot, files: Mapping[str, bytes], *, run_id: str) -> str:
+    """Log the snapshot's files to the run and its rows as a dataset input; returns the artifact path."""
+    import mlflow
+
+    artifact_path = f"{ARTIFACT_ROOT}/labels/{snapshot.id}"
+    client = mlflow.MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, content in files.items():
+            (folder / name).write_bytes(content)
+        client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+    client.log_inputs(
+        run_id,
+        datasets=[
+            _verified_dataset(
+                snapshot.rows,
+                run_id=run_id,
+                snapshot=snapshot.id,
+                queue_name=snapshot.queue.name,
+                label_column=snapshot.label_column,
+            )
+        ],
+    )
+    return artifact_path
 
 
 def _artifact_source(uri: str) -> Any:
@@ -338,7 +304,7 @@ def _verified_files(record: Mapping[str, Any]) -> dict[str, bytes]:
 def verified_labels(
     queue_name: str,
     *,
-    store: ReviewStore | None = None,
+    store: ReviewStoreProtocol | None = None,
     snapshot: str | None = None,
     log_input: bool = True,
 ) -> pd.DataFrame:

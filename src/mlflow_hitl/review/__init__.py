@@ -4,6 +4,9 @@
   random control share and edge cases) to reviewers; every pick records why.
 - :class:`ReviewStore`: queues, reservations, annotations, adjudications, roles, sign-offs and
   verified-label snapshots in SQLite or PostgreSQL, every human action in a tamper-evident hash chain.
+  The rest of the code depends on :class:`ReviewStoreProtocol` (and its parts :class:`QueueStore`,
+  :class:`GovernanceStore`, :class:`AuditStore`), which another backend implements in one module.
+- :func:`queue_consensus`, :func:`build_snapshot`: a queue's verified labels, and the files that publish them.
 - :func:`label_studio_tasks`, :func:`read_label_studio_export`, :func:`csv_tasks`,
   :func:`read_annotations_csv`: round trips through Label Studio and spreadsheets.
 - :func:`consensus` (:func:`majority_vote`, :func:`dawid_skene`), :func:`agreement`,
@@ -13,7 +16,7 @@
 from ._agreement import AgreementResult, agreement
 from ._anchors import AnchorLog, FileAnchorLog
 from ._audit import ChainVerification
-from ._consensus import ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
+from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
 from ._interchange import (
     csv_tasks,
     label_studio_config,
@@ -21,27 +24,49 @@ from ._interchange import (
     read_annotations_csv,
     read_label_studio_export,
 )
+from ._interface import AuditStore, GovernanceStore, QueueStore, ReviewStoreProtocol
 from ._keyring import AuditKeyring
 from ._queueing import queue_for_review, queue_from_validation
 from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
-from ._store import ROLES, SIGNOFF_ROLES, AnnotationRecord, ImportReport, Item, Queue, ReviewStore
-from ._verified import QueueConsensus, queue_consensus
+from ._snapshot import SNAPSHOT_FILES, LabelSnapshot, build_snapshot
+from ._store import (
+    ROLES,
+    SIGNOFF_ROLES,
+    AnnotationRecord,
+    ImportReport,
+    Item,
+    Queue,
+    QueueLabels,
+    ReviewStore,
+)
+from ._verified import DEFAULT_MIN_AGREEMENT, QueueConsensus, consensus_of, queue_consensus
 
 __all__ = [
+    "DEFAULT_MIN_AGREEMENT",
+    "METHODS",
     "ROLES",
     "SIGNOFF_ROLES",
+    "SNAPSHOT_FILES",
     "STRATEGIES",
     "AgreementResult",
     "AnchorLog",
     "AuditKeyring",
     "AnnotationRecord",
+    "AuditStore",
     "ChainVerification",
     "ConsensusResult",
     "FileAnchorLog",
+    "GovernanceStore",
     "ImportReport",
     "Item",
+    "LabelSnapshot",
     "Queue",
+    "QueueLabels",
+    "QueueStore",
     "ReviewStore",
+    "ReviewStoreProtocol",
+    "build_snapshot",
+    "consensus_of",
     "agreement",
     "consensus",
     "csv_tasks",

@@ -11,14 +11,15 @@ import pandas as pd
 from .._result import ValidationResult
 from .._validation import check_probabilities
 from ..errors import InputError
+from ._interface import QueueStore
+from ._records import Queue
 from ._sampling import select_for_review
-from ._store import Queue, ReviewStore
 
 __all__ = ["queue_for_review", "queue_from_validation"]
 
 
 def queue_for_review(
-    store: ReviewStore,
+    store: QueueStore,
     name: str,
     *,
     rows: pd.DataFrame,
@@ -72,7 +73,7 @@ def queue_for_review(
 
 
 def queue_from_validation(
-    store: ReviewStore, name: str, result: ValidationResult, *, size: int, actor: str, **options: Any
+    store: QueueStore, name: str, result: ValidationResult, *, size: int, actor: str, **options: Any
 ) -> Queue:
     """Queue the real rows a :func:`mlflow_hitl.validate` call scored, in the validated run.
 

@@ -15,9 +15,10 @@ import pandas as pd
 
 from ._agreement import AgreementResult, agreement
 from ._consensus import consensus, needs_adjudication
-from ._store import ReviewStore
+from ._interface import QueueStore
+from ._records import QueueLabels
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "QueueConsensus", "queue_consensus"]
+__all__ = ["DEFAULT_MIN_AGREEMENT", "QueueConsensus", "consensus_of", "queue_consensus"]
 
 # With three raters a 2-1 split (agreement 2/3) is accepted; with two, any disagreement is a tie.
 DEFAULT_MIN_AGREEMENT = 0.6
@@ -75,14 +76,21 @@ class QueueConsensus:
 
 
 def queue_consensus(
-    store: ReviewStore, name: str, *, method: str = "majority", min_agreement: float = DEFAULT_MIN_AGREEMENT
+    store: QueueStore, name: str, *, method: str = "majority", min_agreement: float = DEFAULT_MIN_AGREEMENT
 ) -> QueueConsensus:
-    """Consensus and agreement of queue ``name``, with adjudications applied."""
-    queue = store.queue(name)
-    keys = {item.position: item.row_key for item in store.items(name)}
-    annotations = store.annotations(name)
-    adjudicated = store.adjudications(name).set_index("item")
-    gold = store.gold(name)
+    """Consensus and agreement of queue ``name``, with adjudications applied, from one read of the store."""
+    return consensus_of(store.queue_labels(name), method=method, min_agreement=min_agreement)
+
+
+def consensus_of(
+    state: QueueLabels, *, method: str = "majority", min_agreement: float = DEFAULT_MIN_AGREEMENT
+) -> QueueConsensus:
+    """Consensus and agreement of a queue's labels as read by :meth:`ReviewStore.queue_labels`."""
+    queue, name = state.queue, state.queue.name
+    keys = {item.position: item.row_key for item in state.items}
+    annotations = state.annotations
+    adjudicated = state.adjudications.set_index("item")
+    gold = state.gold
 
     if annotations.empty:
         labels = pd.DataFrame(columns=_LABEL_COLUMNS).rename_axis("item")

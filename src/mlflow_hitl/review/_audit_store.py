@@ -1,0 +1,116 @@
+"""The audit chain in the SQL store: appending events from outside, reading and verifying the chain.
+
+The events themselves are appended by every writing transaction (:class:`._engine.Writer`); the
+hashing and the walk are pure (:mod:`._audit`), what a process remembers of its walks is :mod:`._walks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from . import _schema as t
+from ._audit import ChainVerification, verify_chain
+from ._engine import SqlStoreBase
+from ._records import check_user
+from ._walks import last_full_walk as _last_full_walk
+from ._walks import trigger_state as _trigger_state
+
+__all__ = ["SqlAudit"]
+
+
+class SqlAudit(SqlStoreBase):
+    """Events appended for actions taken outside the store, the chain head, events, and verification."""
+
+    def record_event(
+        self, *, actor: str, action: str, subject: str, payload: Mapping[str, Any]
+    ) -> tuple[int, str]:
+        """Append one audit event for an action taken outside the store (a policy change, a promotion)."""
+        actor = check_user(actor, "actor")
+        with self._write() as tx:
+            return tx.event(actor=actor, action=action, subject=subject, payload=payload)
+
+    def audit_head(self) -> tuple[int, str]:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.chain_head.c.seq, t.chain_head.c.hash).where(t.chain_head.c.id == 1)
+            ).one()
+        return int(row.seq), str(row.hash)
+
+    def verify_audit(self, *, incremental: bool = False) -> ChainVerification:
+        """Walk the chain in ``seq`` order against the recorded head; names the first bad event.
+
+        ``incremental=True`` (what the registry gates use) walks only from the head this process last
+        verified in a full walk of this store, when the database proves nothing before it has changed
+        since: its change counter (a trigger counts every UPDATE and DELETE of a stored event), its first
+        event and its trigger definitions are as they were, and that full walk is under
+        ``FULL_WALK_EVERY_SECONDS`` old. Otherwise, and always by default, it walks the whole chain.
+        """
+        columns = [
+            t.audit_events.c[n]
+            for n in ("seq", "time", "actor", "action", "subject", "payload", "prev_hash", "hash")
+        ]
+        with self._engine.connect() as conn:
+            conn = conn.execution_options(hitl_read=True, yield_per=20_000)
+            if conn.dialect.name == "postgresql":
+                # One snapshot for the head and the events, as SQLite's read transaction already is:
+                # events appended meanwhile by reviewers are not part of this walk, not a break in it.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                # Read before the events: a change made after this read shows at the next verification.
+                head = conn.execute(
+                    sa.select(t.chain_head.c.seq, t.chain_head.c.hash, t.chain_head.c.changes).where(
+                        t.chain_head.c.id == 1
+                    )
+                ).one()
+                # The first event names the chain: a database dropped and made again at the same URL
+                # starts another chain, whose events must not be checked against the old one's.
+                first = conn.execute(
+                    sa.select(t.audit_events.c.hash).where(t.audit_events.c.seq == 1)
+                ).scalar()
+                state = (int(head.changes), first, _trigger_state(conn))
+                expected_head = (int(head.seq), str(head.hash))
+                anchor = _last_full_walk.anchor(self.url, state) if incremental else None
+                query = sa.select(*columns).order_by(t.audit_events.c.seq)
+                if anchor is not None:
+                    query = query.where(t.audit_events.c.seq >= anchor[0])
+                result = verify_chain(conn.execute(query), expected_head=expected_head, anchor=anchor)
+        if anchor is None:
+            _last_full_walk.record(self.url, state, result)
+        return result
+
+    def audit_event(self, seq: int) -> dict[str, Any] | None:
+        """The stored event with sequence number ``seq``, or ``None``."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.audit_events).where(t.audit_events.c.seq == int(seq))).first()
+        return None if row is None else dict(row._mapping)
+
+    def audit_events(
+        self,
+        *,
+        subject: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Events in order; ``subject`` matches a prefix (``queue:q1`` finds every item of q1)."""
+        with self._read() as conn:
+            query = sa.select(t.audit_events).order_by(t.audit_events.c.seq)
+            if subject is not None:
+                query = query.where(
+                    sa.or_(
+                        t.audit_events.c.subject == subject,
+                        t.audit_events.c.subject.startswith(subject + "/", autoescape=True),
+                    )
+                )
+            if actor is not None:
+                query = query.where(t.audit_events.c.actor == actor)
+            if action is not None:
+                query = query.where(t.audit_events.c.action.startswith(action, autoescape=True))
+            if limit is not None:
+                query = query.limit(limit)
+            rows = conn.execute(query).all()
+        return pd.DataFrame(rows, columns=[c.name for c in t.audit_events.columns])
