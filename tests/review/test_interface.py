@@ -5,6 +5,7 @@ import inspect
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,3 +171,38 @@ def test_the_review_store_opens_without_the_analysis_stack(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_head_revision_a_store_opens_at_is_alembic_head():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from mlflow_hitl.review import _engine
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(_engine.__file__).with_name("migrations")))
+    assert ScriptDirectory.from_config(config).get_current_head() == _engine.HEAD_REVISION
+
+
+def test_a_store_behind_the_head_is_upgraded_when_opened(tmp_path):
+    from alembic import command
+
+    from mlflow_hitl.review import _engine
+
+    url = f"sqlite:///{tmp_path / 'hitl.db'}"
+    ReviewStore(url).close()
+    engine = sa.create_engine(url)
+    config = _engine._migrations_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+
+    def revision():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT version_num FROM hitl_alembic_version")).scalar()
+
+    assert revision() == "0002"
+    store = ReviewStore(url)
+    assert revision() == _engine.HEAD_REVISION and store.verify_audit().ok
+    store.close()
+    engine.dispose()

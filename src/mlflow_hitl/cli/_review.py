@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..review import DEFAULT_MIN_AGREEMENT, METHODS, STRATEGIES
 from ._common import (
     BadInput,
     acting_user,
@@ -19,7 +20,7 @@ from ._common import (
     user_option,
 )
 
-_METHODS = click.Choice(["majority", "dawid-skene"])
+_METHODS = click.Choice(list(METHODS))
 
 
 # -- queue --------------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ def queue() -> None:
 @click.option("--model-uri", help="The model to score with (default: runs:/<run-id>/model).")
 @click.option(
     "--strategy",
-    type=click.Choice(["least-confidence", "margin", "entropy", "random"]),
+    type=click.Choice(list(STRATEGIES)),
     default="least-confidence",
     show_default=True,
 )
@@ -340,7 +341,9 @@ def review_import(
 @review.command("adjudicate")
 @click.option("--queue", "queue_name", required=True)
 @click.option("--method", type=_METHODS, default="majority", show_default=True)
-@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.6, show_default=True)
+@click.option(
+    "--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT, show_default=True
+)
 @store_option
 @user_option
 @translate_errors
@@ -353,7 +356,7 @@ def review_adjudicate(
     Example:
       mlflow-hitl review adjudicate --queue fraud-al-1 --user carol
     """
-    from ..review._verified import queue_consensus
+    from ..review import queue_consensus
 
     store = open_store(store_uri)
     user = acting_user(user)
@@ -388,7 +391,7 @@ def review_adjudicate(
 @click.option(
     "--min-agreement",
     type=click.FloatRange(0, 1),
-    default=0.6,
+    default=DEFAULT_MIN_AGREEMENT,
     show_default=True,
     help="Items below it (or tied) go to adjudication.",
 )
@@ -404,7 +407,7 @@ def consensus(
     Example:
       mlflow-hitl consensus --queue fraud-al-1 --method dawid-skene
     """
-    from ..review._verified import queue_consensus
+    from ..review import queue_consensus
 
     state = queue_consensus(open_store(store_uri), queue_name, method=method, min_agreement=min_agreement)
     summary = state.summary()
@@ -460,7 +463,9 @@ def labels() -> None:
 @labels.command("publish")
 @click.option("--queue", "queue_name", required=True)
 @click.option("--method", type=_METHODS, default="majority", show_default=True)
-@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.6, show_default=True)
+@click.option(
+    "--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT, show_default=True
+)
 @click.option("--run-id", help="Publish into this run (default: the queue's run).")
 @click.option("--label-column", default="label", show_default=True)
 @store_option
