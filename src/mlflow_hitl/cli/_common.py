@@ -6,12 +6,15 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._identity import acting_user
 from ..errors import HitlError, first_line
+
+if TYPE_CHECKING:
+    from ..review import ReviewStoreProtocol
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -90,7 +93,8 @@ def user_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-def open_store(store_uri: str | None) -> Any:
+def open_store(store_uri: str | None) -> ReviewStoreProtocol:
+    """The review store at ``store_uri`` (default: beside the MLflow store); commands use only its Protocol."""
     from ..adapter.review import open_store as open_review_store
 
     return open_review_store(store_uri)

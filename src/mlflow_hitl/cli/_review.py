@@ -356,13 +356,14 @@ def review_adjudicate(
     Example:
       mlflow-hitl review adjudicate --queue fraud-al-1 --user carol
     """
-    from ..review import queue_consensus
+    from ..review import consensus_of
 
     store = open_store(store_uri)
     user = acting_user(user)
-    queue_ = store.queue(queue_name)
-    state = queue_consensus(store, queue_name, method=method, min_agreement=min_agreement)
-    items = {i.position: i for i in store.items(queue_name)}
+    labels = store.queue_labels(queue_name)
+    queue_ = labels.queue
+    state = consensus_of(labels, method=method, min_agreement=min_agreement)
+    items = {i.position: i for i in labels.items}
     by_text = {str(c): c for c in queue_.classes} | {str(i): c for i, c in enumerate(queue_.classes, 1)}
     settled = 0
     for position in state.pending:
