@@ -8,7 +8,7 @@
    parse included) and ``ReviewStore.import_annotations`` are timed separately. ``--profile`` prints
    the import's cProfile hot spots.
 2. **Verify.** A second fresh store gets ``--events`` audit events shaped like annotation events,
-   appended through the store's own ``_Writer`` in one transaction (``record_event`` would commit
+   appended in one of the store's own write transactions (``_write``; ``record_event`` would commit
    each one); ``ReviewStore.verify_audit`` is then timed over the whole chain.
 """
 
@@ -143,7 +143,7 @@ def bench_verify(url: str, events: int) -> None:
                     },
                 )
 
-    timed(f"append {events:,} events (_Writer)", build)
+    timed(f"append {events:,} events (one write transaction)", build)
     result, seconds = timed("verify_audit", store.verify_audit)
     assert result.ok and result.n_events == events
     print(f"verify: {events / seconds:,.0f} events/s")
