@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from mlflow_hitl.errors import InputError
 from mlflow_hitl.review import (
     AuditStore,
     GovernanceStore,
@@ -206,3 +207,14 @@ def test_a_store_behind_the_head_is_upgraded_when_opened(tmp_path):
     assert revision() == _engine.HEAD_REVISION and store.verify_audit().ok
     store.close()
     engine.dispose()
+
+
+def test_a_store_from_a_newer_version_is_one_clear_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'hitl.db'}"
+    ReviewStore(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE hitl_alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(InputError, match="9999.*upgrade it"):
+        ReviewStore(url)

@@ -117,11 +117,18 @@ def _upgrade(engine: Engine) -> None:
             if _current_revision(conn) == HEAD_REVISION:
                 return
     from alembic import command
+    from alembic.util import CommandError
 
     config = _migrations_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        try:
+            command.upgrade(config, "head")
+        except CommandError as exc:  # a schema from a newer mlflow-hitl than this one
+            raise InputError(
+                f"cannot upgrade review store {masked_url(str(engine.url))}: {exc} "
+                f"(this mlflow-hitl knows revisions up to {HEAD_REVISION}; upgrade it)"
+            ) from exc
 
 
 def _current_revision(conn: Connection) -> str | None:

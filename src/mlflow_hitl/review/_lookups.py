@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ def dump_label(label: Any) -> str:
     return json.dumps(label.item() if isinstance(label, np.generic) else label)
 
 
-def label_reader(queue: Queue) -> Any:
+def label_reader(queue: Queue) -> Callable[[Any], str]:
     """A function from a label to its stored JSON text, refusing labels outside the queue's classes.
 
     Labels typed at a terminal or read from CSV arrive as strings: they match the class they spell.
