@@ -218,3 +218,11 @@ def test_a_store_from_a_newer_version_is_one_clear_line(tmp_path):
     engine.dispose()
     with pytest.raises(InputError, match="9999.*upgrade it"):
         ReviewStore(url)
+
+
+def test_the_cli_offers_the_review_choices_without_loading_the_store():
+    script = (
+        "import sys, mlflow_hitl.cli; print(sorted(m for m in ('pandas', 'sqlalchemy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

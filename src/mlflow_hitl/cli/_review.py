@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..review import DEFAULT_MIN_AGREEMENT, METHODS, STRATEGIES
+from .._review_options import DEFAULT_MIN_AGREEMENT, METHODS, STRATEGIES
 from ._common import (
     BadInput,
     acting_user,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._review_options import METHODS
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["METHODS", "ConsensusResult", "consensus", "dawid_skene", "majority_vote", "needs_adjudication"]
 
-METHODS = ("majority", "dawid-skene")
 COLUMNS = ("item", "rater", "label")
 
 # Two posteriors closer than this are a tie for Dawid-Skene.

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._review_options import STRATEGIES
 from .._validation import check_probabilities
 from ..errors import InputError
 
 __all__ = ["STRATEGIES", "select_for_review", "uncertainty_scores"]
 
-STRATEGIES = ("least-confidence", "margin", "entropy", "random")
 RANDOM_CONTROL = "random-control"
 MISSING_GROUP = "missing"
 

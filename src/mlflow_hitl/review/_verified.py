@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._review_options import DEFAULT_MIN_AGREEMENT
 from ._agreement import AgreementResult, agreement
 from ._consensus import consensus, needs_adjudication
 from ._interface import QueueStore
@@ -20,8 +21,6 @@ from ._records import QueueLabels
 
 __all__ = ["DEFAULT_MIN_AGREEMENT", "QueueConsensus", "consensus_of", "queue_consensus"]
 
-# With three raters a 2-1 split (agreement 2/3) is accepted; with two, any disagreement is a tie.
-DEFAULT_MIN_AGREEMENT = 0.6
 
 _LABEL_COLUMNS = ["row_key", "label", "source", "confidence", "n_labels", "agreement", "raters"]
 

@@ -1,0 +1,14 @@
+"""What a person chooses when reviewing, in one light module: the review code defines its behaviour
+by these names and the CLI offers them, without the CLI importing pandas or SQLAlchemy to know them
+(``mlflow-hitl --help`` stays a tenth of a second)."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_MIN_AGREEMENT", "METHODS", "STRATEGIES"]
+
+# Consensus methods (mlflow_hitl.review.consensus).
+METHODS: tuple[str, ...] = ("majority", "dawid-skene")
+# How rows are picked for review (mlflow_hitl.review.select_for_review); the first is the default.
+STRATEGIES: tuple[str, ...] = ("least-confidence", "margin", "entropy", "random")
+# With three raters a 2-1 split (agreement 2/3) is accepted; with two, any disagreement is a tie.
+DEFAULT_MIN_AGREEMENT = 0.6
