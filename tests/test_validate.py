@@ -1,5 +1,6 @@
 """mlflow_hitl.validate through its public path, with real models on real data."""
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,3 +126,33 @@ def test_the_callers_frames_are_not_modified(arrests_model, arrests_split):
         config=FAST,
     )
     pd.testing.assert_frame_equal(real, before)
+
+
+def test_without_a_run_to_log_to_no_html_is_rendered_and_a_logged_run_gets_every_page(
+    tracking_uri, arrests_model, arrests_split
+):
+    # evidently's page is evidence for people reading the run: made only when it is logged, also for a
+    # drift result reused from an unlogged call.
+    synthetic, real, production = arrests_split
+    config = {**FAST, "drift": {"report_sample_size": 200}}
+    options = dict(
+        real=real, target=ARRESTS_TARGET, synthetic=synthetic, production=production, config=config
+    )
+    kept = mlflow_hitl.validate(arrests_model, checks=["drift"], log=False, **options)
+    drift = kept.checks["drift"]
+    assert sorted(drift.artifacts) == ["real_vs_production.png", "synthetic_vs_real.png"]
+    assert all(
+        "report_sample" not in drift.details[pair] for pair in ("synthetic_vs_real", "real_vs_production")
+    )
+
+    with mlflow.start_run():
+        logged = mlflow_hitl.validate(arrests_model, checks=["drift"], **options)
+    assert logged.details["reused"] == ["drift"]
+    assert sorted(logged.checks["drift"].artifacts) == [
+        "real_vs_production.html",
+        "real_vs_production.png",
+        "synthetic_vs_real.html",
+        "synthetic_vs_real.png",
+    ]
+    assert logged.checks["drift"].details["synthetic_vs_real"]["report_sample"]["reference"] == 200
+    assert sorted(kept.checks["drift"].artifacts) == ["real_vs_production.png", "synthetic_vs_real.png"]

@@ -12,8 +12,8 @@ from .config import ValidationConfig
 from .errors import HitlError
 
 if TYPE_CHECKING:
-    from ._validate import validate
     from .adapter.review import publish_labels, verified_labels
+    from .adapter.validation import validate
 
 __version__ = "0.1.0.dev0"
 
@@ -31,10 +31,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # validate pulls in scikit-learn, scipy, matplotlib and evidently; importing it lazily keeps
-    # `import mlflow_hitl.review` and the CLI's start-up cheap for processes that never validate.
+    # validate and the label functions reach MLflow through the adapter; importing them lazily keeps
+    # `import mlflow_hitl.review` and the CLI's start-up cheap for processes that never use them.
     if name == "validate":
-        from ._validate import validate
+        from .adapter.validation import validate
 
         return validate
     if name in ("publish_labels", "verified_labels"):

@@ -10,26 +10,78 @@ implementation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._result import CheckResult, Status
+from .._settings import Settings, resolve_section, thresholds_of
 from .._validation import (
+    check_classes,
     check_consistent_length,
     check_frame,
     check_labels,
     check_probabilities,
     numeric_and_categorical,
 )
-from ..config import AdversarialConfig, check_config, thresholds_of
-from ..errors import InputError, ModelError, first_line
-from ._calibration import _binned_errors, _check_classes, _encode_labels, _top_label
-from ._perturbations import Features, imputation_values, perturb, skip_reason
+from ..errors import ConfigError, InputError, ModelError, first_line
+from ._calibration import _binned_errors, _encode_labels, _top_label
+from ._perturbations import PERTURBATIONS, Features, imputation_values, perturb, skip_reason
 from ._plots import new_figure, to_png
+from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["adversarial_check"]
+__all__ = ["SPEC", "AdversarialConfig", "adversarial_check"]
+
+
+@dataclass(frozen=True, repr=False)
+class AdversarialConfig(Settings):
+    """Perturbations of real rows at increasing severity.
+
+    Overconfidence rule: under a perturbation, at its highest severity, if accuracy fell by
+    ``accuracy_drop`` and mean confidence by ``confidence_drop``, the model is overconfident
+    when ``accuracy_drop - confidence_drop > max_confidence_gap`` (confidence did not follow
+    accuracy down), or when OE at any severity exceeds ``max_overconfidence_error``.
+    ``confident_threshold`` defines a confident prediction for ``confident_error_rate``.
+
+    Defaults: ``perturbations`` all four (``gaussian_noise``, ``missingness``, ``category_swap``,
+    ``quantization``); ``severities`` (0.1, 0.3, 0.5), each in [0, 1]: the noise sd and the
+    quantization step in units of a column's robust spread, the probability a cell goes missing
+    or has its category swapped; ``max_confidence_gap`` 0.05; ``max_overconfidence_error`` 0.1;
+    ``confident_threshold`` 0.9; ``n_bins`` 15 (as calibration); ``max_rows`` 20,000 (a seeded
+    sample of the real rows when larger); ``min_rows`` 50 (fewer rows: insufficient evidence);
+    ``seed`` 0 (sampling and every perturbation draw).
+    """
+
+    perturbations: tuple[str, ...] = PERTURBATIONS
+    severities: tuple[float, ...] = (0.1, 0.3, 0.5)
+    max_confidence_gap: float = 0.05
+    max_overconfidence_error: float = 0.1
+    confident_threshold: float = 0.9
+    n_bins: int = 15
+    max_rows: int = 20_000
+    min_rows: int = 50
+    seed: int = 0
+
+    def check_ranges(self) -> None:
+        unknown = [p for p in self.perturbations if p not in PERTURBATIONS]
+        if unknown:
+            raise ConfigError(
+                f"unknown perturbation(s) {', '.join(map(repr, unknown))} in config['adversarial']['perturbations']; "
+                f"known: {', '.join(PERTURBATIONS)}"
+            )
+        if not self.severities or any(not 0.0 <= float(s) <= 1.0 for s in self.severities):
+            raise ConfigError(
+                f"config['adversarial']['severities'] must be values in [0, 1], got {list(self.severities)}"
+            )
+        if not 0.0 < self.confident_threshold <= 1.0:
+            raise ConfigError(
+                f"config['adversarial']['confident_threshold'] must be in (0, 1], got {self.confident_threshold}"
+            )
+        if self.n_bins < 1 or self.max_rows < 1:
+            raise ConfigError("config['adversarial'] n_bins and max_rows must be at least 1")
+
 
 _PROBE_ROWS = 5
 
@@ -190,13 +242,13 @@ def adversarial_check(
     :class:`~mlflow_hitl.config.AdversarialConfig`; ``insufficient_evidence`` below ``min_rows``
     rows or when no perturbation applies; ``passed`` otherwise.
     """
-    cfg = check_config("adversarial", config)
+    cfg = resolve_section("adversarial", AdversarialConfig, config)
     names, severities = _families_and_severities(cfg)
     if not callable(predict_proba):
         raise InputError(
             f"predict_proba must be callable (e.g. model.predict_proba), got {type(predict_proba).__name__}"
         )
-    labels_index = _check_classes(classes)
+    labels_index = check_classes(classes)
     X = check_frame(X, "X")
     labels = check_labels(y_true, "y_true")
     check_consistent_length(X=X, y_true=labels)
@@ -302,3 +354,30 @@ def adversarial_check(
         artifacts={"confidence_vs_severity.png": _curves_png(clean, results, verdicts)},
         summary=summary,
     )
+
+
+# --------------------------------------------------------------------------- in validate
+
+
+def _missing(inputs: ValidationInputs) -> str | None:
+    return None if inputs.predict_proba is not None else f"{inputs.model} gives no class probabilities"
+
+
+def _run(inputs: ValidationInputs, cfg: AdversarialConfig) -> CheckResult:
+    return adversarial_check(
+        inputs.predict_proba,  # type: ignore[arg-type]  # not None: _missing said so
+        inputs.X_real,
+        inputs.y_true,
+        classes=inputs.classes,
+        config=cfg,
+    )
+
+
+SPEC = CheckSpec(
+    name="adversarial",
+    settings=AdversarialConfig,
+    missing=_missing,
+    run=_run,
+    key_metrics=("clean.*", "worst_overconfidence_error"),
+    gate_max={"worst_overconfidence_error": "max_overconfidence_error"},
+)

@@ -2,16 +2,15 @@
 
 Point estimates come from fairlearn (``MetricFrame`` and its disparity functions). They run on a
 weighted table of per-group ``(true label, predicted label)`` counts instead of on the rows:
-every metric involved is a weighted mean over those cells, so the numbers are the same, and a
-frame costs tens of milliseconds whatever the number of rows (on a million raw rows one grouping
-takes ``MetricFrame`` about 14 s). The same counts drive the bootstrap (see :func:`_bootstrap`), which is why it is vectorised
-over replicates rather than calling fairlearn 200 times.
+every metric involved is a weighted mean over those cells, so the numbers are the same, and the
+cost follows the number of groups and labels, not of rows (``docs/performance.md`` has the
+figures). The same counts drive the bootstrap (see :func:`_bootstrap`), which is why it is
+vectorised over replicates rather than calling fairlearn once per replicate.
 """
 
 from __future__ import annotations
 
 import warnings
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,24 +18,60 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import (
-    MetricFrame,
-    demographic_parity_difference,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
-)
-from matplotlib.patches import Patch
-from sklearn.metrics import accuracy_score
 
 from .._result import CheckResult, Status, worst_status
+from .._settings import Settings, resolve_section, thresholds_of
 from .._validation import check_consistent_length, check_frame, check_labels
-from ..config import FairnessConfig, check_config, thresholds_of
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ._keys import MISSING_GROUP, unique_key_parts
 from ._plots import new_figure, to_png
+from ._seeding import named_rng
+from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["fairness_check"]
+__all__ = ["SPEC", "FairnessConfig", "fairness_check"]
+
+
+@dataclass(frozen=True, repr=False)
+class FairnessConfig(Settings):
+    """Group disparities; a group smaller than ``min_group_size`` is insufficient evidence.
+
+    A disparity fails only when its whole bootstrap interval lies above the maximum; a point
+    estimate above the maximum with an interval that straddles it needs human review.
+
+    - ``max_demographic_parity_difference`` (0.1), ``max_equalized_odds_difference`` (0.1):
+      fairlearn's between-groups differences; ten points of selection rate (or TPR/FPR) is the
+      usual "look at this" line in fairness reviews.
+    - ``max_bias_amplification`` (0.05): how much more the synthetic labels' base rates may differ
+      between groups than the real labels' do, before the generator is blamed.
+    - ``min_group_size`` (30): fewer real rows than this, and a group's rates are too noisy to
+      judge; it is excluded from the disparities and named, never silently passed.
+    - ``n_bootstrap`` (200), ``confidence_level`` (0.95), ``seed`` (0): seeded bootstrap intervals
+      that bound every pairwise group gap at once (a plain percentile interval of max − min is biased).
+    - ``intersections`` (True): also audit the intersection of all sensitive features (``sex&colour``).
+    - ``max_groups`` (50): a sensitive feature with more distinct values is refused (bin it first);
+      an intersection with more observed groups is skipped and reported.
+    """
+
+    max_demographic_parity_difference: float = 0.1
+    max_equalized_odds_difference: float = 0.1
+    max_bias_amplification: float = 0.05
+    min_group_size: int = 30
+    n_bootstrap: int = 200
+    confidence_level: float = 0.95
+    intersections: bool = True
+    max_groups: int = 50
+    seed: int = 0
+
+    def check_ranges(self) -> None:
+        if not 0 < self.confidence_level < 1:
+            raise ConfigError(
+                f"config['fairness']['confidence_level'] must lie in (0, 1), got {self.confidence_level}"
+            )
+        if self.n_bootstrap < 1:
+            raise ConfigError(f"config['fairness']['n_bootstrap'] must be at least 1, got {self.n_bootstrap}")
+        if self.max_groups < 2:
+            raise ConfigError(f"config['fairness']['max_groups'] must be at least 2, got {self.max_groups}")
+
 
 # NaN in a sensitive column is its own group: people who did not state their group are often the
 # ones an audit most needs to see, and dropping them would hide exactly that.
@@ -104,7 +139,7 @@ def fairness_check(
     excluded (fewer than ``min_group_size`` rows, or no positive or no negative rows, so TPR or FPR is
     undefined) or a grouping had fewer than two groups left; passed otherwise.
     """
-    config = check_config("fairness", config)
+    config = resolve_section("fairness", FairnessConfig, config)
     y_true = check_labels(y_true, "y_true")
     y_pred = check_labels(y_pred, "y_pred")
     sensitive = check_frame(_as_frame(sensitive_features), "sensitive_features")
@@ -351,6 +386,9 @@ def _audit(
     synthetic_positive: np.ndarray | None,
     config: FairnessConfig,
 ) -> _Audit:
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import accuracy_score
+
     n_groups, k, positive = len(grouping.groups), len(labels.classes), labels.positive_code
     # The sufficient statistics: how many rows of each group have each (true, predicted) label pair.
     cell, weight = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_counts=True)
@@ -484,6 +522,8 @@ def _label_parity_difference(label_counts: np.ndarray, groups: np.ndarray) -> fl
 
     ``label_counts[g]`` holds group g's rows with label 0 and with label 1; only ``groups`` count.
     """
+    from fairlearn.metrics import demographic_parity_difference
+
     counts = label_counts[groups]
     g, label = np.nonzero(counts)
     return float(
@@ -509,6 +549,8 @@ def _disparities(
     ``demographic_parity_*`` and ``equalized_odds_*`` functions (worst case) read theirs; building
     one frame per function would cost four times as much for the same values.
     """
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+
     keep = eligible[group]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -529,7 +571,7 @@ def _disparities(
         "label_parity_difference": _label_parity_difference(confusion.sum(axis=2), np.flatnonzero(eligible)),
     }
     # Seeded per grouping, so a feature's interval does not change when other features are added.
-    rng = np.random.default_rng([config.seed, zlib.crc32(name.encode())])
+    rng = named_rng(config.seed, name)
     intervals = _bootstrap(confusion, eligible, config, rng)
     level = f"{config.confidence_level:.0%}"
     findings: list[tuple[Status, str]] = []
@@ -600,8 +642,7 @@ def _bootstrap(
 
     Resampling n rows with replacement puts Multinomial(n, cell count / n) rows into the
     (group, true, predicted) cells, so drawing those counts directly is the ordinary row bootstrap,
-    exactly, at a cost that does not grow with n: a few milliseconds for 200 replicates of a
-    million rows.
+    exactly, at a cost that does not grow with n.
 
     Why not the percentile interval of the replicated max − min: the largest gap between noisy
     groups is biased upward and the bootstrap adds that bias a second time, so the interval sits
@@ -698,6 +739,8 @@ def _summary(status: Status, audits: list[_Audit]) -> str:
 
 def _plot(audits: list[_Audit]) -> bytes:
     """Per grouping, horizontal bars of selection rate, TPR and FPR by group; excluded groups in grey."""
+    from matplotlib.patches import Patch
+
     series = (
         ("selection_rate", "selection rate", "tab:blue", "#bdbdbd"),
         ("true_positive_rate", "TPR", "tab:orange", "#9e9e9e"),
@@ -736,3 +779,46 @@ def _plot(audits: list[_Audit]) -> bytes:
     )
     axes[-1].set_xlabel("rate", fontsize=8)
     return to_png(fig)
+
+
+# --------------------------------------------------------------------------- in validate
+
+
+def _missing(inputs: ValidationInputs) -> str | None:
+    return None if inputs.sensitive else "needs sensitive_features"
+
+
+def _run(inputs: ValidationInputs, cfg: FairnessConfig) -> CheckResult:
+    synthetic = inputs.synthetic
+    return fairness_check(
+        inputs.y_true,
+        inputs.y_pred,
+        sensitive_features=inputs.real[inputs.sensitive],
+        synthetic_y=None if synthetic is None else synthetic[inputs.target].to_numpy(),
+        synthetic_sensitive=None if synthetic is None else synthetic[inputs.sensitive],
+        config=cfg,
+    )
+
+
+SPEC = CheckSpec(
+    name="fairness",
+    settings=FairnessConfig,
+    missing=_missing,
+    run=_run,
+    key_metrics=(
+        "*.demographic_parity_difference",
+        "*.demographic_parity_difference_ci_low",
+        "*.demographic_parity_difference_ci_high",
+        "*.equalized_odds_difference",
+        "*.equalized_odds_difference_ci_low",
+        "*.equalized_odds_difference_ci_high",
+        "*.bias_amplification",
+    ),
+    gate_max={
+        "*.demographic_parity_difference_ci_low": "max_demographic_parity_difference",
+        "*.equalized_odds_difference_ci_low": "max_equalized_odds_difference",
+        "*.bias_amplification": "max_bias_amplification",
+    },
+    # needs_review is what the required fairness sign-off of the default policy reviews
+    gate_allow_status=("passed", "needs_review"),
+)
