@@ -224,6 +224,82 @@ def _curves_png(
     return to_png(fig)
 
 
+def _validated(
+    predict_proba: Any, X: Any, y_true: Any, classes: Any, categorical: Sequence[str] | None
+) -> tuple[pd.DataFrame, np.ndarray, int, Features]:
+    """The checked rows, their labels as class indices, the number of classes, and the features by role."""
+    if not callable(predict_proba):
+        raise InputError(
+            f"predict_proba must be callable (e.g. model.predict_proba), got {type(predict_proba).__name__}"
+        )
+    labels_index = check_classes(classes)
+    X = check_frame(X, "X")
+    labels = check_labels(y_true, "y_true")
+    check_consistent_length(X=X, y_true=labels)
+    idx = _encode_labels(labels, labels_index, "y_true")
+    return X, idx, len(labels_index), _features(X, categorical)
+
+
+def _metrics(
+    n: int,
+    clean: dict[str, float],
+    results: dict[str, dict[float, dict[str, float]]],
+    verdicts: dict[str, dict[str, Any]],
+) -> dict[str, float]:
+    """``n_rows``, ``clean.<score>``, ``<perturbation>.<severity>.<score>`` and ``<perturbation>.confidence_gap``."""
+    metrics: dict[str, float] = {"n_rows": n, **{f"clean.{m}": v for m, v in clean.items()}}
+    for name, by_severity in results.items():
+        for s, scores in by_severity.items():
+            metrics.update({f"{name}.{_severity_key(s)}.{m}": v for m, v in scores.items()})
+        metrics[f"{name}.confidence_gap"] = verdicts[name]["gap"]
+    return metrics
+
+
+def _missingness_fill(
+    predict_proba: Callable, frame: pd.DataFrame, features: Features, n_classes: int
+) -> tuple[dict[str, dict[str, Any]] | None, dict[str, Any]]:
+    """Values to impute blanked cells with (``None`` when the model copes with NaN itself), and the details."""
+    accepts, probe_error = _accepts_nan(predict_proba, frame, n_classes)
+    fill = None if accepts else imputation_values(frame, features)
+    return fill, {"model_accepts_nan": accepts, "probe_error": probe_error, "imputation": fill or {}}
+
+
+def _perturbed_scores(
+    predict_proba: Callable,
+    frame: pd.DataFrame,
+    idx: np.ndarray,
+    clean_pred: np.ndarray,
+    name: str,
+    features: Features,
+    severities: list[float],
+    fill: dict[str, dict[str, Any]] | None,
+    cfg: AdversarialConfig,
+    n_classes: int,
+) -> dict[float, dict[str, float]]:
+    """The scores of ``frame`` perturbed by ``name`` at each severity: one model call, severities stacked."""
+    n = len(frame)
+    stacked = pd.concat(
+        perturb(name, frame, features, severities, seed=cfg.seed, fill=fill), ignore_index=True
+    )
+    prob = _predict(predict_proba, stacked, n_classes, f"rows perturbed by {name} at severities {severities}")
+    return {s: _scores(prob[i * n : (i + 1) * n], idx, clean_pred, cfg) for i, s in enumerate(severities)}
+
+
+def _status_and_summary(
+    verdicts: dict[str, dict[str, Any]], worst_oe: float, n: int, cfg: AdversarialConfig
+) -> tuple[Status, str]:
+    overconfident = {name: v for name, v in verdicts.items() if v["verdict"] == "overconfident"}
+    if overconfident:
+        explained = "; ".join(f"{name}: {v['explanation']}" for name, v in overconfident.items())
+        return Status.FAILED, f"Overconfident under {explained}."
+    largest_gap = max(v["gap"] for v in verdicts.values())
+    return Status.PASSED, (
+        f"Confidence followed accuracy under {len(verdicts)} perturbation(s) on {n} rows: largest gap "
+        f"{largest_gap:.3f} <= {cfg.max_confidence_gap}, worst overconfidence error "
+        f"{worst_oe:.3f} <= {cfg.max_overconfidence_error}."
+    )
+
+
 def adversarial_check(
     predict_proba: Callable[[pd.DataFrame], np.ndarray],
     X: pd.DataFrame,
@@ -244,16 +320,7 @@ def adversarial_check(
     """
     cfg = resolve_section("adversarial", AdversarialConfig, config)
     names, severities = _families_and_severities(cfg)
-    if not callable(predict_proba):
-        raise InputError(
-            f"predict_proba must be callable (e.g. model.predict_proba), got {type(predict_proba).__name__}"
-        )
-    labels_index = check_classes(classes)
-    X = check_frame(X, "X")
-    labels = check_labels(y_true, "y_true")
-    check_consistent_length(X=X, y_true=labels)
-    idx = _encode_labels(labels, labels_index, "y_true")
-    features = _features(X, categorical)
+    X, idx, n_classes, features = _validated(predict_proba, X, y_true, classes, categorical)
     n_total = len(X)
     if n_total < cfg.min_rows:
         return CheckResult(
@@ -266,11 +333,9 @@ def adversarial_check(
         )
 
     rows = np.arange(n_total)
-    if n_total > cfg.max_rows:
+    if n_total > cfg.max_rows:  # a seeded sample
         rows = np.sort(np.random.default_rng(cfg.seed).choice(n_total, size=cfg.max_rows, replace=False))
-    frame = X.iloc[rows].reset_index(drop=True)
-    idx = idx[rows]
-    n, k = len(frame), len(labels_index)
+    frame, idx, n, k = X.iloc[rows].reset_index(drop=True), idx[rows], len(rows), n_classes
 
     clean_prob = _predict(predict_proba, frame, k, "the clean rows")
     clean_pred = clean_prob.argmax(axis=1)
@@ -290,32 +355,17 @@ def adversarial_check(
     }
     fill = None
     if "missingness" in names:
-        accepts, probe_error = _accepts_nan(predict_proba, frame, k)
-        fill = None if accepts else imputation_values(frame, features)
-        details["missingness"] = {
-            "model_accepts_nan": accepts,
-            "probe_error": probe_error,
-            "imputation": fill or {},
-        }
-
-    results: dict[str, dict[float, dict[str, float]]] = {}
-    for name in names:
-        if name in skipped:
-            continue
-        stacked = pd.concat(
-            perturb(name, frame, features, severities, seed=cfg.seed, fill=fill), ignore_index=True
+        fill, details["missingness"] = _missingness_fill(predict_proba, frame, features, k)
+    results = {
+        name: _perturbed_scores(
+            predict_proba, frame, idx, clean_pred, name, features, severities, fill, cfg, k
         )
-        prob = _predict(predict_proba, stacked, k, f"rows perturbed by {name} at severities {severities}")
-        results[name] = {
-            s: _scores(prob[i * n : (i + 1) * n], idx, clean_pred, cfg) for i, s in enumerate(severities)
-        }
+        for name in names
+        if name not in skipped
+    }
 
-    metrics: dict[str, float] = {"n_rows": n, **{f"clean.{m}": v for m, v in clean.items()}}
     verdicts = {name: _verdict(clean, by_severity, cfg) for name, by_severity in results.items()}
-    for name, by_severity in results.items():
-        for s, scores in by_severity.items():
-            metrics.update({f"{name}.{_severity_key(s)}.{m}": v for m, v in scores.items()})
-        metrics[f"{name}.confidence_gap"] = verdicts[name]["gap"]
+    metrics = _metrics(n, clean, results, verdicts)
     details["perturbations"] = verdicts
     details["clean"] = clean
 
@@ -329,22 +379,7 @@ def adversarial_check(
             summary=f"No perturbation applies to these features: {'; '.join(f'{p}: {why}' for p, why in skipped.items())}.",
         )
     metrics["worst_overconfidence_error"] = max(v["worst_overconfidence_error"] for v in verdicts.values())
-    overconfident = {name: v for name, v in verdicts.items() if v["verdict"] == "overconfident"}
-    if overconfident:
-        status = Status.FAILED
-        summary = (
-            "Overconfident under "
-            + "; ".join(f"{name}: {v['explanation']}" for name, v in overconfident.items())
-            + "."
-        )
-    else:
-        status = Status.PASSED
-        largest_gap = max(v["gap"] for v in verdicts.values())
-        summary = (
-            f"Confidence followed accuracy under {len(verdicts)} perturbation(s) on {n} rows: largest gap "
-            f"{largest_gap:.3f} <= {cfg.max_confidence_gap}, worst overconfidence error "
-            f"{metrics['worst_overconfidence_error']:.3f} <= {cfg.max_overconfidence_error}."
-        )
+    status, summary = _status_and_summary(verdicts, metrics["worst_overconfidence_error"], n, cfg)
     return CheckResult(
         name="adversarial",
         status=status,
