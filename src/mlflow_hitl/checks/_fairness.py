@@ -379,6 +379,139 @@ def _one_vs_rest(metric: Any, positive: int) -> Any:
     return binary
 
 
+@dataclass(frozen=True)
+class _Cells:
+    """The sufficient statistics of one grouping: rows per (group, true label, predicted label) cell."""
+
+    group: np.ndarray  # per non-empty cell
+    true: np.ndarray
+    pred: np.ndarray
+    weight: np.ndarray  # rows in the cell
+    true_pos: np.ndarray  # the cell's true label is the positive class (0/1)
+    pred_pos: np.ndarray
+    confusion: np.ndarray  # [group, true is positive, predicted positive] row counts
+    size: np.ndarray  # rows per group
+    positives: np.ndarray  # rows per group whose true label is positive
+
+    @classmethod
+    def of(cls, grouping: _Grouping, labels: _Labels) -> _Cells:
+        n_groups, k, positive = len(grouping.groups), len(labels.classes), labels.positive_code
+        cell, weight = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_counts=True)
+        group, true, pred = cell // (k * k), cell // k % k, cell % k
+        true_pos, pred_pos = (true == positive).astype(int), (pred == positive).astype(int)
+        confusion = np.bincount(
+            group * 4 + true_pos * 2 + pred_pos, weights=weight, minlength=n_groups * 4
+        ).reshape(n_groups, 2, 2)
+        size = confusion.sum(axis=(1, 2)).astype(int)
+        positives = confusion[:, 1, :].sum(axis=1).astype(int)
+        return cls(group, true, pred, weight, true_pos, pred_pos, confusion, size, positives)
+
+
+def _by_group(cells: _Cells, labels: _Labels, name: str) -> pd.DataFrame:
+    """fairlearn's per-group selection rate, TPR, FPR and accuracy, from the weighted cells."""
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import accuracy_score
+
+    positive = labels.positive_code
+    metric_fns = {
+        "selection_rate": partial(selection_rate, pos_label=positive),
+        "true_positive_rate": _one_vs_rest(true_positive_rate, positive),
+        "false_positive_rate": _one_vs_rest(false_positive_rate, positive),
+        "accuracy": accuracy_score,
+    }
+    with warnings.catch_warnings():  # TPR/FPR of a one-class group: reported as undefined by the caller
+        warnings.simplefilter("ignore")
+        return MetricFrame(
+            metrics=metric_fns,
+            y_true=cells.true,
+            y_pred=cells.pred,
+            sensitive_features=pd.Series(cells.group, name=name),
+            sample_params={metric: {"sample_weight": cells.weight} for metric in metric_fns},
+        ).by_group
+
+
+def _exclusion_reasons(cells: _Cells, config: FairnessConfig) -> np.ndarray:
+    """Why each group is left out of the disparities (``None``: it is compared)."""
+    reasons = np.full(len(cells.size), None, dtype=object)
+    for g, (size, positives) in enumerate(zip(cells.size, cells.positives, strict=True)):
+        if size == 0:
+            reasons[g] = "no real rows"
+        elif size < config.min_group_size:
+            reasons[g] = f"{size} rows < min_group_size {config.min_group_size}"
+        elif positives == 0 or positives == size:
+            reasons[g] = (
+                f"{size} rows, no {'positive' if positives == 0 else 'negative'} rows (TPR/FPR undefined)"
+            )
+    return reasons
+
+
+def _group_rows(
+    grouping: _Grouping, group_keys: list[str], cells: _Cells, by_group: pd.DataFrame, reasons: np.ndarray
+) -> list[dict[str, Any]]:
+    """One row per group with real rows: its size, rates, accuracy, and whether it is compared."""
+    rows = []
+    for g in np.flatnonzero(cells.size):
+        values, positives = by_group.loc[g], int(cells.positives[g])
+        negatives = int(cells.size[g]) - positives
+        rows.append(
+            {
+                "group": grouping.groups[g],
+                "key": group_keys[g],
+                "count": int(cells.size[g]),
+                "positives": positives,
+                "negatives": negatives,
+                "selection_rate": float(values["selection_rate"]),
+                "true_positive_rate": float(values["true_positive_rate"]) if positives else None,
+                "false_positive_rate": float(values["false_positive_rate"]) if negatives else None,
+                "accuracy": float(values["accuracy"]),
+                "included": reasons[g] is None,
+                "reason": reasons[g],
+            }
+        )
+    return rows
+
+
+def _with_representation(
+    rows: list[dict[str, Any]],
+    representation: dict[str, dict[str, Any]],
+    grouping: _Grouping,
+    group_keys: list[str],
+) -> list[dict[str, Any]]:
+    """The rows with each group's share of the real and synthetic sets, plus groups only the generator produced."""
+    for row in rows:
+        row.update(representation.pop(row["group"]))
+    return rows + [
+        {
+            "group": group_name,
+            "key": group_keys[grouping.groups.index(group_name)],
+            "count": 0,
+            "included": False,
+            "reason": "no real rows",
+            **extra,
+        }
+        for group_name, extra in representation.items()
+    ]
+
+
+def _audit_metrics(
+    key: str, rows: list[dict[str, Any]], numbers: dict[str, Any], shares: bool
+) -> dict[str, float]:
+    """``<feature>.<group>.<rate|accuracy|count>``, with synthetic data ``<feature>.<group>.real_share`` and
+    ``.synthetic_share``, and the grouping's own numbers ``<feature>.<_GROUPING_METRICS>``."""
+    metrics: dict[str, float] = {}
+    for row in rows:
+        if row["count"]:  # a group with real rows
+            for name in (*_RATES, "accuracy", "count"):
+                if row[name] is not None:
+                    metrics[f"{key}.{row['key']}.{name}"] = float(row[name])
+    if shares:
+        for row in rows:
+            metrics[f"{key}.{row['key']}.real_share"] = row["real_share"]
+            metrics[f"{key}.{row['key']}.synthetic_share"] = row["synthetic_share"]
+    metrics.update({f"{key}.{name}": float(numbers[name]) for name in _GROUPING_METRICS if name in numbers})
+    return metrics
+
+
 def _audit(
     grouping: _Grouping,
     key: str,
@@ -386,124 +519,53 @@ def _audit(
     synthetic_positive: np.ndarray | None,
     config: FairnessConfig,
 ) -> _Audit:
-    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
-    from sklearn.metrics import accuracy_score
-
-    n_groups, k, positive = len(grouping.groups), len(labels.classes), labels.positive_code
-    # The sufficient statistics: how many rows of each group have each (true, predicted) label pair.
-    cell, weight = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_counts=True)
-    group, true, pred = cell // (k * k), cell // k % k, cell % k
-    true_pos, pred_pos = (true == positive).astype(int), (pred == positive).astype(int)
-    # [group, true is positive, predicted positive]
-    confusion = np.bincount(
-        group * 4 + true_pos * 2 + pred_pos, weights=weight, minlength=n_groups * 4
-    ).reshape(n_groups, 2, 2)
-    size = confusion.sum(axis=(1, 2)).astype(int)
-    positives = confusion[:, 1, :].sum(axis=1).astype(int)
-    negatives = size - positives
-
-    metric_fns = {
-        "selection_rate": partial(selection_rate, pos_label=positive),
-        "true_positive_rate": _one_vs_rest(true_positive_rate, positive),
-        "false_positive_rate": _one_vs_rest(false_positive_rate, positive),
-        "accuracy": accuracy_score,
-    }
-    with warnings.catch_warnings():  # TPR/FPR of a one-class group: reported as undefined below
-        warnings.simplefilter("ignore")
-        by_group = MetricFrame(
-            metrics=metric_fns,
-            y_true=true,
-            y_pred=pred,
-            sensitive_features=pd.Series(group, name=grouping.name),
-            sample_params={name: {"sample_weight": weight} for name in metric_fns},
-        ).by_group
-
-    reasons = np.full(n_groups, None, dtype=object)
-    for g in range(n_groups):
-        if size[g] == 0:
-            reasons[g] = "no real rows"
-        elif size[g] < config.min_group_size:
-            reasons[g] = f"{size[g]} rows < min_group_size {config.min_group_size}"
-        elif positives[g] == 0 or negatives[g] == 0:
-            reasons[g] = (
-                f"{size[g]} rows, no {'positive' if positives[g] == 0 else 'negative'} rows (TPR/FPR undefined)"
-            )
+    cells = _Cells.of(grouping, labels)
+    reasons = _exclusion_reasons(cells, config)
     eligible = np.array([r is None for r in reasons])
-
     group_keys = unique_key_parts(grouping.groups)
-    metrics: dict[str, float] = {}
-    rows: list[dict[str, Any]] = []
-    for g in np.flatnonzero(size):
-        values = by_group.loc[g]
-        row = {
-            "group": grouping.groups[g],
-            "key": group_keys[g],
-            "count": int(size[g]),
-            "positives": int(positives[g]),
-            "negatives": int(negatives[g]),
-            "selection_rate": float(values["selection_rate"]),
-            "true_positive_rate": float(values["true_positive_rate"]) if positives[g] else None,
-            "false_positive_rate": float(values["false_positive_rate"]) if negatives[g] else None,
-            "accuracy": float(values["accuracy"]),
-            "included": bool(eligible[g]),
-            "reason": reasons[g],
-        }
-        rows.append(row)
-        for name in (*_RATES, "accuracy", "count"):
-            if row[name] is not None:
-                metrics[f"{key}.{group_keys[g]}.{name}"] = float(row[name])
+    rows = _group_rows(grouping, group_keys, cells, _by_group(cells, labels, grouping.name), reasons)
 
     findings: list[tuple[Status, str]] = []
     excluded = [
-        {"group": grouping.groups[g], "count": int(size[g]), "reason": reasons[g]}
-        for g in range(n_groups)
-        if size[g] and not eligible[g]
+        {"group": grouping.groups[g], "count": int(cells.size[g]), "reason": reasons[g]}
+        for g in range(len(grouping.groups))
+        if cells.size[g] and not eligible[g]
     ]
     if excluded:
         listed = ", ".join(f"{e['group']} ({e['reason']})" for e in excluded)
         findings.append((Status.INSUFFICIENT_EVIDENCE, f"groups excluded from the disparities: {listed}"))
-
     numbers: dict[str, Any] = {}
     if eligible.sum() < 2:
         findings.append(
             (
                 Status.INSUFFICIENT_EVIDENCE,
-                f"fewer than two groups can be compared ({int(eligible.sum())} of {int((size > 0).sum())} "
+                f"fewer than two groups can be compared ({int(eligible.sum())} of {int((cells.size > 0).sum())} "
                 f"have at least {config.min_group_size} rows with both classes)",
             )
         )
     else:
         numbers, disparity_findings = _disparities(
-            true_pos, pred_pos, group, weight, eligible, confusion, config, grouping.name
+            cells.true_pos,
+            cells.pred_pos,
+            cells.group,
+            cells.weight,
+            eligible,
+            cells.confusion,
+            config,
+            grouping.name,
         )
         findings += disparity_findings
     if synthetic_positive is not None:
         amplification, amplification_findings, representation = _amplification(
-            grouping, confusion, eligible, synthetic_positive, config
+            grouping, cells.confusion, eligible, synthetic_positive, config
         )
         numbers.update(amplification)
         findings += amplification_findings
-        for row in rows:
-            row.update(representation.pop(row["group"]))
-        rows += [  # groups the generator produced but the real rows do not have
-            {
-                "group": group_name,
-                "key": group_keys[grouping.groups.index(group_name)],
-                "count": 0,
-                "included": False,
-                "reason": "no real rows",
-                **extra,
-            }
-            for group_name, extra in representation.items()
-        ]
-        for row in rows:
-            metrics[f"{key}.{row['key']}.real_share"] = row["real_share"]
-            metrics[f"{key}.{row['key']}.synthetic_share"] = row["synthetic_share"]
+        rows = _with_representation(rows, representation, grouping, group_keys)
     if "demographic_parity_difference" in numbers:
         numbers["model_amplification"] = (
             numbers["demographic_parity_difference"] - numbers["label_parity_difference"]
         )
-    metrics.update({f"{key}.{name}": float(numbers[name]) for name in _GROUPING_METRICS if name in numbers})
 
     status = worst_status(s for s, _ in findings)
     details = {
@@ -514,6 +576,7 @@ def _audit(
         "by_group": rows,
         "excluded_groups": excluded,
     }
+    metrics = _audit_metrics(key, rows, numbers, shares=synthetic_positive is not None)
     return _Audit(grouping.name, status, [r for s, r in findings if s is status], metrics, details)
 
 
