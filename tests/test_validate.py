@@ -1,5 +1,7 @@
 """mlflow_hitl.validate through its public path, with real models on real data."""
 
+from fnmatch import fnmatchcase
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ from sklearn.linear_model import LogisticRegression, RidgeClassifier
 import mlflow_hitl
 from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
 from mlflow_hitl import Status
+from mlflow_hitl.checks.registry import CHECKS
 from mlflow_hitl.errors import InputError, ModelError
 
 
@@ -38,6 +41,11 @@ def test_all_checks_run_when_all_inputs_are_given(arrests_model, arrests_split):
     calibration = result.checks["calibration"].metrics
     accuracy = (arrests_model.predict(real[result.details["features"]]) == real[ARRESTS_TARGET]).mean()
     assert calibration["accuracy"] == pytest.approx(accuracy)
+    # Each check's declared key metrics and default gate bounds name metrics it computes: a pattern that
+    # matched nothing would hide a number from the report, or make the default gate unmeetable.
+    for name, spec in CHECKS.items():
+        for pattern in (*spec.key_metrics, *spec.gate_max, *spec.gate_min):
+            assert any(fnmatchcase(k, pattern) for k in result.checks[name].metrics), f"{name}: {pattern}"
 
 
 def test_checks_without_their_inputs_are_skipped_and_say_why(arrests_model, arrests_split):
