@@ -61,6 +61,16 @@ def test_the_gate_the_config_and_the_registry_import_none_of_the_checks_heavy_li
     assert out.stdout.strip() == "[]"
 
 
+def test_the_package_and_the_cli_start_without_reading_the_registry():
+    # The declarations load pandas; a store-only command (roles list) need not.
+    code = (
+        "import sys, mlflow_hitl, mlflow_hitl.cli; "
+        "print([m for m in ('mlflow_hitl.checks.registry', 'pandas') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_checks_public_functions_still_import_from_the_package():
     from mlflow_hitl import checks
     from mlflow_hitl.checks import drift_check, generator_check

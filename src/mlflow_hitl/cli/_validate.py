@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 
-from ..checks.registry import CHECK_NAMES
 from ._common import EXIT_FAILED, BadInput, csv_list, output_format, translate_errors
 
 
 def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     """The --checks list, each name one of the registered checks (a typo is exit 2, not a skipped check)."""
+    from ..checks.registry import CHECK_NAMES
+
     names = csv_list(value)
     unknown = [n for n in names if n not in CHECK_NAMES]
     if unknown:
@@ -21,6 +22,20 @@ def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) 
             f"unknown check(s) {', '.join(map(repr, unknown))}; choose from {', '.join(CHECK_NAMES)}"
         )
     return names or None
+
+
+class _ChecksOption(click.Option):
+    """``--checks``, whose help lists the registered checks when help is shown.
+
+    The registry is read then, not when the CLI starts: it loads pandas, which commands that never
+    validate (``roles list``) need not pay for.
+    """
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from ..checks.registry import CHECK_NAMES
+
+        self.help = f"Comma-separated subset of {', '.join(CHECK_NAMES)} (default: all)."
+        return super().get_help_record(ctx)
 
 
 def _print_validation(result: Any, output_format: str) -> None:
@@ -51,13 +66,7 @@ def _print_validation(result: Any, output_format: str) -> None:
 @click.option("--production", "production_path", type=click.Path(), help="Unlabelled production rows.")
 @click.option("--sensitive", default="", help="Comma-separated sensitive columns, e.g. sex,race.")
 @click.option("--features", default=None, help="Comma-separated model input columns (default: inferred).")
-@click.option(
-    "--checks",
-    "check_names",
-    default=None,
-    callback=_check_names,
-    help=f"Comma-separated subset of {', '.join(CHECK_NAMES)} (default: all).",
-)
+@click.option("--checks", "check_names", cls=_ChecksOption, default=None, callback=_check_names)
 @click.option(
     "--config",
     "config_path",
