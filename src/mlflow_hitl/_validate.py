@@ -134,10 +134,12 @@ def _prepare(
     production_checked = (
         None if production is None else check_frame(production, "production", columns=feature_cols)
     )
-    classes, proba, y_pred = _classes_and_proba(model, real_checked[feature_cols], y_true)
+    X_real = real_checked[feature_cols]
+    classes, proba, y_pred = _classes_and_proba(model, X_real, y_true)
     _unknown_labels(y_true, classes, f"real[{target!r}]")
     inputs = ValidationInputs(
         real=real_checked,
+        X_real=X_real,
         synthetic=synthetic_checked,
         production=production_checked,
         target=target,

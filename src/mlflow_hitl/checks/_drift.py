@@ -470,7 +470,9 @@ def _pairs(inputs: ValidationInputs) -> dict[str, tuple[pd.DataFrame, pd.DataFra
 
 
 def _missing(inputs: ValidationInputs) -> str | None:
-    return None if _pairs(inputs) else "needs synthetic or production data to compare with real"
+    if inputs.synthetic is None and inputs.production is None:
+        return "needs synthetic or production data to compare with real"
+    return None
 
 
 def _run(inputs: ValidationInputs, cfg: DriftConfig) -> CheckResult:

@@ -35,6 +35,7 @@ class ValidationInputs:
     """
 
     real: pd.DataFrame
+    X_real: pd.DataFrame  # noqa: N815 - the usual name for a feature matrix; real's features, selected once
     synthetic: pd.DataFrame | None
     production: pd.DataFrame | None
     target: str
@@ -46,10 +47,6 @@ class ValidationInputs:
     proba: np.ndarray | None
     predict_proba: Callable[[pd.DataFrame], np.ndarray] | None
     model: str  # how the model describes itself, for skip reasons
-
-    @property
-    def X_real(self) -> pd.DataFrame:  # noqa: N802 - the usual name for a feature matrix
-        return self.real[self.features]
 
     def frame(self, role: str) -> pd.DataFrame | None:
         """The checked input called ``role`` (``real``, ``synthetic`` or ``production``)."""
