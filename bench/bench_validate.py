@@ -76,6 +76,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlflow_hitl.checks.registry import CHECK_NAMES as CHECKS
+
 TARGET = "label"
 SENSITIVE = ["sex", "group"]
 CATEGORICAL = {"region": 8, "channel": 4, "product": 30, "segment": 5}
@@ -85,7 +87,6 @@ COUNTS = ["count_a", "count_b"]
 NUMERIC = FLOATS + AMOUNTS + COUNTS
 STRINGS = list(CATEGORICAL) + SENSITIVE
 FEATURES = NUMERIC + STRINGS
-CHECKS = ("drift", "calibration", "adversarial", "fairness", "generator")
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -250,16 +251,21 @@ class CountingModel:
 
 def install_wrappers() -> None:
     """Time the orchestrator's callees by rebinding the module attributes it looks up at call time."""
+    import importlib
+
     import mlflow_hitl._validate as orchestrator
     import mlflow_hitl.adapter.logging as logging_adapter
-    import mlflow_hitl.checks as checks
+    import mlflow_hitl.adapter.validation as public_validate
     import mlflow_hitl.checks._drift as drift
+    from mlflow_hitl.checks import registry
 
-    for name in ("check_frame", "check_labels", "_classes_and_proba", "_unknown_labels", "as_classifier"):
+    for name in ("check_frame", "check_labels", "_classes_and_proba", "_unknown_labels"):
         setattr(orchestrator, name, timed_wrapper(f"validate: {name}", getattr(orchestrator, name)))
+    public_validate.as_classifier = timed_wrapper("validate: as_classifier", public_validate.as_classifier)
     for check in CHECKS:
-        attr = f"{check}_check"
-        setattr(checks, attr, timed_wrapper(f"check: {check}", getattr(checks, attr)))
+        # Each check's SPEC.run calls its function through its module's globals, looked up at call time.
+        module, attr = importlib.import_module(registry.CHECKS[check].module), f"{check}_check"
+        setattr(module, attr, timed_wrapper(f"check: {check}", getattr(module, attr)))
     import mlflow_hitl.checks._adversarial as adversarial
     import mlflow_hitl.checks._calibration as calibration
     import mlflow_hitl.checks._drift_report as drift_report
@@ -277,7 +283,7 @@ def install_wrappers() -> None:
         if callable(getattr(module, "to_png", None)):
             module.to_png = timed_wrapper("  (all checks: PNG charts, to_png)", module.to_png)
     orchestrator.Fingerprints.of = timed_wrapper("validate: data fingerprints", orchestrator.Fingerprints.of)
-    logging_adapter.log_validation = timed_wrapper("log: log_validation", logging_adapter.log_validation)
+    public_validate.log_validation = timed_wrapper("log: log_validation", public_validate.log_validation)
     if callable(getattr(logging_adapter, "_write_artifacts", None)):
         logging_adapter._write_artifacts = timed_wrapper(
             "  log: _write_artifacts (+report.html)", logging_adapter._write_artifacts

@@ -1,5 +1,8 @@
 """mlflow_hitl.validate through its public path, with real models on real data."""
 
+from fnmatch import fnmatchcase
+
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +12,7 @@ from sklearn.linear_model import LogisticRegression, RidgeClassifier
 import mlflow_hitl
 from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
 from mlflow_hitl import Status
+from mlflow_hitl.checks.registry import CHECKS
 from mlflow_hitl.errors import InputError, ModelError
 
 
@@ -37,6 +41,11 @@ def test_all_checks_run_when_all_inputs_are_given(arrests_model, arrests_split):
     calibration = result.checks["calibration"].metrics
     accuracy = (arrests_model.predict(real[result.details["features"]]) == real[ARRESTS_TARGET]).mean()
     assert calibration["accuracy"] == pytest.approx(accuracy)
+    # Each check's declared key metrics and default gate bounds name metrics it computes: a pattern that
+    # matched nothing would hide a number from the report, or make the default gate unmeetable.
+    for name, spec in CHECKS.items():
+        for pattern in (*spec.key_metrics, *spec.gate_max, *spec.gate_min):
+            assert any(fnmatchcase(k, pattern) for k in result.checks[name].metrics), f"{name}: {pattern}"
 
 
 def test_checks_without_their_inputs_are_skipped_and_say_why(arrests_model, arrests_split):
@@ -125,3 +134,33 @@ def test_the_callers_frames_are_not_modified(arrests_model, arrests_split):
         config=FAST,
     )
     pd.testing.assert_frame_equal(real, before)
+
+
+def test_without_a_run_to_log_to_no_html_is_rendered_and_a_logged_run_gets_every_page(
+    tracking_uri, arrests_model, arrests_split
+):
+    # evidently's page is evidence for people reading the run: made only when it is logged, also for a
+    # drift result reused from an unlogged call.
+    synthetic, real, production = arrests_split
+    config = {**FAST, "drift": {"report_sample_size": 200}}
+    options = dict(
+        real=real, target=ARRESTS_TARGET, synthetic=synthetic, production=production, config=config
+    )
+    kept = mlflow_hitl.validate(arrests_model, checks=["drift"], log=False, **options)
+    drift = kept.checks["drift"]
+    assert sorted(drift.artifacts) == ["real_vs_production.png", "synthetic_vs_real.png"]
+    assert all(
+        "report_sample" not in drift.details[pair] for pair in ("synthetic_vs_real", "real_vs_production")
+    )
+
+    with mlflow.start_run():
+        logged = mlflow_hitl.validate(arrests_model, checks=["drift"], **options)
+    assert logged.details["reused"] == ["drift"]
+    assert sorted(logged.checks["drift"].artifacts) == [
+        "real_vs_production.html",
+        "real_vs_production.png",
+        "synthetic_vs_real.html",
+        "synthetic_vs_real.png",
+    ]
+    assert logged.checks["drift"].details["synthetic_vs_real"]["report_sample"]["reference"] == 200
+    assert sorted(kept.checks["drift"].artifacts) == ["real_vs_production.png", "synthetic_vs_real.png"]

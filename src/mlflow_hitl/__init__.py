@@ -8,12 +8,12 @@
 from typing import TYPE_CHECKING, Any
 
 from ._result import CheckResult, Status, ValidationResult
-from .config import ValidationConfig
 from .errors import HitlError
 
 if TYPE_CHECKING:
-    from ._validate import validate
     from .adapter.review import publish_labels, verified_labels
+    from .adapter.validation import validate
+    from .config import ValidationConfig
 
 __version__ = "0.1.0.dev0"
 
@@ -31,10 +31,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # validate pulls in scikit-learn, scipy, matplotlib and evidently; importing it lazily keeps
-    # `import mlflow_hitl.review` and the CLI's start-up cheap for processes that never validate.
+    # validate and the label functions reach MLflow through the adapter, and ValidationConfig gathers the
+    # checks' declarations (which load pandas); importing them lazily keeps `import mlflow_hitl.review`
+    # and the CLI's start-up cheap for processes that never use them.
+    if name == "ValidationConfig":
+        from .config import ValidationConfig
+
+        return ValidationConfig
     if name == "validate":
-        from ._validate import validate
+        from .adapter.validation import validate
 
         return validate
     if name in ("publish_labels", "verified_labels"):

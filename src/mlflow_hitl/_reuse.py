@@ -1,14 +1,15 @@
 """Reuse of the data-only checks' results when ``validate`` sees the same data again.
 
-Drift and the generator check read data, never the model: their result is a function of the
-frames and their settings alone. A model-selection loop validates many models against the same
+Some checks read data, never the model (drift and the generator check; each declares the columns
+it reads in ``CheckSpec.data_read``): their result is a function of the frames and their settings
+alone. A model-selection loop validates many models against the same
 real, synthetic and production frames, and at a million rows those two checks are most of what
 ``validate`` costs beyond the model's own predictions (``docs/performance.md``). So ``validate``
 keeps their last few results in this process, keyed by a content fingerprint of every input frame
 and the check's settings, and hands back the stored result when all of them match.
 
 A fingerprint is a SHA-256 over each column's name, dtype and pandas' vectorised 64-bit row hashes
-(``pd.util.hash_pandas_object``, about 0.2 s per million rows of twenty columns). pandas hashes
+(``pd.util.hash_pandas_object``, vectorised, a small part of a check's cost). pandas hashes
 object values through their string form, so ``1``, ``"1"`` and ``True`` hash alike; a frame with an
 object column that is not all strings therefore gets no fingerprint and its checks always run.
 Two different frames share a fingerprint only if all their row hashes collide, which at 64 bits
@@ -30,8 +31,8 @@ from ._result import CheckResult
 
 __all__ = ["Fingerprints", "clear", "reuse_or_compute"]
 
-# A drift result holds evidently's HTML pages (about 5 MB per pair of twenty columns), so a few entries are enough
-# for a model-selection loop without holding on to much memory.
+# A few entries are enough for a model-selection loop. Results are stored as computed, before any evidence
+# rendered only for logging (evidently's pages), so an entry holds plots and numbers, not HTML.
 _MAX_ENTRIES = 8
 
 _results: OrderedDict[Hashable, CheckResult] = OrderedDict()

@@ -16,6 +16,7 @@ import pandas as pd
 from .errors import InputError
 
 __all__ = [
+    "check_classes",
     "check_consistent_length",
     "check_frame",
     "check_labels",
@@ -62,6 +63,30 @@ def check_frame(
         data = data.copy()
         data[infinite] = data[infinite].replace([np.inf, -np.inf], np.nan)
     return data
+
+
+def check_classes(classes: Any, *, input_name: str = "classes", min_classes: int = 2) -> pd.Index:
+    """``classes`` as an index of at least ``min_classes`` distinct labels, none of them missing.
+
+    The checks need two (the columns of a probability matrix); a review queue may allow one.
+    """
+    if classes is None or isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
+        raise InputError(
+            f"{input_name} must be a sequence of class labels (e.g. model.classes_ or ['cat', 'dog']), "
+            f"got {classes!r}"
+        )
+    index = pd.Index(list(classes))
+    if len(index) == 0:
+        raise InputError(f"{input_name} is empty: pass the labels, e.g. {input_name}=['cat', 'dog']")
+    if len(index) < min_classes:
+        count = {1: "one", 2: "two"}.get(min_classes, str(min_classes))
+        raise InputError(f"{input_name} must hold at least {count} labels, got {index.tolist()!r}")
+    if index.hasnans:
+        raise InputError(f"{input_name} contains a missing value: {index.tolist()!r}; list only real labels")
+    if index.has_duplicates:
+        dupes = ", ".join(repr(c) for c in pd.unique(index[index.duplicated()]))
+        raise InputError(f"{input_name} has duplicate labels: {dupes}; list each label once")
+    return index
 
 
 def check_labels(y: Any, input_name: str) -> np.ndarray:

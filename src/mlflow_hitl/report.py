@@ -8,24 +8,13 @@ from __future__ import annotations
 
 import base64
 import html
-import re
+from fnmatch import fnmatchcase
 
 from ._result import CheckResult, Status, ValidationResult
+from .checks.registry import CHECKS
 
 __all__ = ["render_report"]
 
-# The numbers shown per check; everything else stays in the check's result.json.
-_KEY_METRICS: dict[str, re.Pattern[str]] = {
-    "drift": re.compile(r"^(\w+\.)?drifted_(share|count)$"),
-    "calibration": re.compile(
-        r"^(ece|adaptive_ece|mce|brier|log_loss|overconfidence_error|accuracy|mean_confidence)$"
-    ),
-    "adversarial": re.compile(r"^(clean\.\w+|worst_overconfidence_error)$"),
-    "fairness": re.compile(
-        r"^[^.]+\.(demographic_parity_difference|equalized_odds_difference|bias_amplification)(_ci_low|_ci_high)?$"
-    ),
-    "generator": re.compile(r"^(c2st_auc|exact_copy_share|near_copy_share|dcr_median|fidelity)$"),
-}
 _COLOURS = {
     Status.PASSED: "#1a7f37",
     Status.FAILED: "#cf222e",
@@ -53,8 +42,11 @@ def _number(value: float) -> str:
 
 
 def _key_metrics(check: CheckResult) -> list[tuple[str, float]]:
-    pattern = _KEY_METRICS.get(check.name)
-    return [(k, v) for k, v in check.metrics.items() if pattern is None or pattern.match(k)]
+    """The numbers shown for a check: its declared key metrics; everything else stays in its result.json."""
+    spec = CHECKS.get(check.name)
+    if spec is None:
+        return list(check.metrics.items())
+    return [(k, v) for k, v in check.metrics.items() if any(fnmatchcase(k, p) for p in spec.key_metrics)]
 
 
 def _check_section(check: CheckResult) -> str:

@@ -136,6 +136,29 @@ def test_same_seed_reproduces_and_another_seed_differs(cancer):
     assert dict(first.metrics) != dict(other.metrics)
 
 
+def test_a_perturbations_draws_do_not_depend_on_the_others_configured(cancer):
+    # Seeded by (seed, name), not by list position: adding or reordering perturbations changes no other draw.
+    X, y, models = cancer
+    model = models["imputing_pipeline"]
+    alone = adversarial_check(
+        model.predict_proba,
+        X,
+        y,
+        classes=model.classes_,
+        config={"perturbations": ["quantization", "missingness"]},
+    )
+    among = adversarial_check(
+        model.predict_proba,
+        X,
+        y,
+        classes=model.classes_,
+        config={"perturbations": ["missingness", "gaussian_noise", "quantization"]},
+    )
+    for name in ("missingness", "quantization"):
+        mine = {k: v for k, v in alone.metrics.items() if k.startswith(f"{name}.")}
+        assert mine and mine == {k: v for k, v in among.metrics.items() if k.startswith(f"{name}.")}
+
+
 def test_always_confident_model_fails_with_the_gap_stated(cancer):
     X, y, models = cancer
     model = models["imputing_pipeline"]

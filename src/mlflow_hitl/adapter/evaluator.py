@@ -39,8 +39,8 @@ class HitlEvaluator(ModelEvaluator):
         model: Any = None,
         **kwargs: Any,
     ) -> EvaluationResult:
-        from .._validate import validate
         from .logging import ARTIFACT_ROOT, metric_key
+        from .validation import validate
 
         options = dict(evaluator_config or {})
         unknown = sorted(set(options) - set(_CONFIG_KEYS))

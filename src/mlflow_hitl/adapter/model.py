@@ -9,7 +9,7 @@ that need only labels, and the result says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,18 +132,3 @@ def as_classifier(model: Any) -> ClassifierHandle:
     if type(model).__name__ == "PyFuncModel" and hasattr(model, "metadata"):
         return _from_pyfunc(model, "pyfunc model")
     return _from_estimator(model, type(model).__name__)
-
-
-def infer_features(
-    handle: ClassifierHandle, columns: Sequence[str], *, target: str, explicit: Sequence[str] | None
-) -> tuple[list[str], str]:
-    """The model's feature columns and where that list came from.
-
-    Order of precedence: the caller's explicit list, the model's signature or
-    ``feature_names_in_``, else every column but the target.
-    """
-    if explicit is not None:
-        return list(explicit), "argument"
-    if handle.feature_names is not None:
-        return list(handle.feature_names), handle.feature_source or "model"
-    return [c for c in columns if c != target], "all columns but the target"

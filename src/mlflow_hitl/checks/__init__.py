@@ -9,13 +9,34 @@ the thresholds of its config section, and returns the same immutable result type
 - :func:`adversarial_check`: controlled perturbations of real rows and how confidence follows accuracy.
 - :func:`fairness_check`: per-group metrics (fairlearn), disparities with bootstrap intervals, bias amplification.
 - :func:`generator_check`: realism (fidelity, classifier two-sample test) and privacy (copies of real rows).
+
+:mod:`mlflow_hitl.checks.registry` lists them with what each declares (settings, inputs, key metrics,
+default gate bounds). The functions are loaded on first use, so importing this package (or the
+registry, which the gate reads on every promotion) does not load each check's own module.
 """
 
-from ._adversarial import adversarial_check
-from ._calibration import calibration_check, calibration_metrics
-from ._drift import drift_check, drift_table
-from ._fairness import fairness_check
-from ._generator import generator_check
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._adversarial import adversarial_check
+    from ._calibration import calibration_check, calibration_metrics
+    from ._drift import drift_check, drift_table
+    from ._fairness import fairness_check
+    from ._generator import generator_check
+
+# Public name -> the module that defines it.
+_HOMES = {
+    "adversarial_check": "._adversarial",
+    "calibration_check": "._calibration",
+    "calibration_metrics": "._calibration",
+    "drift_check": "._drift",
+    "drift_table": "._drift",
+    "fairness_check": "._fairness",
+    "generator_check": "._generator",
+}
 
 __all__ = [
     "adversarial_check",
@@ -26,3 +47,9 @@ __all__ = [
     "fairness_check",
     "generator_check",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,26 +10,78 @@ implementation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._result import CheckResult, Status
+from .._settings import Settings, resolve_section, thresholds_of
 from .._validation import (
+    check_classes,
     check_consistent_length,
     check_frame,
     check_labels,
     check_probabilities,
     numeric_and_categorical,
 )
-from ..config import AdversarialConfig, check_config, thresholds_of
-from ..errors import InputError, ModelError, first_line
-from ._calibration import _binned_errors, _check_classes, _encode_labels, _top_label
-from ._perturbations import Features, imputation_values, perturb, skip_reason
+from ..errors import ConfigError, InputError, ModelError, first_line
+from ._calibration import _binned_errors, _encode_labels, _top_label
+from ._perturbations import PERTURBATIONS, Features, imputation_values, perturb, skip_reason
 from ._plots import new_figure, to_png
+from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["adversarial_check"]
+__all__ = ["SPEC", "AdversarialConfig", "adversarial_check"]
+
+
+@dataclass(frozen=True, repr=False)
+class AdversarialConfig(Settings):
+    """Perturbations of real rows at increasing severity.
+
+    Overconfidence rule: under a perturbation, at its highest severity, if accuracy fell by
+    ``accuracy_drop`` and mean confidence by ``confidence_drop``, the model is overconfident
+    when ``accuracy_drop - confidence_drop > max_confidence_gap`` (confidence did not follow
+    accuracy down), or when OE at any severity exceeds ``max_overconfidence_error``.
+    ``confident_threshold`` defines a confident prediction for ``confident_error_rate``.
+
+    Defaults: ``perturbations`` all four (``gaussian_noise``, ``missingness``, ``category_swap``,
+    ``quantization``); ``severities`` (0.1, 0.3, 0.5), each in [0, 1]: the noise sd and the
+    quantization step in units of a column's robust spread, the probability a cell goes missing
+    or has its category swapped; ``max_confidence_gap`` 0.05; ``max_overconfidence_error`` 0.1;
+    ``confident_threshold`` 0.9; ``n_bins`` 15 (as calibration); ``max_rows`` 20,000 (a seeded
+    sample of the real rows when larger); ``min_rows`` 50 (fewer rows: insufficient evidence);
+    ``seed`` 0 (sampling and every perturbation draw).
+    """
+
+    perturbations: tuple[str, ...] = PERTURBATIONS
+    severities: tuple[float, ...] = (0.1, 0.3, 0.5)
+    max_confidence_gap: float = 0.05
+    max_overconfidence_error: float = 0.1
+    confident_threshold: float = 0.9
+    n_bins: int = 15
+    max_rows: int = 20_000
+    min_rows: int = 50
+    seed: int = 0
+
+    def check_ranges(self) -> None:
+        unknown = [p for p in self.perturbations if p not in PERTURBATIONS]
+        if unknown:
+            raise ConfigError(
+                f"unknown perturbation(s) {', '.join(map(repr, unknown))} in config['adversarial']['perturbations']; "
+                f"known: {', '.join(PERTURBATIONS)}"
+            )
+        if not self.severities or any(not 0.0 <= float(s) <= 1.0 for s in self.severities):
+            raise ConfigError(
+                f"config['adversarial']['severities'] must be values in [0, 1], got {list(self.severities)}"
+            )
+        if not 0.0 < self.confident_threshold <= 1.0:
+            raise ConfigError(
+                f"config['adversarial']['confident_threshold'] must be in (0, 1], got {self.confident_threshold}"
+            )
+        if self.n_bins < 1 or self.max_rows < 1:
+            raise ConfigError("config['adversarial'] n_bins and max_rows must be at least 1")
+
 
 _PROBE_ROWS = 5
 
@@ -172,6 +224,82 @@ def _curves_png(
     return to_png(fig)
 
 
+def _validated(
+    predict_proba: Any, X: Any, y_true: Any, classes: Any, categorical: Sequence[str] | None
+) -> tuple[pd.DataFrame, np.ndarray, int, Features]:
+    """The checked rows, their labels as class indices, the number of classes, and the features by role."""
+    if not callable(predict_proba):
+        raise InputError(
+            f"predict_proba must be callable (e.g. model.predict_proba), got {type(predict_proba).__name__}"
+        )
+    labels_index = check_classes(classes)
+    X = check_frame(X, "X")
+    labels = check_labels(y_true, "y_true")
+    check_consistent_length(X=X, y_true=labels)
+    idx = _encode_labels(labels, labels_index, "y_true")
+    return X, idx, len(labels_index), _features(X, categorical)
+
+
+def _metrics(
+    n: int,
+    clean: dict[str, float],
+    results: dict[str, dict[float, dict[str, float]]],
+    verdicts: dict[str, dict[str, Any]],
+) -> dict[str, float]:
+    """``n_rows``, ``clean.<score>``, ``<perturbation>.<severity>.<score>`` and ``<perturbation>.confidence_gap``."""
+    metrics: dict[str, float] = {"n_rows": n, **{f"clean.{m}": v for m, v in clean.items()}}
+    for name, by_severity in results.items():
+        for s, scores in by_severity.items():
+            metrics.update({f"{name}.{_severity_key(s)}.{m}": v for m, v in scores.items()})
+        metrics[f"{name}.confidence_gap"] = verdicts[name]["gap"]
+    return metrics
+
+
+def _missingness_fill(
+    predict_proba: Callable, frame: pd.DataFrame, features: Features, n_classes: int
+) -> tuple[dict[str, dict[str, Any]] | None, dict[str, Any]]:
+    """Values to impute blanked cells with (``None`` when the model copes with NaN itself), and the details."""
+    accepts, probe_error = _accepts_nan(predict_proba, frame, n_classes)
+    fill = None if accepts else imputation_values(frame, features)
+    return fill, {"model_accepts_nan": accepts, "probe_error": probe_error, "imputation": fill or {}}
+
+
+def _perturbed_scores(
+    predict_proba: Callable,
+    frame: pd.DataFrame,
+    idx: np.ndarray,
+    clean_pred: np.ndarray,
+    name: str,
+    features: Features,
+    severities: list[float],
+    fill: dict[str, dict[str, Any]] | None,
+    cfg: AdversarialConfig,
+    n_classes: int,
+) -> dict[float, dict[str, float]]:
+    """The scores of ``frame`` perturbed by ``name`` at each severity: one model call, severities stacked."""
+    n = len(frame)
+    stacked = pd.concat(
+        perturb(name, frame, features, severities, seed=cfg.seed, fill=fill), ignore_index=True
+    )
+    prob = _predict(predict_proba, stacked, n_classes, f"rows perturbed by {name} at severities {severities}")
+    return {s: _scores(prob[i * n : (i + 1) * n], idx, clean_pred, cfg) for i, s in enumerate(severities)}
+
+
+def _status_and_summary(
+    verdicts: dict[str, dict[str, Any]], worst_oe: float, n: int, cfg: AdversarialConfig
+) -> tuple[Status, str]:
+    overconfident = {name: v for name, v in verdicts.items() if v["verdict"] == "overconfident"}
+    if overconfident:
+        explained = "; ".join(f"{name}: {v['explanation']}" for name, v in overconfident.items())
+        return Status.FAILED, f"Overconfident under {explained}."
+    largest_gap = max(v["gap"] for v in verdicts.values())
+    return Status.PASSED, (
+        f"Confidence followed accuracy under {len(verdicts)} perturbation(s) on {n} rows: largest gap "
+        f"{largest_gap:.3f} <= {cfg.max_confidence_gap}, worst overconfidence error "
+        f"{worst_oe:.3f} <= {cfg.max_overconfidence_error}."
+    )
+
+
 def adversarial_check(
     predict_proba: Callable[[pd.DataFrame], np.ndarray],
     X: pd.DataFrame,
@@ -190,18 +318,9 @@ def adversarial_check(
     :class:`~mlflow_hitl.config.AdversarialConfig`; ``insufficient_evidence`` below ``min_rows``
     rows or when no perturbation applies; ``passed`` otherwise.
     """
-    cfg = check_config("adversarial", config)
+    cfg = resolve_section("adversarial", AdversarialConfig, config)
     names, severities = _families_and_severities(cfg)
-    if not callable(predict_proba):
-        raise InputError(
-            f"predict_proba must be callable (e.g. model.predict_proba), got {type(predict_proba).__name__}"
-        )
-    labels_index = _check_classes(classes)
-    X = check_frame(X, "X")
-    labels = check_labels(y_true, "y_true")
-    check_consistent_length(X=X, y_true=labels)
-    idx = _encode_labels(labels, labels_index, "y_true")
-    features = _features(X, categorical)
+    X, idx, n_classes, features = _validated(predict_proba, X, y_true, classes, categorical)
     n_total = len(X)
     if n_total < cfg.min_rows:
         return CheckResult(
@@ -214,11 +333,9 @@ def adversarial_check(
         )
 
     rows = np.arange(n_total)
-    if n_total > cfg.max_rows:
+    if n_total > cfg.max_rows:  # a seeded sample
         rows = np.sort(np.random.default_rng(cfg.seed).choice(n_total, size=cfg.max_rows, replace=False))
-    frame = X.iloc[rows].reset_index(drop=True)
-    idx = idx[rows]
-    n, k = len(frame), len(labels_index)
+    frame, idx, n, k = X.iloc[rows].reset_index(drop=True), idx[rows], len(rows), n_classes
 
     clean_prob = _predict(predict_proba, frame, k, "the clean rows")
     clean_pred = clean_prob.argmax(axis=1)
@@ -238,32 +355,17 @@ def adversarial_check(
     }
     fill = None
     if "missingness" in names:
-        accepts, probe_error = _accepts_nan(predict_proba, frame, k)
-        fill = None if accepts else imputation_values(frame, features)
-        details["missingness"] = {
-            "model_accepts_nan": accepts,
-            "probe_error": probe_error,
-            "imputation": fill or {},
-        }
-
-    results: dict[str, dict[float, dict[str, float]]] = {}
-    for name in names:
-        if name in skipped:
-            continue
-        stacked = pd.concat(
-            perturb(name, frame, features, severities, seed=cfg.seed, fill=fill), ignore_index=True
+        fill, details["missingness"] = _missingness_fill(predict_proba, frame, features, k)
+    results = {
+        name: _perturbed_scores(
+            predict_proba, frame, idx, clean_pred, name, features, severities, fill, cfg, k
         )
-        prob = _predict(predict_proba, stacked, k, f"rows perturbed by {name} at severities {severities}")
-        results[name] = {
-            s: _scores(prob[i * n : (i + 1) * n], idx, clean_pred, cfg) for i, s in enumerate(severities)
-        }
+        for name in names
+        if name not in skipped
+    }
 
-    metrics: dict[str, float] = {"n_rows": n, **{f"clean.{m}": v for m, v in clean.items()}}
     verdicts = {name: _verdict(clean, by_severity, cfg) for name, by_severity in results.items()}
-    for name, by_severity in results.items():
-        for s, scores in by_severity.items():
-            metrics.update({f"{name}.{_severity_key(s)}.{m}": v for m, v in scores.items()})
-        metrics[f"{name}.confidence_gap"] = verdicts[name]["gap"]
+    metrics = _metrics(n, clean, results, verdicts)
     details["perturbations"] = verdicts
     details["clean"] = clean
 
@@ -277,22 +379,7 @@ def adversarial_check(
             summary=f"No perturbation applies to these features: {'; '.join(f'{p}: {why}' for p, why in skipped.items())}.",
         )
     metrics["worst_overconfidence_error"] = max(v["worst_overconfidence_error"] for v in verdicts.values())
-    overconfident = {name: v for name, v in verdicts.items() if v["verdict"] == "overconfident"}
-    if overconfident:
-        status = Status.FAILED
-        summary = (
-            "Overconfident under "
-            + "; ".join(f"{name}: {v['explanation']}" for name, v in overconfident.items())
-            + "."
-        )
-    else:
-        status = Status.PASSED
-        largest_gap = max(v["gap"] for v in verdicts.values())
-        summary = (
-            f"Confidence followed accuracy under {len(verdicts)} perturbation(s) on {n} rows: largest gap "
-            f"{largest_gap:.3f} <= {cfg.max_confidence_gap}, worst overconfidence error "
-            f"{metrics['worst_overconfidence_error']:.3f} <= {cfg.max_overconfidence_error}."
-        )
+    status, summary = _status_and_summary(verdicts, metrics["worst_overconfidence_error"], n, cfg)
     return CheckResult(
         name="adversarial",
         status=status,
@@ -302,3 +389,30 @@ def adversarial_check(
         artifacts={"confidence_vs_severity.png": _curves_png(clean, results, verdicts)},
         summary=summary,
     )
+
+
+# --------------------------------------------------------------------------- in validate
+
+
+def _missing(inputs: ValidationInputs) -> str | None:
+    return None if inputs.predict_proba is not None else f"{inputs.model} gives no class probabilities"
+
+
+def _run(inputs: ValidationInputs, cfg: AdversarialConfig) -> CheckResult:
+    return adversarial_check(
+        inputs.predict_proba,  # type: ignore[arg-type]  # not None: _missing said so
+        inputs.X_real,
+        inputs.y_true,
+        classes=inputs.classes,
+        config=cfg,
+    )
+
+
+SPEC = CheckSpec(
+    name="adversarial",
+    settings=AdversarialConfig,
+    missing=_missing,
+    run=_run,
+    key_metrics=("clean.*", "worst_overconfidence_error"),
+    gate_max={"worst_overconfidence_error": "max_overconfidence_error"},
+)

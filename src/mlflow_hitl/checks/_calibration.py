@@ -3,26 +3,56 @@
 Everything is computed on the *top label* (the predicted class and its probability), so one
 definition serves binary and multiclass models. The binned errors (ECE, adaptive ECE, MCE, OE)
 are written here by hand because scikit-learn has none of them; they reduce to three
-``np.bincount`` calls, so a million rows cost milliseconds. The adversarial check reuses
+``np.bincount`` calls, one linear pass over the rows. The adversarial check reuses
 :func:`_binned_errors`, so both checks share one implementation of ECE and OE.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._result import CheckResult, Status
-from .._validation import check_consistent_length, check_frame, check_labels, check_probabilities
-from ..config import CalibrationConfig, check_config, thresholds_of
-from ..errors import InputError
+from .._settings import Settings, resolve_section, thresholds_of
+from .._validation import (
+    check_classes,
+    check_consistent_length,
+    check_frame,
+    check_labels,
+    check_probabilities,
+)
+from ..errors import ConfigError, InputError
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
+from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["calibration_check", "calibration_metrics"]
+__all__ = ["SPEC", "CalibrationConfig", "calibration_check", "calibration_metrics"]
+
+
+@dataclass(frozen=True, repr=False)
+class CalibrationConfig(Settings):
+    """ECE and overconfidence error (OE) above their maxima fail the check.
+
+    ``n_bins`` (15): equal-width bins of top-label confidence for ECE, MCE and OE, and the number
+    of equal-mass bins for adaptive ECE. ``max_ece`` (0.05) and ``max_overconfidence_error``
+    (0.05): overall values above them fail; a group above them (with enough rows) needs review.
+    ``min_samples`` (50): fewer rows overall is insufficient evidence; a group with fewer rows
+    is reported with its count and not judged.
+    """
+
+    n_bins: int = 15
+    max_ece: float = 0.05
+    max_overconfidence_error: float = 0.05
+    min_samples: int = 50
+
+    def check_ranges(self) -> None:
+        if self.n_bins < 1:
+            raise ConfigError(f"n_bins must be a whole number of at least 1, got {self.n_bins!r}")
+
 
 # Probabilities are clipped to [eps, 1 - eps] before the logarithm, as scikit-learn's log_loss
 # does, so a confident 0 for the true class costs -log(eps) ~ 36 instead of infinity.
@@ -30,19 +60,6 @@ _EPS = float(np.finfo(float).eps)
 
 
 # --------------------------------------------------------------------------- validation helpers
-
-
-def _check_classes(classes: Any) -> pd.Index:
-    """``classes`` as an index of at least two distinct labels (the columns of ``y_prob``)."""
-    if classes is None or isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
-        raise InputError(f"classes must be a sequence of class labels (e.g. model.classes_), got {classes!r}")
-    index = pd.Index(list(classes))
-    if len(index) < 2:
-        raise InputError(f"classes must hold at least two labels, got {index.tolist()!r}")
-    if index.has_duplicates:
-        dupes = sorted({str(c) for c in index[index.duplicated()]})
-        raise InputError(f"classes has duplicate labels: {', '.join(dupes)}")
-    return index
 
 
 def _encode_labels(y: np.ndarray, classes: pd.Index, input_name: str) -> np.ndarray:
@@ -132,7 +149,7 @@ def _metrics(idx: np.ndarray, prob: np.ndarray, n_bins: int) -> dict[str, float]
 
 
 def _validated(y_true: Any, y_prob: Any, classes: Any) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-    labels_index = _check_classes(classes)
+    labels_index = check_classes(classes)
     labels = check_labels(y_true, "y_true")
     prob = check_probabilities(y_prob, "y_prob", n_classes=len(labels_index))
     check_consistent_length(y_true=labels, y_prob=prob)
@@ -148,7 +165,7 @@ def calibration_metrics(y_true: Any, y_prob: Any, *, classes: Sequence, n_bins: 
     multiclass: mean sum of squares over classes), ``log_loss`` (probabilities clipped to
     [eps, 1-eps]), ``overconfidence_error``, ``accuracy`` and ``mean_confidence``.
     """
-    n_bins = check_config("calibration", {"n_bins": n_bins}).n_bins  # the config's rules for it
+    n_bins = resolve_section("calibration", CalibrationConfig, {"n_bins": n_bins}).n_bins  # its rules
     _, idx, prob = _validated(y_true, y_prob, classes)
     return _metrics(idx, prob, n_bins)
 
@@ -282,7 +299,7 @@ def calibration_check(
     looks before a group alone fails a model); ``passed`` otherwise. Groups smaller than
     ``min_samples`` get only a count and are not judged.
     """
-    cfg = check_config("calibration", config)
+    cfg = resolve_section("calibration", CalibrationConfig, config)
     n_bins = cfg.n_bins
     labels, idx, prob = _validated(y_true, y_prob, classes)
     if groups is not None:
@@ -351,3 +368,39 @@ def calibration_check(
         },
         summary=summary,
     )
+
+
+# --------------------------------------------------------------------------- in validate
+
+
+def _missing(inputs: ValidationInputs) -> str | None:
+    return None if inputs.proba is not None else f"{inputs.model} gives no class probabilities"
+
+
+def _run(inputs: ValidationInputs, cfg: CalibrationConfig) -> CheckResult:
+    return calibration_check(
+        inputs.y_true,
+        inputs.proba,
+        classes=inputs.classes,
+        groups=inputs.real[inputs.sensitive] if inputs.sensitive else None,
+        config=cfg,
+    )
+
+
+SPEC = CheckSpec(
+    name="calibration",
+    settings=CalibrationConfig,
+    missing=_missing,
+    run=_run,
+    key_metrics=(
+        "ece",
+        "adaptive_ece",
+        "mce",
+        "brier",
+        "log_loss",
+        "overconfidence_error",
+        "accuracy",
+        "mean_confidence",
+    ),
+    gate_max={"ece": "max_ece", "overconfidence_error": "max_overconfidence_error"},
+)

@@ -24,24 +24,48 @@ evidently's rules, read from ``evidently/core/datasets.py`` (``infer_column_type
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
-from scipy.spatial import distance
 
 from .._result import CheckResult, Status, worst_status
+from .._settings import Settings, resolve_section, thresholds_of
 from .._validation import check_frame
-from ..config import DriftConfig, check_config, thresholds_of
 from ..errors import InputError
 from ._drift_report import chart_png, report_html
 from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
+from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["drift_check", "drift_table"]
+__all__ = ["SPEC", "DriftConfig", "drift_check", "drift_table"]
+
+
+@dataclass(frozen=True, repr=False)
+class DriftConfig(Settings):
+    """Per-column drift uses evidently's default test and threshold for the column's type and size.
+
+    ``max_drifted_share`` (0.1): a pair whose share of drifted columns exceeds it fails. evidently's
+    preset passes a dataset while up to half its columns drift; here more than one in ten drifting
+    fails, and any drifted (or untestable) column at or below the share sends the check to review.
+    ``min_rows`` (30): with fewer rows in either set of a pair, finding no drift is
+    insufficient evidence (drift that is found still counts).
+    ``report_sample_size`` (5000) and ``seed`` (0): evidently's HTML report is rendered on a seeded
+    sample of at most this many rows per set; the verdicts always use every row.
+    ``render_report`` (True): False skips the HTML (and evidently's cost) and keeps the PNG chart.
+    ``validate`` renders the page only when it logs the evidence.
+    """
+
+    max_drifted_share: float = 0.1
+    min_rows: int = 30
+    report_sample_size: int = 5_000
+    render_report: bool = True
+    seed: int = 0
+
 
 # evidently's default thresholds; p-value tests drift *below* theirs, distances *at or above*.
 _THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}
@@ -122,6 +146,9 @@ def _kind(column: Any, reference: pd.Series, current: pd.Series) -> str:
 
 def _counts_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[str, float]:
     """Chi-square, Z or Jensen-Shannon on the counts of each value seen in either set."""
+    from scipy import special, stats
+    from scipy.spatial import distance
+
     n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
     if n_ref > _SMALL_REFERENCE:
         return "jensenshannon", float(distance.jensenshannon(ref_counts / n_ref, cur_counts / n_cur))
@@ -159,6 +186,8 @@ def _numeric_test(ref: np.ndarray, cur: np.ndarray) -> tuple[str, float]:
     both sets in both sorted arrays; after one merge (``_ecdf.merge_samples``), the empirical CDF of
     each set at every merged position is a cumulative count, so both statistics are one linear pass.
     """
+    from scipy import stats
+
     merged = merge_samples(ref, cur)
     n, m = merged.n, merged.m
     if np.count_nonzero(merged.is_run_end) + 1 <= _FEW_VALUES:  # distinct values in both sets together
@@ -307,6 +336,81 @@ def _render(
     return sample
 
 
+def _with_report_pages(
+    result: CheckResult, pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], cfg: DriftConfig
+) -> CheckResult:
+    """``result`` with evidently's page ``P.html`` of each pair ``P`` that has a tested column.
+
+    What the page saw goes to ``details[P]["report_sample"]``. Separate from judging drift, so
+    ``validate`` renders pages only for the evidence it logs, also on a reused result.
+    """
+    details, artifacts = dict(result.details), dict(result.artifacts)
+    for key, (reference, current) in zip(unique_key_parts(list(pairs)), pairs.values(), strict=True):
+        tested = {row["column"] for row in details[key]["table"] if row["stattest"] is not None}
+        if tested:
+            columns = [c for c in reference.columns if str(c) in tested]
+            sample = _render(artifacts, f"{key}.html", reference, current, columns, cfg)
+            details[key] = {**details[key], "report_sample": sample}
+    return dataclasses.replace(result, details=details, artifacts=artifacts)
+
+
+class _Pair(NamedTuple):
+    status: Status
+    sentence: str
+    metrics: dict[str, float]
+    details: dict[str, Any]
+    chart: bytes
+
+
+def _judge_pair(
+    key: str, name: Any, reference: Any, current: Any, columns: Sequence[str] | None, cfg: DriftConfig
+) -> _Pair:
+    """One pair's drift table, metrics, status, sentence, details and chart."""
+    try:
+        table = drift_table(reference, current, columns=columns)
+    except InputError as exc:
+        raise InputError(f"pairs[{name!r}]: {exc}") from exc
+    tested = table[table["stattest"].notna()]
+    drifted = [str(c) for c in tested.loc[tested["drifted"].astype(bool), "column"]]
+    untested = [str(c) for c in table.loc[table["stattest"].isna(), "column"]]
+    share = len(drifted) / len(tested) if len(tested) else 0.0
+    metrics = {f"{key}.drifted_share": share, f"{key}.drifted_count": float(len(drifted))}
+    for column_key, row in zip(
+        unique_key_parts(list(table["column"])), table.itertuples(index=False), strict=True
+    ):
+        metrics[f"{key}.{column_key}.score"] = row.score
+        metrics[f"{key}.{column_key}.drifted"] = float("nan") if pd.isna(row.drifted) else float(row.drifted)
+    n_ref, n_cur = len(reference), len(current)
+    if share > cfg.max_drifted_share:
+        status = Status.FAILED
+    elif drifted or untested:
+        status = Status.NEEDS_REVIEW
+    elif min(n_ref, n_cur) < cfg.min_rows:
+        status = Status.INSUFFICIENT_EVIDENCE
+    else:
+        status = Status.PASSED
+    sentence = f"{name}: {len(drifted)} of {len(tested)} columns drifted ({share:.0%})"
+    if drifted:
+        sentence += f": {', '.join(drifted[:5])}" + (
+            f" and {len(drifted) - 5} more" if len(drifted) > 5 else ""
+        )
+    if untested:
+        sentence += f", {len(untested)} untestable (no values in a set: {', '.join(untested)})"
+    if status is Status.INSUFFICIENT_EVIDENCE:
+        sentence += f", but only {min(n_ref, n_cur)} rows in a set (at least {cfg.min_rows} needed)"
+    details = {
+        "name": str(name),
+        "status": status.value,
+        "n_reference": n_ref,
+        "n_current": n_cur,
+        "drifted_columns": drifted,
+        "untested_columns": untested,
+        "table": _records(table),
+    }
+    chart = chart_png(table, title=f"{name}: {len(drifted)} of {len(tested)} columns drifted")
+    return _Pair(status, sentence, metrics, details, chart)
+
+
 def drift_check(
     pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
     *,
@@ -325,77 +429,76 @@ def drift_check(
     ``passed``. Drift found in a small set still counts (the p-value tests already allow for size);
     only the *absence* of drift needs enough rows to mean something.
     """
-    cfg = check_config("drift", config)
+    cfg = resolve_section("drift", DriftConfig, config)
     pairs = _validated_pairs(pairs)
-    metrics: dict[str, float] = {}
-    details: dict[str, Any] = {}
-    artifacts: dict[str, bytes] = {}
-    statuses: list[Status] = []
-    sentences: list[str] = []
-    for key, (name, (reference, current)) in zip(unique_key_parts(list(pairs)), pairs.items(), strict=True):
-        try:
-            table = drift_table(reference, current, columns=columns)
-        except InputError as exc:
-            raise InputError(f"pairs[{name!r}]: {exc}") from exc
-        tested = table[table["stattest"].notna()]
-        drifted = tested[tested["drifted"].astype(bool)]
-        untested = [str(c) for c in table.loc[table["stattest"].isna(), "column"]]
-        share = len(drifted) / len(tested) if len(tested) else 0.0
-        metrics[f"{key}.drifted_share"] = share
-        metrics[f"{key}.drifted_count"] = float(len(drifted))
-        for column_key, row in zip(
-            unique_key_parts(list(table["column"])), table.itertuples(index=False), strict=True
-        ):
-            metrics[f"{key}.{column_key}.score"] = row.score
-            metrics[f"{key}.{column_key}.drifted"] = (
-                float("nan") if pd.isna(row.drifted) else float(row.drifted)
-            )
-        n_ref, n_cur = len(reference), len(current)
-        if share > cfg.max_drifted_share:
-            status = Status.FAILED
-        elif len(drifted) or untested:
-            status = Status.NEEDS_REVIEW
-        elif min(n_ref, n_cur) < cfg.min_rows:
-            status = Status.INSUFFICIENT_EVIDENCE
-        else:
-            status = Status.PASSED
-        statuses.append(status)
-        sentence = f"{name}: {len(drifted)} of {len(tested)} columns drifted ({share:.0%})"
-        if len(drifted):
-            names = [str(c) for c in drifted["column"]]
-            sentence += f": {', '.join(names[:5])}" + (
-                f" and {len(names) - 5} more" if len(names) > 5 else ""
-            )
-        if untested:
-            sentence += f", {len(untested)} untestable (no values in a set: {', '.join(untested)})"
-        if status is Status.INSUFFICIENT_EVIDENCE:
-            sentence += f", but only {min(n_ref, n_cur)} rows in a set (at least {cfg.min_rows} needed)"
-        sentences.append(sentence)
-        details[key] = {
-            "name": str(name),
-            "status": status.value,
-            "n_reference": n_ref,
-            "n_current": n_cur,
-            "drifted_columns": [str(c) for c in drifted["column"]],
-            "untested_columns": untested,
-            "table": _records(table),
-        }
-        artifacts[f"{key}.png"] = chart_png(
-            table, title=f"{name}: {len(drifted)} of {len(tested)} columns drifted"
+    judged = {
+        key: _judge_pair(key, name, reference, current, columns, cfg)
+        for key, (name, (reference, current)) in zip(
+            unique_key_parts(list(pairs)), pairs.items(), strict=True
         )
-        if cfg.render_report and len(tested):
-            details[key]["report_sample"] = _render(
-                artifacts, f"{key}.html", reference, current, list(tested["column"]), cfg
-            )
-    metrics["drifted_share"] = max(metrics[f"{k}.drifted_share"] for k in details)
-    metrics["drifted_count"] = max(metrics[f"{k}.drifted_count"] for k in details)
-    status = worst_status(statuses)
-    return CheckResult(
+    }
+    metrics = {k: v for pair in judged.values() for k, v in pair.metrics.items()}
+    metrics["drifted_share"] = max(metrics[f"{k}.drifted_share"] for k in judged)
+    metrics["drifted_count"] = max(metrics[f"{k}.drifted_count"] for k in judged)
+    status = worst_status(pair.status for pair in judged.values())
+    result = CheckResult(
         name="drift",
         status=status,
         metrics=metrics,
         thresholds=thresholds_of(cfg),
-        details=details,
-        artifacts=artifacts,
-        summary=f"Drift {status.value} (max drifted share {cfg.max_drifted_share:.0%}): {'; '.join(sentences)}.",
+        details={key: pair.details for key, pair in judged.items()},
+        artifacts={f"{key}.png": pair.chart for key, pair in judged.items()},
+        summary=(
+            f"Drift {status.value} (max drifted share {cfg.max_drifted_share:.0%}): "
+            f"{'; '.join(pair.sentence for pair in judged.values())}."
+        ),
     )
+    return _with_report_pages(result, pairs, cfg) if cfg.render_report else result
+
+
+# --------------------------------------------------------------------------- in validate
+
+
+def _pairs(inputs: ValidationInputs) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Synthetic vs real and real vs production, on the model's features, for the inputs given."""
+    pairs = {}
+    if inputs.synthetic is not None:
+        pairs["synthetic_vs_real"] = (inputs.synthetic[inputs.features], inputs.X_real)
+    if inputs.production is not None:
+        pairs["real_vs_production"] = (inputs.X_real, inputs.production)  # already exactly the features
+    return pairs
+
+
+def _missing(inputs: ValidationInputs) -> str | None:
+    if inputs.synthetic is None and inputs.production is None:
+        return "needs synthetic or production data to compare with real"
+    return None
+
+
+def _run(inputs: ValidationInputs, cfg: DriftConfig) -> CheckResult:
+    # evidently's page is rendered only for evidence that is logged (_render_for_log), and a result
+    # kept in memory or for reuse never holds one.
+    return drift_check(_pairs(inputs), config=dataclasses.replace(cfg, render_report=False))
+
+
+def _render_for_log(result: CheckResult, inputs: ValidationInputs, cfg: DriftConfig) -> CheckResult:
+    return _with_report_pages(result, _pairs(inputs), cfg) if cfg.render_report else result
+
+
+def _data_read(inputs: ValidationInputs) -> list[tuple[str, list[str]]]:
+    roles = (["synthetic", "real"] if inputs.synthetic is not None else []) + (
+        ["real", "production"] if inputs.production is not None else []
+    )
+    return [(role, inputs.features) for role in roles]
+
+
+SPEC = CheckSpec(
+    name="drift",
+    settings=DriftConfig,
+    missing=_missing,
+    run=_run,
+    key_metrics=("drifted_share", "drifted_count", "*.drifted_share", "*.drifted_count"),
+    gate_max={"drifted_share": "max_drifted_share"},
+    data_read=_data_read,
+    render=_render_for_log,
+)

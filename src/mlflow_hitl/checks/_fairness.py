@@ -2,16 +2,15 @@
 
 Point estimates come from fairlearn (``MetricFrame`` and its disparity functions). They run on a
 weighted table of per-group ``(true label, predicted label)`` counts instead of on the rows:
-every metric involved is a weighted mean over those cells, so the numbers are the same, and a
-frame costs tens of milliseconds whatever the number of rows (on a million raw rows one grouping
-takes ``MetricFrame`` about 14 s). The same counts drive the bootstrap (see :func:`_bootstrap`), which is why it is vectorised
-over replicates rather than calling fairlearn 200 times.
+every metric involved is a weighted mean over those cells, so the numbers are the same, and the
+cost follows the number of groups and labels, not of rows (``docs/performance.md`` has the
+figures). The same counts drive the bootstrap (see :func:`_bootstrap`), which is why it is
+vectorised over replicates rather than calling fairlearn once per replicate.
 """
 
 from __future__ import annotations
 
 import warnings
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,24 +18,60 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import (
-    MetricFrame,
-    demographic_parity_difference,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
-)
-from matplotlib.patches import Patch
-from sklearn.metrics import accuracy_score
 
 from .._result import CheckResult, Status, worst_status
+from .._settings import Settings, resolve_section, thresholds_of
 from .._validation import check_consistent_length, check_frame, check_labels
-from ..config import FairnessConfig, check_config, thresholds_of
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ._keys import MISSING_GROUP, unique_key_parts
 from ._plots import new_figure, to_png
+from ._seeding import named_rng
+from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["fairness_check"]
+__all__ = ["SPEC", "FairnessConfig", "fairness_check"]
+
+
+@dataclass(frozen=True, repr=False)
+class FairnessConfig(Settings):
+    """Group disparities; a group smaller than ``min_group_size`` is insufficient evidence.
+
+    A disparity fails only when its whole bootstrap interval lies above the maximum; a point
+    estimate above the maximum with an interval that straddles it needs human review.
+
+    - ``max_demographic_parity_difference`` (0.1), ``max_equalized_odds_difference`` (0.1):
+      fairlearn's between-groups differences; ten points of selection rate (or TPR/FPR) is the
+      usual "look at this" line in fairness reviews.
+    - ``max_bias_amplification`` (0.05): how much more the synthetic labels' base rates may differ
+      between groups than the real labels' do, before the generator is blamed.
+    - ``min_group_size`` (30): fewer real rows than this, and a group's rates are too noisy to
+      judge; it is excluded from the disparities and named, never silently passed.
+    - ``n_bootstrap`` (200), ``confidence_level`` (0.95), ``seed`` (0): seeded bootstrap intervals
+      that bound every pairwise group gap at once (a plain percentile interval of max − min is biased).
+    - ``intersections`` (True): also audit the intersection of all sensitive features (``sex&colour``).
+    - ``max_groups`` (50): a sensitive feature with more distinct values is refused (bin it first);
+      an intersection with more observed groups is skipped and reported.
+    """
+
+    max_demographic_parity_difference: float = 0.1
+    max_equalized_odds_difference: float = 0.1
+    max_bias_amplification: float = 0.05
+    min_group_size: int = 30
+    n_bootstrap: int = 200
+    confidence_level: float = 0.95
+    intersections: bool = True
+    max_groups: int = 50
+    seed: int = 0
+
+    def check_ranges(self) -> None:
+        if not 0 < self.confidence_level < 1:
+            raise ConfigError(
+                f"config['fairness']['confidence_level'] must lie in (0, 1), got {self.confidence_level}"
+            )
+        if self.n_bootstrap < 1:
+            raise ConfigError(f"config['fairness']['n_bootstrap'] must be at least 1, got {self.n_bootstrap}")
+        if self.max_groups < 2:
+            raise ConfigError(f"config['fairness']['max_groups'] must be at least 2, got {self.max_groups}")
+
 
 # NaN in a sensitive column is its own group: people who did not state their group are often the
 # ones an audit most needs to see, and dropping them would hide exactly that.
@@ -104,7 +139,7 @@ def fairness_check(
     excluded (fewer than ``min_group_size`` rows, or no positive or no negative rows, so TPR or FPR is
     undefined) or a grouping had fewer than two groups left; passed otherwise.
     """
-    config = check_config("fairness", config)
+    config = resolve_section("fairness", FairnessConfig, config)
     y_true = check_labels(y_true, "y_true")
     y_pred = check_labels(y_pred, "y_pred")
     sensitive = check_frame(_as_frame(sensitive_features), "sensitive_features")
@@ -344,6 +379,139 @@ def _one_vs_rest(metric: Any, positive: int) -> Any:
     return binary
 
 
+@dataclass(frozen=True)
+class _Cells:
+    """The sufficient statistics of one grouping: rows per (group, true label, predicted label) cell."""
+
+    group: np.ndarray  # per non-empty cell
+    true: np.ndarray
+    pred: np.ndarray
+    weight: np.ndarray  # rows in the cell
+    true_pos: np.ndarray  # the cell's true label is the positive class (0/1)
+    pred_pos: np.ndarray
+    confusion: np.ndarray  # [group, true is positive, predicted positive] row counts
+    size: np.ndarray  # rows per group
+    positives: np.ndarray  # rows per group whose true label is positive
+
+    @classmethod
+    def of(cls, grouping: _Grouping, labels: _Labels) -> _Cells:
+        n_groups, k, positive = len(grouping.groups), len(labels.classes), labels.positive_code
+        cell, weight = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_counts=True)
+        group, true, pred = cell // (k * k), cell // k % k, cell % k
+        true_pos, pred_pos = (true == positive).astype(int), (pred == positive).astype(int)
+        confusion = np.bincount(
+            group * 4 + true_pos * 2 + pred_pos, weights=weight, minlength=n_groups * 4
+        ).reshape(n_groups, 2, 2)
+        size = confusion.sum(axis=(1, 2)).astype(int)
+        positives = confusion[:, 1, :].sum(axis=1).astype(int)
+        return cls(group, true, pred, weight, true_pos, pred_pos, confusion, size, positives)
+
+
+def _by_group(cells: _Cells, labels: _Labels, name: str) -> pd.DataFrame:
+    """fairlearn's per-group selection rate, TPR, FPR and accuracy, from the weighted cells."""
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import accuracy_score
+
+    positive = labels.positive_code
+    metric_fns = {
+        "selection_rate": partial(selection_rate, pos_label=positive),
+        "true_positive_rate": _one_vs_rest(true_positive_rate, positive),
+        "false_positive_rate": _one_vs_rest(false_positive_rate, positive),
+        "accuracy": accuracy_score,
+    }
+    with warnings.catch_warnings():  # TPR/FPR of a one-class group: reported as undefined by the caller
+        warnings.simplefilter("ignore")
+        return MetricFrame(
+            metrics=metric_fns,
+            y_true=cells.true,
+            y_pred=cells.pred,
+            sensitive_features=pd.Series(cells.group, name=name),
+            sample_params={metric: {"sample_weight": cells.weight} for metric in metric_fns},
+        ).by_group
+
+
+def _exclusion_reasons(cells: _Cells, config: FairnessConfig) -> np.ndarray:
+    """Why each group is left out of the disparities (``None``: it is compared)."""
+    reasons = np.full(len(cells.size), None, dtype=object)
+    for g, (size, positives) in enumerate(zip(cells.size, cells.positives, strict=True)):
+        if size == 0:
+            reasons[g] = "no real rows"
+        elif size < config.min_group_size:
+            reasons[g] = f"{size} rows < min_group_size {config.min_group_size}"
+        elif positives == 0 or positives == size:
+            reasons[g] = (
+                f"{size} rows, no {'positive' if positives == 0 else 'negative'} rows (TPR/FPR undefined)"
+            )
+    return reasons
+
+
+def _group_rows(
+    grouping: _Grouping, group_keys: list[str], cells: _Cells, by_group: pd.DataFrame, reasons: np.ndarray
+) -> list[dict[str, Any]]:
+    """One row per group with real rows: its size, rates, accuracy, and whether it is compared."""
+    rows = []
+    for g in np.flatnonzero(cells.size):
+        values, positives = by_group.loc[g], int(cells.positives[g])
+        negatives = int(cells.size[g]) - positives
+        rows.append(
+            {
+                "group": grouping.groups[g],
+                "key": group_keys[g],
+                "count": int(cells.size[g]),
+                "positives": positives,
+                "negatives": negatives,
+                "selection_rate": float(values["selection_rate"]),
+                "true_positive_rate": float(values["true_positive_rate"]) if positives else None,
+                "false_positive_rate": float(values["false_positive_rate"]) if negatives else None,
+                "accuracy": float(values["accuracy"]),
+                "included": reasons[g] is None,
+                "reason": reasons[g],
+            }
+        )
+    return rows
+
+
+def _with_representation(
+    rows: list[dict[str, Any]],
+    representation: dict[str, dict[str, Any]],
+    grouping: _Grouping,
+    group_keys: list[str],
+) -> list[dict[str, Any]]:
+    """The rows with each group's share of the real and synthetic sets, plus groups only the generator produced."""
+    for row in rows:
+        row.update(representation.pop(row["group"]))
+    return rows + [
+        {
+            "group": group_name,
+            "key": group_keys[grouping.groups.index(group_name)],
+            "count": 0,
+            "included": False,
+            "reason": "no real rows",
+            **extra,
+        }
+        for group_name, extra in representation.items()
+    ]
+
+
+def _audit_metrics(
+    key: str, rows: list[dict[str, Any]], numbers: dict[str, Any], shares: bool
+) -> dict[str, float]:
+    """``<feature>.<group>.<rate|accuracy|count>``, with synthetic data ``<feature>.<group>.real_share`` and
+    ``.synthetic_share``, and the grouping's own numbers ``<feature>.<_GROUPING_METRICS>``."""
+    metrics: dict[str, float] = {}
+    for row in rows:
+        if row["count"]:  # a group with real rows
+            for name in (*_RATES, "accuracy", "count"):
+                if row[name] is not None:
+                    metrics[f"{key}.{row['key']}.{name}"] = float(row[name])
+    if shares:
+        for row in rows:
+            metrics[f"{key}.{row['key']}.real_share"] = row["real_share"]
+            metrics[f"{key}.{row['key']}.synthetic_share"] = row["synthetic_share"]
+    metrics.update({f"{key}.{name}": float(numbers[name]) for name in _GROUPING_METRICS if name in numbers})
+    return metrics
+
+
 def _audit(
     grouping: _Grouping,
     key: str,
@@ -351,121 +519,53 @@ def _audit(
     synthetic_positive: np.ndarray | None,
     config: FairnessConfig,
 ) -> _Audit:
-    n_groups, k, positive = len(grouping.groups), len(labels.classes), labels.positive_code
-    # The sufficient statistics: how many rows of each group have each (true, predicted) label pair.
-    cell, weight = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_counts=True)
-    group, true, pred = cell // (k * k), cell // k % k, cell % k
-    true_pos, pred_pos = (true == positive).astype(int), (pred == positive).astype(int)
-    # [group, true is positive, predicted positive]
-    confusion = np.bincount(
-        group * 4 + true_pos * 2 + pred_pos, weights=weight, minlength=n_groups * 4
-    ).reshape(n_groups, 2, 2)
-    size = confusion.sum(axis=(1, 2)).astype(int)
-    positives = confusion[:, 1, :].sum(axis=1).astype(int)
-    negatives = size - positives
-
-    metric_fns = {
-        "selection_rate": partial(selection_rate, pos_label=positive),
-        "true_positive_rate": _one_vs_rest(true_positive_rate, positive),
-        "false_positive_rate": _one_vs_rest(false_positive_rate, positive),
-        "accuracy": accuracy_score,
-    }
-    with warnings.catch_warnings():  # TPR/FPR of a one-class group: reported as undefined below
-        warnings.simplefilter("ignore")
-        by_group = MetricFrame(
-            metrics=metric_fns,
-            y_true=true,
-            y_pred=pred,
-            sensitive_features=pd.Series(group, name=grouping.name),
-            sample_params={name: {"sample_weight": weight} for name in metric_fns},
-        ).by_group
-
-    reasons = np.full(n_groups, None, dtype=object)
-    for g in range(n_groups):
-        if size[g] == 0:
-            reasons[g] = "no real rows"
-        elif size[g] < config.min_group_size:
-            reasons[g] = f"{size[g]} rows < min_group_size {config.min_group_size}"
-        elif positives[g] == 0 or negatives[g] == 0:
-            reasons[g] = (
-                f"{size[g]} rows, no {'positive' if positives[g] == 0 else 'negative'} rows (TPR/FPR undefined)"
-            )
+    cells = _Cells.of(grouping, labels)
+    reasons = _exclusion_reasons(cells, config)
     eligible = np.array([r is None for r in reasons])
-
     group_keys = unique_key_parts(grouping.groups)
-    metrics: dict[str, float] = {}
-    rows: list[dict[str, Any]] = []
-    for g in np.flatnonzero(size):
-        values = by_group.loc[g]
-        row = {
-            "group": grouping.groups[g],
-            "key": group_keys[g],
-            "count": int(size[g]),
-            "positives": int(positives[g]),
-            "negatives": int(negatives[g]),
-            "selection_rate": float(values["selection_rate"]),
-            "true_positive_rate": float(values["true_positive_rate"]) if positives[g] else None,
-            "false_positive_rate": float(values["false_positive_rate"]) if negatives[g] else None,
-            "accuracy": float(values["accuracy"]),
-            "included": bool(eligible[g]),
-            "reason": reasons[g],
-        }
-        rows.append(row)
-        for name in (*_RATES, "accuracy", "count"):
-            if row[name] is not None:
-                metrics[f"{key}.{group_keys[g]}.{name}"] = float(row[name])
+    rows = _group_rows(grouping, group_keys, cells, _by_group(cells, labels, grouping.name), reasons)
 
     findings: list[tuple[Status, str]] = []
     excluded = [
-        {"group": grouping.groups[g], "count": int(size[g]), "reason": reasons[g]}
-        for g in range(n_groups)
-        if size[g] and not eligible[g]
+        {"group": grouping.groups[g], "count": int(cells.size[g]), "reason": reasons[g]}
+        for g in range(len(grouping.groups))
+        if cells.size[g] and not eligible[g]
     ]
     if excluded:
         listed = ", ".join(f"{e['group']} ({e['reason']})" for e in excluded)
         findings.append((Status.INSUFFICIENT_EVIDENCE, f"groups excluded from the disparities: {listed}"))
-
     numbers: dict[str, Any] = {}
     if eligible.sum() < 2:
         findings.append(
             (
                 Status.INSUFFICIENT_EVIDENCE,
-                f"fewer than two groups can be compared ({int(eligible.sum())} of {int((size > 0).sum())} "
+                f"fewer than two groups can be compared ({int(eligible.sum())} of {int((cells.size > 0).sum())} "
                 f"have at least {config.min_group_size} rows with both classes)",
             )
         )
     else:
         numbers, disparity_findings = _disparities(
-            true_pos, pred_pos, group, weight, eligible, confusion, config, grouping.name
+            cells.true_pos,
+            cells.pred_pos,
+            cells.group,
+            cells.weight,
+            eligible,
+            cells.confusion,
+            config,
+            grouping.name,
         )
         findings += disparity_findings
     if synthetic_positive is not None:
         amplification, amplification_findings, representation = _amplification(
-            grouping, confusion, eligible, synthetic_positive, config
+            grouping, cells.confusion, eligible, synthetic_positive, config
         )
         numbers.update(amplification)
         findings += amplification_findings
-        for row in rows:
-            row.update(representation.pop(row["group"]))
-        rows += [  # groups the generator produced but the real rows do not have
-            {
-                "group": group_name,
-                "key": group_keys[grouping.groups.index(group_name)],
-                "count": 0,
-                "included": False,
-                "reason": "no real rows",
-                **extra,
-            }
-            for group_name, extra in representation.items()
-        ]
-        for row in rows:
-            metrics[f"{key}.{row['key']}.real_share"] = row["real_share"]
-            metrics[f"{key}.{row['key']}.synthetic_share"] = row["synthetic_share"]
+        rows = _with_representation(rows, representation, grouping, group_keys)
     if "demographic_parity_difference" in numbers:
         numbers["model_amplification"] = (
             numbers["demographic_parity_difference"] - numbers["label_parity_difference"]
         )
-    metrics.update({f"{key}.{name}": float(numbers[name]) for name in _GROUPING_METRICS if name in numbers})
 
     status = worst_status(s for s, _ in findings)
     details = {
@@ -476,6 +576,7 @@ def _audit(
         "by_group": rows,
         "excluded_groups": excluded,
     }
+    metrics = _audit_metrics(key, rows, numbers, shares=synthetic_positive is not None)
     return _Audit(grouping.name, status, [r for s, r in findings if s is status], metrics, details)
 
 
@@ -484,6 +585,8 @@ def _label_parity_difference(label_counts: np.ndarray, groups: np.ndarray) -> fl
 
     ``label_counts[g]`` holds group g's rows with label 0 and with label 1; only ``groups`` count.
     """
+    from fairlearn.metrics import demographic_parity_difference
+
     counts = label_counts[groups]
     g, label = np.nonzero(counts)
     return float(
@@ -509,6 +612,8 @@ def _disparities(
     ``demographic_parity_*`` and ``equalized_odds_*`` functions (worst case) read theirs; building
     one frame per function would cost four times as much for the same values.
     """
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+
     keep = eligible[group]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -529,7 +634,7 @@ def _disparities(
         "label_parity_difference": _label_parity_difference(confusion.sum(axis=2), np.flatnonzero(eligible)),
     }
     # Seeded per grouping, so a feature's interval does not change when other features are added.
-    rng = np.random.default_rng([config.seed, zlib.crc32(name.encode())])
+    rng = named_rng(config.seed, name)
     intervals = _bootstrap(confusion, eligible, config, rng)
     level = f"{config.confidence_level:.0%}"
     findings: list[tuple[Status, str]] = []
@@ -600,8 +705,7 @@ def _bootstrap(
 
     Resampling n rows with replacement puts Multinomial(n, cell count / n) rows into the
     (group, true, predicted) cells, so drawing those counts directly is the ordinary row bootstrap,
-    exactly, at a cost that does not grow with n: a few milliseconds for 200 replicates of a
-    million rows.
+    exactly, at a cost that does not grow with n.
 
     Why not the percentile interval of the replicated max − min: the largest gap between noisy
     groups is biased upward and the bootstrap adds that bias a second time, so the interval sits
@@ -698,6 +802,8 @@ def _summary(status: Status, audits: list[_Audit]) -> str:
 
 def _plot(audits: list[_Audit]) -> bytes:
     """Per grouping, horizontal bars of selection rate, TPR and FPR by group; excluded groups in grey."""
+    from matplotlib.patches import Patch
+
     series = (
         ("selection_rate", "selection rate", "tab:blue", "#bdbdbd"),
         ("true_positive_rate", "TPR", "tab:orange", "#9e9e9e"),
@@ -736,3 +842,46 @@ def _plot(audits: list[_Audit]) -> bytes:
     )
     axes[-1].set_xlabel("rate", fontsize=8)
     return to_png(fig)
+
+
+# --------------------------------------------------------------------------- in validate
+
+
+def _missing(inputs: ValidationInputs) -> str | None:
+    return None if inputs.sensitive else "needs sensitive_features"
+
+
+def _run(inputs: ValidationInputs, cfg: FairnessConfig) -> CheckResult:
+    synthetic = inputs.synthetic
+    return fairness_check(
+        inputs.y_true,
+        inputs.y_pred,
+        sensitive_features=inputs.real[inputs.sensitive],
+        synthetic_y=None if synthetic is None else synthetic[inputs.target].to_numpy(),
+        synthetic_sensitive=None if synthetic is None else synthetic[inputs.sensitive],
+        config=cfg,
+    )
+
+
+SPEC = CheckSpec(
+    name="fairness",
+    settings=FairnessConfig,
+    missing=_missing,
+    run=_run,
+    key_metrics=(
+        "*.demographic_parity_difference",
+        "*.demographic_parity_difference_ci_low",
+        "*.demographic_parity_difference_ci_high",
+        "*.equalized_odds_difference",
+        "*.equalized_odds_difference_ci_low",
+        "*.equalized_odds_difference_ci_high",
+        "*.bias_amplification",
+    ),
+    gate_max={
+        "*.demographic_parity_difference_ci_low": "max_demographic_parity_difference",
+        "*.equalized_odds_difference_ci_low": "max_equalized_odds_difference",
+        "*.bias_amplification": "max_bias_amplification",
+    },
+    # needs_review is what the required fairness sign-off of the default policy reviews
+    gate_allow_status=("passed", "needs_review"),
+)

@@ -22,24 +22,67 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.neighbors import NearestNeighbors
-from threadpoolctl import threadpool_limits
 
 from .._result import CheckResult, Status
+from .._settings import Settings, resolve_section, thresholds_of
 from .._validation import check_frame, numeric_and_categorical
-from ..config import C2ST_FOLDS, GeneratorConfig, check_config, thresholds_of
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
+from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["generator_check"]
+__all__ = ["SPEC", "GeneratorConfig", "generator_check"]
 
 _NAME = "generator"
+# Folds of the classifier two-sample test; it needs a few rows of each set in every fold.
+C2ST_FOLDS = 3
+
+
+@dataclass(frozen=True, repr=False)
+class GeneratorConfig(Settings):
+    """Realism and privacy of the synthetic set against the real set.
+
+    ``max_c2st_auc``: a classifier telling synthetic from real with AUC above this fails
+    (0.5 = indistinguishable). ``max_exact_copy_share`` / ``max_near_copy_share``: above these shares
+    of synthetic rows that equal, or nearly equal, a real row the check fails. ``min_fidelity``: a mean
+    per-column fidelity (1 - KS numeric, 1 - TVD categorical) below it fails. ``near_copy_quantile``:
+    a synthetic row closer to a real row than this quantile of real-to-real nearest distances counts
+    as a near copy. ``min_rows``: fewer rows in either set is insufficient evidence.
+    ``max_rows``: rows per set in the classifier test (seeded sample). ``max_dcr_rows``: synthetic
+    rows, and real rows, whose closest record is searched (seeded samples). 10,000 rows estimate a
+    share of about 5 % within ±0.5 points (95 %). ``max_reference_rows``: the real rows searched
+    through; a larger real set is sampled (seeded) so the check's cost does not grow with it, and the
+    near-copy baseline is taken from the same sample, so the comparison stays like for like. A near
+    copy of an unsampled real row goes unseen: raise it for a stricter privacy audit. Exact copies are
+    always counted over every row.
+    """
+
+    max_c2st_auc: float = 0.8
+    max_exact_copy_share: float = 0.01
+    max_near_copy_share: float = 0.05
+    min_fidelity: float = 0.8
+    near_copy_quantile: float = 0.01
+    min_rows: int = 50
+    max_rows: int = 20_000
+    max_dcr_rows: int = 10_000
+    max_reference_rows: int = 100_000
+    seed: int = 0
+
+    def check_ranges(self) -> None:
+        if not 0.0 <= self.near_copy_quantile <= 1.0:
+            raise ConfigError(
+                f"config['generator']['near_copy_quantile'] must lie in [0, 1], got {self.near_copy_quantile}"
+            )
+        floor = 2 * C2ST_FOLDS
+        if self.min_rows < floor or min(self.max_rows, self.max_dcr_rows) < self.min_rows:
+            raise ConfigError(
+                f"config['generator'] needs min_rows >= {floor} and max_rows, max_dcr_rows >= min_rows; got "
+                f"min_rows={self.min_rows}, max_rows={self.max_rows}, max_dcr_rows={self.max_dcr_rows}"
+            )
+
+
 # HistGradientBoosting accepts category codes 0..254 (max_bins=255): the rarest levels share the last code.
 _C2ST_MAX_LEVELS = 254
 # One-hot width per categorical column in the distance space: the search costs time in proportion to the
@@ -100,7 +143,7 @@ def generator_check(
     ``fidelity.png`` and ``dcr.png``. Fewer than ``min_rows`` rows in either set is
     ``insufficient_evidence``.
     """
-    cfg = check_config(_NAME, config)
+    cfg = resolve_section(_NAME, GeneratorConfig, config)
     synthetic, real = _check_inputs(synthetic, real, columns)
     thresholds = thresholds_of(cfg)
     sizes = {"rows_synthetic": len(synthetic), "rows_real": len(real), "columns": len(real.columns)}
@@ -304,8 +347,8 @@ def _fidelity_table(data: _Encoded) -> list[dict[str, Any]]:
 def _pearson(values: np.ndarray) -> np.ndarray:
     """Pearson correlation matrix of the columns; NaN for a pair with a constant column.
 
-    Without missing values numpy's one matrix product is ~8x faster than pandas at a million rows;
-    with them, pandas' pairwise-complete rows are the definition we want.
+    Without missing values numpy's one matrix product serves (much faster than pandas' pairwise
+    loop); with them, pandas' pairwise-complete rows are the definition we want.
     """
     if np.isnan(values).any():
         return pd.DataFrame(values).corr().to_numpy()
@@ -348,6 +391,8 @@ def _binned_auc(x: np.ndarray, y: np.ndarray, categorical: bool) -> float:
     Scored in-sample, so slightly optimistic; numbers get at most 20 bins and at least ~50 rows per bin
     to keep that small. It answers "which column gives the synthetic rows away", not the test itself.
     """
+    from sklearn.metrics import roc_auc_score
+
     missing = np.isnan(x)
     if categorical:
         bins = np.where(missing, -1, x).astype(np.int64) + 1
@@ -364,6 +409,11 @@ def _binned_auc(x: np.ndarray, y: np.ndarray, categorical: bool) -> float:
 
 
 def _c2st(data: _Encoded, cfg: GeneratorConfig, rng: np.random.Generator) -> tuple[float, list[dict], int]:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
+
     n = min(len(data.num_syn), len(data.num_real), cfg.max_rows)
     pick_syn = np.sort(rng.choice(len(data.num_syn), n, replace=False))
     pick_real = np.sort(rng.choice(len(data.num_real), n, replace=False))
@@ -468,6 +518,8 @@ def _distances_to_closest_record(
     search does not grow with the real data; the real-to-real baseline comes from the same reference,
     so "near" means the same thing on both sides.
     """
+    from sklearn.neighbors import NearestNeighbors
+    from threadpoolctl import threadpool_limits
 
     def sample(n: int, k: int) -> np.ndarray:
         return np.sort(rng.choice(n, k, replace=False)) if n > k else np.arange(n)
@@ -570,3 +622,35 @@ def _plot_dcr(dcr_syn: np.ndarray, dcr_real: np.ndarray, near_threshold: float) 
     ax.set_title("Distance to closest real record")
     ax.legend(fontsize="small")
     return to_png(fig)
+
+
+# --------------------------------------------------------------------------- in validate
+
+
+def _columns(inputs: ValidationInputs) -> list[str]:
+    return list(dict.fromkeys([*inputs.features, inputs.target]))
+
+
+def _missing(inputs: ValidationInputs) -> str | None:
+    return None if inputs.synthetic is not None else "needs synthetic data"
+
+
+def _run(inputs: ValidationInputs, cfg: GeneratorConfig) -> CheckResult:
+    # columns= selects them there, once, instead of a copy here
+    return generator_check(inputs.synthetic, inputs.real, columns=_columns(inputs), config=cfg)  # type: ignore[arg-type]
+
+
+SPEC = CheckSpec(
+    name=_NAME,
+    settings=GeneratorConfig,
+    missing=_missing,
+    run=_run,
+    key_metrics=("c2st_auc", "exact_copy_share", "near_copy_share", "dcr_median", "fidelity"),
+    gate_max={
+        "c2st_auc": "max_c2st_auc",
+        "exact_copy_share": "max_exact_copy_share",
+        "near_copy_share": "max_near_copy_share",
+    },
+    gate_min={"fidelity": "min_fidelity"},
+    data_read=lambda inputs: [("synthetic", _columns(inputs)), ("real", _columns(inputs))],
+)

@@ -6,6 +6,10 @@ is the noise at 0.1 times five. Curves over severity then move because of severi
 of a new draw, and severity 0 reproduces the clean rows exactly.
 
 Statistics (spread, categories seen, medians and modes) come from the rows being perturbed.
+
+Each perturbation's stream is seeded by the config seed and its name (:func:`named_rng`), not by its
+place in a list: adding a perturbation changes no other perturbation's draws. Severity is left out of
+the seed on purpose: one draw serves every severity, which is what makes the curves comparable.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import PERTURBATIONS
+from ._seeding import named_rng
 
 __all__ = ["PERTURBATIONS", "Features", "imputation_values", "perturb", "robust_spread", "skip_reason"]
 
@@ -134,6 +138,8 @@ _APPLY: Mapping[str, Callable[..., list[pd.DataFrame]]] = {
     "category_swap": _category_swap,
     "quantization": _quantization,
 }
+# The adversarial check's perturbation families, in the order they run by default.
+PERTURBATIONS: tuple[str, ...] = tuple(_APPLY)
 
 
 def perturb(
@@ -149,5 +155,5 @@ def perturb(
 
     ``fill`` (missingness only): per-column ``{"value": ...}`` to impute instead of leaving NaN.
     """
-    rng = np.random.default_rng([seed, PERTURBATIONS.index(name)])
+    rng = named_rng(seed, name)
     return _APPLY[name](frame, features, severities, rng, fill)

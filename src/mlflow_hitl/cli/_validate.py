@@ -8,7 +8,34 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_FAILED, csv_list, output_format, translate_errors
+from ._common import EXIT_FAILED, BadInput, csv_list, output_format, translate_errors
+
+
+def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    """The --checks list, each name one of the registered checks (a typo is exit 2, not a skipped check)."""
+    from ..checks.registry import CHECK_NAMES
+
+    names = csv_list(value)
+    unknown = [n for n in names if n not in CHECK_NAMES]
+    if unknown:
+        raise BadInput(
+            f"unknown check(s) {', '.join(map(repr, unknown))}; choose from {', '.join(CHECK_NAMES)}"
+        )
+    return names or None
+
+
+class _ChecksOption(click.Option):
+    """``--checks``, whose help lists the registered checks when help is shown.
+
+    The registry is read then, not when the CLI starts: it loads pandas, which commands that never
+    validate (``roles list``) need not pay for.
+    """
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from ..checks.registry import CHECK_NAMES
+
+        self.help = f"Comma-separated subset of {', '.join(CHECK_NAMES)} (default: all)."
+        return super().get_help_record(ctx)
 
 
 def _print_validation(result: Any, output_format: str) -> None:
@@ -39,9 +66,7 @@ def _print_validation(result: Any, output_format: str) -> None:
 @click.option("--production", "production_path", type=click.Path(), help="Unlabelled production rows.")
 @click.option("--sensitive", default="", help="Comma-separated sensitive columns, e.g. sex,race.")
 @click.option("--features", default=None, help="Comma-separated model input columns (default: inferred).")
-@click.option(
-    "--checks", "check_names", default=None, help="Comma-separated subset of checks (default: all)."
-)
+@click.option("--checks", "check_names", cls=_ChecksOption, default=None, callback=_check_names)
 @click.option(
     "--config",
     "config_path",
@@ -60,7 +85,7 @@ def validate(
     production_path: str | None,
     sensitive: str,
     features: str | None,
-    check_names: str | None,
+    check_names: list[str] | None,
     config_path: str | None,
     run_id: str | None,
     no_log: bool,
@@ -73,11 +98,8 @@ def validate(
       mlflow-hitl validate --model-uri runs:/<id>/model --real real.csv --target label \\
           --synthetic syn.csv --production prod.csv --sensitive sex,race
     """
-    import mlflow
-
     from .._io import read_config_file, read_table
-    from .._validate import validate as run_validate
-    from ..adapter.logging import resolve_run_id, run_id_for_model_uri
+    from ..adapter.validation import validate_model_uri
 
     real = read_table(real_path, "--real")
     synthetic = read_table(synthetic_path, "--synthetic") if synthetic_path else None
@@ -90,17 +112,9 @@ def validate(
         "production": production,
         "sensitive_features": csv_list(sensitive),
         "features": csv_list(features) or None,
-        "checks": csv_list(check_names) or None,
+        "checks": check_names,
         "config": config,
     }
-    if no_log:
-        result = run_validate(model_uri, log=False, **options)
-    else:
-        target_run = resolve_run_id(run_id or run_id_for_model_uri(model_uri))
-        if target_run is None:
-            with mlflow.start_run(run_name="hitl-validate") as run:
-                result = run_validate(model_uri, run_id=run.info.run_id, **options)
-        else:
-            result = run_validate(model_uri, run_id=target_run, **options)
+    result = validate_model_uri(model_uri, run_id=run_id, log=not no_log, **options)
     _print_validation(result, output_format)
     sys.exit(0 if result.passed else EXIT_FAILED)

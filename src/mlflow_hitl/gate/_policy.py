@@ -18,7 +18,6 @@ and elements of an array are reported at the line of the key that holds them.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -36,7 +35,7 @@ else:  # Python 3.10
 from .._hashing import canonical_json, sha256_hex
 from .._result import frozen_mapping
 from .._roles import signoff_role
-from ..config import ValidationConfig
+from ..checks.registry import CHECK_NAMES, CHECKS
 from ..errors import ConfigError
 
 __all__ = [
@@ -52,9 +51,8 @@ __all__ = [
     "policy_to_toml",
 ]
 
-# The checks `validate` runs; ValidationConfig is their one list (importing _validate would pull in
-# pandas and scikit-learn, and the registry plugin imports this module on every promotion).
-CHECK_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ValidationConfig))
+# CHECK_NAMES: the checks `validate` runs, from their registry (light: the registry plugin imports this
+# module on every promotion, and the checks load their heavy libraries only when they run).
 _SIGNOFF_CHECKS = (*CHECK_NAMES, "release")
 # MLflow's stages, canonical spelling by lower case (mlflow.entities.model_registry.model_version_stages).
 _STAGES = {s.lower(): s for s in ("None", "Staging", "Production", "Archived")}
@@ -178,38 +176,15 @@ def default_policy() -> Policy:
       is the fairness sign-off. Teams that review labels raise it.
     - Separation of duties: the run's author may neither sign off nor promote; the audit chain must verify.
     """
-    config = ValidationConfig()
-    fairness, generator = config.fairness, config.generator
     checks = [
         CheckRule(
-            "calibration",
-            max={
-                "ece": config.calibration.max_ece,
-                "overconfidence_error": config.calibration.max_overconfidence_error,
-            },
-        ),
-        CheckRule(
-            "fairness",
-            max={
-                "*.demographic_parity_difference_ci_low": fairness.max_demographic_parity_difference,
-                "*.equalized_odds_difference_ci_low": fairness.max_equalized_odds_difference,
-                "*.bias_amplification": fairness.max_bias_amplification,
-            },
-            allow_status=("passed", "needs_review"),
-        ),
-        CheckRule("drift", max={"drifted_share": config.drift.max_drifted_share}),
-        CheckRule(
-            "generator",
-            max={
-                "c2st_auc": generator.max_c2st_auc,
-                "exact_copy_share": generator.max_exact_copy_share,
-                "near_copy_share": generator.max_near_copy_share,
-            },
-            min={"fidelity": generator.min_fidelity},
-        ),
-        CheckRule(
-            "adversarial", max={"worst_overconfidence_error": config.adversarial.max_overconfidence_error}
-        ),
+            name,
+            # each bound is the default of the setting the check declares for it (CheckSpec.gate_max/min)
+            max={pattern: getattr(spec.settings(), setting) for pattern, setting in spec.gate_max.items()},
+            min={pattern: getattr(spec.settings(), setting) for pattern, setting in spec.gate_min.items()},
+            allow_status=spec.gate_allow_status,
+        )
+        for name, spec in CHECKS.items()
     ]
     return Policy(
         protect_aliases=("champion", "production"),

@@ -1,0 +1,101 @@
+"""``mlflow_hitl.validate``: resolve the model, run the checks, and log the evidence to an MLflow run.
+
+The checks run in the core (:func:`mlflow_hitl._validate.validate_classifier`) on a model this
+adapter has already resolved (:func:`~mlflow_hitl.adapter.model.as_classifier`); MLflow is reached
+only here and in :mod:`~mlflow_hitl.adapter.logging`. Evidence made only to be read in the run
+(evidently's HTML pages) is rendered only when there is a run to log it to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .._result import ValidationResult
+from .._validate import validate_classifier
+from ..config import ValidationConfig
+from .logging import log_validation, resolve_run_id, run_id_for_model_uri
+from .model import as_classifier
+
+__all__ = ["validate", "validate_model_uri"]
+
+
+def validate(
+    model: Any,
+    *,
+    real: pd.DataFrame,
+    target: str,
+    synthetic: pd.DataFrame | None = None,
+    production: pd.DataFrame | None = None,
+    sensitive_features: Sequence[str] | str = (),
+    features: Sequence[str] | None = None,
+    checks: Sequence[str] | str | None = None,
+    config: ValidationConfig | Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    log: bool = True,
+    reuse: bool = True,
+) -> ValidationResult:
+    """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
+
+    Parameters
+    ----------
+    model : a fitted scikit-learn classifier, a loaded pyfunc model, or a model URI.
+    real : labelled real-world rows: the model's features, ``target`` and the sensitive columns.
+    target : the label column, in ``real`` (and in ``synthetic`` when given).
+    synthetic : the synthetic training set; enables generator validation, synthetic-vs-real drift
+        and bias amplification.
+    production : unlabelled real-world rows; enables real-vs-production drift.
+    sensitive_features : columns of ``real`` (and ``synthetic``) to audit fairness by; they need not
+        be model inputs.
+    features : the model's input columns; inferred when omitted (signature, ``feature_names_in_``,
+        else every column but the target). ``result.details["features_source"]`` says which.
+    checks : a subset of the registered checks (``drift``, ``calibration``, ``adversarial``,
+        ``fairness``, ``generator``); all by default. A check whose inputs are missing is skipped and
+        ``result.skipped`` says why.
+    config : thresholds per check, a :class:`~mlflow_hitl.config.ValidationConfig` or
+        ``{"calibration": {"max_ece": 0.1}}``.
+    run_id : log to this MLflow run; by default the active run, if any.
+    log : set False to compute without logging even inside an active run. Without a run to log to,
+        nothing is rendered for the run: the drift check's evidently pages are made only when logged.
+    reuse : drift and the generator check read data only, not the model; when an earlier call in
+        this process ran them on identical frames (same content, columns and settings) their
+        results are reused, and ``result.details["reused"]`` names them. False always recomputes.
+
+    ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
+    it (the columns it used, in order; ``None`` for an input not given, or one with an object column
+    holding values other than strings); ``docs/quickstart.md`` says how to recompute one.
+    """
+    target_run = resolve_run_id(run_id) if log else None
+    result = validate_classifier(
+        as_classifier(model),
+        real=real,
+        target=target,
+        synthetic=synthetic,
+        production=production,
+        sensitive_features=sensitive_features,
+        features=features,
+        checks=checks,
+        config=config,
+        reuse=reuse,
+        render=target_run is not None,
+    )
+    return result if target_run is None else log_validation(result, run_id=target_run)
+
+
+def validate_model_uri(model_uri: str, *, run_id: str | None, log: bool, **options: Any) -> ValidationResult:
+    """What ``mlflow-hitl validate`` does: validate the model at ``model_uri`` and log where its evidence belongs.
+
+    The evidence goes to ``run_id`` if given, else to the run that produced the model, else to a new
+    run named ``hitl-validate``; with ``log=False`` nowhere.
+    """
+    if not log:
+        return validate(model_uri, log=False, **options)
+    target_run = resolve_run_id(run_id or run_id_for_model_uri(model_uri))
+    if target_run is not None:
+        return validate(model_uri, run_id=target_run, **options)
+    import mlflow
+
+    with mlflow.start_run(run_name="hitl-validate") as run:
+        return validate(model_uri, run_id=run.info.run_id, **options)

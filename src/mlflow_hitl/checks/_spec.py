@@ -1,0 +1,93 @@
+"""What a check declares about itself, once, in its own module, and what ``validate`` hands it.
+
+A check module defines its settings (a :class:`~mlflow_hitl._settings.Settings` dataclass with its
+range rules), its public function, and one ``SPEC = CheckSpec(...)`` that says how ``validate`` runs
+it. :mod:`mlflow_hitl.checks.registry` gathers the specs; ``validate``, the config, the report, the
+default gate policy, the CLI and the docs test all read them from there.
+
+Declarations must stay light: a check module imports numpy and pandas at most, and its heavy
+libraries (scipy, scikit-learn, fairlearn, matplotlib, evidently) inside the functions that use them,
+because the gate reads check names and default bounds on every promotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._result import CheckResult
+from .._settings import Settings
+
+__all__ = ["CheckSpec", "ValidationInputs"]
+
+
+@dataclass(frozen=True)
+class ValidationInputs:
+    """Everything ``validate`` prepared once, checked, for the checks to share.
+
+    ``real`` holds the features, the target and the sensitive columns; ``synthetic`` the same columns
+    (or ``None``); ``production`` exactly the features (or ``None``). ``proba`` and ``predict_proba``
+    are ``None`` for a model without class probabilities; ``y_pred`` comes from the same model call.
+    """
+
+    real: pd.DataFrame
+    X_real: pd.DataFrame  # noqa: N815 - the usual name for a feature matrix; real's features, selected once
+    synthetic: pd.DataFrame | None
+    production: pd.DataFrame | None
+    target: str
+    features: list[str]
+    sensitive: list[str]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    classes: tuple[Any, ...]
+    proba: np.ndarray | None
+    predict_proba: Callable[[pd.DataFrame], np.ndarray] | None
+    model: str  # how the model describes itself, for skip reasons
+
+    def frame(self, role: str) -> pd.DataFrame | None:
+        """The checked input called ``role`` (``real``, ``synthetic`` or ``production``)."""
+        return {"real": self.real, "synthetic": self.synthetic, "production": self.production}[role]
+
+
+# The columns a data-only check reads from each input, by role: its result depends on nothing else.
+DataRead = Sequence[tuple[str, Sequence[str]]]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check, declared once.
+
+    - ``name``: the check's name everywhere (``validate(checks=...)``, ``hitl.<name>.*`` metrics,
+      ``hitl/<name>/`` artifacts, ``[checks.<name>]`` in a gate policy, ``docs/checks/<name>.md``).
+    - ``settings``: its config section; ``ValidationConfig.<name>``; range rules in its ``check_ranges``.
+    - ``missing``: why ``validate`` must skip it for these inputs (an input it needs was not given), or None.
+    - ``run``: how ``validate`` runs it on the prepared inputs and its resolved settings.
+    - ``key_metrics``: metric-name patterns (``*`` and ``?`` as in :func:`fnmatch.fnmatchcase`) the
+      report shows; every metric stays in ``result.json``.
+    - ``gate_max`` / ``gate_min``: metric pattern -> the setting whose default is the default gate
+      policy's bound on it; ``gate_allow_status``: the statuses the default policy accepts.
+    - ``data_read``: for a check that reads data only, never the model, the columns it reads of each
+      input: its result is then reused for identical data (``validate(reuse=True)``). None: never reused.
+    - ``render``: evidence rendered only when the result is logged (an HTML page, say), added to a
+      computed (possibly reused) result; ``validate(log=False)`` never pays for it.
+    """
+
+    name: str
+    settings: type[Settings]
+    missing: Callable[[ValidationInputs], str | None]
+    run: Callable[[ValidationInputs, Any], CheckResult]
+    key_metrics: tuple[str, ...]
+    gate_max: Mapping[str, str] = field(default_factory=dict)
+    gate_min: Mapping[str, str] = field(default_factory=dict)
+    gate_allow_status: tuple[str, ...] = ("passed",)
+    data_read: Callable[[ValidationInputs], DataRead] | None = None
+    render: Callable[[CheckResult, ValidationInputs, Any], CheckResult] | None = None
+
+    @property
+    def module(self) -> str:
+        """The module that declares and computes the check (and every metric name it logs)."""
+        return self.run.__module__
