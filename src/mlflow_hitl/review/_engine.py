@@ -7,6 +7,7 @@ events commit together and concurrent writers still produce one valid chain.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,19 +18,35 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import InputError
 from . import _schema as t
+from ._anchors import AnchorLog, FileAnchorLog, make_anchor
 from ._audit import canonical_json, event_hash, utc_now
+from ._keyring import AuditKeyring
 
-__all__ = ["HEAD_REVISION", "IN_CHUNK", "INSERT_CHUNK", "SqlStoreBase", "Writer", "masked_url"]
+__all__ = [
+    "ANCHOR_EVERY_SECONDS",
+    "FROM_ENV",
+    "HEAD_REVISION",
+    "IN_CHUNK",
+    "INSERT_CHUNK",
+    "SqlStoreBase",
+    "Writer",
+    "masked_url",
+]
 
 INSERT_CHUNK = 5_000
 IN_CHUNK = 500  # values per IN (...) list
 
 
 class Writer:
-    """A writing transaction holding the chain head: the action's rows and its audit events commit together."""
+    """A writing transaction holding the chain head: the action's rows and its audit events commit together.
 
-    def __init__(self, conn: Connection) -> None:
+    With a ``keyring`` every event is signed (HMAC-SHA256) with its current key and records the key's id.
+    """
+
+    def __init__(self, conn: Connection, keyring: AuditKeyring | None = None) -> None:
         self.conn = conn
+        self.keyring = keyring
+        self.key_id = keyring.current_id if keyring else None
         head = conn.execute(
             sa.select(t.chain_head.c.seq, t.chain_head.c.hash).where(t.chain_head.c.id == 1).with_for_update()
         ).one()
@@ -40,7 +57,15 @@ class Writer:
         """Append one event after the current head; returns its ``(seq, hash)``."""
         seq, time, text = self.seq + 1, utc_now(), canonical_json(payload)
         digest = event_hash(
-            seq=seq, time=time, actor=actor, action=action, subject=subject, payload=text, prev_hash=self.hash
+            seq=seq,
+            time=time,
+            actor=actor,
+            action=action,
+            subject=subject,
+            payload=text,
+            prev_hash=self.hash,
+            key_id=self.key_id,
+            keyring=self.keyring,
         )
         self._events.append(
             {
@@ -52,6 +77,7 @@ class Writer:
                 "payload": text,
                 "prev_hash": self.hash,
                 "hash": digest,
+                "key_id": self.key_id,
             }
         )
         self.seq, self.hash = seq, digest
@@ -145,11 +171,30 @@ def masked_url(url: str) -> str:
         return url
 
 
+# Where the key and the anchors come from when the caller does not say: the environment of the
+# process that holds them (the server, in team mode).
+FROM_ENV: Any = "env"
+# Besides every gate decision, the chain head is anchored after a write when the last anchor is older.
+ANCHOR_EVERY_SECONDS = 60.0
+
+
 class SqlStoreBase:
     """The engine every part of the SQL store works through; the schema is created or upgraded
-    (alembic) when the store is opened."""
+    (alembic) when the store is opened.
 
-    def __init__(self, url: str) -> None:
+    ``keyring`` signs the audit events this store appends (default: ``$MLFLOW_HITL_AUDIT_KEY`` or
+    ``$MLFLOW_HITL_AUDIT_KEY_FILE``; ``None``: unsigned, which detects naive edits only).
+    ``anchor_log`` receives the chain head at every gate decision and at most every
+    ``ANCHOR_EVERY_SECONDS`` after a write (default: the file ``$MLFLOW_HITL_ANCHOR_PATH``; ``None``: no
+    anchors, so a truncated or wiped chain cannot be told from a short one).
+    """
+
+    def __init__(
+        self, url: str, *, keyring: AuditKeyring | None = FROM_ENV, anchor_log: AnchorLog | None = FROM_ENV
+    ) -> None:
+        self.keyring = AuditKeyring.from_env() if keyring is FROM_ENV else keyring
+        self.anchor_log = FileAnchorLog.from_env() if anchor_log is FROM_ENV else anchor_log
+        self._last_anchor_at = float("-inf")
         if not isinstance(url, str) or "://" not in url:
             raise InputError(
                 f"store URL must look like sqlite:///path/hitl.db or postgresql://..., got {url!r}"
@@ -170,11 +215,22 @@ class SqlStoreBase:
         self._engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Writer]:
+    def _write(self, *, anchor: bool = False) -> Iterator[Writer]:
+        """A writing transaction; after it commits, the head is anchored if ``anchor`` or if it is time."""
         with self._engine.begin() as conn:
-            writer = Writer(conn)
+            writer = Writer(conn, self.keyring)
             yield writer
             writer.flush()
+        if self.anchor_log is not None and (
+            anchor or time.monotonic() - self._last_anchor_at >= ANCHOR_EVERY_SECONDS
+        ):
+            self._anchor(writer.seq, writer.hash)
+
+    def _anchor(self, seq: int, head_hash: str) -> None:
+        """Append the head ``(seq, head_hash)`` to the anchor log (outside the database)."""
+        assert self.anchor_log is not None
+        self.anchor_log.append(make_anchor(seq, head_hash, utc_now(), self.keyring))
+        self._last_anchor_at = time.monotonic()
 
     @contextmanager
     def _read(self, *, repeatable: bool = False) -> Iterator[Connection]:
