@@ -286,11 +286,8 @@ def is_exempt(store: ReviewStore, registry: Any, name: str, version: str | None 
 
     from .gate import GATE_TAG_PREFIX
 
-    record = identity.creation_record(store, f"model:{name}")
-    if record is None or record.get("prompt") is not True or store.policy(name) is not None:
-        return False
-    gated = store.audit_events(subject=f"model:{name}")
-    if gated["action"].str.startswith(_GATE_ACTIONS).any():
+    # Cheapest facts first: a gated model (a policy, a version with a run or a gate record) is out at once.
+    if store.policy(name) is not None:
         return False
     if version:
         try:
@@ -299,7 +296,11 @@ def is_exempt(store: ReviewStore, registry: Any, name: str, version: str | None 
             return False
         if model_version.run_id or any(k.startswith(GATE_TAG_PREFIX) for k in dict(model_version.tags)):
             return False
-    return True
+    record = identity.creation_record(store, f"model:{name}")
+    if record is None or record.get("prompt") is not True:
+        return False
+    gated = store.audit_events(subject=f"model:{name}")
+    return not gated["action"].str.startswith(_GATE_ACTIONS).any()
 
 
 def _audit(store: ReviewStore, actor: str, action: str, write: Write, payload: Mapping[str, Any]) -> None:
