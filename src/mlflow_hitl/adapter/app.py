@@ -94,6 +94,8 @@ def _guard() -> Any:
     handler = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if handler is None:
         return None  # Flask answers an unrouted request (404, 405, a redirect) without a handler
+    if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
+        return None  # Flask answers it, the handler never runs
     route = f"{request.method} {request.path}"
     try:
         write = _route_table().write_of(handler)
