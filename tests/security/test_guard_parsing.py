@@ -85,6 +85,7 @@ ROUTES_AROUND = [
     ("POST", "/api/2.0/mlflow//registered-models/alias", {"json": {"alias": "champion"}}),
     ("POST", "api/2.0/mlflow/registered-models/alias/", {"json": {"alias": "CHAMPION"}}),
     ("POST", "api/2.0/mlflow/registered-models/alias", {"json": {"alias": "gold"}}),
+    ("POST", "api/2.0/mlflow/registered-models/alias", {"json": {"alias": "champion", "version": " +01"}}),
     ("POST", "api/3.0/mlflow/registered-models/alias", {"json": {"alias": "champion"}}),
     ("POST", "api/2.0/mlflow/registered-models/alias", {"data": "alias=champion", "form": True}),
     ("POST", "api/2.0/mlflow/registered-models/alias", {"data": '{"alias": "champion"', "raw": True}),
@@ -126,6 +127,7 @@ def test_the_guard_reads_every_request_as_mlflow_does(api):
     refusals = api.events("promotion.refused", f"model:{name}")
     assert set(json.loads(p)["target"] for p in refusals["payload"]) == {"alias:champion", "alias:gold"}
     assert set(refusals["actor"]) == {"eve", "admin"}
+    assert set(refusals["subject"]) == {f"model:{name}/1"}  # " +01" is version 1, as MLflow reads it
     # A body protobuf cannot parse (MLflow would carry on with the part that parsed) is refused and audited.
     half = api.post(
         "api/2.0/mlflow/model-versions/create",

@@ -165,6 +165,9 @@ def test_policies_follow_the_model_through_a_rename(api):
         )  # the proto's JSON name
     assert api.post(rename, {"name": name, "new_name": new}, "root").status_code == 200
     assert api.store.policy(new)["policy_hash"] == api.store.policy(name)["policy_hash"]
+    assert (
+        api.tags(new)["hitl.policy_hash"] == api.store.policy(new)["policy_hash"]
+    )  # the server's own mirror
     _refused(
         api.post(ALIAS, {"name": new, "alias": "gold", "version": "1"})
     )  # gold: protected by its own policy

@@ -95,7 +95,7 @@ class Write:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown registry write {self.kind!r}")
-        object.__setattr__(self, "version", None if self.version in (None, "") else str(self.version))
+        object.__setattr__(self, "version", _version(self.version))
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
 
     @property
@@ -106,6 +106,16 @@ class Write:
     def prompt(self) -> bool:
         """Whether a create request carries the prompt flag, read as MLflow's handler reads it."""
         return str(self.tags.get(PROMPT_FLAG, "false")).lower() == "true"
+
+
+def _version(version: Any) -> str | None:
+    """The version number as MLflow's SQL store reads it (``int()``: `` 01``, ``+1`` and ``1`` are one version)."""
+    if version in (None, ""):
+        return None
+    try:
+        return str(int(version))
+    except (TypeError, ValueError):
+        return str(version)  # MLflow refuses it; the gate names it as given
 
 
 def is_hitl_key(key: str) -> bool:

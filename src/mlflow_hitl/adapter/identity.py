@@ -68,14 +68,17 @@ def creation_record(store: ReviewStore, subject: str) -> dict[str, Any] | None:
     action = next((a for a in _ACTIONS if _matches(a, subject)), None)
     if action is None:
         return None
-    events = store.audit_events(subject=subject, action=action)
-    events = events[events["subject"] == subject]  # the store matches subjects by prefix
-    if events.empty:
+    # One walk of the model's events (the store matches subjects by prefix) finds the version's record
+    # and the model's: the audit table has no index on subjects, so each query reads every event.
+    root = subject.split("/", 1)[0]
+    events = store.audit_events(subject=root, action="identity.")
+    own = events[(events["subject"] == subject) & (events["action"] == action)]
+    if own.empty:
         return None
-    latest = events.iloc[-1]
+    latest = own.iloc[-1]
     if action == VERSION_CREATED:
-        model = creation_record(store, subject.rsplit("/", 1)[0])
-        if model is not None and model["seq"] > int(latest["seq"]):
+        models = events[(events["subject"] == root) & (events["action"] == MODEL_CREATED)]
+        if not models.empty and int(models.iloc[-1]["seq"]) > int(latest["seq"]):
             return None
     return {"seq": int(latest["seq"]), "actor": latest["actor"], **json.loads(latest["payload"])}
 
