@@ -15,7 +15,7 @@ import uuid
 import pytest
 import requests
 
-from hitl_support import basic_auth_env, mlflow_hitl_server
+from hitl_support import basic_auth_env, mlflow_hitl_server, postgres_database
 from mlflow_hitl.gate import parse_policy, policy_hash
 from mlflow_hitl.review import ReviewStore
 
@@ -101,16 +101,8 @@ def backend(kind: str, request, tmp_path_factory):
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('backend') / 'mlflow.db'}"
         return
-    import psycopg
-
-    server = request.getfixturevalue("postgres_server")
-    name = f"hitl_{uuid.uuid4().hex[:12]}"
-    dsn = f"host={server['host']} port={server['port']} user=postgres dbname=postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@{server['host']}:{server['port']}/{name}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
