@@ -59,12 +59,11 @@ def _parameters() -> dict[str, Any]:
 
 
 def _actor() -> str:
-    from flask import g, request
-
-    user = getattr(g, "mlflow_authenticated_user", None) or (
-        request.authorization.username if request.authorization else None
-    )
-    return str(user) if user else "anonymous"
+    """The authenticated user, or ``anonymous`` in audit records of a request nobody authenticated."""
+    try:
+        return _authenticated_user()
+    except PermissionError:
+        return "anonymous"
 
 
 def _route_table() -> Any:

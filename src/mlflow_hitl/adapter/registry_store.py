@@ -50,20 +50,21 @@ class HitlRegistryStore(SqlAlchemyStore):
     @contextlib.contextmanager
     def _guarded(self, write: Any | None) -> Iterator[dict[str, Any]]:
         """Check ``write`` before MLflow acts, record what it means after (``result``: the created version)."""
+        if write is None:  # a plain tag: no need to load the gate (and what it imports)
+            yield {}
+            return
         from .._identity import acting_user
         from ..errors import HitlError
-        from .gate import GateBlockedError, is_internal_write
+        from .gate import is_internal_write
         from .guard import after, check
 
-        if write is None or is_internal_write():  # a plain tag, or mlflow-hitl's own records
+        if is_internal_write():  # mlflow-hitl's own records
             yield {}
             return
         store, actor = self._review_store(), acting_user()
         try:
             check(write, store=store, registry=self, actor=actor, route="hitl+ registry plugin")
-        except GateBlockedError as exc:
-            raise _refuse(str(exc)) from exc
-        except HitlError as exc:
+        except HitlError as exc:  # a blocked gate (every unmet requirement) or a guard rule
             raise _refuse(str(exc)) from exc
         result: dict[str, Any] = {}
         yield result
