@@ -34,7 +34,7 @@ separation of duties). ``--audit-events`` pads the audit chain with that many ex
    transport alone. The server is terminated and waited for.
 3. **The server's app in-process.** ``--in-process`` passing alias POSTs through
    ``mlflow_hitl.adapter.app.create_app()`` with Flask's test client: the guard and its parts
-   (``_is_prompt``, ``enforce``, ``collect_evidence``, ``_record``) are wrapped in timers, the rest is
+   (``is_exempt``, ``enforce``, ``collect_evidence``, ``_record``) are wrapped in timers, the rest is
    MLflow (basic-auth, the alias handler); Python's full garbage collections are counted. Then
    ``--profile-server`` more under cProfile.
 
@@ -371,7 +371,7 @@ def server_app_in_process(
     from mlflow.server.constants import ARTIFACTS_DESTINATION_ENV_VAR, BACKEND_STORE_URI_ENV_VAR
 
     from mlflow_hitl.adapter import app as app_module
-    from mlflow_hitl.adapter import gate
+    from mlflow_hitl.adapter import gate, guard
 
     os.environ.update(server_env(tmp / "inprocess", store.url, ttl))
     os.environ[BACKEND_STORE_URI_ENV_VAR] = backend
@@ -394,7 +394,7 @@ def server_app_in_process(
     # imports enforce from the gate module on each request, enforce calls the module's helpers.
     originals = {
         (app_module, "_guard"): "guard (mlflow_hitl.adapter.app._guard)",
-        (app_module, "_is_prompt"): "  _is_prompt (get_registered_model)",
+        (guard, "is_exempt"): "  is_exempt (policy, version, creation record)",
         (gate, "enforce"): "  enforce",
         (gate, "collect_evidence"): "    collect_evidence",
         (gate, "_record"): "    _record (audit event + version tag)",

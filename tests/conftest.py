@@ -16,6 +16,7 @@ from hitl_support import (  # noqa: F401 (the tests import these from here)
     free_port,
     log_run_with_evidence,
     make_arrests_model,
+    postgres_database,
     split_arrests,
 )
 
@@ -131,17 +132,8 @@ def postgres_server():
 @pytest.fixture
 def postgres_url(postgres_server):
     """A fresh, empty database on the session's server, dropped afterwards."""
-    import uuid
-
-    import psycopg
-
-    name = f"hitl_{uuid.uuid4().hex[:12]}"
-    dsn = f"host={postgres_server['host']} port={postgres_server['port']} user=postgres dbname=postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@{postgres_server['host']}:{postgres_server['port']}/{name}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

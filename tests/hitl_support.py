@@ -187,3 +187,21 @@ def mlflow_hitl_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def postgres_database(server: Mapping[str, Any]) -> Iterator[str]:
+    """A fresh, empty database on a running PostgreSQL ``server`` ({host, port}); yields its URL, drops it after."""
+    import uuid
+
+    import psycopg
+
+    name = f"hitl_{uuid.uuid4().hex[:12]}"
+    dsn = f"host={server['host']} port={server['port']} user=postgres dbname=postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@{server['host']}:{server['port']}/{name}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

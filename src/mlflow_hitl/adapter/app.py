@@ -1,12 +1,20 @@
 """The tracking-server plugin: ``mlflow server --app-name hitl``, the security boundary of the gates.
 
 MLflow's server with its basic-auth app (every request authenticated) plus one guard in front of
-the registry's write routes, over the REST API and the UI's ajax API alike:
+every registry write route (REST and the UI's ajax API, whatever prefix Flask routes), reading each
+request exactly as MLflow's handler will (:mod:`.routes`) and applying the rules of :mod:`.guard`:
 
 - setting a protected alias, or moving a version to a protected stage, is refused with 403
   ``PERMISSION_DENIED`` and the unmet requirements while the version's gate does not pass;
-  refusals are audited with the authenticated user as actor;
-- writing or deleting ``hitl.*`` tags is refused: only the server itself records gate decisions.
+- ``hitl.*`` tags are refused everywhere (set, deleted, given at creation): only the server
+  itself records gate decisions; the prompt flag is fixed at creation, and prompts are exempt
+  only on facts the server recorded;
+- taking a protected alias or stage away needs the release role; renames that change the policy
+  in force need an admin, and the policy follows the model;
+- every refusal names its rule and is audited with the authenticated user as actor.
+
+Once MLflow has accepted a write, the server records who did it (:mod:`.identity`: the creators of
+runs, registered models and model versions), and audits renames and deletions.
 
 It also serves the human actions that must carry a verified identity, acting as the authenticated
 user (never as a name in the request body):
@@ -26,14 +34,6 @@ from typing import Any
 
 __all__ = ["create_app"]
 
-_ALIAS = "/mlflow/registered-models/alias"
-_STAGE = "/mlflow/model-versions/transition-stage"
-_TAG_ROUTES = (
-    "/mlflow/model-versions/set-tag",
-    "/mlflow/model-versions/delete-tag",
-    "/mlflow/registered-models/set-tag",
-    "/mlflow/registered-models/delete-tag",
-)
 _API = "/api/2.0/mlflow-hitl"
 
 
@@ -58,56 +58,93 @@ def _parameters() -> dict[str, Any]:
     return {**request.args.to_dict(), **(body if isinstance(body, dict) else {})}
 
 
-def _is_prompt(name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-    from mlflow.server.handlers import _get_model_registry_store
-    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
-
-    from .registry_store import is_prompt
-
-    store = _get_model_registry_store()
-    if not isinstance(store, SqlAlchemyStore):
-        return False
+def _actor() -> str:
+    """The authenticated user, or ``anonymous`` in audit records of a request nobody authenticated."""
     try:
-        return is_prompt(store, name)
-    except MlflowException:
-        return False  # let MLflow answer for an unknown model
+        return _authenticated_user()
+    except PermissionError:
+        return "anonymous"
+
+
+def _route_table() -> Any:
+    from flask import current_app
+
+    from .routes import RouteTable
+
+    table = current_app.config.get("MLFLOW_HITL_ROUTES")
+    if table is None:
+        table = current_app.config["MLFLOW_HITL_ROUTES"] = RouteTable()
+    return table
 
 
 def _guard() -> Any:
-    """Runs before every request, after basic-auth has authenticated it."""
-    from flask import request
+    """Runs before every request, after basic-auth has authenticated and authorized it.
+
+    The request's registry write, read as MLflow's handler will read it, passes the rules of
+    :mod:`.guard` or is refused with 403 naming the rule (audited with the authenticated user).
+    """
+    from flask import current_app, g, request
+    from mlflow.server.handlers import _get_model_registry_store
 
     from ..errors import HitlError
-    from .gate import GateBlockedError, enforce
+    from .gate import GateBlockedError
+    from .guard import GuardRefusedError, check
 
-    path = request.path.rstrip("/")
-    if path.endswith(_TAG_ROUTES):
-        key = str(_parameters().get("key", ""))
-        if key.startswith("hitl."):
-            return _denied(
-                f"tag {key!r} is written by the mlflow-hitl server only: hitl.* tags record gate decisions"
-            )
-        return None
-    if request.method == "POST" and path.endswith(_ALIAS):
-        params = _parameters()
-        target = f"alias:{params.get('alias', '')}"
-    elif request.method == "POST" and path.endswith(_STAGE):
-        params = _parameters()
-        target = f"stage:{params.get('stage', '')}"
-    else:
-        return None
-    name, version = str(params.get("name", "")), str(params.get("version", ""))
-    if not name or not version:
-        return None  # MLflow itself reports missing parameters
-    actor = request.authorization.username if request.authorization else "anonymous"
+    handler = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if handler is None:
+        return None  # Flask answers an unrouted request (404, 405, a redirect) without a handler
+    if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
+        return None  # Flask answers it, the handler never runs
+    route = f"{request.method} {request.path}"
     try:
-        enforce(name, version, target, store=_review_store(), actor=actor, exempt=lambda: _is_prompt(name))
+        write = _route_table().write_of(handler)
+        if write is None:
+            return None
+        g.mlflow_hitl_write = write
+        check(write, store=_review_store(), registry=_get_model_registry_store(), actor=_actor(), route=route)
     except GateBlockedError as exc:
         return _denied(str(exc))
+    except GuardRefusedError as exc:
+        if getattr(g, "mlflow_hitl_write", None) is None:  # refused before it was read: audit it here
+            _review_store().record_event(
+                actor=_actor(),
+                action="guard.refused",
+                subject=f"route:{request.path}",
+                payload={"rule": exc.rule, "route": route, "message": str(exc)},
+            )
+        return _denied(str(exc))
     except HitlError as exc:
-        return _denied(f"the HITL gate of {name} version {version} could not be evaluated: {exc}")
+        return _denied(f"the HITL guard could not decide {route}: {exc}")
     return None
+
+
+def _after(response: Any) -> Any:
+    """Record what a registry write (or a run creation) that MLflow accepted means, as the authenticated user."""
+    import logging
+
+    from flask import current_app, g, request
+
+    from ..errors import HitlError
+    from .guard import after
+    from .identity import record_run_created
+
+    write = getattr(g, "mlflow_hitl_write", None)
+    creates_run = write is None and _route_table().creates_run(
+        current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    )
+    if response.status_code != 200 or (write is None and not creates_run):
+        return response
+    body = response.get_json(silent=True) or {}
+    try:
+        if creates_run:
+            record_run_created(_review_store(), run_id=body["run"]["info"]["run_id"], user=_actor())
+        else:
+            after(write, body.get("model_version") or {}, store=_review_store(), actor=_actor())
+    except (HitlError, KeyError, TypeError) as exc:  # MLflow has acted: say what was not recorded
+        logging.getLogger(__name__).error(
+            "mlflow-hitl could not record %s by %s: %s", request.path, _actor(), exc
+        )
+    return response
 
 
 def _authenticated_user() -> str:
@@ -198,6 +235,7 @@ def create_app() -> Any:
     served = with_basic_auth(flask_app)
     # Registered after basic-auth's own check, so every request is authenticated first.
     flask_app.before_request(_guard)
+    flask_app.after_request(_after)
     flask_app.add_url_rule(f"{_API}/signoffs", "mlflow_hitl_signoff", _signoff, methods=["POST"])
     flask_app.add_url_rule(f"{_API}/roles", "mlflow_hitl_role", _role, methods=["POST"])
     _declare_self_authorizing(f"{_API}/signoffs", f"{_API}/roles")

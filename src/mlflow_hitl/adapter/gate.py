@@ -35,6 +35,7 @@ __all__ = [
     "check_gate",
     "collect_evidence",
     "enforce",
+    "canonical_target",
     "internal_writes",
     "policy_for",
     "promote",
@@ -75,6 +76,25 @@ def target_of(*, alias: str | None = None, stage: str | None = None) -> str:
     if (alias is None) == (stage is None):
         raise InputError("give exactly one promotion target: an alias (--alias) or a stage (--stage)")
     return f"alias:{alias}" if alias is not None else f"stage:{stage}"
+
+
+def canonical_target(target: str) -> str:
+    """One name per target, for the gate's records: aliases in lower case (``Champion`` is ``champion``),
+    stages as MLflow spells them (``stage:production`` is ``stage:Production``)."""
+    from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
+    from mlflow.exceptions import MlflowException
+
+    kind, _, name = target.partition(":")
+    name = name.strip()
+    if not name:
+        return target  # the gate reports the malformed target
+    if kind == "alias":
+        return f"alias:{name.casefold()}"
+    if kind == "stage":
+        with contextlib.suppress(MlflowException):
+            name = get_canonical_stage(name)
+        return f"stage:{name}"
+    return target
 
 
 def _client() -> Any:
@@ -237,12 +257,22 @@ def enforce(
     """The check every enforcement point makes before an alias or stage change.
 
     ``None`` when ``target`` is not protected by the model's policy, or when ``exempt()`` (asked only
-    for protected targets, as it may be costly: prompts are exempt) says so. Otherwise the decision is
+    for protected targets, as it may be costly: prompts are exempt) says so, which is audited as
+    ``guard.exempt``. The target is recorded under its :func:`canonical_target`. Otherwise the decision is
     recorded (``promotion.granted`` or ``promotion.refused``, with the actor) and returned when the
     gate passes; :class:`GateBlockedError` is raised when it does not.
     """
     policy, _ = policy_for(store, model_name)
-    if not is_protected(policy, target) or (exempt is not None and exempt()):
+    target = canonical_target(target)
+    if not is_protected(policy, target):
+        return None
+    if exempt is not None and exempt():
+        store.record_event(
+            actor=actor,
+            action="guard.exempt",
+            subject=f"model:{model_name}/{version}",
+            payload={"target": target},
+        )
         return None
     decision = decide(policy, collect_evidence(model_name, version, target, store=store, actor=actor))
     _record(

@@ -45,12 +45,12 @@ def is_protected(policy: Policy, target: str) -> bool:
     """Whether ``target`` (``alias:champion``, ``stage:Production``) needs the gate under ``policy``.
 
     Stage names ignore case, as MLflow's do. Aliases are compared ignoring case too, although MLflow
-    keeps their case: ``Champion`` must not slip past a rule written for ``champion`` (and some
-    database collations would resolve one to the other).
+    keeps their case: ``Champion`` (or `` champion``) must not slip past a rule written for
+    ``champion`` (and some database collations would resolve one to the other).
     """
     kind, name = _parse_target(target)
     protected = policy.protect_aliases if kind == "alias" else policy.protect_stages
-    return name.lower() in {p.lower() for p in protected}
+    return name.strip().casefold() in {p.strip().casefold() for p in protected}
 
 
 def _float(value: Any, what: str) -> float:

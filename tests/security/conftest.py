@@ -1,0 +1,133 @@
+"""Attackers' view of ``mlflow server --app-name hitl``: one real server with basic auth per backend and
+test module, its users, and a raw HTTP client that sends exactly the bytes a test gives it.
+
+Users: ``admin`` (MLflow's admin), ``eve`` (an ML engineer: MANAGE on every model through basic auth's
+default permission, no review-store role), ``rita`` (``release-manager``), ``root`` (review-store
+``admin``: sets policies). Every model a test makes has a fresh name, so tests share the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+import pytest
+import requests
+
+from hitl_support import basic_auth_env, mlflow_hitl_server, postgres_database
+from mlflow_hitl.gate import parse_policy, policy_hash
+from mlflow_hitl.review import ReviewStore
+
+ADMIN = "admin"
+PASSWORDS = {
+    "admin": "Adm1n-pass-word!",
+    "eve": "Eve-pass-word-12",
+    "rita": "Rita-pass-word-1",
+    "root": "Root-pass-word-1",
+}
+# champion and gold protected; gold is not in the default policy, so losing the policy shows.
+GOLD_POLICY = '[protect]\naliases = ["champion", "gold"]\nstages = ["Production"]\n'
+OPEN_POLICY = "[protect]\naliases = []\nstages = []\n"
+
+
+class Api:
+    """Raw requests to the server as one of the users (``None``: no credentials)."""
+
+    def __init__(self, url: str, store: ReviewStore) -> None:
+        self.url, self.store = url, store
+        self._names = itertools.count()
+
+    def call(self, method: str, route: str, user: str | None = "eve", **kwargs):
+        auth = None if user is None else (user, PASSWORDS[user])
+        return requests.request(method, f"{self.url}/{route.lstrip('/')}", auth=auth, timeout=60, **kwargs)
+
+    def post(self, route: str, body, user: str | None = "eve"):
+        return self.call("POST", route, user, json=body)
+
+    def fresh_name(self, prefix: str = "m") -> str:
+        return f"{prefix}-{next(self._names)}-{uuid.uuid4().hex[:6]}"
+
+    def model(self, user: str = "eve", *, tags: dict[str, str] | None = None, name: str | None = None) -> str:
+        """A registered model (created through the server by ``user``) with one version; its name."""
+        name = name or self.fresh_name()
+        body = {"name": name, "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
+        created = self.post("api/2.0/mlflow/registered-models/create", body, user)
+        assert created.status_code == 200, created.text
+        self.version(name, user)
+        return name
+
+    def run(self, user: str = "eve") -> dict:
+        made = self.post("api/2.0/mlflow/runs/create", {"experiment_id": "0"}, user)
+        assert made.status_code == 200, made.text
+        return made.json()["run"]["info"]
+
+    def version(self, name: str, user: str = "eve", *, tags: dict[str, str] | None = None):
+        info = self.run(user)
+        body = {
+            "name": name,
+            "source": f"{info['artifact_uri']}/model",
+            "run_id": info["run_id"],
+            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+        }
+        return self.post("api/2.0/mlflow/model-versions/create", body, user)
+
+    def set_policy(self, name: str, text: str) -> None:
+        self.store.set_policy(name, policy=text, policy_hash=policy_hash(parse_policy(text)), actor="root")
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        got = self.call(
+            "GET", "api/2.0/mlflow/registered-models/alias", "admin", params={"name": name, "alias": alias}
+        )
+        return got.json()["model_version"]["version"] if got.status_code == 200 else None
+
+    def tags(self, name: str, version: str | None = None) -> dict[str, str]:
+        if version is None:
+            got = self.call("GET", "api/2.0/mlflow/registered-models/get", "admin", params={"name": name})
+            tags = got.json()["registered_model"].get("tags", [])
+        else:
+            got = self.call(
+                "GET", "api/2.0/mlflow/model-versions/get", "admin", params={"name": name, "version": version}
+            )
+            tags = got.json()["model_version"].get("tags", [])
+        return {t["key"]: t["value"] for t in tags}
+
+    def events(self, action: str, subject: str | None = None):
+        return self.store.audit_events(action=action, subject=subject)
+
+
+def backend(kind: str, request, tmp_path_factory):
+    """Yield an MLflow backend URL: a SQLite file, or a fresh database on the session's PostgreSQL."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('backend') / 'mlflow.db'}"
+        return
+    with postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def backend_url(request, tmp_path_factory):
+    """The MLflow backend of this module's server (SQLite; a module may override it with parameters)."""
+    yield from backend("sqlite", request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def api(backend_url, tmp_path_factory):
+    """One ``mlflow server --app-name hitl`` with basic auth for the module, its users and roles."""
+    folder = tmp_path_factory.mktemp("server")
+    store_uri = f"sqlite:///{folder / 'hitl.db'}"
+    env = {**os.environ, **basic_auth_env(folder, store_uri, admin=ADMIN, password=PASSWORDS[ADMIN])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with mlflow_hitl_server(
+        backend_url, artifacts=folder / "artifacts", env=env, log_path=folder / "server.log"
+    ) as url:
+        store = ReviewStore(store_uri)
+        client = Api(url, store)
+        for user in ("eve", "rita", "root"):
+            made = client.post(
+                "api/2.0/mlflow/users/create", {"username": user, "password": PASSWORDS[user]}, "admin"
+            )
+            assert made.status_code == 200, made.text
+        store.grant_role("root", "admin", actor="root")
+        store.grant_role("rita", "release-manager", actor="root")
+        yield client
