@@ -57,6 +57,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -119,9 +120,11 @@ def train_and_log(tmp: Path) -> str:
     synthetic, real, _ = split_arrests(load_arrests(as_frame=True))
     experiment_id = mlflow.create_experiment("gate-bench", artifact_location=(tmp / "artifacts").as_uri())
     mlflow.set_experiment(experiment_id=experiment_id)
-    run_id = log_run_with_evidence(
-        make_arrests_model(synthetic), synthetic, real, tags={"mlflow.user": AUTHOR}
-    )
+    # The gate reads the author from the records: locally, who registered the evidence.
+    with mock.patch.dict(os.environ, {"MLFLOW_HITL_USER": AUTHOR}):
+        run_id = log_run_with_evidence(
+            make_arrests_model(synthetic), synthetic, real, tags={"mlflow.user": AUTHOR}
+        )
     status = mlflow.MlflowClient().get_run(run_id).data.tags["hitl.status"]
     print(f"  run {run_id}: hitl status {status}")
     return run_id

@@ -277,5 +277,5 @@ def validate(
 
         target_run = resolve_run_id(run_id)
         if target_run is not None:
-            result = log_validation(result, run_id=target_run)
+            result = log_validation(result, run_id=target_run, model=model)
     return result
