@@ -66,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from hitl_support import (  # noqa: E402
     LENIENT_POLICY,
     basic_auth_env,
+    create_users,
     log_run_with_evidence,
     make_arrests_model,
     mlflow_hitl_server,
@@ -318,14 +319,7 @@ def bench_server(
     results: dict = {}
     route = "api/2.0/mlflow/registered-models/alias"
     with running_server(tmp, backend, store.url, auth_cache_ttl) as url:
-        for user, password in PASSWORDS.items():
-            created = requests.post(
-                f"{url}/api/2.0/mlflow/users/create",
-                json={"username": user, "password": password},
-                auth=(ADMIN, ADMIN_PASSWORD),
-                timeout=60,
-            )
-            assert created.status_code == 200, created.text
+        create_users(url, PASSWORDS, admin=(ADMIN, ADMIN_PASSWORD))
         with requests.Session() as session:
             results["health"] = stats_line(
                 "GET /health (no auth, no handler): transport",

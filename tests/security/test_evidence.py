@@ -13,8 +13,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
-import mlflow_hitl
-from hitl_support import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST, LENIENT_POLICY, log_run_with_evidence
+from hitl_support import LENIENT_POLICY, log_run_with_evidence, validate_arrests
 from mlflow_hitl.adapter.gate import check_gate, set_policy
 from mlflow_hitl.adapter.registration import model_digest
 from mlflow_hitl.cli import cli
@@ -165,15 +164,7 @@ def test_a_sign_off_approves_only_the_evidence_registered_when_it_was_given(sign
 
     def log_again(rows):
         with mlflow.start_run(run_id=run_id):
-            mlflow_hitl.validate(
-                mlflow.sklearn.load_model(signed["source"]),
-                real=rows,
-                target=ARRESTS_TARGET,
-                synthetic=synthetic,
-                sensitive_features=ARRESTS_SENSITIVE,
-                config=FAST,
-                checks=["calibration", "fairness"],
-            )
+            validate_arrests(mlflow.sklearn.load_model(signed["source"]), synthetic, rows)
 
     # The same evidence logged again has the same digest: what dana approved, byte for byte.
     log_again(real)

@@ -17,6 +17,7 @@ import requests
 from hitl_support import (
     LENIENT_POLICY,
     basic_auth_env,
+    create_users,
     log_run_with_evidence,
     make_arrests_model,
     mlflow_hitl_server,
@@ -42,14 +43,7 @@ def server(tmp_path_factory):
     with mlflow_hitl_server(
         f"sqlite:///{tmp / 'mlflow.db'}", artifacts=tmp / "artifacts", env=env, log_path=tmp / "server.log"
     ) as url:
-        for user, password in USERS.items():
-            created = requests.post(
-                f"{url}/api/2.0/mlflow/users/create",
-                json={"username": user, "password": password},
-                auth=(ADMIN, PASSWORD),
-                timeout=60,
-            )
-            assert created.status_code == 200, created.text
+        create_users(url, USERS, admin=(ADMIN, PASSWORD))
         yield {"url": url, "store_uri": store_uri}
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._hashing import canonical_json, sha256_file, sha256_hex
-from ..review import ReviewStore
+from ..review import AuditKeyring, ReviewStore
 from ..review._audit import event_hash
 from .logging import ARTIFACT_ROOT
 from .registration import REGISTERED, local_path
@@ -148,7 +148,14 @@ def verified_metrics(root: Path, summary: dict[str, Any], problems: list[str]) -
 def _intact(event: Mapping[str, Any]) -> bool:
     """The event still hashes to its stored hash: checked on the events a decision rests on, whatever
     part of the chain the (incremental) verification walked."""
-    return event_hash(**{k: event[k] for k in _HASHED}) == event["hash"]
+    fields = {k: event[k] for k in _HASHED}
+    if event.get("key_id"):
+        # Signed with the server's key: only a holder of that key can tell, so elsewhere it fails closed.
+        keyring = AuditKeyring.from_env()
+        if keyring is None or not keyring.knows(event["key_id"]):
+            return False
+        return event_hash(**fields, key_id=event["key_id"], keyring=keyring) == event["hash"]
+    return event_hash(**fields) == event["hash"]
 
 
 def team_mode() -> bool:
@@ -250,7 +257,6 @@ class RunEvidence:
     own_snapshots: list[dict[str, Any]] = field(default_factory=list)
     snapshot_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     signoffs: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
     authors: tuple[str, ...] = ()
     author_problem: str | None = None
     plots: dict[str, bytes] = field(default_factory=dict)
@@ -351,7 +357,6 @@ def read_run_evidence(store: ReviewStore, run: Any, *, team: bool, plots: bool =
         own_snapshots=own,
         snapshot_meta=meta,
         signoffs=signoffs,
-        events=events,
         authors=authors,
         author_problem=author_problem,
         plots=pngs,
