@@ -187,9 +187,11 @@ def bench_local(store, name: str, version: str, run_id: str, n: int, warmup: int
     from mlflow_hitl.adapter.evidence import (
         RunArtifacts,
         chained_signoffs,
+        run_events,
         verified_metrics,
         verify_folder,
     )
+    from mlflow_hitl.adapter.registration import version_model_digest
     from mlflow_hitl.gate import decide
 
     target = f"alias:{TARGET_ALIAS}"
@@ -236,6 +238,10 @@ def bench_local(store, name: str, version: str, run_id: str, n: int, warmup: int
             incremental=True
         ),
         "chained_signoffs": lambda: chained_signoffs(store, run_id),
+        "store.audit_events(run:<id>): registrations, sign-offs, author": lambda: run_events(store, run_id),
+        "version_model_digest: the version's model files": lambda: version_model_digest(
+            client, client.get_model_version(name, version)
+        ),
         "decide": lambda: decide(policy, evidence),
         "[server guard] get_registered_model (_is_prompt)": lambda: client.get_registered_model(name),
     }

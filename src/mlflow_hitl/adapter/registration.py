@@ -97,6 +97,22 @@ def model_digest_at(uri: str) -> str:
         return model_digest(folder)
 
 
+def _download_location(client: Any, model_version: Any) -> str:
+    """Where MLflow reads the version's files from: what it stored at creation as the storage location.
+
+    A plain source is its own location and a ``models:/<model_id>`` source stands for that logged
+    model's (immutable) artifact location; anything else asks MLflow, which also reads the registered
+    model and every one of its versions (a third of a second at 1,000 versions).
+    """
+    source = model_version.source or ""
+    if not source.startswith("models:/"):
+        return source
+    reference = source[len("models:/") :]
+    if reference.startswith("m-") and "/" not in reference:
+        return client.get_logged_model(reference).artifact_location
+    return client.get_model_version_download_uri(model_version.name, model_version.version)
+
+
 def version_model_digest(client: Any, model_version: Any) -> tuple[str | None, str | None]:
     """``(digest, None)`` of the files a model version actually serves, or ``(None, why not)``.
 
@@ -104,8 +120,7 @@ def version_model_digest(client: Any, model_version: Any) -> tuple[str | None, s
     model that source names), the very files ``mlflow.pyfunc.load_model("models:/name/version")`` loads.
     """
     try:
-        location = client.get_model_version_download_uri(model_version.name, model_version.version)
-        return model_digest_at(location), None
+        return model_digest_at(_download_location(client, model_version)), None
     except Exception as exc:  # any artifact store's own error type
         return None, f"model source {model_version.source!r} cannot be read: {first_line(exc)}"
 
