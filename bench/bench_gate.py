@@ -57,6 +57,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -65,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from hitl_support import (  # noqa: E402
     LENIENT_POLICY,
     basic_auth_env,
+    create_users,
     log_run_with_evidence,
     make_arrests_model,
     mlflow_hitl_server,
@@ -119,9 +121,11 @@ def train_and_log(tmp: Path) -> str:
     synthetic, real, _ = split_arrests(load_arrests(as_frame=True))
     experiment_id = mlflow.create_experiment("gate-bench", artifact_location=(tmp / "artifacts").as_uri())
     mlflow.set_experiment(experiment_id=experiment_id)
-    run_id = log_run_with_evidence(
-        make_arrests_model(synthetic), synthetic, real, tags={"mlflow.user": AUTHOR}
-    )
+    # The gate reads the author from the records: locally, who registered the evidence.
+    with mock.patch.dict(os.environ, {"MLFLOW_HITL_USER": AUTHOR}):
+        run_id = log_run_with_evidence(
+            make_arrests_model(synthetic), synthetic, real, tags={"mlflow.user": AUTHOR}
+        )
     status = mlflow.MlflowClient().get_run(run_id).data.tags["hitl.status"]
     print(f"  run {run_id}: hitl status {status}")
     return run_id
@@ -183,9 +187,11 @@ def bench_local(store, name: str, version: str, run_id: str, n: int, warmup: int
     from mlflow_hitl.adapter.evidence import (
         RunArtifacts,
         chained_signoffs,
+        run_events,
         verified_metrics,
         verify_folder,
     )
+    from mlflow_hitl.adapter.registration import version_model_digest
     from mlflow_hitl.gate import decide
 
     target = f"alias:{TARGET_ALIAS}"
@@ -232,6 +238,10 @@ def bench_local(store, name: str, version: str, run_id: str, n: int, warmup: int
             incremental=True
         ),
         "chained_signoffs": lambda: chained_signoffs(store, run_id),
+        "store.audit_events(run:<id>): registrations, sign-offs, author": lambda: run_events(store, run_id),
+        "version_model_digest: the version's model files": lambda: version_model_digest(
+            client, client.get_model_version(name, version)
+        ),
         "decide": lambda: decide(policy, evidence),
         "[server guard] get_registered_model (_is_prompt)": lambda: client.get_registered_model(name),
     }
@@ -315,14 +325,7 @@ def bench_server(
     results: dict = {}
     route = "api/2.0/mlflow/registered-models/alias"
     with running_server(tmp, backend, store.url, auth_cache_ttl) as url:
-        for user, password in PASSWORDS.items():
-            created = requests.post(
-                f"{url}/api/2.0/mlflow/users/create",
-                json={"username": user, "password": password},
-                auth=(ADMIN, ADMIN_PASSWORD),
-                timeout=60,
-            )
-            assert created.status_code == 200, created.text
+        create_users(url, PASSWORDS, admin=(ADMIN, ADMIN_PASSWORD))
         with requests.Session() as session:
             results["health"] = stats_line(
                 "GET /health (no auth, no handler): transport",

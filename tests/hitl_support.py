@@ -73,6 +73,21 @@ def make_arrests_model(train: pd.DataFrame):
     return model.fit(train[features], train[ARRESTS_TARGET])
 
 
+def validate_arrests(model: Any, synthetic: pd.DataFrame, real: pd.DataFrame) -> Any:
+    """Calibration and fairness evidence of ``model`` on the arrests frames, logged to the active run."""
+    import mlflow_hitl
+
+    return mlflow_hitl.validate(
+        model,
+        real=real,
+        target=ARRESTS_TARGET,
+        synthetic=synthetic,
+        sensitive_features=ARRESTS_SENSITIVE,
+        config=FAST,
+        checks=["calibration", "fairness"],
+    )
+
+
 def log_run_with_evidence(
     model: Any,
     synthetic: pd.DataFrame,
@@ -84,22 +99,12 @@ def log_run_with_evidence(
     """An MLflow run (in the current experiment) with the model and its calibration and fairness evidence."""
     import mlflow
 
-    import mlflow_hitl
-
     features = list(model.feature_names_in_)
     with mlflow.start_run(tags=dict(tags or {})) as run:
         mlflow.sklearn.log_model(
             model, name="model", input_example=real[features].head(2) if input_example else None
         )
-        mlflow_hitl.validate(
-            model,
-            real=real,
-            target=ARRESTS_TARGET,
-            synthetic=synthetic,
-            sensitive_features=ARRESTS_SENSITIVE,
-            config=FAST,
-            checks=["calibration", "fairness"],
-        )
+        validate_arrests(model, synthetic, real)
     return run.info.run_id
 
 
@@ -132,6 +137,21 @@ def basic_auth_env(
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
         "MLFLOW_HITL_STORE_URI": store_uri,
     }
+
+
+def create_users(url: str, users: Mapping[str, str], *, admin: tuple[str, str]) -> None:
+    """Create MLflow basic-auth users ``{name: password}`` on the server at ``url``, as ``admin``."""
+    import requests
+
+    for user, password in users.items():
+        created = requests.post(
+            f"{url}/api/2.0/mlflow/users/create",
+            json={"username": user, "password": password},
+            auth=admin,
+            timeout=60,
+        )
+        if created.status_code != 200:
+            raise RuntimeError(f"cannot create user {user}: {created.text}")
 
 
 @contextlib.contextmanager

@@ -12,11 +12,21 @@ from mlflow_hitl.gate._decision import Evidence, Requirement, decide, decision_h
 from mlflow_hitl.gate._policy import CheckRule, default_policy, parse_policy
 
 RUN = "a1b2c3"
+REGISTERED = "d" * 64  # the digest of the run's evidence registration
+MODEL = "c" * 64  # the evaluated model's content digest
 CHECKS = ("drift", "calibration", "adversarial", "fairness", "generator")
 
 
 def signoff(
-    user, decision="approve", *, seq, check="fairness", role="fairness-reviewer", run_id=RUN, note=None
+    user,
+    decision="approve",
+    *,
+    seq,
+    check="fairness",
+    role="fairness-reviewer",
+    run_id=RUN,
+    note=None,
+    approves=REGISTERED,
 ):
     """A row shaped like ReviewStore.signoffs(run_id)."""
     return {
@@ -29,6 +39,7 @@ def signoff(
         "audit_seq": seq,
         "audit_hash": hashlib.sha256(f"{user}{seq}".encode()).hexdigest(),
         "created_at": f"2025-01-01T00:00:{seq:02d}.000000Z",
+        "approves": approves,
     }
 
 
@@ -72,6 +83,9 @@ def evidence():
         },
         summary_sha256="f" * 64,
         artifact_problems=(),
+        registration={"seq": 5, "digest": REGISTERED, "summary_sha256": "f" * 64, "model_sha256": MODEL},
+        evidence_changes=(),
+        model_sha256=MODEL,
         metrics=METRICS,
         signoffs=(signoff("fran", seq=7),),
         snapshots=({"id": "snap-1", "queue": "q", "n_items": 40, "krippendorff_alpha": 0.8},),
@@ -88,7 +102,13 @@ def test_complete_evidence_passes_with_every_requirement_listed(evidence):
     decision = decide(default_policy(), evidence)
     assert decision.passed and decision.unmet() == []
     names = [r.name for r in decision.requirements]
-    assert names[:3] == ["evidence.logged", "evidence.same_version_run", "evidence.artifacts_intact"]
+    assert names[:5] == [
+        "evidence.logged",
+        "evidence.same_version_run",
+        "evidence.artifacts_intact",
+        "evidence.registered",
+        "evidence.model",
+    ]
     assert names[-4:] == ["signoff.fairness", "review.verified_items", "audit.intact", "duties.promoter"]
     for check in CHECKS:
         assert f"check.{check}" in names
@@ -96,7 +116,7 @@ def test_complete_evidence_passes_with_every_requirement_listed(evidence):
     assert "check.calibration.ece <= 0.05" in names and "check.generator.fidelity >= 0.8" in names
     assert "check.fairness.*.bias_amplification <= 0.05" in names
     bounds = sum(len(r.max) + len(r.min) for r in default_policy().checks.values())
-    assert len(names) == 3 + len(CHECKS) + bounds + 4
+    assert len(names) == 5 + len(CHECKS) + bounds + 4
     assert "allowed" in decision.summary() and "\n" not in decision.summary()
 
 
@@ -158,6 +178,78 @@ KNOCKOUTS = [
         lambda ev: {"summary": without(ev.summary, "manifest")},
         {"evidence.artifacts_intact"},
         "no manifest",
+    ),
+    (
+        "evidence never registered",
+        lambda ev: {"registration": None},
+        {"evidence.registered", "evidence.model", "signoff.fairness"},
+        "no registration of the evidence of run a1b2c3",
+    ),
+    (
+        "evidence changed after registration",
+        lambda ev: {"evidence_changes": ("hitl/calibration/result.json was added",)},
+        {"evidence.registered"},
+        "evidence changed after registration (event 5): hitl/calibration/result.json was added",
+    ),
+    (
+        "a summary other than the registered one",
+        lambda ev: {"summary_sha256": "0" * 64},
+        {"evidence.registered"},
+        "evidence changed after registration (event 5): hitl/summary.json differs",
+    ),
+    (
+        "evidence never compared with its registration",
+        lambda ev: {"evidence_changes": None},
+        {"evidence.registered"},
+        "not compared with its registration",
+    ),
+    (
+        "a version serving other model files",
+        lambda ev: {"model_sha256": "9" * 64},
+        {"evidence.model"},
+        "model files differ from the evaluated model",
+    ),
+    (
+        "a version whose model cannot be read",
+        lambda ev: {"model_sha256": None, "model_problem": "model source 's3://x' cannot be read: gone"},
+        {"evidence.model"},
+        "model source 's3://x' cannot be read",
+    ),
+    (
+        "no evaluated model on record",
+        lambda ev: {"registration": {**ev.registration, "model_sha256": None, "model_problem": "two models"}},
+        {"evidence.model"},
+        "the evaluated model is unknown: two models",
+    ),
+    (
+        "a sign-off of other evidence",
+        lambda ev: {"signoffs": (signoff("fran", seq=7, approves="1" * 64),)},
+        {"signoff.fairness"},
+        "1 sign-off(s) approved other evidence than the registered one",
+    ),
+    (
+        "a sign-off given before any registration",
+        lambda ev: {"signoffs": (signoff("fran", seq=7, approves=None),)},
+        {"signoff.fairness"},
+        "approved other evidence",
+    ),
+    (
+        "a sign-off by the version's creator",
+        lambda ev: {"authors": ("alice", "fran")},
+        {"signoff.fairness"},
+        "fran is the model's author and cannot sign off",
+    ),
+    (
+        "no recorded author",
+        lambda ev: {"authors": (), "author_problem": "the server recorded no authenticated creator"},
+        {"signoff.fairness", "duties.promoter"},
+        "the server recorded no authenticated creator, so sign-offs cannot be kept apart",
+    ),
+    (
+        "a promoter among the authors",
+        lambda ev: {"authors": ("alice", "rob")},
+        {"duties.promoter"},
+        "rob is the model's author",
     ),
     (
         "a metric above its bound",
@@ -542,6 +634,9 @@ def test_the_evidence_records_what_was_looked_at(evidence):
     assert looked["audit"]["head_seq"] == 9 and looked["audit"]["head_hash"] == "e" * 64
     assert looked["signoffs"][0]["audit_hash"] == evidence.signoffs[0]["audit_hash"]
     assert looked["policy_hash"] == decide(default_policy(), evidence).policy_hash
+    assert looked["registration"] == {"seq": 5, "digest": REGISTERED}
+    assert looked["model_sha256"] == looked["evaluated_model_sha256"] == MODEL
+    assert looked["signoffs"][0]["approves"] == REGISTERED
     assert "time" not in json.dumps(dict(looked))
 
 
@@ -551,6 +646,12 @@ CHANGES = {
     "target": "stage:Production",
     "run_id": "zzz",
     "run_author": "bob",
+    "authors": ("alice", "bob"),
+    "author_problem": "no record",
+    "registration": {"seq": 6, "digest": "7" * 64, "summary_sha256": "f" * 64, "model_sha256": MODEL},
+    "evidence_changes": ("hitl/x was added",),
+    "model_sha256": "8" * 64,
+    "model_problem": "unreadable",
     "version_run_id": "yyy",
     "summary": None,
     "summary_sha256": "0" * 64,

@@ -1,7 +1,16 @@
 """Reading a run's HITL evidence the way the gate and auditors must: every file re-hashed first.
 
-Shared by :mod:`~mlflow_hitl.adapter.gate` (decisions) and :mod:`~mlflow_hitl.adapter.lineage`
-(auditor reports), so both look at exactly the same things.
+:func:`read_run_evidence` is the one reader, used by :mod:`~mlflow_hitl.adapter.gate` (decisions) and
+:mod:`~mlflow_hitl.adapter.lineage` (auditor reports), so both look at exactly the same things, read
+once: ``hitl/summary.json`` and every file its manifest names, the run's verified-label snapshots,
+its sign-offs, and the run's audit events (one query: the evidence registrations, the sign-off
+events and the authenticated author).
+
+What the files are judged against is the ``evidence.registered`` event (see
+:mod:`~mlflow_hitl.adapter.registration`), not the run's own manifest, which the run's author can
+rewrite: any edit, deletion, addition or manifest rewrite made after registration is listed in
+``RunEvidence.changes``. A sign-off approves the registration that was current when it was given
+(the newest registration event before it in the chain) and ``approves`` carries that digest.
 """
 
 from __future__ import annotations
@@ -9,18 +18,34 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-from .._hashing import sha256_file
-from ..review import ReviewStore
+from .._hashing import canonical_json, sha256_file, sha256_hex
+from ..review import AuditKeyring, ReviewStore
 from ..review._audit import event_hash
 from .logging import ARTIFACT_ROOT
+from .registration import REGISTERED, local_path
 
-__all__ = ["RunArtifacts", "chained_signoffs", "snapshot_alpha", "verified_metrics", "verify_folder"]
+__all__ = [
+    "RUN_CREATED",
+    "VERSION_CREATED",
+    "RunArtifacts",
+    "RunEvidence",
+    "chained_signoffs",
+    "read_run_evidence",
+    "recorded_creator",
+    "run_events",
+    "team_mode",
+    "verified_metrics",
+    "verify_folder",
+]
 
-_SERVER_ARTIFACTS_ENV = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
+# Recorded by the tracking server (authenticated) when a run or a model version is created.
+RUN_CREATED = "identity.run_created"
+VERSION_CREATED = "identity.model_version_created"
 _HASHED = (
     "seq",
     "time",
@@ -30,6 +55,7 @@ _HASHED = (
     "payload",
     "prev_hash",
 )  # an event's fields under its hash
+_SUMMARY = "summary.json"
 
 
 class RunArtifacts:
@@ -38,15 +64,8 @@ class RunArtifacts:
     def __init__(self, run: Any) -> None:
         self._run = run
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        parsed = urlparse(run.info.artifact_uri)
-        self.root: Path | None = None
-        if parsed.scheme in ("", "file"):
-            self.root = Path(unquote(parsed.path)) / ARTIFACT_ROOT
-        elif parsed.scheme == "mlflow-artifacts":
-            # Inside the tracking server, proxied artifacts live under its local destination.
-            destination = urlparse(os.environ.get(_SERVER_ARTIFACTS_ENV, ""))
-            if destination.path and destination.scheme in ("", "file"):
-                self.root = Path(unquote(destination.path)) / unquote(parsed.path).lstrip("/") / ARTIFACT_ROOT
+        local = local_path(run.info.artifact_uri)
+        self.root: Path | None = None if local is None else local / ARTIFACT_ROOT
 
     def folder(self) -> Path | None:
         if self.root is None:
@@ -94,6 +113,22 @@ def verify_folder(root: Path, summary_bytes: bytes, snapshots: list[dict[str, An
     return problems
 
 
+def _added_files(root: Path, manifest: Mapping[str, Any], snapshots: list[dict[str, Any]]) -> list[str]:
+    """Files under ``hitl/`` that neither the summary's manifest nor a recorded snapshot accounts for."""
+    known = {_SUMMARY, *manifest}
+    for snapshot in snapshots:
+        folder = root / "labels" / snapshot["id"]
+        names: Any = {}
+        if (folder / "manifest.json").is_file():
+            try:
+                names = json.loads((folder / "manifest.json").read_bytes())
+            except ValueError:
+                names = {}
+        known |= {f"labels/{snapshot['id']}/{n}" for n in ("manifest.json", *names)}
+    present = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return [f"hitl/{relative} was added" for relative in sorted(set(present) - known)]
+
+
 def verified_metrics(root: Path, summary: dict[str, Any], problems: list[str]) -> dict[str, float]:
     """``<check>.<metric>`` from each check's manifest-verified ``result.json``.
 
@@ -110,31 +145,219 @@ def verified_metrics(root: Path, summary: dict[str, Any], problems: list[str]) -
     return metrics
 
 
-def chained_signoffs(store: ReviewStore, run_id: str) -> list[dict[str, Any]]:
+def _intact(event: Mapping[str, Any]) -> bool:
+    """The event still hashes to its stored hash: checked on the events a decision rests on, whatever
+    part of the chain the (incremental) verification walked."""
+    fields = {k: event[k] for k in _HASHED}
+    if event.get("key_id"):
+        # Signed with the server's key: only a holder of that key can tell, so elsewhere it fails closed.
+        keyring = AuditKeyring.from_env()
+        if keyring is None or not keyring.knows(event["key_id"]):
+            return False
+        return event_hash(**fields, key_id=event["key_id"], keyring=keyring) == event["hash"]
+    return event_hash(**fields) == event["hash"]
+
+
+def team_mode() -> bool:
+    """Whether decisions are made for a tracking server (inside it, or as its client): then only the
+    server's authenticated records name authors; locally, whoever registered the evidence does."""
+    import mlflow
+    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
+
+    return bool(os.environ.get(BACKEND_STORE_URI_ENV_VAR)) or mlflow.get_tracking_uri().startswith(
+        ("http://", "https://", "databricks")
+    )
+
+
+def run_events(store: ReviewStore, run_id: str) -> list[dict[str, Any]]:
+    """Every audit event about run ``run_id`` (its registrations, sign-offs, recorded author), one query."""
+    return store.audit_events(subject=f"run:{run_id}").to_dict(orient="records")
+
+
+def _in_chain(row: Mapping[str, Any], by_seq: Mapping[int, Mapping[str, Any]]) -> bool:
+    event = by_seq.get(int(row["audit_seq"]))
+    return (
+        event is not None
+        and event["hash"] == row["audit_hash"]
+        and event["actor"] == row["user"]
+        and event["action"] == f"signoff.{row['decision']}"
+        and event["subject"] == f"run:{row['run_id']}/check:{row['check_name']}"
+        and _intact(event)
+    )
+
+
+def chained_signoffs(
+    store: ReviewStore, run_id: str, events: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The run's sign-offs whose audit event is in the chain exactly as the sign-off row says.
 
     A row written straight into the sign-off table, or edited afterwards, has no matching event
-    and is not evidence; nor is one whose event no longer hashes to its stored hash. That re-hash
-    checks the events a decision rests on at every check, whatever part of the chain was walked.
+    and is not evidence; nor is one whose event no longer hashes to its stored hash. Two queries
+    whatever the number of sign-offs: the rows, and the run's events (or ``events`` already read).
     """
-    rows = []
+    by_seq = {int(e["seq"]): e for e in (run_events(store, run_id) if events is None else events)}
+    return [row for row in store.signoffs(run_id).to_dict(orient="records") if _in_chain(row, by_seq)]
+
+
+def recorded_creator(events: list[dict[str, Any]], action: str, subject: str) -> str | None:
+    """The user the server recorded (authenticated) as creating ``subject``: the latest intact event."""
+    for event in reversed(events):
+        if event["action"] == action and event["subject"] == subject and _intact(event):
+            user = json.loads(event["payload"]).get("user")
+            if isinstance(user, str) and user:
+                return user
+    return None
+
+
+def _registrations(events: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    """The run's intact ``evidence.registered`` events, oldest first, each with its ``digest``: the
+    sha256 of its canonical payload, which is what a sign-off approves."""
+    out = []
+    for event in events:
+        if event["action"] == REGISTERED and event["subject"] == f"run:{run_id}" and _intact(event):
+            payload = json.loads(event["payload"])
+            out.append(
+                {
+                    **payload,
+                    "seq": int(event["seq"]),
+                    "actor": event["actor"],
+                    "time": event["time"],
+                    "digest": sha256_hex(canonical_json(payload)),
+                }
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class RunEvidence:
+    """What one run's evidence is, read once for a gate decision or a lineage report.
+
+    - ``summary`` / ``summary_sha256``: ``hitl/summary.json`` as found (``None`` when absent);
+    - ``artifact_problems``: the files that do not match the run's own manifest (``None``: no summary);
+    - ``registration``: the registration in force (the newest), with ``digest`` and ``seq``; ``None``
+      when the evidence was never registered; ``changes``: what differs from it now (``()``: nothing);
+    - ``metrics``: ``<check>.<metric>`` from the verified result files;
+    - ``snapshots``: the store's rows of every snapshot, ``own_snapshots`` those published to this run,
+      ``snapshot_meta``: each own snapshot's ``snapshot.json``;
+    - ``signoffs``: every sign-off row of the run with ``in_audit_chain`` and ``approves`` (the digest
+      of the registration current when it was given, ``None`` if none was);
+    - ``authors``: who the records say wrote the run (its authenticated creator, else in local mode
+      whoever registered its evidence); ``author_problem`` says why there is none;
+    - ``plots``: the manifest's PNG files, when asked for.
+    """
+
+    run_id: str
+    summary: dict[str, Any] | None = None
+    summary_sha256: str | None = None
+    artifact_problems: tuple[str, ...] | None = None
+    registration: dict[str, Any] | None = None
+    changes: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    own_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    snapshot_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signoffs: list[dict[str, Any]] = field(default_factory=list)
+    authors: tuple[str, ...] = ()
+    author_problem: str | None = None
+    plots: dict[str, bytes] = field(default_factory=dict)
+
+
+def _changes(
+    root: Path | None,
+    registration: dict[str, Any] | None,
+    summary_bytes: bytes | None,
+    problems: list[str],
+    own: list[dict[str, Any]],
+) -> tuple[str, ...]:
+    if registration is None:
+        return ()
+    if summary_bytes is None:
+        return ("hitl/summary.json was deleted",)
+    found = []
+    if sha256_hex(summary_bytes) != registration.get("summary_sha256"):
+        found.append(
+            f"hitl/summary.json was rewritten (sha256 {sha256_hex(summary_bytes)[:12]}, "
+            f"registered {str(registration.get('summary_sha256'))[:12]})"
+        )
+    found += problems
+    if root is not None:
+        found += _added_files(root, json.loads(summary_bytes).get("manifest", {}), own)
+    return tuple(found)
+
+
+def _authors(
+    events: list[dict[str, Any]], run_id: str, registrations: list[dict[str, Any]], *, team: bool
+) -> tuple[tuple[str, ...], str | None]:
+    creator = recorded_creator(events, RUN_CREATED, f"run:{run_id}")
+    if team:
+        if creator is None:
+            return (), f"the server recorded no authenticated creator of run {run_id}"
+        # Whoever registered the run's evidence wrote it too.
+        return tuple(sorted({creator, *(r["actor"] for r in registrations)})), None
+    found = {r["actor"] for r in registrations} | ({creator} if creator else set())
+    if not found:
+        return (), f"no record names the author of run {run_id} (its evidence was never registered)"
+    return tuple(sorted(found)), None
+
+
+def read_run_evidence(store: ReviewStore, run: Any, *, team: bool, plots: bool = False) -> RunEvidence:
+    """Read and verify run ``run``'s evidence (see :class:`RunEvidence`).
+
+    ``team``: decisions made for a tracking server, where only the server's authenticated record of
+    the run's creator names its author; locally, whoever registered the evidence does.
+    """
+    run_id = run.info.run_id
+    events = run_events(store, run_id)
+    registrations = _registrations(events, run_id)
+    snapshots = store.snapshots().to_dict(orient="records")  # a run_id= filter is coming to the store
+    own = [s for s in snapshots if s["run_id"] == run_id]
+    summary, summary_bytes, problems, metrics, meta, pngs = None, None, [], {}, {}, {}
+    artifacts = RunArtifacts(run)
+    try:
+        root = artifacts.folder()
+        if root is not None and (root / _SUMMARY).is_file():
+            summary_bytes = (root / _SUMMARY).read_bytes()
+            summary = json.loads(summary_bytes)
+            problems = verify_folder(root, summary_bytes, own)
+            metrics = verified_metrics(root, summary, problems)
+            if plots:
+                for relative in summary.get("manifest", {}):
+                    # A deleted plot is already among the problems; show the rest.
+                    if relative.endswith(".png") and (root / relative).is_file():
+                        pngs[relative] = (root / relative).read_bytes()
+        for snapshot in snapshots:
+            path = None if root is None else root / "labels" / snapshot["id"] / "snapshot.json"
+            if path is not None and path.is_file():
+                meta[snapshot["id"]] = json.loads(path.read_bytes())
+        registration = registrations[-1] if registrations else None
+        changes = _changes(root, registration, summary_bytes, problems, own)
+    finally:
+        artifacts.close()
+    by_seq = {int(e["seq"]): e for e in events}
+    signoffs = []
     for row in store.signoffs(run_id).to_dict(orient="records"):
-        event = store.audit_event(row["audit_seq"])
-        if (
-            event is not None
-            and event["hash"] == row["audit_hash"]
-            and event_hash(**{k: event[k] for k in _HASHED}) == event["hash"]
-            and event["actor"] == row["user"]
-            and event["action"] == f"signoff.{row['decision']}"
-            and event["subject"] == f"run:{row['run_id']}/check:{row['check_name']}"
-        ):
-            rows.append(row)
-    return rows
-
-
-def snapshot_alpha(root: Path | None, snapshot_id: str) -> float | None:
-    path = None if root is None else root / "labels" / snapshot_id / "snapshot.json"
-    if path is None or not path.is_file():
-        return None
-    agreement = json.loads(path.read_bytes()).get("agreement") or {}
-    return agreement.get("krippendorff_alpha")
+        approved = [r for r in registrations if r["seq"] < int(row["audit_seq"])]
+        signoffs.append(
+            {
+                **row,
+                "in_audit_chain": _in_chain(row, by_seq),
+                "approves": approved[-1]["digest"] if approved else None,
+            }
+        )
+    authors, author_problem = _authors(events, run_id, registrations, team=team)
+    return RunEvidence(
+        run_id=run_id,
+        summary=summary,
+        summary_sha256=None if summary_bytes is None else sha256_hex(summary_bytes),
+        artifact_problems=None if summary is None else tuple(problems),
+        registration=registration,
+        changes=changes,
+        metrics=metrics,
+        snapshots=snapshots,
+        own_snapshots=own,
+        snapshot_meta=meta,
+        signoffs=signoffs,
+        authors=authors,
+        author_problem=author_problem,
+        plots=pngs,
+    )

@@ -2,8 +2,10 @@
 the model's policy, recorded, and enforced on promotion.
 
 The decision is computed from evidence only: the version's run, its ``hitl/summary.json`` with the
-sha256 of every artifact re-verified, its metrics against the *policy's* thresholds, the review
-store's sign-offs and verified-label snapshots for that run, and an intact audit chain. The
+sha256 of every artifact re-verified and the whole folder judged against its registration in the
+audit chain, the version's model files against the evaluated model's digest, its metrics against the
+*policy's* thresholds, the review store's sign-offs (of the registered evidence) and verified-label
+snapshots for that run, the authors the records name, and an intact audit chain. The
 ``hitl.gate.<target>`` tag written on the model version is a record of the outcome, never an input.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,7 +29,8 @@ from ..gate import (
     policy_hash,
 )
 from ..review import ReviewStore
-from .evidence import RunArtifacts, chained_signoffs, snapshot_alpha, verified_metrics, verify_folder
+from .evidence import VERSION_CREATED, read_run_evidence, recorded_creator, team_mode
+from .registration import version_model_digest
 
 __all__ = [
     "GateBlockedError",
@@ -133,7 +135,12 @@ def set_policy(
 def collect_evidence(
     model_name: str, version: str | int, target: str, *, store: ReviewStore, actor: str | None = None
 ) -> Evidence:
-    """Everything the gate looks at for ``model_name`` version ``version`` and ``target``."""
+    """Everything the gate looks at for ``model_name`` version ``version`` and ``target``.
+
+    The run's evidence as :func:`~mlflow_hitl.adapter.evidence.read_run_evidence` reads it (judged
+    against its registration), the digest of the version's actual model files, and the recorded
+    authors of the run and of the version.
+    """
     from mlflow.exceptions import MlflowException
 
     client = _client()
@@ -147,54 +154,56 @@ def collect_evidence(
     if run_id:
         with contextlib.suppress(MlflowException):
             run = client.get_run(run_id)
-    summary, summary_sha, problems, author = None, None, [], None
-    metrics: dict[str, float] = {}
-    snapshots = store.snapshots() if run is not None else None
-    own_snapshots = (
-        [] if snapshots is None else snapshots[snapshots["run_id"] == run_id].to_dict(orient="records")
-    )
-    root = None
-    if run is not None:
-        author = run.info.user_id
-        artifacts = RunArtifacts(run)
-        try:
-            root = artifacts.folder()
-            summary_path = None if root is None else root / "summary.json"
-            if summary_path is not None and summary_path.is_file():
-                summary_bytes = summary_path.read_bytes()
-                summary = json.loads(summary_bytes)
-                summary_sha = hashlib.sha256(summary_bytes).hexdigest()
-                problems = verify_folder(root, summary_bytes, own_snapshots)
-                metrics = verified_metrics(root, summary, problems)
-            snapshot_rows = tuple(
-                {
-                    "id": s["id"],
-                    "queue": s["queue"],
-                    "n_items": int(s["n_items"]),
-                    "krippendorff_alpha": snapshot_alpha(root, s["id"]),
-                }
-                for s in own_snapshots
-            )
-        finally:
-            artifacts.close()
-    else:
-        snapshot_rows = ()
+    team = team_mode()
+    found = None if run is None else read_run_evidence(store, run, team=team)
+    model_sha256, model_problem = version_model_digest(client, model_version)
     # The chain only grows: walk what was appended since this process's last full walk (see review/_walks.py).
     verification = store.verify_audit(incremental=True)
-    signoffs = () if not run_id else tuple(chained_signoffs(store, run_id))
+    authors, author_problem = (), "the version has no run, so its author is unknown"
+    if found is not None:
+        authors, author_problem = found.authors, found.author_problem
+        subject = f"model:{model_name}/{version}"
+        creator = recorded_creator(
+            store.audit_events(subject=subject).to_dict(orient="records"), VERSION_CREATED, subject
+        )
+        if creator is not None:
+            authors = tuple(sorted({*authors, creator}))
+        elif team:
+            authors, author_problem = (
+                (),
+                f"the server recorded no authenticated creator of {model_name} version {version}",
+            )
     return Evidence(
         model_name=model_name,
         version=version,
         target=target,
         run_id=run_id if run is not None else None,
-        run_author=author,
+        run_author=authors[0] if len(authors) == 1 else None,
+        authors=authors,
+        author_problem=author_problem,
         version_run_id=model_version.run_id,
-        summary=summary,
-        summary_sha256=summary_sha,
-        artifact_problems=tuple(problems),
-        metrics=metrics,
-        signoffs=signoffs,
-        snapshots=snapshot_rows,
+        summary=None if found is None else found.summary,
+        summary_sha256=None if found is None else found.summary_sha256,
+        artifact_problems=None if found is None else found.artifact_problems,
+        registration=None if found is None else found.registration,
+        evidence_changes=None if found is None else found.changes,
+        model_sha256=model_sha256,
+        model_problem=model_problem,
+        metrics={} if found is None else found.metrics,
+        signoffs=() if found is None else tuple(row for row in found.signoffs if row["in_audit_chain"]),
+        snapshots=()
+        if found is None
+        else tuple(
+            {
+                "id": s["id"],
+                "queue": s["queue"],
+                "n_items": int(s["n_items"]),
+                "krippendorff_alpha": (found.snapshot_meta.get(s["id"], {}).get("agreement") or {}).get(
+                    "krippendorff_alpha"
+                ),
+            }
+            for s in found.own_snapshots
+        ),
         audit={
             "ok": verification.ok,
             "head_seq": verification.head_seq,

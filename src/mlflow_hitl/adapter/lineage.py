@@ -14,8 +14,9 @@ import json
 from typing import Any
 
 from ..review import ReviewStore
-from .evidence import RunArtifacts, chained_signoffs, verify_folder
+from .evidence import RunEvidence, read_run_evidence, team_mode
 from .gate import policy_for
+from .registration import version_model_digest
 
 __all__ = ["lineage", "render_html", "render_tree"]
 
@@ -37,16 +38,14 @@ def _datasets(run: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _queues(store: ReviewStore, run_id: str, root: Any) -> list[dict[str, Any]]:
-    snapshots = store.snapshots()
+def _queues(store: ReviewStore, found: RunEvidence) -> list[dict[str, Any]]:
     out = []
     for queue in store.queues():
-        if queue.run_id != run_id:
+        if queue.run_id != found.run_id:
             continue
         published = []
-        for record in snapshots[snapshots["queue"] == queue.name].to_dict(orient="records"):
-            meta_path = None if root is None else root / "labels" / record["id"] / "snapshot.json"
-            meta = json.loads(meta_path.read_bytes()) if meta_path is not None and meta_path.is_file() else {}
+        for record in (s for s in found.snapshots if s["queue"] == queue.name):
+            meta = found.snapshot_meta.get(record["id"], {})
             published.append(
                 {
                     "id": record["id"],
@@ -124,6 +123,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
         "queues": [],
         "signoffs": [],
         "evidence_problems": [],
+        "registration": None,
     }
     run = None
     if model_version.run_id:
@@ -133,44 +133,35 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
             result["evidence_problems"].append(f"run {model_version.run_id} no longer exists")
     plots: dict[str, str] = {}
     if run is not None:
-        artifacts = RunArtifacts(run)
-        try:
-            root = artifacts.folder()
-            summary_path = None if root is None else root / "summary.json"
-            summary = (
-                json.loads(summary_path.read_bytes())
-                if summary_path is not None and summary_path.is_file()
-                else None
-            )
-            result["run"] = {
-                "run_id": run.info.run_id,
-                "experiment_id": run.info.experiment_id,
-                "author": run.info.user_id,
-                "status": run.info.status,
-                "start_time": run.info.start_time,
-                "hitl_status": None if summary is None else summary.get("status"),
-                "checks": {} if summary is None else summary.get("checks", {}),
-                "validated_on": _validated_on(summary),
-            }
-            result["datasets"] = _datasets(run)
-            result["queues"] = _queues(store, run.info.run_id, root)
-            if summary is None:
-                result["evidence_problems"].append("no HITL evidence logged (hitl/summary.json missing)")
-            else:
-                snapshots = store.snapshots()
-                own = snapshots[snapshots["run_id"] == run.info.run_id].to_dict(orient="records")
-                result["evidence_problems"] = verify_folder(root, summary_path.read_bytes(), own)
-                for relative in summary.get("manifest", {}):
-                    # A deleted plot is already among the evidence problems; show the rest.
-                    if relative.endswith(".png") and (root / relative).is_file():
-                        plots[relative] = base64.b64encode((root / relative).read_bytes()).decode()
-        finally:
-            artifacts.close()
-        chained = chained_signoffs(store, run.info.run_id)
-        chained_ids = {row["id"] for row in chained}
+        found = read_run_evidence(store, run, team=team_mode(), plots=True)
+        summary = found.summary
+        result["run"] = {
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "author": ", ".join(found.authors) or None,
+            "author_problem": found.author_problem,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+            "hitl_status": None if summary is None else summary.get("status"),
+            "checks": {} if summary is None else summary.get("checks", {}),
+            "validated_on": _validated_on(summary),
+        }
+        result["datasets"] = _datasets(run)
+        result["queues"] = _queues(store, found)
+        if summary is None:
+            result["evidence_problems"].append("no HITL evidence logged (hitl/summary.json missing)")
+        else:
+            result["evidence_problems"] = list(found.artifact_problems or ())
+        result["registration"] = _registration(found, model_version)
+        result["evidence_problems"] += result["registration"]["problems"]
+        plots = {name: base64.b64encode(data).decode() for name, data in found.plots.items()}
+        digest = None if found.registration is None else found.registration["digest"]
         result["signoffs"] = [
-            {**row, "in_audit_chain": row["id"] in chained_ids}
-            for row in store.signoffs(run.info.run_id).to_dict(orient="records")
+            {
+                **{k: v for k, v in row.items() if k != "approves"},
+                "approves_registered_evidence": digest is not None and row["approves"] == digest,
+            }
+            for row in found.signoffs
         ]
     result["gate_decisions"] = _gate_events(store, model_name, version)
     verification = store.verify_audit()
@@ -184,6 +175,37 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
     }
     result["_plots"] = plots
     return result
+
+
+def _registration(found: RunEvidence, model_version: Any) -> dict[str, Any]:
+    """The evidence registration in force and how the run's files and the version's model compare with it."""
+    import mlflow
+
+    registration = found.registration
+    problems = []
+    if registration is None:
+        problems.append("the evidence was never registered in the audit chain")
+    elif found.changes:
+        problems.append(f"evidence changed after registration: {'; '.join(found.changes)}")
+    model_sha256, model_problem = version_model_digest(mlflow.MlflowClient(), model_version)
+    evaluated = None if registration is None else registration.get("model_sha256")
+    if registration is not None and evaluated is None:
+        problems.append(f"the evaluated model is unknown: {registration.get('model_problem')}")
+    elif model_problem is not None:
+        problems.append(model_problem)
+    elif registration is not None and model_sha256 != evaluated:
+        problems.append("model files differ from the evaluated model")
+    return {
+        "seq": None if registration is None else registration["seq"],
+        "digest": None if registration is None else registration["digest"],
+        "registered_by": None if registration is None else registration["actor"],
+        "registered_at": None if registration is None else registration["time"],
+        "model_sha256": model_sha256,
+        "evaluated_model_sha256": evaluated,
+        "evaluated_model_uri": None if registration is None else registration.get("model_uri"),
+        "fingerprints": None if registration is None else registration.get("fingerprints"),
+        "problems": problems,
+    }
 
 
 def _validated_on(summary: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -220,6 +242,14 @@ def render_tree(data: dict[str, Any]) -> str:
                 f"│  ├─ validated on {role}: {data_set['rows']:,} rows, "
                 + (f"sha256 {fingerprint[:16]}" if fingerprint else "no fingerprint")
             )
+        registration = data.get("registration") or {}
+        if registration.get("seq") is not None:
+            model = registration["model_sha256"]
+            lines.append(
+                f"│  ├─ registered at event {registration['seq']} by {registration['registered_by']} "
+                f"(digest {registration['digest'][:16]}), model sha256 "
+                + (model[:16] if model else "unreadable")
+            )
         lines.append(
             f"│  └─ evidence: {'intact' if not data['evidence_problems'] else '; '.join(data['evidence_problems'])}"
         )
@@ -242,6 +272,8 @@ def render_tree(data: dict[str, Any]) -> str:
         lines.append(f"├─ sign-offs ({len(data['signoffs'])})")
         for s in data["signoffs"]:
             mark = "" if s["in_audit_chain"] else "  NOT IN AUDIT CHAIN"
+            if not s["approves_registered_evidence"]:
+                mark += "  APPROVED OTHER EVIDENCE (does not count)"
             lines.append(
                 f"│  ├─ {s['check_name']}: {s['decision']} by {s['user']} ({s['role']}) at event {s['audit_seq']}{mark}"
             )
@@ -294,7 +326,7 @@ def render_html(data: dict[str, Any]) -> str:
         f"<h2>Datasets</h2>{table(data['datasets'], ['name', 'context', 'digest', 'source_type', 'source'])}"
         f"<h2>Review queues</h2>{table(data['queues'], ['name', 'items', 'raters_per_item', 'blind', 'labels', 'adjudicated', 'created_by'])}"
         f"<h2>Verified-label snapshots</h2>{table(snapshots, ['queue', 'id', 'n_items', 'method', 'raters', 'agreement', 'published_by', 'audit_seq'])}"
-        f"<h2>Sign-offs</h2>{table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain'])}"
+        f"<h2>Sign-offs</h2>{table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain', 'approves_registered_evidence'])}"
         f"<h2>Gate decisions</h2>{table(data['gate_decisions'], ['seq', 'time', 'action', 'target', 'actor', 'passed', 'evidence_hash'])}"
         f"<h2>Evidence</h2>{plots or '<p>no plots logged</p>'}</body></html>"
     )

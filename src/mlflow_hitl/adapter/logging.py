@@ -16,6 +16,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .._hashing import sha256_file
 from .._result import ValidationResult
@@ -68,11 +69,17 @@ def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
     }
 
 
-def log_validation(result: ValidationResult, *, run_id: str) -> ValidationResult:
-    """Log ``result`` to run ``run_id`` and return it with ``run_id`` set."""
+def log_validation(result: ValidationResult, *, run_id: str, model: Any = None) -> ValidationResult:
+    """Log ``result`` to run ``run_id`` and return it with ``run_id`` set.
+
+    The evidence is then registered in the audit chain, bound to ``model`` (what ``validate`` was
+    given; ``None``: the model the run logged), see :mod:`~mlflow_hitl.adapter.registration`.
+    """
     import mlflow
     from mlflow.entities import Metric, RunTag
     from mlflow.utils.time import get_current_time_millis
+
+    from .registration import register_evidence
 
     client = mlflow.MlflowClient()
     result = dataclasses.replace(result, run_id=run_id)
@@ -97,6 +104,9 @@ def log_validation(result: ValidationResult, *, run_id: str) -> ValidationResult
         }
         (root / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
         client.log_artifacts(run_id, str(root), artifact_path=ARTIFACT_ROOT)
+        register_evidence(
+            run_id, root / "summary.json", model=model, fingerprints=result.details.get("fingerprints")
+        )
 
     client.log_batch(
         run_id,

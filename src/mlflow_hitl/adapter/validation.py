@@ -81,7 +81,7 @@ def validate(
         reuse=reuse,
         render=target_run is not None,
     )
-    return result if target_run is None else log_validation(result, run_id=target_run)
+    return result if target_run is None else log_validation(result, run_id=target_run, model=model)
 
 
 def validate_model_uri(model_uri: str, *, run_id: str | None, log: bool, **options: Any) -> ValidationResult:

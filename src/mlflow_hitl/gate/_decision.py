@@ -7,8 +7,9 @@ trusts a single tag: every requirement is recomputed from that evidence and list
 a detail saying why.
 
 ``evidence_hash`` is the sha256 of the canonical JSON of the decision without it: what was asked,
-the identity of every piece of evidence (run, summary sha256, artifact problems, a hash of the
-metrics, sign-off audit records, snapshots, audit head, policy hash) and every requirement. It holds
+the identity of every piece of evidence (run, summary sha256, the evidence registration's digest, the
+version's and the evaluated model's digests, artifact problems, a hash of the metrics, sign-off audit
+records, snapshots, audit head, policy hash) and every requirement. It holds
 no wall-clock time, so the same evidence always hashes the same and a stored decision can be
 re-checked with :func:`decision_hash`.
 """
@@ -95,12 +96,20 @@ class Evidence:
       plain check, which skips ``duties.promoter``).
     - ``run_id``: the run the evidence was read from; ``version_run_id``: the run the model version was
       created from; ``run_author``: that run's user (the model's author).
+    - ``authors``: every recorded author of the run and the version (their authenticated creators, the
+      evidence's registrants); ``None``: just ``run_author``. ``author_problem``: why none is known.
+    - ``registration``: the evidence registration in force, from the audit chain: ``{"seq", "digest",
+      "summary_sha256", "model_sha256", "model_problem"}``; ``evidence_changes``: what differs between
+      the run's ``hitl/`` files and it (``()`` = nothing, ``None`` = not compared).
+    - ``model_sha256``: the content digest of the version's actual model files; ``model_problem``: why
+      they could not be read.
     - ``summary``: ``hitl/summary.json`` as logged; ``summary_sha256``: its file's sha256.
     - ``artifact_problems``: one line per manifest entry whose sha256 did not re-verify (``()`` = intact).
     - ``metrics``: ``{"calibration.ece": 0.03, ...}`` (``hitl.`` prefix removed). Best read from the
       manifest-verified ``hitl/<check>/result.json`` files: run metrics can be re-logged by anyone who can
       write to the run.
-    - ``signoffs``: rows of ``ReviewStore.signoffs(run_id)``; rows of another run are ignored.
+    - ``signoffs``: rows of ``ReviewStore.signoffs(run_id)``; rows of another run are ignored, and a row
+      counts only when its ``approves`` is the registration's ``digest`` (what the signer saw).
     - ``snapshots``: ``{id, queue, n_items, krippendorff_alpha}`` for the queues of this run.
     - ``audit``: ``{"ok", "head_seq", "head_hash", "problem"}`` and optionally ``walked_from`` (the
       first event walked) from ``ReviewStore.verify_audit()``.
@@ -111,7 +120,13 @@ class Evidence:
     target: str
     run_id: str | None = None
     run_author: str | None = None
+    authors: tuple[str, ...] | None = None
+    author_problem: str | None = None
     version_run_id: str | None = None
+    registration: Mapping[str, Any] | None = None
+    evidence_changes: tuple[str, ...] | None = None
+    model_sha256: str | None = None
+    model_problem: str | None = None
     summary: Mapping[str, Any] | None = None
     summary_sha256: str | None = None
     artifact_problems: tuple[str, ...] | None = None
@@ -132,8 +147,14 @@ class Evidence:
             raise InputError(
                 f"evidence.summary must be the parsed summary.json (a mapping) or None, got {self.summary!r}"
             )
-        if self.artifact_problems is not None:
-            object.__setattr__(self, "artifact_problems", tuple(str(p) for p in self.artifact_problems))
+        for name in ("artifact_problems", "evidence_changes", "authors"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(str(v) for v in value))
+        if self.registration is not None:
+            if not isinstance(self.registration, Mapping) or not self.registration.get("digest"):
+                raise InputError("evidence.registration must be a mapping with the registration's 'digest'")
+            object.__setattr__(self, "registration", MappingProxyType(dict(self.registration)))
         metrics = {str(k): _float(v, f"evidence.metrics[{k!r}]") for k, v in dict(self.metrics).items()}
         object.__setattr__(self, "metrics", MappingProxyType(metrics))
         signoffs = _rows(self.signoffs, _SIGNOFF_KEYS, "evidence.signoffs", "ReviewStore.signoffs(run_id)")
@@ -286,7 +307,66 @@ def _evidence_requirements(policy: Policy, ev: Evidence) -> list[Requirement]:
             "evidence.artifacts_intact", True, f"all {len(manifest)} artifacts match their sha256"
         )
     out.append(intact)
+    out += [_registered_requirement(ev), _model_requirement(ev)]
     return out
+
+
+def _registered_requirement(ev: Evidence) -> Requirement:
+    """The run's ``hitl/`` files are what was registered in the audit chain when they were logged."""
+    name, reg = "evidence.registered", ev.registration
+    if reg is None:
+        return Requirement(
+            name,
+            False,
+            f"no registration of the evidence of run {ev.run_id} in the audit chain: log it with mlflow-hitl validate",
+        )
+    changes = list(ev.evidence_changes or ())
+    if ev.summary_sha256 != reg.get("summary_sha256") and not changes:
+        changes.append("hitl/summary.json differs from the registered one")
+    if ev.evidence_changes is None:
+        return Requirement(name, False, "the evidence was not compared with its registration")
+    if changes:
+        return Requirement(
+            name,
+            False,
+            f"evidence changed after registration (event {reg.get('seq')}): {'; '.join(sorted(changes))}",
+        )
+    return Requirement(
+        name, True, f"hitl/ is as registered at event {reg.get('seq')} (digest {str(reg['digest'])[:16]})"
+    )
+
+
+def _model_requirement(ev: Evidence) -> Requirement:
+    """The version serves the very model files the evidence was computed on."""
+    name, reg = "evidence.model", ev.registration
+    evaluated = None if reg is None else reg.get("model_sha256")
+    if reg is None:
+        return Requirement(name, False, "no evidence registration records the evaluated model")
+    if evaluated is None:
+        why = reg.get("model_problem") or "no digest was recorded"
+        return Requirement(name, False, f"the evaluated model is unknown: {why}")
+    if ev.model_sha256 is None:
+        return Requirement(name, False, ev.model_problem or "model source cannot be read")
+    if ev.model_sha256 != evaluated:
+        return Requirement(
+            name,
+            False,
+            f"model files differ from the evaluated model (version {ev.version}: sha256 "
+            f"{ev.model_sha256[:16]}, evaluated: {str(evaluated)[:16]})",
+        )
+    return Requirement(
+        name, True, f"version {ev.version} serves the evaluated model (sha256 {evaluated[:16]})"
+    )
+
+
+def _authors(ev: Evidence) -> tuple[str, ...]:
+    if ev.authors is not None:
+        return ev.authors
+    return (ev.run_author,) if ev.run_author else ()
+
+
+def _unknown_author(ev: Evidence) -> str:
+    return ev.author_problem or "the run's author is unknown"
 
 
 def _status_requirement(rule: CheckRule, ev: Evidence) -> Requirement:
@@ -350,14 +430,19 @@ def _check_requirements(policy: Policy, ev: Evidence) -> list[Requirement]:
 
 def _signoff_requirement(rule: SignoffRule, policy: Policy, ev: Evidence) -> Requirement:
     name = f"signoff.{rule.check}"
-    author = ev.run_author
-    if policy.separate_duties and author is None:
+    authors = set(_authors(ev))
+    if policy.separate_duties and not authors:
         return Requirement(
-            name, False, "the run's author is unknown, so sign-offs cannot be kept apart from it"
+            name, False, f"{_unknown_author(ev)}, so sign-offs cannot be kept apart from the author"
         )
+    digest = None if ev.registration is None else ev.registration["digest"]
     latest: dict[str, Mapping[str, Any]] = {}
+    stale = 0
     for row in ev.signoffs:
         if (row["run_id"], row["check_name"], row["role"]) != (ev.run_id, rule.check, rule.role):
+            continue
+        if digest is None or row.get("approves") != digest:
+            stale += 1  # given for other evidence (or before any registration): it approves nothing here
             continue
         user = row["user"]
         if user not in latest or int(row["audit_seq"]) > int(latest[user]["audit_seq"]):
@@ -368,9 +453,13 @@ def _signoff_requirement(rule: SignoffRule, policy: Policy, ev: Evidence) -> Req
             name, False, "; ".join(f"rejected by {r['user']}: {r.get('note') or 'no note'}" for r in rejects)
         )
     approvers = sorted(u for u, r in latest.items() if r["decision"] == "approve")
-    excluded = policy.separate_duties and author in approvers
-    counted = [u for u in approvers if not (policy.separate_duties and u == author)]
-    note = f"; {author} is the model's author and cannot sign off (separation of duties)" if excluded else ""
+    excluded = sorted(authors & set(approvers)) if policy.separate_duties else []
+    counted = [u for u in approvers if u not in excluded]
+    note = ""
+    for user in excluded:
+        note += f"; {user} is the model's author and cannot sign off (separation of duties)"
+    if stale:
+        note += f"; {stale} sign-off(s) approved other evidence than the registered one and do not count"
     if len(counted) >= rule.count:
         return Requirement(
             name,
@@ -457,17 +546,20 @@ def _audit_requirement(ev: Evidence) -> Requirement:
 
 
 def _promoter_requirement(ev: Evidence) -> Requirement:
-    if ev.run_author is None:
+    authors = _authors(ev)
+    if not authors:
         return Requirement(
-            "duties.promoter", False, "the run's author is unknown, so the promoter cannot be checked"
+            "duties.promoter", False, f"{_unknown_author(ev)}, so the promoter cannot be checked"
         )
-    if ev.actor == ev.run_author:
+    if ev.actor in authors:
         return Requirement(
             "duties.promoter",
             False,
             f"{ev.actor} is the model's author (run {ev.run_id}) and may not promote it",
         )
-    return Requirement("duties.promoter", True, f"{ev.actor} is not the model's author ({ev.run_author})")
+    return Requirement(
+        "duties.promoter", True, f"{ev.actor} is not the model's author ({', '.join(authors)})"
+    )
 
 
 def _identity(ev: Evidence, policy_digest: str) -> dict[str, Any]:
@@ -478,7 +570,16 @@ def _identity(ev: Evidence, policy_digest: str) -> dict[str, Any]:
         "run_id": ev.run_id,
         "version_run_id": ev.version_run_id,
         "run_author": ev.run_author,
+        "authors": list(_authors(ev)),
+        "author_problem": ev.author_problem,
         "summary_sha256": ev.summary_sha256,
+        "registration": None
+        if ev.registration is None
+        else {"seq": ev.registration.get("seq"), "digest": ev.registration["digest"]},
+        "evidence_changes": None if ev.evidence_changes is None else sorted(ev.evidence_changes),
+        "model_sha256": ev.model_sha256,
+        "model_problem": ev.model_problem,
+        "evaluated_model_sha256": None if ev.registration is None else ev.registration.get("model_sha256"),
         "artifact_problems": None if ev.artifact_problems is None else sorted(ev.artifact_problems),
         "metrics_sha256": sha256_hex(canonical_json(metrics)),
         "signoffs": sorted(
@@ -492,6 +593,7 @@ def _identity(ev: Evidence, policy_digest: str) -> dict[str, Any]:
                     "note": r.get("note"),
                     "audit_seq": int(r["audit_seq"]),
                     "audit_hash": r.get("audit_hash"),
+                    "approves": r.get("approves"),
                 }
                 for r in ev.signoffs
             ),
@@ -521,7 +623,8 @@ def decide(policy: Policy, evidence: Evidence) -> GateDecision:
 
     An unprotected target passes with the single requirement ``target.not_protected``. Otherwise, in
     order: ``evidence.logged``, ``evidence.same_version_run`` (when required),
-    ``evidence.artifacts_intact``, per check ``check.<name>`` then ``check.<name>.<pattern> <= limit``
+    ``evidence.artifacts_intact``, ``evidence.registered`` (the files are as registered),
+    ``evidence.model`` (the version's model files are the evaluated ones), per check ``check.<name>`` then ``check.<name>.<pattern> <= limit``
     (``>=`` for minima), ``signoff.<check>``, ``review.verified_items``, ``review.agreement`` (when
     set), ``audit.intact``, ``duties.promoter`` (when an actor asks and duties are separate).
     """

@@ -1,0 +1,149 @@
+"""Evidence frozen and bound to its model behind a real ``mlflow server --app-name hitl`` with basic auth.
+
+The run's author (a non-admin with MANAGE, MLflow's default here) uses only what the server lets her
+do: overwrite ``hitl/`` artifacts of her run after the sign-off, with the manifest hashes recomputed,
+and register a version whose source is another model under the passing run's id. The gate, in the
+client and in the server, judges the run against its registration in the audit chain.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+
+from hitl_support import (
+    LENIENT_POLICY,
+    basic_auth_env,
+    create_users,
+    log_run_with_evidence,
+    make_arrests_model,
+    mlflow_hitl_server,
+)
+from mlflow_hitl._hashing import sha256_file
+from mlflow_hitl.adapter.gate import check_gate, set_policy
+from mlflow_hitl.adapter.lineage import lineage
+from mlflow_hitl.review import ReviewStore
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+ADMIN, PASSWORD = "admin", "Adm1n-pass-word!"
+USERS = {"alice": "Alice-pass-word-1", "dana": "Dana-pass-word-1", "rita": "Rita-pass-word-1"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the module, SQLite backend, with alice, dana and rita as non-admin users."""
+    tmp = tmp_path_factory.mktemp("evidence-server")
+    store_uri = f"sqlite:///{tmp / 'hitl.db'}"
+    env = {**os.environ, **basic_auth_env(tmp, store_uri, admin=ADMIN, password=PASSWORD)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with mlflow_hitl_server(
+        f"sqlite:///{tmp / 'mlflow.db'}", artifacts=tmp / "artifacts", env=env, log_path=tmp / "server.log"
+    ) as url:
+        create_users(url, USERS, admin=(ADMIN, PASSWORD))
+        yield {"url": url, "store_uri": store_uri}
+
+
+def _as(monkeypatch, server, user):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USERS[user])
+    monkeypatch.setenv("MLFLOW_HITL_USER", user)  # the review store's actor, as the server will record it
+    monkeypatch.setenv("MLFLOW_HITL_STORE_URI", server["store_uri"])
+    mlflow.set_tracking_uri(server["url"])
+    mlflow.set_registry_uri(server["url"])
+
+
+def _set_alias(server, user):
+    return requests.post(
+        f"{server['url']}/api/2.0/mlflow/registered-models/alias",
+        json={"name": "fraud", "alias": "champion", "version": "1"},
+        auth=(user, USERS[user]),
+        timeout=120,
+    )
+
+
+def test_the_author_overwriting_evidence_through_the_server_is_caught(
+    server, monkeypatch, tmp_path, arrests_model, arrests_split
+):
+    synthetic, real, _ = arrests_split
+    _as(monkeypatch, server, "alice")
+    mlflow.set_experiment("evidence-freeze")
+    run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
+    mlflow.register_model(f"runs:/{run_id}/model", "fraud")
+    store = ReviewStore(server["store_uri"])
+    store.grant_role("root", "admin", actor="root")
+    store.grant_role("dana", "fairness-reviewer", actor="root")
+    set_policy(store, "fraud", LENIENT_POLICY, actor="root")
+    signed = requests.post(
+        f"{server['url']}/api/2.0/mlflow-hitl/signoffs",
+        json={"run_id": run_id, "check": "fairness", "approve": True},
+        auth=("dana", USERS["dana"]),
+        timeout=60,
+    )
+    assert signed.status_code == 200, signed.text
+
+    def unmet():
+        decision = check_gate("fraud", "1", "alias:champion", store=store, actor="rita", record=False)
+        return {r.name: r.detail for r in decision.unmet()}
+
+    before = unmet()
+    assert "evidence.registered" not in before and "evidence.model" not in before, before
+
+    # alice overwrites her run's result and rewrites the manifest to match, through the server.
+    client = mlflow.MlflowClient()
+    folder = tmp_path / "forged"
+    result = folder / "calibration" / "result.json"
+    summary_path = folder / "summary.json"
+    result.parent.mkdir(parents=True)
+    result.write_text(json.dumps({"status": "passed", "metrics": {"ece": 0.0}}))
+    summary = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="hitl/summary.json")
+        ).read_text()
+    )
+    summary["manifest"]["calibration/result.json"] = sha256_file(result)
+    summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    client.log_artifact(run_id, str(result), artifact_path="hitl/calibration")
+    client.log_artifact(run_id, str(summary_path), artifact_path="hitl")
+    stored = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="hitl/summary.json")
+    assert json.loads(Path(stored).read_text()) == summary  # the server took the overwrite
+
+    after = unmet()
+    assert "evidence.artifacts_intact" not in after  # consistent with its own rewritten manifest...
+    assert "evidence changed after registration" in after["evidence.registered"]  # ...not with the record
+    assert any(
+        "evidence changed after registration" in p
+        for p in lineage("fraud", "1", store=store)["evidence_problems"]
+    )
+    refused = _set_alias(server, "rita")
+    assert refused.status_code == 403 and "evidence changed after registration" in refused.json()["message"]
+
+    # A version with another model as its source and the passing run's id: the files differ.
+    with mlflow.start_run():
+        other = mlflow.sklearn.log_model(make_arrests_model(synthetic.iloc[:200]), name="model")
+    created = requests.post(
+        f"{server['url']}/api/2.0/mlflow/model-versions/create",
+        json={"name": "fraud", "source": other.model_uri, "run_id": run_id, "model_id": other.model_id},
+        auth=("alice", USERS["alice"]),
+        timeout=60,
+    )
+    assert created.status_code == 200, created.text
+    version = created.json()["model_version"]["version"]
+    decision = check_gate("fraud", version, "alias:champion", store=store, actor="rita", record=False)
+    assert (
+        "model files differ from the evaluated model"
+        in {r.name: r.detail for r in decision.unmet()}["evidence.model"]
+    )
+    refused = requests.post(
+        f"{server['url']}/api/2.0/mlflow/registered-models/alias",
+        json={"name": "fraud", "alias": "champion", "version": version},
+        auth=("rita", USERS["rita"]),
+        timeout=120,
+    )
+    assert (
+        refused.status_code == 403
+        and "model files differ from the evaluated model" in refused.json()["message"]
+    )
