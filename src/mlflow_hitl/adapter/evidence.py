@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .._hashing import canonical_json, sha256_file, sha256_hex
-from ..review import AuditKeyring, ReviewStore
-from ..review._audit import event_hash
+from ..review import AuditKeyring, ReviewStore, event_intact
+from .identity import RUN_CREATED, VERSION_CREATED
 from .logging import ARTIFACT_ROOT
 from .registration import REGISTERED, local_path
 
@@ -43,18 +43,6 @@ __all__ = [
     "verify_folder",
 ]
 
-# Recorded by the tracking server (authenticated) when a run or a model version is created.
-RUN_CREATED = "identity.run_created"
-VERSION_CREATED = "identity.model_version_created"
-_HASHED = (
-    "seq",
-    "time",
-    "actor",
-    "action",
-    "subject",
-    "payload",
-    "prev_hash",
-)  # an event's fields under its hash
 _SUMMARY = "summary.json"
 
 
@@ -147,15 +135,9 @@ def verified_metrics(root: Path, summary: dict[str, Any], problems: list[str]) -
 
 def _intact(event: Mapping[str, Any]) -> bool:
     """The event still hashes to its stored hash: checked on the events a decision rests on, whatever
-    part of the chain the (incremental) verification walked."""
-    fields = {k: event[k] for k in _HASHED}
-    if event.get("key_id"):
-        # Signed with the server's key: only a holder of that key can tell, so elsewhere it fails closed.
-        keyring = AuditKeyring.from_env()
-        if keyring is None or not keyring.knows(event["key_id"]):
-            return False
-        return event_hash(**fields, key_id=event["key_id"], keyring=keyring) == event["hash"]
-    return event_hash(**fields) == event["hash"]
+    part of the chain the (incremental) verification walked. A signed event needs the server's key
+    (this process's ``MLFLOW_HITL_AUDIT_KEY``): without it, it fails closed."""
+    return event_intact(event, AuditKeyring.from_env())
 
 
 def team_mode() -> bool:

@@ -23,7 +23,14 @@ from .._result import ValidationResult
 from ..errors import NotFoundError
 from ..report import render_report
 
-__all__ = ["ARTIFACT_ROOT", "log_validation", "metric_key", "resolve_run_id", "sha256_file"]
+__all__ = [
+    "ARTIFACT_ROOT",
+    "log_text_artifact",
+    "log_validation",
+    "metric_key",
+    "resolve_run_id",
+    "sha256_file",
+]
 
 ARTIFACT_ROOT = "hitl"
 # MLflow accepts letters, digits, underscores, dashes, periods, spaces, colons and slashes in keys.
@@ -36,6 +43,13 @@ def metric_key(check: str, name: str) -> str:
     """``hitl.<check>.<name>`` with characters MLflow refuses replaced by ``_``."""
     key = _BAD_KEY_CHARS.sub("_", f"{ARTIFACT_ROOT}.{check}.{name}").replace("//", "/")
     return key[:_MAX_KEY]
+
+
+def log_text_artifact(run_id: str, text: str, artifact_file: str) -> None:
+    """Write ``text`` (UTF-8) to run ``run_id`` as the artifact ``artifact_file`` (e.g. ``hitl/audit/audit.jsonl``)."""
+    import mlflow
+
+    mlflow.MlflowClient().log_text(run_id, text, artifact_file)
 
 
 def resolve_run_id(run_id: str | None) -> str | None:

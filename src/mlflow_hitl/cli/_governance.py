@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -229,15 +228,10 @@ def audit_export(output: str | None, run_id: str | None, store_uri: str | None) 
     elif not run_id:
         click.echo(lines, nl=False)
     if run_id:
-        import mlflow
-
-        from ..adapter.logging import resolve_run_id
+        from ..adapter.logging import log_text_artifact, resolve_run_id
 
         resolve_run_id(run_id)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "audit.jsonl"
-            path.write_text(lines, encoding="utf-8")
-            mlflow.MlflowClient().log_artifact(run_id, str(path), artifact_path="hitl/audit")
+        log_text_artifact(run_id, lines, "hitl/audit/audit.jsonl")
         click.echo(
             f"logged {len(events)} events to run {run_id} at hitl/audit/audit.jsonl", err=bool(not output)
         )

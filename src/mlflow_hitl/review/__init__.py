@@ -15,7 +15,7 @@
 
 from ._agreement import AgreementResult, agreement
 from ._anchors import AnchorLog, FileAnchorLog
-from ._audit import ChainVerification
+from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
 from ._interchange import (
     csv_tasks,
@@ -75,6 +75,7 @@ __all__ = [
     "read_annotations_csv",
     "read_label_studio_export",
     "dawid_skene",
+    "event_intact",
     "majority_vote",
     "needs_adjudication",
     "queue_for_review",

@@ -25,7 +25,15 @@ from typing import Any
 from .._hashing import canonical_json, sha256_hex
 from ._keyring import AuditKeyring
 
-__all__ = ["GENESIS_HASH", "ChainVerification", "canonical_json", "event_hash", "utc_now", "verify_chain"]
+__all__ = [
+    "GENESIS_HASH",
+    "ChainVerification",
+    "canonical_json",
+    "event_hash",
+    "event_intact",
+    "utc_now",
+    "verify_chain",
+]
 
 GENESIS_HASH = "0" * 64
 # json.dumps(..., ensure_ascii=False) makes a new encoder on every call, which is most of the cost of
@@ -70,6 +78,22 @@ def event_hash(
             raise KeyError(key_id)
         return keyring.mac(message, key_id)
     return sha256_hex(message)
+
+
+_EVENT_FIELDS = ("seq", "time", "actor", "action", "subject", "payload", "prev_hash")
+
+
+def event_intact(event: Mapping[str, Any], keyring: AuditKeyring | None) -> bool:
+    """Whether one stored event (a row of ``audit_events()``) still hashes to its stored hash.
+
+    For the few events a decision rests on, whatever part of the chain a walk covered. An event signed
+    with a key that ``keyring`` does not hold cannot be vouched for: it fails closed.
+    """
+    key_id = event.get("key_id") or None
+    if key_id and (keyring is None or not keyring.knows(key_id)):
+        return False
+    fields = {k: event[k] for k in _EVENT_FIELDS}
+    return event_hash(**fields, key_id=key_id, keyring=keyring) == event["hash"]
 
 
 @dataclass(frozen=True)
