@@ -59,7 +59,7 @@ def acting_as(user):
                 os.environ[key] = value
 
 
-def make_queue(store, name, *, n=4, k=2, blind=False):
+def make_queue(store, name, *, n=4, k=2, blind=False, actor="mallory"):
     rows = pd.DataFrame({"age": np.arange(30.0, 30.0 + n), "colour": ["Black", "White"] * (n // 2)})
     rows.loc[1, "age"] = np.nan
     selection = pd.DataFrame(
@@ -70,7 +70,7 @@ def make_queue(store, name, *, n=4, k=2, blind=False):
         rows=rows,
         selection=selection,
         classes=["No", "Yes"],
-        actor="mallory",  # not sent: the server's authenticated user creates the queue
+        actor=actor,  # over HTTP not sent: the server's authenticated user creates the queue
         raters_per_item=k,
         blind=blind,
         predictions=["Yes"] * n,
@@ -413,3 +413,75 @@ def test_every_route_is_documented():
         assert re.search(rf"^### `{route.method} /hitl/api/{re.escape(route.path)}`", text, re.MULTILINE), (
             route.path
         )
+
+
+class AsEachUser:
+    """The HTTP store, each call made with the credentials of the user it names (``user=`` or ``actor=``),
+    so one test body, written with names as for the SQL store, runs against the server too."""
+
+    def __init__(self, url):
+        self._store = HttpReviewStore(url)
+
+    def __getattr__(self, name):
+        method = getattr(self._store, name)
+
+        def call(*args, **kwargs):
+            with acting_as(kwargs.get("user") or kwargs.get("actor") or "bob"):
+                return method(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture(params=["sql", "http"])
+def any_store(request, team):
+    return team["sql"] if request.param == "sql" else AsEachUser(team["url"])
+
+
+def test_on_both_stores_no_reviewer_gets_an_item_twice_and_no_item_more_than_k(any_store, request):
+    name = f"k-{request.node.callspec.id}"
+    make_queue(any_store, name, n=4, k=2, actor="dana")
+    seen = []
+    while (item := any_store.next_item(name, user="alice")) is not None:
+        seen.append(item.position)
+        any_store.annotate(name, position=item.position, user="alice", label="Yes")
+    assert seen == [0, 1, 2, 3]
+    for user in ("bob", "dana"):
+        while (item := any_store.next_item(name, user=user)) is not None:
+            any_store.annotate(
+                name, position=item.position, user=user, label="No" if user == "bob" else "Yes"
+            )
+    assert any_store.annotations(name).groupby("item")["rater"].nunique().tolist() == [2, 2, 2, 2]
+    assert any_store.next_item(name, user="rita") is None
+    with pytest.raises(InputError, match=f"item 0 of queue '{name}' already has its 2 label"):
+        any_store.annotate(name, position=0, user="rita", label="Yes")
+    with pytest.raises(InputError, match="alice has already labelled item 0"):
+        any_store.annotate(name, position=0, user="alice", label="No")
+
+
+def test_on_both_stores_reservations_spread_and_a_skip_releases(any_store, request):
+    name = f"skip-{request.node.callspec.id}"
+    make_queue(any_store, name, n=2, k=1, actor="dana")
+    first = any_store.next_item(name, user="alice")
+    second = any_store.next_item(name, user="bob")
+    assert first.position != second.position
+    assert any_store.next_item(name, user="dana") is None
+    any_store.release(name, position=first.position, user="alice")
+    assert any_store.next_item(name, user="dana").position == first.position
+
+
+def test_on_both_stores_consensus_reads_the_same_labels(any_store, request):
+    from mlflow_hitl.review import queue_consensus
+
+    name = f"consensus-{request.node.callspec.id}"
+    make_queue(any_store, name, n=2, k=2, actor="dana")
+    for user, labels in (("alice", ["Yes", "No"]), ("bob", ["Yes", "Yes"])):
+        for position, label in enumerate(labels):
+            any_store.annotate(name, position=position, user=user, label=label)
+    result = queue_consensus(any_store, name)
+    assert result.labels.loc[0, "label"] == "Yes" and result.labels.loc[0, "agreement"] == 1.0
+    assert result.pending == (1,)  # a tie goes to adjudication
+    any_store.adjudicate(name, position=1, user="dana", label="No")
+    assert queue_consensus(any_store, name).labels.loc[1, ["label", "source"]].tolist() == [
+        "No",
+        "adjudicated",
+    ]
