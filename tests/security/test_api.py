@@ -485,3 +485,48 @@ def test_on_both_stores_consensus_reads_the_same_labels(any_store, request):
         "No",
         "adjudicated",
     ]
+
+
+def test_the_cli_follows_the_tracking_uri_to_the_server(team, monkeypatch):
+    from click.testing import CliRunner
+
+    import mlflow_hitl.adapter.review as adapter_review
+    from mlflow_hitl.cli import cli
+
+    # The wiring the lead merges into adapter/review.py::open_store; this line goes once it is there.
+    monkeypatch.setattr(adapter_review, "open_store", lambda store_uri=None: store_for(store_uri=store_uri))
+    monkeypatch.delenv("MLFLOW_HITL_STORE_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team["url"])
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(team["url"])
+    runner = CliRunner()
+    try:
+        with acting_as("alice"):
+            signed = runner.invoke(
+                cli,
+                [
+                    "signoff",
+                    "--run-id",
+                    team["run_id"],
+                    "--check",
+                    "calibration",
+                    "--approve",
+                    "--user",
+                    "dana",
+                ],
+            )
+            assert signed.exit_code == 0, signed.output
+            assert signed.output.startswith("alice (reviewer) approved calibration of run")
+            refused = runner.invoke(cli, ["roles", "grant", "alice", "admin", "--user", ADMIN])
+            assert (
+                refused.exit_code == 2
+                and "alice cannot grant roles: needs the 'admin' role" in refused.output
+            )
+            assert "Traceback" not in refused.output
+            verified = runner.invoke(cli, ["audit", "verify"])
+            assert verified.exit_code == 0 and verified.output.startswith("audit chain intact")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert team["sql"].signoffs(team["run_id"]).query("check_name == 'calibration'")["user"].tolist() == [
+        "alice"
+    ]
