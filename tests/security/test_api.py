@@ -270,27 +270,29 @@ def test_every_action_goes_through_with_the_stores_rules(team):
         assert item.prediction is None and item.confidence is None  # nor over the wire
         store.release("blind", position=item.position, user="x")
         assert store.next_item("blind", user="x", exclude=[0]).position == 1
-        report = store.import_annotations(
-            "q1",
-            [
-                AnnotationRecord(position=1, user="carol", label="No"),
-                AnnotationRecord(position=1, user="erin", label="Yes"),
-            ],
-            actor="x",
-            source="label-studio",
-        )
+        labels = [AnnotationRecord(1, "carol", "No"), AnnotationRecord(1, "erin", "Yes")]
+        # An import records each label as its rater's act: for others' labels, an admin must vouch.
+        with pytest.raises(
+            PermissionDeniedError, match=r"dana cannot import labels given by others \(carol, erin\)"
+        ):
+            store.import_annotations("q1", labels, actor="x", source="label-studio")
+        own = store.import_annotations("q1", [AnnotationRecord(2, "dana", "No")], actor="x", source="csv")
+        assert (own.added, own.unchanged) == (1, 0)
+    with acting_as(ADMIN):
+        store = HttpReviewStore(url)
+        report = store.import_annotations("q1", labels, actor="x", source="label-studio")
         assert (report.added, report.unchanged) == (2, 0)
-        assert (
-            store.import_annotations(
-                "q1", [AnnotationRecord(1, "carol", "No")], actor="x", source="csv"
-            ).unchanged
-            == 1
-        )
+        assert store.import_annotations("q1", labels[:1], actor="x", source="csv").unchanged == 1
+    with acting_as("dana"):
+        store = HttpReviewStore(url)
         store.adjudicate("q1", position=1, user="x", label="No", note="second look")
         with pytest.raises(InputError, match="item 1 of queue 'q1' is already adjudicated"):
             store.adjudicate("q1", position=1, user="x", label="Yes")
     assert sql.adjudications("q1")[["item", "user", "note"]].values.tolist() == [[1, "dana", "second look"]]
-    assert sql.audit_events(subject="queue:q1", action="annotation.import")["actor"].tolist() == ["dana"]
+    assert sql.audit_events(subject="queue:q1", action="annotation.import")["actor"].tolist() == [
+        "dana",
+        ADMIN,
+    ]
     with acting_as(ADMIN):
         store = HttpReviewStore(url)
         store.grant_role("rita", "release-manager", actor="x")

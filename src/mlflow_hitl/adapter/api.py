@@ -203,6 +203,12 @@ def _import(store: ReviewStore, actor: str, p: Params) -> Any:
                 f"an import record needs position, user and label (and may have comment, external_id); got {sorted(record)}"
             )
         parsed.append(AnnotationRecord(**{**record, "position": _int(record, "position")}))
+    others = sorted({r.user.strip() for r in parsed if isinstance(r.user, str)} - {actor})
+    if others and not {"admin"} & set(store.roles(actor)["role"]):
+        # Each imported label is recorded as its rater's own act: on a server that is an admin's to vouch for.
+        raise PermissionDeniedError(
+            f"{actor} cannot import labels given by others ({', '.join(others[:5])}): needs the 'admin' role"
+        )
     report = store.import_annotations(
         _queue_name(p), parsed, actor=actor, source=str(_text(p, "source", required=False) or "api")
     )
