@@ -79,10 +79,20 @@ def make_queue(store, name, *, n=4, k=2, blind=False, actor="mallory"):
     )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory):
+    """One server per review-store backend; the rest of the module runs against it."""
     folder = tmp_path_factory.mktemp("api")
-    store_uri = f"sqlite:///{folder / 'hitl.db'}"
+    if request.param == "sqlite":
+        store_uri = f"sqlite:///{folder / 'hitl.db'}"
+    else:
+        import psycopg
+
+        pg = request.getfixturevalue("postgres_server")
+        dsn = f"host={pg['host']} port={pg['port']} user=postgres dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{folder.name}"')
+        store_uri = f"postgresql+psycopg://postgres@{pg['host']}:{pg['port']}/{folder.name}"
     env = {**os.environ, **basic_auth_env(folder, store_uri, admin=ADMIN, password=PASSWORDS[ADMIN])}
     env.pop("MLFLOW_TRACKING_URI", None)
     with mlflow_hitl_server(
