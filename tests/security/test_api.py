@@ -542,3 +542,30 @@ def test_the_cli_follows_the_tracking_uri_to_the_server(team, monkeypatch):
     assert team["sql"].signoffs(team["run_id"]).query("check_name == 'calibration'")["user"].tolist() == [
         "alice"
     ]
+
+
+def test_the_server_decides_the_gate_and_records_it_only_when_asked(team):
+    with acting_as(ADMIN):
+        client = mlflow.MlflowClient(tracking_uri=team["url"], registry_uri=team["url"])
+        client.create_registered_model("gated")
+        client.create_model_version("gated", source=f"runs:/{team['run_id']}/model", run_id=team["run_id"])
+        store = HttpReviewStore(team["url"])
+        store.set_policy("gated", policy=POLICY, policy_hash=policy_hash(parse_policy(POLICY)), actor="x")
+    query = {"model": "gated", "version": 1, "target": "alias:champion"}
+    shown = _raw(team, "GET", "gate/decision", params=query, auth=("bob", PASSWORDS["bob"]))
+    assert shown.status_code == 200, shown.text
+    decision = shown.json()["decision"]
+    assert decision["passed"] is False and decision["target"] == "alias:champion"
+    assert any(r["name"] == "signoff.fairness" and not r["met"] for r in decision["requirements"])
+    assert shown.json()["summary"].startswith("gated version 1 -> alias:champion: blocked")
+    assert team["sql"].audit_events(subject="model:gated/1").empty  # showing is not recording
+    checked = _raw(team, "POST", "gate/check", json=query, auth=("bob", PASSWORDS["bob"]))
+    assert checked.status_code == 200 and checked.json()["decision"]["evidence_hash"]
+    events = team["sql"].audit_events(subject="model:gated/1", action="gate.check")
+    assert events["actor"].tolist() == ["bob"]
+    missing = _raw(team, "GET", "gate/decision", params={**query, "version": 9})
+    assert (
+        missing.status_code == 404 and "unknown model version 'gated' version 9" in missing.json()["message"]
+    )
+    wrong = _raw(team, "GET", "gate/decision", params={**query, "target": "champion"})
+    assert wrong.status_code == 400 and "alias:NAME or stage:NAME" in wrong.json()["message"]

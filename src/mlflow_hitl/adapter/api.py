@@ -298,6 +298,28 @@ def _set_policy(store: ReviewStore, actor: str, p: Params) -> Any:
     return {"policy": set_policy(store, model, text, actor=actor, source=source)}
 
 
+def _gate(record: bool) -> Handler:
+    """The gate's decision for a version and target, computed by the server from its own stores.
+
+    ``record``: the decision is an audit event (``gate.check``, the authenticated actor) and a tag,
+    as ``mlflow-hitl gate check`` records it; the read-only form is for pages that only show it.
+    """
+
+    def decide(store: ReviewStore, actor: str, p: Params) -> Any:
+        from .gate import check_gate
+
+        target = str(_text(p, "target"))
+        if not target.startswith(("alias:", "stage:")):
+            raise InputError(f"'target' must be alias:NAME or stage:NAME, got {target!r}")
+        version = str(_int(p, "version", minimum=1))
+        decision = check_gate(
+            str(_text(p, "model")), version, target, store=store, actor=actor, record=record
+        )
+        return {"decision": decision.to_dict(), "summary": decision.summary()}
+
+    return decide
+
+
 def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
     after, limit = _int(p, "after_seq", default=0), _limit(p)
     filters = {k: _text(p, k, required=False) for k in ("subject", "actor", "action")}
@@ -388,6 +410,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("policies/get", "GET", ("model",), lambda s, a, p: {"policy": s.policy(str(_text(p, "model")))}),
     Route("policies/set", "POST", ("model", "policy", "policy_hash"), _set_policy),
+    Route("gate/decision", "GET", ("model", "version", "target"), _gate(record=False)),
+    Route("gate/check", "POST", ("model", "version", "target"), _gate(record=True)),
     Route("audit/head", "GET", (), lambda s, a, p: dict(zip(("seq", "hash"), s.audit_head(), strict=True))),
     Route("audit/verify", "GET", ("incremental",), _verify),
     Route("audit/event", "GET", ("seq",), _audit_event),
