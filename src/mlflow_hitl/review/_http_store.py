@@ -35,7 +35,7 @@ __all__ = ["HttpReviewStore"]
 
 _API = "/hitl/api"
 _API_HEADER = "X-MLflow-Hitl-API"
-_PAGE = 5_000
+_PAGE = 10_000  # the most the server gives per page
 _ERRORS: Mapping[str, type[HitlError]] = {
     "INVALID_PARAMETER_VALUE": InputError,
     "RESOURCE_DOES_NOT_EXIST": NotFoundError,
@@ -376,7 +376,7 @@ class HttpReviewStore:
         action: str | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
-        """Events in order, fetched in pages of at most 5,000; ``limit`` stops early."""
+        """Events in order, fetched in pages of at most 10,000; ``limit`` stops early."""
         filters = {"subject": subject, "actor": actor, "action": action}
         rows: list[dict[str, Any]] = []
         columns: list[str] = []
