@@ -135,6 +135,12 @@ def _queue_name(params: Params) -> str:
     return str(_text(params, "queue"))
 
 
+def _label(params: Params) -> Any:
+    if "label" not in params:
+        raise InputError("'label' is required")
+    return params["label"]
+
+
 def _create_queue(store: ReviewStore, actor: str, p: Params) -> Any:
     gold = p.get("gold")
     if gold is not None and not (
@@ -177,13 +183,11 @@ def _release(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _annotate(store: ReviewStore, actor: str, p: Params) -> Any:
-    if "label" not in p:
-        raise InputError("'label' is required")
     store.annotate(
         _queue_name(p),
         position=_int(p, "position"),
         user=actor,
-        label=p["label"],
+        label=_label(p),
         comment=_text(p, "comment", required=False),
         source=_text(p, "source", required=False) or "api",
     )
@@ -221,13 +225,11 @@ def _annotations(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _adjudicate(store: ReviewStore, actor: str, p: Params) -> Any:
-    if "label" not in p:
-        raise InputError("'label' is required")
     store.adjudicate(
         _queue_name(p),
         position=_int(p, "position"),
         user=actor,
-        label=p["label"],
+        label=_label(p),
         note=_text(p, "note", required=False),
     )
     return {}
