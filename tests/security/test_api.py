@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from hitl_support import basic_auth_env, mlflow_hitl_server
-from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, store_for
+from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, server_decision, store_for
 from mlflow_hitl.errors import HitlError, InputError, NotFoundError, PermissionDeniedError
-from mlflow_hitl.gate import parse_policy, policy_hash
+from mlflow_hitl.gate import decision_hash, parse_policy, policy_hash
 from mlflow_hitl.review import AnnotationRecord, HttpReviewStore, ReviewStore
 
 ADMIN = "admin"
@@ -556,13 +556,22 @@ def test_the_server_decides_the_gate_and_records_it_only_when_asked(team):
     assert shown.status_code == 200, shown.text
     decision = shown.json()["decision"]
     assert decision["passed"] is False and decision["target"] == "alias:champion"
-    assert any(r["name"] == "signoff.fairness" and not r["met"] for r in decision["requirements"])
+    unmet = [r["name"] for r in decision["requirements"] if not r["met"]]
+    assert unmet and unmet[0] in shown.json()["summary"]  # the run has no evidence logged, for one
     assert shown.json()["summary"].startswith("gated version 1 -> alias:champion: blocked")
     assert team["sql"].audit_events(subject="model:gated/1").empty  # showing is not recording
     checked = _raw(team, "POST", "gate/check", json=query, auth=("bob", PASSWORDS["bob"]))
     assert checked.status_code == 200 and checked.json()["decision"]["evidence_hash"]
     events = team["sql"].audit_events(subject="model:gated/1", action="gate.check")
     assert events["actor"].tolist() == ["bob"]
+    with acting_as("rita"):
+        decision = server_decision(HttpReviewStore(team["url"]), "gated", 1, "alias:champion", record=True)
+    assert not decision.passed and [r.name for r in decision.unmet()] == unmet
+    assert decision_hash(decision.to_dict()) == decision.evidence_hash
+    assert team["sql"].audit_events(subject="model:gated/1", action="gate.check")["actor"].tolist() == [
+        "bob",
+        "rita",
+    ]
     missing = _raw(team, "GET", "gate/decision", params={**query, "version": 9})
     assert (
         missing.status_code == 404 and "unknown model version 'gated' version 9" in missing.json()["message"]

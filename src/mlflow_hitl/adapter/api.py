@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -35,7 +35,10 @@ from .._plain import plain_json
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..review import AnnotationRecord, HttpReviewStore, ReviewStore
 
-__all__ = ["API_HEADER", "API_PREFIX", "ROUTES", "register_api", "store_for"]
+if TYPE_CHECKING:
+    from ..gate import GateDecision
+
+__all__ = ["API_HEADER", "API_PREFIX", "ROUTES", "register_api", "server_decision", "store_for"]
 
 API_PREFIX = "/hitl/api"
 API_HEADER = "X-MLflow-Hitl-API"
@@ -541,6 +544,28 @@ def _declare_exact_paths(*paths: str) -> None:
             "this MLflow's basic-auth has no _HANDLER_INTERNAL_AUTHZ_SUFFIXES; update mlflow-hitl"
         )
     auth._HANDLER_INTERNAL_AUTHZ_SUFFIXES = suffixes + tuple(p for p in paths if p not in suffixes)
+
+
+# -- the gate in team mode ------------------------------------------------------------------------
+
+
+def server_decision(
+    store: HttpReviewStore, model_name: str, version: str | int, target: str, *, record: bool = True
+) -> GateDecision:
+    """The server's gate decision as a :class:`~mlflow_hitl.gate.GateDecision`, its hash checked.
+
+    In team mode the server decides (and records) the gate from its own stores; a client cannot
+    append the ``gate.check`` event itself. The decision's ``evidence_hash`` is recomputed here, so a
+    decision altered on the way is refused rather than shown.
+    """
+    from ..gate import GateDecision, Requirement, decision_hash
+
+    data = store.gate_decision(model_name, version, target, record=record)
+    if decision_hash(data) != data.get("evidence_hash"):
+        raise HitlError(
+            f"the server's gate decision for {model_name} version {version} does not match its hash"
+        )
+    return GateDecision(**{**data, "requirements": tuple(Requirement(**r) for r in data["requirements"])})
 
 
 # -- choosing the store ---------------------------------------------------------------------------

@@ -338,6 +338,19 @@ class HttpReviewStore:
         record = self._call("GET", "policies/get", {"model": model_name})["policy"]
         return None if record is None else dict(record)
 
+    # -- gates ----------------------------------------------------------------------------------
+
+    def gate_decision(
+        self, model_name: str, version: str | int, target: str, *, record: bool
+    ) -> dict[str, Any]:
+        """The gate's decision as the server computes it (``GateDecision.to_dict()``); ``record``: as
+        ``gate check`` records it, with the authenticated user as actor. Not part of the SQL store: locally
+        the adapter decides itself."""
+        query = {"model": model_name, "version": int(version), "target": target}
+        if record:
+            return dict(self._call("POST", "gate/check", query)["decision"])
+        return dict(self._call("GET", "gate/decision", query)["decision"])
+
     # -- audit ----------------------------------------------------------------------------------
 
     def record_event(
