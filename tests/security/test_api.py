@@ -559,7 +559,9 @@ def test_the_server_decides_the_gate_and_records_it_only_when_asked(team):
     unmet = [r["name"] for r in decision["requirements"] if not r["met"]]
     assert unmet and unmet[0] in shown.json()["summary"]  # the run has no evidence logged, for one
     assert shown.json()["summary"].startswith("gated version 1 -> alias:champion: blocked")
-    assert team["sql"].audit_events(subject="model:gated/1").empty  # showing is not recording
+    assert (
+        team["sql"].audit_events(subject="model:gated/1", action="gate.check").empty
+    )  # showing is not recording
     checked = _raw(team, "POST", "gate/check", json=query, auth=("bob", PASSWORDS["bob"]))
     assert checked.status_code == 200 and checked.json()["decision"]["evidence_hash"]
     events = team["sql"].audit_events(subject="model:gated/1", action="gate.check")

@@ -167,6 +167,17 @@ def _create_queue(store: ReviewStore, actor: str, p: Params) -> Any:
     return {"queue": queue}
 
 
+def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
+    labels = store.queue_labels(_queue_name(p))
+    return {
+        "queue": labels.queue,
+        "items": labels.items,
+        "annotations": _table(labels.annotations, "rows"),
+        "adjudications": _table(labels.adjudications, "rows"),
+        "gold": [[k, v] for k, v in sorted(labels.gold.items())],
+    }
+
+
 def _items(store: ReviewStore, actor: str, p: Params) -> Any:
     # The SQL store reads a whole queue; the page is cut here until it reads pages itself.
     page, next_offset = _offset_page(store.items(_queue_name(p)), p)
@@ -373,6 +384,7 @@ ROUTES: tuple[Route, ...] = (
         ("queue",),
         lambda s, a, p: {"gold": [[k, v] for k, v in sorted(s.gold(_queue_name(p)).items())]},
     ),
+    Route("queues/labels", "GET", ("queue",), _queue_labels),
     Route("items/list", "GET", ("queue", "offset", "limit"), _items),
     Route("items/next", "POST", ("queue", "exclude"), _next_item),
     Route("items/release", "POST", ("queue", "position"), _release),

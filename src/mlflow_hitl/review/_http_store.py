@@ -29,7 +29,7 @@ import pandas as pd
 from .._plain import plain_json
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError
 from ._audit import ChainVerification
-from ._store import AnnotationRecord, ImportReport, Item, Queue
+from ._records import AnnotationRecord, ImportReport, Item, Queue, QueueLabels
 
 __all__ = ["HttpReviewStore"]
 
@@ -209,6 +209,17 @@ class HttpReviewStore:
 
     def items(self, name: str) -> list[Item]:
         return [Item(**i) for i in self._pages("items/list", "items", {"queue": name})]
+
+    def queue_labels(self, name: str) -> QueueLabels:
+        """As :meth:`ReviewStore.queue_labels`: the queue, items, labels, adjudications and gold of one read."""
+        answer = self._call("GET", "queues/labels", {"queue": name})
+        return QueueLabels(
+            queue=_queue(answer["queue"]),
+            items=tuple(Item(**i) for i in answer["items"]),
+            annotations=_frame(answer["annotations"], "rows"),
+            adjudications=_frame(answer["adjudications"], "rows"),
+            gold={int(k): v for k, v in answer["gold"]},
+        )
 
     def gold(self, name: str) -> dict[int, Any]:
         return {int(k): v for k, v in self._call("GET", "queues/gold", {"queue": name})["gold"]}
