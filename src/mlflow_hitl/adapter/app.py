@@ -230,6 +230,8 @@ def create_app() -> Any:
     from mlflow.server.auth import bootstrap_admin_user
     from mlflow.server.auth import create_app as with_basic_auth
 
+    from .api import register_api
+
     _use_server_stores()
     bootstrap_admin_user()  # MLflow's server does this only for --app-name basic-auth
     served = with_basic_auth(flask_app)
@@ -238,6 +240,7 @@ def create_app() -> Any:
     flask_app.after_request(_after)
     flask_app.add_url_rule(f"{_API}/signoffs", "mlflow_hitl_signoff", _signoff, methods=["POST"])
     flask_app.add_url_rule(f"{_API}/roles", "mlflow_hitl_role", _role, methods=["POST"])
+    register_api(flask_app)
     _declare_self_authorizing(f"{_API}/signoffs", f"{_API}/roles")
     return served
 

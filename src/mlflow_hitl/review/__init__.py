@@ -17,6 +17,7 @@ from ._agreement import AgreementResult, agreement
 from ._anchors import AnchorLog, FileAnchorLog
 from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
+from ._http_store import HttpReviewStore
 from ._interchange import (
     csv_tasks,
     label_studio_config,
@@ -57,6 +58,7 @@ __all__ = [
     "ConsensusResult",
     "FileAnchorLog",
     "GovernanceStore",
+    "HttpReviewStore",
     "ImportReport",
     "Item",
     "LabelSnapshot",

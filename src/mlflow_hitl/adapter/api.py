@@ -1,0 +1,608 @@
+"""The review store over HTTP: ``/hitl/api/...`` on ``mlflow server --app-name hitl`` (team mode).
+
+In team mode the server is the only door to the review store: the database credentials and the
+audit key stay on the server, and every action is taken as the user MLflow's basic-auth
+authenticated, never as a name in the request. The CLI and Python API reach these routes through
+:class:`mlflow_hitl.review.HttpReviewStore`; the pages under ``/hitl/`` will use them too.
+
+Conventions (``docs/api.md`` lists every route):
+
+- MLflow's style: fixed paths, reads are ``GET`` with query parameters, actions are ``POST`` with a
+  JSON object body (``Content-Type: application/json``, which a cross-site form cannot send);
+- every route accepts a fixed set of fields and refuses any other, so a body naming an ``actor``
+  (or a ``user`` where it would mean the acting user) is refused, not believed;
+- errors are MLflow's JSON errors ``{"error_code", "message"}``: 400 ``INVALID_PARAMETER_VALUE``,
+  403 ``PERMISSION_DENIED``, 404 ``RESOURCE_DOES_NOT_EXIST``, 405 ``METHOD_NOT_ALLOWED``, 500
+  ``INTERNAL_ERROR`` (one line; the traceback goes to the server's log only);
+- lists that grow (items, annotations, audit events) are paged: ``offset``/``limit`` answered with
+  ``next_offset``, or ``after_seq``/``limit`` answered with ``next_after_seq`` (``null`` at the end);
+- every answer carries the header ``X-MLflow-Hitl-API: 1``, so a client can tell our answers from
+  those of a server that does not run the plugin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .._plain import plain_json
+from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
+from ..review import AnnotationRecord, HttpReviewStore, ReviewStore
+
+if TYPE_CHECKING:
+    from ..gate import GateDecision
+
+__all__ = ["API_HEADER", "API_PREFIX", "ROUTES", "register_api", "server_decision", "store_for"]
+
+API_PREFIX = "/hitl/api"
+API_HEADER = "X-MLflow-Hitl-API"
+_PAGE = 1_000
+_MAX_PAGE = 10_000
+_IDENTITY_FIELDS = ("actor", "user")
+_log = logging.getLogger(__name__)
+
+Params = Mapping[str, Any]
+Handler = Callable[[ReviewStore, str, Params], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route: ``path`` under ``/hitl/api/``, its method, the fields it accepts, and its handler."""
+
+    path: str
+    method: str
+    fields: tuple[str, ...]
+    handler: Handler
+
+
+# -- reading parameters ---------------------------------------------------------------------------
+
+
+def _text(params: Params, key: str, *, required: bool = True) -> str | None:
+    value = params.get(key)
+    if value is None or value == "":
+        if required:
+            raise InputError(f"{key!r} is required")
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _int(params: Params, key: str, *, default: int | None = None, minimum: int = 0) -> int:
+    value = params.get(key, default)
+    if value is None:
+        raise InputError(f"{key!r} is required")
+    try:
+        number = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        raise InputError(f"{key!r} must be a whole number ≥ {minimum}, got {value!r}")
+    return number
+
+
+def _bool(params: Params, key: str, *, default: bool) -> bool:
+    value = params.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InputError(f"{key!r} must be true or false, got {value!r}")
+
+
+def _limit(params: Params) -> int:
+    return min(_int(params, "limit", default=_PAGE, minimum=1), _MAX_PAGE)
+
+
+def _frame_from_json(params: Params, key: str) -> pd.DataFrame:
+    """A frame sent as ``{"columns": [...], "index": [...], "data": [[...], ...]}`` (pandas' ``split``)."""
+    value = params.get(key)
+    if not isinstance(value, Mapping) or not isinstance(value.get("data"), list):
+        raise InputError(f"{key!r} must be an object with 'columns' and 'data' (and optionally 'index')")
+    try:
+        return pd.DataFrame(value["data"], columns=value.get("columns"), index=value.get("index"))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{key!r} is not a table: {first_line(exc)}") from exc
+
+
+# -- writing answers ------------------------------------------------------------------------------
+
+
+def _table(frame: pd.DataFrame, key: str) -> dict[str, Any]:
+    columns = [str(c) for c in frame.columns]
+    rows = [
+        {c: plain_json(v) for c, v in zip(columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+    return {"columns": columns, key: rows}
+
+
+def _offset_page(rows: Any, params: Params) -> tuple[Any, int | None]:
+    """One page of a list or frame, and the offset of the next page (``None``: this was the last)."""
+    offset, limit = _int(params, "offset", default=0), _limit(params)
+    page = rows[offset : offset + limit]
+    return page, (offset + limit if offset + limit < len(rows) else None)
+
+
+# -- the routes -----------------------------------------------------------------------------------
+
+
+def _queue_name(params: Params) -> str:
+    return str(_text(params, "queue"))
+
+
+def _label(params: Params) -> Any:
+    if "label" not in params:
+        raise InputError("'label' is required")
+    return params["label"]
+
+
+def _create_queue(store: ReviewStore, actor: str, p: Params) -> Any:
+    gold = p.get("gold")
+    if gold is not None and not (
+        isinstance(gold, list) and all(isinstance(g, list) and len(g) == 2 for g in gold)
+    ):
+        raise InputError("'gold' must be a list of [row index label, label] pairs")
+    queue = store.create_queue(
+        str(_text(p, "name")),
+        rows=_frame_from_json(p, "rows"),
+        selection=_frame_from_json(p, "selection"),
+        classes=list(p.get("classes") or []),
+        actor=actor,
+        raters_per_item=_int(p, "raters_per_item", default=1, minimum=1),
+        blind=_bool(p, "blind", default=False),
+        strategy=_text(p, "strategy", required=False) or "least-confidence",
+        run_id=_text(p, "run_id", required=False),
+        predictions=p.get("predictions"),
+        confidences=p.get("confidences"),
+        gold=None if gold is None else {key: label for key, label in gold},
+    )
+    return {"queue": queue}
+
+
+def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
+    labels = store.queue_labels(_queue_name(p))
+    return {
+        "queue": labels.queue,
+        "items": labels.items,
+        "annotations": _table(labels.annotations, "rows"),
+        "adjudications": _table(labels.adjudications, "rows"),
+        "gold": [[k, v] for k, v in sorted(labels.gold.items())],
+    }
+
+
+def _items(store: ReviewStore, actor: str, p: Params) -> Any:
+    # The SQL store reads a whole queue; the page is cut here until it reads pages itself.
+    page, next_offset = _offset_page(store.items(_queue_name(p)), p)
+    return {"items": page, "next_offset": next_offset}
+
+
+def _next_item(store: ReviewStore, actor: str, p: Params) -> Any:
+    exclude = p.get("exclude") or []
+    if not isinstance(exclude, list) or not all(isinstance(e, int) for e in exclude):
+        raise InputError("'exclude' must be a list of item positions")
+    return {"item": store.next_item(_queue_name(p), user=actor, exclude=exclude)}
+
+
+def _release(store: ReviewStore, actor: str, p: Params) -> Any:
+    store.release(_queue_name(p), position=_int(p, "position"), user=actor)
+    return {}
+
+
+def _annotate(store: ReviewStore, actor: str, p: Params) -> Any:
+    store.annotate(
+        _queue_name(p),
+        position=_int(p, "position"),
+        user=actor,
+        label=_label(p),
+        comment=_text(p, "comment", required=False),
+        source=_text(p, "source", required=False) or "api",
+    )
+    return {}
+
+
+def _import(store: ReviewStore, actor: str, p: Params) -> Any:
+    records = p.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
+        raise InputError("'records' must be a list of {position, user, label, comment, external_id}")
+    names = {f.name for f in dataclasses.fields(AnnotationRecord)}
+    parsed = []
+    for record in records:
+        unknown = sorted(set(record) - names)
+        if unknown or "position" not in record or "user" not in record or "label" not in record:
+            raise InputError(
+                f"an import record needs position, user and label (and may have comment, external_id); got {sorted(record)}"
+            )
+        parsed.append(AnnotationRecord(**{**record, "position": _int(record, "position")}))
+    others = sorted({r.user.strip() for r in parsed if isinstance(r.user, str)} - {actor})
+    if others and not {"admin"} & set(store.roles(actor)["role"]):
+        # Each imported label is recorded as its rater's own act: on a server that is an admin's to vouch for.
+        raise PermissionDeniedError(
+            f"{actor} cannot import labels given by others ({', '.join(others[:5])}): needs the 'admin' role"
+        )
+    report = store.import_annotations(
+        _queue_name(p), parsed, actor=actor, source=str(_text(p, "source", required=False) or "api")
+    )
+    return {"added": report.added, "unchanged": report.unchanged}
+
+
+def _annotations(store: ReviewStore, actor: str, p: Params) -> Any:
+    page, next_offset = _offset_page(store.annotations(_queue_name(p)), p)
+    return {**_table(page, "annotations"), "next_offset": next_offset}
+
+
+def _adjudicate(store: ReviewStore, actor: str, p: Params) -> Any:
+    store.adjudicate(
+        _queue_name(p),
+        position=_int(p, "position"),
+        user=actor,
+        label=_label(p),
+        note=_text(p, "note", required=False),
+    )
+    return {}
+
+
+def _change_role(grant: bool) -> Handler:
+    def change(store: ReviewStore, actor: str, p: Params) -> Any:
+        member, role = str(_text(p, "user")), str(_text(p, "role"))
+        if grant and role == "admin" and "admin" not in set(store.roles()["role"]) and not _mlflow_admin():
+            # Locally anyone may appoint the first admin; on a server the first caller must not.
+            raise PermissionDeniedError(
+                f"{actor} cannot appoint the first review-store admin: an MLflow admin of this server must"
+            )
+        (store.grant_role if grant else store.revoke_role)(member, role, actor=actor)
+        return {"user": member, "role": role, "granted": grant, "by": actor}
+
+    return change
+
+
+def _mlflow_admin() -> bool:
+    from mlflow.server.auth import sender_is_admin
+
+    return bool(sender_is_admin())
+
+
+def _sign_off(store: ReviewStore, actor: str, p: Params) -> Any:
+    from .logging import resolve_run_id
+
+    run_id = str(_text(p, "run_id"))
+    resolve_run_id(run_id)  # a sign-off of a run this server does not know is refused
+    approve = p.get("approve")
+    if not isinstance(approve, bool):
+        raise InputError("'approve' must be true or false")
+    record = store.sign_off(
+        run_id=run_id,
+        check=str(_text(p, "check")),
+        user=actor,
+        approve=approve,
+        note=_text(p, "note", required=False),
+    )
+    return {"signoff": record}
+
+
+def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:
+    record = store.record_snapshot(
+        _queue_name(p),
+        snapshot_id=str(_text(p, "snapshot_id")),
+        run_id=_text(p, "run_id", required=False),
+        method=str(_text(p, "method")),
+        n_items=_int(p, "n_items"),
+        labels_sha256=str(_text(p, "labels_sha256")),
+        manifest_sha256=str(_text(p, "manifest_sha256")),
+        actor=actor,
+    )
+    return {"snapshot": record}
+
+
+def _set_policy(store: ReviewStore, actor: str, p: Params) -> Any:
+    """The server parses and hashes the text itself (and mirrors the hash tag); a client's hash is only compared."""
+    from ..gate import parse_policy, policy_hash
+    from .gate import set_policy
+
+    model, text = str(_text(p, "model")), str(_text(p, "policy"))
+    source = f"policy of {model}"
+    claimed = _text(p, "policy_hash", required=False)
+    if claimed is not None and claimed != policy_hash(parse_policy(text, source=source)):
+        raise InputError(f"policy_hash {claimed!r} is not the hash of the policy text sent")
+    return {"policy": set_policy(store, model, text, actor=actor, source=source)}
+
+
+def _gate(record: bool) -> Handler:
+    """The gate's decision for a version and target, computed by the server from its own stores.
+
+    ``record``: the decision is an audit event (``gate.check``, the authenticated actor) and a tag,
+    as ``mlflow-hitl gate check`` records it; the read-only form is for pages that only show it.
+    """
+
+    def decide(store: ReviewStore, actor: str, p: Params) -> Any:
+        from .gate import check_gate
+
+        target = str(_text(p, "target"))
+        if not target.startswith(("alias:", "stage:")):
+            raise InputError(f"'target' must be alias:NAME or stage:NAME, got {target!r}")
+        version = str(_int(p, "version", minimum=1))
+        decision = check_gate(
+            str(_text(p, "model")), version, target, store=store, actor=actor, record=record
+        )
+        return {"decision": decision.to_dict(), "summary": decision.summary()}
+
+    return decide
+
+
+def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
+    after, limit = _int(p, "after_seq", default=0), _limit(p)
+    filters = {k: _text(p, k, required=False) for k in ("subject", "actor", "action")}
+    # Unfiltered, sequence numbers are 1..head without gaps, so the first after+limit+1 events hold the page.
+    read_to = None if any(filters.values()) else after + limit + 1
+    frame = store.audit_events(**filters, limit=read_to)
+    frame = frame[frame["seq"] > after].head(limit + 1)
+    more = len(frame) > limit
+    frame = frame.head(limit)
+    return {**_table(frame, "events"), "next_after_seq": int(frame["seq"].iloc[-1]) if more else None}
+
+
+def _audit_event(store: ReviewStore, actor: str, p: Params) -> Any:
+    return {"event": store.audit_event(_int(p, "seq", minimum=1))}
+
+
+def _verify(store: ReviewStore, actor: str, p: Params) -> Any:
+    return {"verification": store.verify_audit(incremental=_bool(p, "incremental", default=False))}
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("queues/list", "GET", (), lambda s, a, p: {"queues": s.queues()}),
+    Route("queues/get", "GET", ("queue",), lambda s, a, p: {"queue": s.queue(_queue_name(p))}),
+    Route(
+        "queues/create",
+        "POST",
+        (
+            "name",
+            "rows",
+            "selection",
+            "classes",
+            "raters_per_item",
+            "blind",
+            "strategy",
+            "run_id",
+            "predictions",
+            "confidences",
+            "gold",
+        ),
+        _create_queue,
+    ),
+    Route("queues/progress", "GET", ("queue",), lambda s, a, p: {"progress": s.progress(_queue_name(p))}),
+    Route(
+        "queues/gold",
+        "GET",
+        ("queue",),
+        lambda s, a, p: {"gold": [[k, v] for k, v in sorted(s.gold(_queue_name(p)).items())]},
+    ),
+    Route("queues/labels", "GET", ("queue",), _queue_labels),
+    Route("items/list", "GET", ("queue", "offset", "limit"), _items),
+    Route("items/next", "POST", ("queue", "exclude"), _next_item),
+    Route("items/release", "POST", ("queue", "position"), _release),
+    Route("annotations/list", "GET", ("queue", "offset", "limit"), _annotations),
+    Route("annotations/create", "POST", ("queue", "position", "label", "comment", "source"), _annotate),
+    Route("annotations/import", "POST", ("queue", "records", "source"), _import),
+    Route(
+        "adjudications/list",
+        "GET",
+        ("queue",),
+        lambda s, a, p: _table(s.adjudications(_queue_name(p)), "adjudications"),
+    ),
+    Route("adjudications/create", "POST", ("queue", "position", "label", "note"), _adjudicate),
+    Route(
+        "roles/list",
+        "GET",
+        ("user",),
+        lambda s, a, p: _table(s.roles(_text(p, "user", required=False)), "roles"),
+    ),
+    Route("roles/grant", "POST", ("user", "role"), _change_role(True)),
+    Route("roles/revoke", "POST", ("user", "role"), _change_role(False)),
+    Route(
+        "signoffs/list",
+        "GET",
+        ("run_id",),
+        lambda s, a, p: _table(s.signoffs(_text(p, "run_id", required=False)), "signoffs"),
+    ),
+    Route("signoffs/create", "POST", ("run_id", "check", "approve", "note"), _sign_off),
+    Route(
+        "snapshots/list",
+        "GET",
+        ("queue",),
+        lambda s, a, p: _table(s.snapshots(_text(p, "queue", required=False)), "snapshots"),
+    ),
+    Route(
+        "snapshots/create",
+        "POST",
+        ("queue", "snapshot_id", "run_id", "method", "n_items", "labels_sha256", "manifest_sha256"),
+        _record_snapshot,
+    ),
+    Route("policies/get", "GET", ("model",), lambda s, a, p: {"policy": s.policy(str(_text(p, "model")))}),
+    Route("policies/set", "POST", ("model", "policy", "policy_hash"), _set_policy),
+    Route("gate/decision", "GET", ("model", "version", "target"), _gate(record=False)),
+    Route("gate/check", "POST", ("model", "version", "target"), _gate(record=True)),
+    Route("audit/head", "GET", (), lambda s, a, p: dict(zip(("seq", "hash"), s.audit_head(), strict=True))),
+    Route("audit/verify", "GET", ("incremental",), _verify),
+    Route("audit/event", "GET", ("seq",), _audit_event),
+    Route("audit/events", "GET", ("subject", "actor", "action", "after_seq", "limit"), _audit_events),
+)
+
+
+# -- serving --------------------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str) -> Any:
+    from flask import jsonify
+
+    response = jsonify({"error_code": code, "message": message})
+    response.status_code = status
+    return response
+
+
+def _params(route: Route) -> dict[str, Any]:
+    from flask import request
+
+    if route.method == "GET":
+        params: dict[str, Any] = request.args.to_dict()
+    else:
+        if not request.is_json:
+            raise InputError("send the body as JSON with Content-Type: application/json")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise InputError("the body must be a JSON object")
+        params = body
+    unknown = sorted(set(params) - set(route.fields))
+    if unknown:
+        hint = (
+            "; the server acts as the authenticated user, never as a name in the request"
+            if set(unknown) & set(_IDENTITY_FIELDS)
+            else ""
+        )
+        raise InputError(f"{route.path} does not take {', '.join(map(repr, unknown))}{hint}")
+    return params
+
+
+def _serve(route: Route) -> Callable[[], Any]:
+    def view() -> Any:
+        from flask import jsonify, request
+
+        from .app import _authenticated_user, _review_store
+
+        if request.method != route.method:
+            response = _error(405, "METHOD_NOT_ALLOWED", f"{route.path} takes {route.method} only")
+        else:
+            try:
+                answer = route.handler(_review_store(), _authenticated_user(), _params(route))
+                response = jsonify(plain_json(answer))
+            except (PermissionDeniedError, PermissionError) as exc:
+                _audit_refusal(route, first_line(exc))
+                response = _error(403, "PERMISSION_DENIED", first_line(exc))
+            except NotFoundError as exc:
+                response = _error(404, "RESOURCE_DOES_NOT_EXIST", first_line(exc))
+            except HitlError as exc:
+                response = _error(400, "INVALID_PARAMETER_VALUE", first_line(exc))
+            except Exception as exc:  # a bug or a broken store: one line out, the traceback in the log
+                _log.exception("mlflow-hitl API %s failed", route.path)
+                response = _error(
+                    500, "INTERNAL_ERROR", f"{route.path} failed: {first_line(exc, with_type=True)}"
+                )
+        response.headers[API_HEADER] = "1"
+        return response
+
+    return view
+
+
+def _audit_refusal(route: Route, reason: str) -> None:
+    """Record a refused action (``api.refused``) with the authenticated actor, the route and the reason."""
+    from flask import request
+
+    from .app import _authenticated_user, _review_store
+
+    if request.method != "POST":
+        return
+    body = request.get_json(silent=True) or {}
+    subject = next(
+        (
+            f"{kind}:{body[key]}"
+            for key, kind in (("run_id", "run"), ("queue", "queue"), ("model", "model"), ("user", "user"))
+            if isinstance(body.get(key), str) and body[key]
+        ),
+        "api",
+    )
+    if subject.startswith("run:") and isinstance(body.get("check"), str):
+        subject += f"/check:{body['check']}"  # as the sign-off itself would have been recorded
+    try:
+        _review_store().record_event(
+            actor=_authenticated_user(),
+            action="api.refused",
+            subject=subject,
+            payload={"route": route.path, "reason": reason},
+        )
+    except Exception:  # the refusal stands even when its record cannot be written
+        _log.exception("could not audit the refusal of %s", route.path)
+
+
+def register_api(flask_app: Any) -> None:
+    """Serve every route of :data:`ROUTES` under ``/hitl/api/`` on MLflow's Flask app.
+
+    Basic-auth authenticates every request to these paths (401 without valid credentials) and, as
+    it fails closed, refuses authenticated non-admins on routes it has no validator for; our routes
+    authorize inside (the store checks roles), so they are declared as such, each by its exact path.
+    """
+    for route in ROUTES:
+        path = f"{API_PREFIX}/{route.path}"
+        # Both methods reach the view, so a wrong one is answered in JSON rather than by Flask's HTML 405.
+        flask_app.add_url_rule(
+            path, f"mlflow_hitl_api_{route.path.replace('/', '_')}", _serve(route), methods=["GET", "POST"]
+        )
+    _declare_exact_paths(*(f"{API_PREFIX}/{route.path}" for route in ROUTES))
+
+
+def _declare_exact_paths(*paths: str) -> None:
+    """Add whole paths to basic-auth's self-authorizing routes (matched as the whole path, see app.py)."""
+    from mlflow.server import auth
+
+    suffixes = getattr(auth, "_HANDLER_INTERNAL_AUTHZ_SUFFIXES", None)
+    if not isinstance(suffixes, tuple):
+        raise RuntimeError(
+            "this MLflow's basic-auth has no _HANDLER_INTERNAL_AUTHZ_SUFFIXES; update mlflow-hitl"
+        )
+    auth._HANDLER_INTERNAL_AUTHZ_SUFFIXES = suffixes + tuple(p for p in paths if p not in suffixes)
+
+
+# -- the gate in team mode ------------------------------------------------------------------------
+
+
+def server_decision(
+    store: HttpReviewStore, model_name: str, version: str | int, target: str, *, record: bool = True
+) -> GateDecision:
+    """The server's gate decision as a :class:`~mlflow_hitl.gate.GateDecision`, its hash checked.
+
+    In team mode the server decides (and records) the gate from its own stores; a client cannot
+    append the ``gate.check`` event itself. The decision's ``evidence_hash`` is recomputed here, so a
+    decision altered on the way is refused rather than shown.
+    """
+    from ..gate import GateDecision, Requirement, decision_hash
+
+    data = store.gate_decision(model_name, version, target, record=record)
+    if decision_hash(data) != data.get("evidence_hash"):
+        raise HitlError(
+            f"the server's gate decision for {model_name} version {version} does not match its hash"
+        )
+    return GateDecision(**{**data, "requirements": tuple(Requirement(**r) for r in data["requirements"])})
+
+
+# -- choosing the store ---------------------------------------------------------------------------
+
+
+def store_for(tracking_uri: str | None = None, store_uri: str | None = None) -> ReviewStore | HttpReviewStore:
+    """The review store a command should use: the server's API in team mode, else the SQL store.
+
+    An explicit ``store_uri`` (``--store-uri``, else ``$MLFLOW_HITL_STORE_URI``) wins: ``http(s)://``
+    means a server's API, anything else a database URL. Without one, a tracking URI that is a server
+    (``http(s)://``) means that server's API; a local tracking store gets the SQLite file beside it.
+    """
+    from .review import STORE_URI_ENV, default_store_uri
+
+    explicit = store_uri or os.environ.get(STORE_URI_ENV)
+    if explicit:
+        return HttpReviewStore(explicit) if _is_server(explicit) else ReviewStore(explicit)
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    if _is_server(tracking_uri):
+        return HttpReviewStore(tracking_uri)
+    return ReviewStore(default_store_uri(tracking_uri))
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
