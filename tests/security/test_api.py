@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from hitl_support import basic_auth_env, mlflow_hitl_server
-from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, server_decision, store_for
+from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, server_decision
+from mlflow_hitl.adapter.review import store_for
 from mlflow_hitl.errors import HitlError, InputError, NotFoundError, PermissionDeniedError
 from mlflow_hitl.gate import decision_hash, parse_policy, policy_hash
 from mlflow_hitl.review import AnnotationRecord, HttpReviewStore, ReviewStore
@@ -502,11 +503,8 @@ def test_on_both_stores_consensus_reads_the_same_labels(any_store, request):
 def test_the_cli_follows_the_tracking_uri_to_the_server(team, monkeypatch):
     from click.testing import CliRunner
 
-    import mlflow_hitl.adapter.review as adapter_review
     from mlflow_hitl.cli import cli
 
-    # The wiring the lead merges into adapter/review.py::open_store; this line goes once it is there.
-    monkeypatch.setattr(adapter_review, "open_store", lambda store_uri=None: store_for(store_uri=store_uri))
     monkeypatch.delenv("MLFLOW_HITL_STORE_URI", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", team["url"])
     previous = mlflow.get_tracking_uri()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,7 @@ from ..review import AnnotationRecord, HttpReviewStore, ReviewStore
 if TYPE_CHECKING:
     from ..gate import GateDecision
 
-__all__ = ["API_HEADER", "API_PREFIX", "ROUTES", "register_api", "server_decision", "store_for"]
+__all__ = ["API_HEADER", "API_PREFIX", "ROUTES", "register_api", "server_decision"]
 
 API_PREFIX = "/hitl/api"
 API_HEADER = "X-MLflow-Hitl-API"
@@ -581,28 +580,3 @@ def server_decision(
 
 
 # -- choosing the store ---------------------------------------------------------------------------
-
-
-def store_for(tracking_uri: str | None = None, store_uri: str | None = None) -> ReviewStore | HttpReviewStore:
-    """The review store a command should use: the server's API in team mode, else the SQL store.
-
-    An explicit ``store_uri`` (``--store-uri``, else ``$MLFLOW_HITL_STORE_URI``) wins: ``http(s)://``
-    means a server's API, anything else a database URL. Without one, a tracking URI that is a server
-    (``http(s)://``) means that server's API; a local tracking store gets the SQLite file beside it.
-    """
-    from .review import STORE_URI_ENV, default_store_uri
-
-    explicit = store_uri or os.environ.get(STORE_URI_ENV)
-    if explicit:
-        return HttpReviewStore(explicit) if _is_server(explicit) else ReviewStore(explicit)
-    if tracking_uri is None:
-        import mlflow
-
-        tracking_uri = mlflow.get_tracking_uri()
-    if _is_server(tracking_uri):
-        return HttpReviewStore(tracking_uri)
-    return ReviewStore(default_store_uri(tracking_uri))
-
-
-def _is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))

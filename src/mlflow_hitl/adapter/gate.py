@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import HitlError, InputError, NotFoundError
+from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..gate import (
     Evidence,
     GateDecision,
@@ -28,7 +28,7 @@ from ..gate import (
     parse_policy,
     policy_hash,
 )
-from ..review import ReviewStore
+from ..review import HttpReviewStore, ReviewStore
 from .evidence import VERSION_CREATED, read_run_evidence, recorded_creator, team_mode
 from .registration import version_model_digest
 
@@ -224,7 +224,15 @@ def check_gate(
     actor: str | None = None,
     record: bool = True,
 ) -> GateDecision:
-    """Decide the gate for a version and target; record it as an audit event and a model-version tag."""
+    """Decide the gate for a version and target; record it as an audit event and a model-version tag.
+
+    In team mode (``store`` is the server's API) the server decides and records, as the authenticated user.
+    """
+    target = canonical_target(target)
+    if isinstance(store, HttpReviewStore):
+        from .api import server_decision
+
+        return server_decision(store, model_name, version, target, record=record)
     policy, _ = policy_for(store, model_name)
     decision = decide(policy, collect_evidence(model_name, version, target, store=store, actor=actor))
     if record and is_protected(policy, target):
@@ -295,7 +303,12 @@ def enforce(
 def promote(
     model_name: str, version: str | int, *, target: str, store: ReviewStore, actor: str
 ) -> GateDecision | None:
-    """Set the alias or stage if the gate passes (recorded either way); :class:`GateBlockedError` if not."""
+    """Set the alias or stage if the gate passes (recorded either way); :class:`GateBlockedError` if not.
+
+    In team mode the change is asked of the server, whose guard decides and records it.
+    """
+    if isinstance(store, HttpReviewStore):
+        return _promote_through_server(model_name, version, target=canonical_target(target), store=store)
     decision = enforce(model_name, version, target, store=store, actor=actor)
     kind, _, name = target.partition(":")
     client = _client()
@@ -305,3 +318,28 @@ def promote(
         else:
             client.transition_model_version_stage(model_name, str(version), name)
     return decision
+
+
+def _promote_through_server(
+    model_name: str, version: str | int, *, target: str, store: HttpReviewStore
+) -> GateDecision | None:
+    """Ask the server for the alias or stage; a refusal comes back with the server's own decision."""
+    from mlflow.exceptions import MlflowException
+
+    from .api import server_decision
+
+    kind, _, name = target.partition(":")
+    client = _client()
+    try:
+        if kind == "alias":
+            client.set_registered_model_alias(model_name, name, str(version))
+        else:
+            client.transition_model_version_stage(model_name, str(version), name)
+    except MlflowException as exc:
+        if exc.error_code != "PERMISSION_DENIED":
+            raise
+        decision = server_decision(store, model_name, version, target, record=False)
+        if not decision.passed:
+            raise GateBlockedError(decision) from exc
+        raise PermissionDeniedError(first_line(exc)) from exc
+    return server_decision(store, model_name, version, target, record=False)

@@ -34,6 +34,7 @@ from .._hashing import sha256_hex
 from ..errors import InputError, NotFoundError
 from ..review import (
     DEFAULT_MIN_AGREEMENT,
+    HttpReviewStore,
     LabelSnapshot,
     QueueStore,
     ReviewStore,
@@ -88,8 +89,34 @@ def default_store_uri(tracking_uri: str | None = None) -> str:
     return f"sqlite:///{Path(local).resolve() / 'hitl.db'}"
 
 
-def open_store(store_uri: str | None = None) -> ReviewStore:
-    return ReviewStore(store_uri or default_store_uri())
+def open_store(store_uri: str | None = None) -> ReviewStoreProtocol:
+    """The review store a command or a script uses: see :func:`store_for`."""
+    return store_for(store_uri=store_uri)
+
+
+def store_for(tracking_uri: str | None = None, store_uri: str | None = None) -> ReviewStore | HttpReviewStore:
+    """The review store a command should use: the server's API in team mode, else the SQL store.
+
+    An explicit ``store_uri`` (``--store-uri``, else ``$MLFLOW_HITL_STORE_URI``) wins: ``http(s)://``
+    means a server's API, anything else a database URL. Without one, a tracking URI that is a server
+    (``http(s)://``) means that server's API; a local tracking store gets the SQLite file beside it.
+    """
+    from .review import STORE_URI_ENV, default_store_uri
+
+    explicit = store_uri or os.environ.get(STORE_URI_ENV)
+    if explicit:
+        return HttpReviewStore(explicit) if _is_server(explicit) else ReviewStore(explicit)
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    if _is_server(tracking_uri):
+        return HttpReviewStore(tracking_uri)
+    return ReviewStore(default_store_uri(tracking_uri))
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
 
 
 @functools.lru_cache(maxsize=8)
