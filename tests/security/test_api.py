@@ -578,3 +578,42 @@ def test_the_server_decides_the_gate_and_records_it_only_when_asked(team):
     )
     wrong = _raw(team, "GET", "gate/decision", params={**query, "target": "champion"})
     assert wrong.status_code == 400 and "alias:NAME or stage:NAME" in wrong.json()["message"]
+
+
+def test_the_cli_checks_and_promotes_through_the_server_which_decides(team, monkeypatch):
+    """In team mode `gate check` shows the server's decision and `gate promote` asks the server's guard:
+    both as the authenticated user, never as `--user`, and the refusal carries the unmet requirements."""
+    from click.testing import CliRunner
+
+    from mlflow_hitl.cli import cli
+
+    with acting_as(ADMIN):
+        client = mlflow.MlflowClient(tracking_uri=team["url"], registry_uri=team["url"])
+        client.create_registered_model("gated-cli")
+        client.create_model_version(
+            "gated-cli", source=f"runs:/{team['run_id']}/model", run_id=team["run_id"]
+        )
+        HttpReviewStore(team["url"]).set_policy(
+            "gated-cli", policy=POLICY, policy_hash=policy_hash(parse_policy(POLICY)), actor="x"
+        )
+    monkeypatch.delenv("MLFLOW_HITL_STORE_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team["url"])
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(team["url"])
+    runner = CliRunner()
+    try:
+        with acting_as("rita"):
+            checked = runner.invoke(cli, ["gate", "check", "models:/gated-cli/1", "--target", "Champion"])
+            promoted = runner.invoke(
+                cli, ["gate", "promote", "gated-cli", "1", "--alias", "champion", "--user", "dana"]
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert checked.exit_code == 1 and "gated-cli version 1 → alias:champion: BLOCKED" in checked.output
+    assert promoted.exit_code == 1 and "UNMET" in promoted.output, promoted.output
+    events = team["sql"].audit_events(subject="model:gated-cli/1")
+    assert events.query("action == 'gate.check'")["actor"].tolist() == ["rita"]
+    assert events.query("action == 'promotion.refused'")["actor"].tolist() == ["rita"]
+    with acting_as(ADMIN):
+        aliases = mlflow.MlflowClient(tracking_uri=team["url"]).get_registered_model("gated-cli").aliases
+    assert "champion" not in aliases
