@@ -426,3 +426,14 @@ def test_an_event_appended_while_the_chain_is_walked_is_not_a_break(chain):
     assert appended and result.ok, result.problem
     assert result.head_seq == appended[0][0] - 1
     assert chain.verify_audit().head_seq == appended[0][0]
+
+
+def test_a_signoff_of_an_unknown_check_is_refused_before_it_reaches_the_chain(store):
+    store.grant_role("root", "admin", actor="root")
+    store.grant_role("dana", "fairness-reviewer", actor="root")
+    head = store.audit_head()
+    with pytest.raises(
+        InputError, match=r"unknown check 'fairnes' to sign off; choose from drift, .*release"
+    ):
+        store.sign_off(run_id="r1", check="fairnes", user="dana", approve=True)
+    assert store.audit_head() == head and store.signoffs("r1").empty

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from . import _adversarial, _calibration, _drift, _fairness, _generator
 from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["CHECKS", "CHECK_NAMES", "CheckSpec", "ValidationInputs"]
+__all__ = ["CHECKS", "CHECK_NAMES", "SIGNOFF_CHECKS", "CheckSpec", "ValidationInputs"]
 
 CHECKS: Mapping[str, CheckSpec] = MappingProxyType(
     {
@@ -26,3 +26,5 @@ CHECKS: Mapping[str, CheckSpec] = MappingProxyType(
     }
 )
 CHECK_NAMES: tuple[str, ...] = tuple(CHECKS)
+# What a person can sign off: each check's evidence, and the release as a whole.
+SIGNOFF_CHECKS: tuple[str, ...] = (*CHECK_NAMES, "release")

@@ -35,7 +35,7 @@ else:  # Python 3.10
 from .._hashing import canonical_json, sha256_hex
 from .._result import frozen_mapping
 from .._roles import signoff_role
-from ..checks.registry import CHECK_NAMES, CHECKS
+from ..checks.registry import CHECK_NAMES, CHECKS, SIGNOFF_CHECKS
 from ..errors import ConfigError
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
 
 # CHECK_NAMES: the checks `validate` runs, from their registry (light: the registry plugin imports this
 # module on every promotion, and the checks load their heavy libraries only when they run).
-_SIGNOFF_CHECKS = (*CHECK_NAMES, "release")
 # MLflow's stages, canonical spelling by lower case (mlflow.entities.model_registry.model_version_stages).
 _STAGES = {s.lower(): s for s in ("None", "Staging", "Production", "Archived")}
 _ALIAS = re.compile(r"[\w-]+")  # MLflow's rule for alias names
@@ -528,12 +527,12 @@ class _Reader:
             where = path + (index,)
             entry = self.table(entry, where, ("check", "count", "role"))
             if "check" not in entry:
-                raise self.fail(where, f"{_where(where)} needs check = one of {', '.join(_SIGNOFF_CHECKS)}")
+                raise self.fail(where, f"{_where(where)} needs check = one of {', '.join(SIGNOFF_CHECKS)}")
             check = entry["check"]
-            if check not in _SIGNOFF_CHECKS:
+            if check not in SIGNOFF_CHECKS:
                 raise self.fail(
                     where + ("check",),
-                    f"unknown sign-off check {check!r}; choose from {', '.join(_SIGNOFF_CHECKS)}",
+                    f"unknown sign-off check {check!r}; choose from {', '.join(SIGNOFF_CHECKS)}",
                 )
             if check in rules:
                 raise self.fail(

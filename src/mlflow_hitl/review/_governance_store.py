@@ -12,6 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .._roles import ROLES, signoff_role
+from ..checks.registry import SIGNOFF_CHECKS
 from ..errors import InputError
 from . import _schema as t
 from ._audit import utc_now
@@ -83,6 +84,8 @@ class SqlGovernance(SqlStoreBase):
         user = check_user(user)
         if not run_id:
             raise InputError("run_id is required for a sign-off")
+        if check not in SIGNOFF_CHECKS:  # a typo signed into the audit chain would stay there for good
+            raise InputError(f"unknown check {check!r} to sign off; choose from {', '.join(SIGNOFF_CHECKS)}")
         role = signoff_role(check)
         decision = "approve" if approve else "reject"
         with self._write() as tx:
