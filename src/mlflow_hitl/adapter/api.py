@@ -415,8 +415,11 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "snapshots/list",
         "GET",
-        ("queue",),
-        lambda s, a, p: _table(s.snapshots(_text(p, "queue", required=False)), "snapshots"),
+        ("queue", "run_id"),
+        lambda s, a, p: _table(
+            s.snapshots(_text(p, "queue", required=False), run_id=_text(p, "run_id", required=False)),
+            "snapshots",
+        ),
     ),
     Route(
         "snapshots/create",

@@ -219,8 +219,8 @@ class RunEvidence:
     - ``registration``: the registration in force (the newest), with ``digest`` and ``seq``; ``None``
       when the evidence was never registered; ``changes``: what differs from it now (``()``: nothing);
     - ``metrics``: ``<check>.<metric>`` from the verified result files;
-    - ``snapshots``: the store's rows of every snapshot, ``own_snapshots`` those published to this run,
-      ``snapshot_meta``: each own snapshot's ``snapshot.json``;
+    - ``own_snapshots``: the store's rows of the snapshots published to this run (one query, by run),
+      ``snapshot_meta``: each one's ``snapshot.json``;
     - ``signoffs``: every sign-off row of the run with ``in_audit_chain`` and ``approves`` (the digest
       of the registration current when it was given, ``None`` if none was);
     - ``authors``: who the records say wrote the run (its authenticated creator, else in local mode
@@ -235,7 +235,6 @@ class RunEvidence:
     registration: dict[str, Any] | None = None
     changes: tuple[str, ...] = ()
     metrics: dict[str, float] = field(default_factory=dict)
-    snapshots: list[dict[str, Any]] = field(default_factory=list)
     own_snapshots: list[dict[str, Any]] = field(default_factory=list)
     snapshot_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     signoffs: list[dict[str, Any]] = field(default_factory=list)
@@ -291,8 +290,7 @@ def read_run_evidence(store: ReviewStore, run: Any, *, team: bool, plots: bool =
     run_id = run.info.run_id
     events = run_events(store, run_id)
     registrations = _registrations(events, run_id)
-    snapshots = store.snapshots().to_dict(orient="records")  # a run_id= filter is coming to the store
-    own = [s for s in snapshots if s["run_id"] == run_id]
+    own = store.snapshots(run_id=run_id).to_dict(orient="records")
     summary, summary_bytes, problems, metrics, meta, pngs = None, None, [], {}, {}, {}
     artifacts = RunArtifacts(run)
     try:
@@ -307,7 +305,7 @@ def read_run_evidence(store: ReviewStore, run: Any, *, team: bool, plots: bool =
                     # A deleted plot is already among the problems; show the rest.
                     if relative.endswith(".png") and (root / relative).is_file():
                         pngs[relative] = (root / relative).read_bytes()
-        for snapshot in snapshots:
+        for snapshot in own:
             path = None if root is None else root / "labels" / snapshot["id"] / "snapshot.json"
             if path is not None and path.is_file():
                 meta[snapshot["id"]] = json.loads(path.read_bytes())
@@ -335,7 +333,6 @@ def read_run_evidence(store: ReviewStore, run: Any, *, team: bool, plots: bool =
         registration=registration,
         changes=changes,
         metrics=metrics,
-        snapshots=snapshots,
         own_snapshots=own,
         snapshot_meta=meta,
         signoffs=signoffs,

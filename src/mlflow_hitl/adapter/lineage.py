@@ -44,7 +44,7 @@ def _queues(store: ReviewStore, found: RunEvidence) -> list[dict[str, Any]]:
         if queue.run_id != found.run_id:
             continue
         published = []
-        for record in (s for s in found.snapshots if s["queue"] == queue.name):
+        for record in store.snapshots(queue.name).to_dict(orient="records"):
             meta = found.snapshot_meta.get(record["id"], {})
             published.append(
                 {

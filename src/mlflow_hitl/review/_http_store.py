@@ -335,8 +335,8 @@ class HttpReviewStore:
         )
         return dict(answer["snapshot"])
 
-    def snapshots(self, name: str | None = None) -> pd.DataFrame:
-        return _frame(self._call("GET", "snapshots/list", {"queue": name}), "snapshots")
+    def snapshots(self, name: str | None = None, *, run_id: str | None = None) -> pd.DataFrame:
+        return _frame(self._call("GET", "snapshots/list", {"queue": name, "run_id": run_id}), "snapshots")
 
     def set_policy(self, model_name: str, *, policy: str, policy_hash: str, actor: str) -> dict[str, Any]:
         """As :meth:`ReviewStore.set_policy`; the server parses and hashes the text and refuses a wrong hash."""
