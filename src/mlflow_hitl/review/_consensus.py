@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._review_options import METHODS
+from .._validation import check_classes
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -73,20 +74,6 @@ class _Coded:
 # --------------------------------------------------------------------------- validation
 
 
-def _check_classes(classes: Any) -> pd.Index:
-    if classes is None or isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
-        raise InputError(f"classes must be a sequence of the allowed labels, got {classes!r}")
-    index = pd.Index(list(classes))
-    if len(index) == 0:
-        raise InputError("classes is empty: pass the allowed labels, e.g. classes=['cat', 'dog']")
-    if index.hasnans:
-        raise InputError(f"classes contains a missing value: {index.tolist()!r}; list only real labels")
-    if index.has_duplicates:
-        dupes = ", ".join(repr(c) for c in pd.unique(index[index.duplicated()]))
-        raise InputError(f"classes has duplicate labels: {dupes}; list each label once")
-    return index
-
-
 def _encode(annotations: Any, classes: Any) -> _Coded:
     """Validate the annotations once, at the door, and return them as integer codes.
 
@@ -105,7 +92,7 @@ def _encode(annotations: Any, classes: Any) -> _Coded:
         )
     if annotations.empty:
         raise InputError("annotations has no rows: pass at least one (item, rater, label) row")
-    class_index = _check_classes(classes)
+    class_index = check_classes(classes, min_classes=1)
     for column in COLUMNS:
         n_missing = int(annotations[column].isna().sum())
         if n_missing:
