@@ -166,3 +166,31 @@ def test_without_a_key_a_rechain_goes_unseen_and_the_result_says_so(store_url):
     _rewrite(store, _rechain(rows, start=2, keyring=None))
     result = store.verify_audit()
     assert result.ok and not result.keyed and result.unkeyed_events == 3
+
+
+def test_audit_verify_says_what_an_intact_chain_vouches_for(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlflow_hitl.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'hitl.db'}"
+    for name in ("MLFLOW_HITL_AUDIT_KEY", "MLFLOW_HITL_AUDIT_KEY_FILE", "MLFLOW_HITL_ANCHOR_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    ReviewStore(url).record_event(actor="maya", action="note", subject="run:r", payload={})
+    plain = CliRunner().invoke(cli, ["audit", "verify", "--store-uri", url])
+    assert plain.exit_code == 0 and "detects naive edits only" in plain.output
+
+    monkeypatch.setenv("MLFLOW_HITL_AUDIT_KEY", "k1:" + "a" * 40)
+    monkeypatch.setenv("MLFLOW_HITL_ANCHOR_PATH", str(tmp_path / "anchors.jsonl"))
+    ReviewStore(url).record_event(actor="rita", action="gate.check", subject="model:m/1", payload={})
+    keyed = CliRunner().invoke(cli, ["audit", "verify", "--store-uri", url])
+    assert keyed.exit_code == 0, keyed.output
+    assert (
+        "signed with audit key(s) k1; 1 older event(s) unsigned; 1 outside anchor(s) matched" in keyed.output
+    )
+    monkeypatch.delenv("MLFLOW_HITL_AUDIT_KEY")
+    without_key = CliRunner().invoke(cli, ["audit", "verify", "--store-uri", url])
+    assert without_key.exit_code == 1
+    assert without_key.output.startswith(
+        "audit chain BROKEN: anchor log: anchor 1 is signed with audit key 'k1'"
+    )

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ..review import ChainVerification
 
 from .._roles import ROLES
 from ._common import (
@@ -170,10 +174,24 @@ def audit_verify(store_uri: str | None, output_format: str) -> None:
         click.echo(
             f"audit chain intact: {result.n_events} events, head {result.head_seq} {result.head_hash[:16]}"
         )
+        click.echo(_protection(result))
     else:
-        click.echo(f"audit chain BROKEN at event {result.first_bad_seq}: {result.problem}")
+        where = "" if result.first_bad_seq is None else f" at event {result.first_bad_seq}"
+        click.echo(f"audit chain BROKEN{where}: {result.problem}")
     if not result.ok:
         sys.exit(EXIT_FAILED)
+
+
+def _protection(result: ChainVerification) -> str:
+    """What an intact result vouches for: a chain without a key can be rewritten by whoever writes the database."""
+    if result.n_events and result.unkeyed_events == result.n_events:
+        return (
+            "not signed with an audit key: this detects naive edits only, not a rewritten chain "
+            "(give the server MLFLOW_HITL_AUDIT_KEY and MLFLOW_HITL_ANCHOR_PATH; see docs/security.md)"
+        )
+    keys = ", ".join(result.key_ids) or "none"
+    unsigned = f"; {result.unkeyed_events} older event(s) unsigned" if result.unkeyed_events else ""
+    return f"signed with audit key(s) {keys}{unsigned}; {result.anchors_checked} outside anchor(s) matched"
 
 
 @audit.command("log")
