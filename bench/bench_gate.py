@@ -149,6 +149,19 @@ def register_versions(run_id: str, names: list[str], total: int) -> float:
     return time.perf_counter() - start
 
 
+def record_creators(store, run_id: str, names: list[str], per_model: int) -> None:
+    """What the server records when alice creates the run and the versions through it: the loop above
+    wrote them straight to the database, and without a record separation of duties has no author."""
+    from mlflow_hitl.adapter.identity import record_run_created, record_version_created
+
+    record_run_created(store, run_id=run_id, user=AUTHOR)
+    for name in names:
+        for version in range(1, per_model + 1):
+            record_version_created(
+                store, name=name, version=str(version), user=AUTHOR, run_id=run_id, source=None
+            )
+
+
 def pad_audit_chain(store, events: int) -> None:
     """Append ``events`` annotation-shaped audit events in one transaction (as bench_review does)."""
     with store._write() as tx:
@@ -544,6 +557,7 @@ def main() -> None:
         store.sign_off(run_id=run_id, check="fairness", user="dana", approve=True)
         for name in names:
             set_policy(store, name, LENIENT_POLICY, actor="root")
+        record_creators(store, run_id, names, per_model)
         if args.audit_events:
             start = time.perf_counter()
             pad_audit_chain(store, args.audit_events)
