@@ -283,6 +283,50 @@ def _group_metrics(
     return metrics, table, breaches
 
 
+def _insufficient_groups(groups: dict[str, dict[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The groups too small to judge, named with their size (never silently passed)."""
+    return [
+        {"feature": feature, "group": value, "count": row["count"]}
+        for feature, rows in groups.items()
+        for value, row in rows.items()
+        if row["status"] == "insufficient_evidence"
+    ]
+
+
+def _reasons(metrics: dict[str, float], cfg: CalibrationConfig) -> list[str]:
+    """The overall numbers above their maxima, as a person reads them."""
+    reasons = []
+    if metrics["ece"] > cfg.max_ece:
+        reasons.append(f"ECE {metrics['ece']:.3f} > {cfg.max_ece}")
+    if metrics["overconfidence_error"] > cfg.max_overconfidence_error:
+        reasons.append(
+            f"overconfidence error {metrics['overconfidence_error']:.3f} > {cfg.max_overconfidence_error}"
+        )
+    return reasons
+
+
+def _verdict(
+    metrics: dict[str, float], cfg: CalibrationConfig, n: int, reasons: list[str], breaches: list[str]
+) -> tuple[Status, str]:
+    """Too few rows first (never a pass), then an overall breach fails, a group breach needs review."""
+    if n < cfg.min_samples:
+        return (
+            Status.INSUFFICIENT_EVIDENCE,
+            f"Only {n} labelled rows; at least {cfg.min_samples} are needed to judge calibration.",
+        )
+    if reasons:
+        return Status.FAILED, f"Miscalibrated on {n} rows: {'; '.join(reasons)}."
+    if breaches:
+        return (
+            Status.NEEDS_REVIEW,
+            f"Calibrated overall (ECE {metrics['ece']:.3f}) but not in group(s): {'; '.join(breaches)}.",
+        )
+    return Status.PASSED, (
+        f"Calibrated on {n} rows: ECE {metrics['ece']:.3f} <= {cfg.max_ece}, "
+        f"overconfidence error {metrics['overconfidence_error']:.3f} <= {cfg.max_overconfidence_error}."
+    )
+
+
 def calibration_check(
     y_true: Any,
     y_prob: Any,
@@ -326,36 +370,11 @@ def calibration_check(
     if groups is not None:
         group_metrics, details["groups"], breaches = _group_metrics(groups, idx, prob, cfg)
         metrics.update(group_metrics)
-        details["insufficient_groups"] = [
-            {"feature": feature, "group": value, "count": row["count"]}
-            for feature, rows in details["groups"].items()
-            for value, row in rows.items()
-            if row["status"] == "insufficient_evidence"
-        ]
+        details["insufficient_groups"] = _insufficient_groups(details["groups"])
     metrics["count"] = n
 
-    reasons = []
-    if metrics["ece"] > cfg.max_ece:
-        reasons.append(f"ECE {metrics['ece']:.3f} > {cfg.max_ece}")
-    if metrics["overconfidence_error"] > cfg.max_overconfidence_error:
-        reasons.append(
-            f"overconfidence error {metrics['overconfidence_error']:.3f} > {cfg.max_overconfidence_error}"
-        )
-    if n < cfg.min_samples:
-        status = Status.INSUFFICIENT_EVIDENCE
-        summary = f"Only {n} labelled rows; at least {cfg.min_samples} are needed to judge calibration."
-    elif reasons:
-        status = Status.FAILED
-        summary = f"Miscalibrated on {n} rows: {'; '.join(reasons)}."
-    elif breaches:
-        status = Status.NEEDS_REVIEW
-        summary = f"Calibrated overall (ECE {metrics['ece']:.3f}) but not in group(s): {'; '.join(breaches)}."
-    else:
-        status = Status.PASSED
-        summary = (
-            f"Calibrated on {n} rows: ECE {metrics['ece']:.3f} <= {cfg.max_ece}, "
-            f"overconfidence error {metrics['overconfidence_error']:.3f} <= {cfg.max_overconfidence_error}."
-        )
+    reasons = _reasons(metrics, cfg)
+    status, summary = _verdict(metrics, cfg, n, reasons, breaches)
     details["reasons"] = reasons + [f"group {b}" for b in breaches]
     return CheckResult(
         name="calibration",
