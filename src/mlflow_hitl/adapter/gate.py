@@ -29,7 +29,7 @@ from ..gate import (
     policy_hash,
 )
 from ..review import HttpReviewStore, ReviewStore
-from .evidence import VERSION_CREATED, read_run_evidence, recorded_creator, team_mode
+from .evidence import VERSION_CREATED, RunEvidence, read_run_evidence, recorded_creator, team_mode
 from .registration import version_model_digest
 
 __all__ = [
@@ -132,6 +132,41 @@ def set_policy(
     return record
 
 
+def _authors(
+    store: ReviewStore, found: RunEvidence | None, model_name: str, version: str, *, team: bool
+) -> tuple[tuple[str, ...], str | None]:
+    """Who the records name as authors of the version: the run's, plus the version's recorded creator.
+
+    In team mode a version without a creator recorded by the server has no author anyone can rely on.
+    """
+    if found is None:
+        return (), "the version has no run, so its author is unknown"
+    subject = f"model:{model_name}/{version}"
+    creator = recorded_creator(
+        store.audit_events(subject=subject).to_dict(orient="records"), VERSION_CREATED, subject
+    )
+    if creator is not None:
+        return tuple(sorted({*found.authors, creator})), found.author_problem
+    if team:
+        return (), f"the server recorded no authenticated creator of {model_name} version {version}"
+    return found.authors, found.author_problem
+
+
+def _snapshot_rows(found: RunEvidence) -> tuple[dict[str, Any], ...]:
+    """The run's own verified-label snapshots as the policy's review requirements read them."""
+    return tuple(
+        {
+            "id": s["id"],
+            "queue": s["queue"],
+            "n_items": int(s["n_items"]),
+            "krippendorff_alpha": (found.snapshot_meta.get(s["id"], {}).get("agreement") or {}).get(
+                "krippendorff_alpha"
+            ),
+        }
+        for s in found.own_snapshots
+    )
+
+
 def collect_evidence(
     model_name: str, version: str | int, target: str, *, store: ReviewStore, actor: str | None = None
 ) -> Evidence:
@@ -159,20 +194,7 @@ def collect_evidence(
     model_sha256, model_problem = version_model_digest(client, model_version)
     # The chain only grows: walk what was appended since this process's last full walk (see review/_walks.py).
     verification = store.verify_audit(incremental=True)
-    authors, author_problem = (), "the version has no run, so its author is unknown"
-    if found is not None:
-        authors, author_problem = found.authors, found.author_problem
-        subject = f"model:{model_name}/{version}"
-        creator = recorded_creator(
-            store.audit_events(subject=subject).to_dict(orient="records"), VERSION_CREATED, subject
-        )
-        if creator is not None:
-            authors = tuple(sorted({*authors, creator}))
-        elif team:
-            authors, author_problem = (
-                (),
-                f"the server recorded no authenticated creator of {model_name} version {version}",
-            )
+    authors, author_problem = _authors(store, found, model_name, version, team=team)
     return Evidence(
         model_name=model_name,
         version=version,
@@ -191,19 +213,7 @@ def collect_evidence(
         model_problem=model_problem,
         metrics={} if found is None else found.metrics,
         signoffs=() if found is None else tuple(row for row in found.signoffs if row["in_audit_chain"]),
-        snapshots=()
-        if found is None
-        else tuple(
-            {
-                "id": s["id"],
-                "queue": s["queue"],
-                "n_items": int(s["n_items"]),
-                "krippendorff_alpha": (found.snapshot_meta.get(s["id"], {}).get("agreement") or {}).get(
-                    "krippendorff_alpha"
-                ),
-            }
-            for s in found.own_snapshots
-        ),
+        snapshots=() if found is None else _snapshot_rows(found),
         audit={
             "ok": verification.ok,
             "head_seq": verification.head_seq,
