@@ -148,41 +148,97 @@ def generator_check(
     thresholds = thresholds_of(cfg)
     sizes = {"rows_synthetic": len(synthetic), "rows_real": len(real), "columns": len(real.columns)}
     if min(len(synthetic), len(real)) < cfg.min_rows:
-        return CheckResult(
-            name=_NAME,
-            status=Status.INSUFFICIENT_EVIDENCE,
-            thresholds=thresholds,
-            details={"sizes": sizes},
-            summary=(
-                f"Too few rows to judge the generator: {len(synthetic)} synthetic and {len(real)} real "
-                f"(at least {cfg.min_rows} of each needed)."
-            ),
-        )
+        return _too_few_rows(sizes, thresholds, cfg)
 
     data = _encode(synthetic, real)
+    # One generator shared in this order (C2ST sample first, then the DCR samples): results stay seeded.
     rng = np.random.default_rng(cfg.seed)
+    realism = _realism(data, cfg, rng)
+    privacy = _privacy(data, cfg, rng)
+    return _verdict(data, realism, privacy, cfg, sizes, thresholds)
+
+
+@dataclass(frozen=True)
+class _Realism:
+    """How alike the two sets look: per-column fidelity, correlations and the classifier test."""
+
+    table: list[dict[str, Any]]
+    fidelity: float
+    correlation: float | None
+    auc: float
+    feature_aucs: list[dict]
+    c2st_rows: int
+
+
+@dataclass(frozen=True)
+class _Privacy:
+    """How close synthetic rows sit to real ones: exact copies and distances to the closest record."""
+
+    exact_share: float
+    real_dup_share: float
+    dcr_syn: np.ndarray
+    dcr_real: np.ndarray
+    reference_rows: int
+    near_threshold: float
+    near_share: float
+
+
+def _too_few_rows(sizes: dict[str, Any], thresholds: Mapping[str, Any], cfg: GeneratorConfig) -> CheckResult:
+    """The early answer when either set is below ``min_rows``: too little data to judge, not a failure."""
+    return CheckResult(
+        name=_NAME,
+        status=Status.INSUFFICIENT_EVIDENCE,
+        thresholds=thresholds,
+        details={"sizes": sizes},
+        summary=(
+            f"Too few rows to judge the generator: {sizes['rows_synthetic']} synthetic and {sizes['rows_real']} real "
+            f"(at least {cfg.min_rows} of each needed)."
+        ),
+    )
+
+
+def _realism(data: _Encoded, cfg: GeneratorConfig, rng: np.random.Generator) -> _Realism:
+    """Fidelity and detectability together, so the caller sees one realism answer.
+
+    Draws the C2ST sample from ``rng``; it must run before :func:`_privacy` to keep seeded results.
+    """
     table = _fidelity_table(data)
     fidelity = float(np.mean([row["fidelity"] for row in table]))
     correlation = _correlation_similarity(data)
-    exact_share, real_dup_share = _exact_copies(data)
     auc, feature_aucs, c2st_rows = _c2st(data, cfg, rng)
+    return _Realism(table, fidelity, correlation, auc, feature_aucs, c2st_rows)
+
+
+def _privacy(data: _Encoded, cfg: GeneratorConfig, rng: np.random.Generator) -> _Privacy:
+    """Exact and near copies of real rows; a near copy is closer than real rows sit to each other.
+
+    The near-copy distance is a quantile of the real-to-real baseline, so "near" adapts to the data.
+    """
+    exact_share, real_dup_share = _exact_copies(data)
     dcr_syn, dcr_real, reference_rows = _distances_to_closest_record(
         data, cfg.max_dcr_rows, cfg.max_reference_rows, rng
     )
     near_threshold = float(np.quantile(dcr_real, cfg.near_copy_quantile))
     near_share = float(np.mean(dcr_syn < near_threshold))
+    return _Privacy(
+        exact_share, real_dup_share, dcr_syn, dcr_real, reference_rows, near_threshold, near_share
+    )
 
+
+def _metrics(realism: _Realism, privacy: _Privacy) -> dict[str, float]:
+    """The flat metric mapping, in the order it has always been reported (logged metrics keep their order)."""
     metrics = {
-        "fidelity": fidelity,
-        "c2st_auc": auc,
-        "exact_copy_share": exact_share,
-        "real_duplicate_share": real_dup_share,
-        "near_copy_share": near_share,
-        "dcr_median": float(np.median(dcr_syn)),
-        "dcr_p05": float(np.quantile(dcr_syn, 0.05)),
+        "fidelity": realism.fidelity,
+        "c2st_auc": realism.auc,
+        "exact_copy_share": privacy.exact_share,
+        "real_duplicate_share": privacy.real_dup_share,
+        "near_copy_share": privacy.near_share,
+        "dcr_median": float(np.median(privacy.dcr_syn)),
+        "dcr_p05": float(np.quantile(privacy.dcr_syn, 0.05)),
     }
-    if correlation is not None:
-        metrics["correlation_similarity"] = correlation
+    if realism.correlation is not None:
+        metrics["correlation_similarity"] = realism.correlation
+    table = realism.table
     metrics.update(
         zip(
             (f"{part}.fidelity" for part in unique_key_parts(row["column"] for row in table)),
@@ -190,28 +246,41 @@ def generator_check(
             strict=True,
         )
     )
+    return metrics
 
+
+def _verdict(
+    data: _Encoded,
+    realism: _Realism,
+    privacy: _Privacy,
+    cfg: GeneratorConfig,
+    sizes: dict[str, Any],
+    thresholds: Mapping[str, Any],
+) -> CheckResult:
+    """Apply the rules and assemble the result: details record how much was sampled, so a reader can
+    tell an estimate from a full count."""
+    metrics = _metrics(realism, privacy)
     failed = _failed_rules(metrics, cfg)
     sizes.update(
-        c2st_rows_per_set=c2st_rows,
-        dcr_synthetic_rows=len(dcr_syn),
-        dcr_synthetic_sampled=len(dcr_syn) < len(synthetic),
-        dcr_real_reference_rows=reference_rows,
-        dcr_real_reference_sampled=reference_rows < len(real),
-        dcr_real_baseline_rows=len(dcr_real),
+        c2st_rows_per_set=realism.c2st_rows,
+        dcr_synthetic_rows=len(privacy.dcr_syn),
+        dcr_synthetic_sampled=len(privacy.dcr_syn) < sizes["rows_synthetic"],
+        dcr_real_reference_rows=privacy.reference_rows,
+        dcr_real_reference_sampled=privacy.reference_rows < sizes["rows_real"],
+        dcr_real_baseline_rows=len(privacy.dcr_real),
     )
     details = {
         "sizes": sizes,
-        "columns": table,
+        "columns": realism.table,
         "failed_rules": failed,
-        "c2st_top_features": feature_aucs[:_TOP_FEATURES],
-        "near_copy_distance": near_threshold,
+        "c2st_top_features": realism.feature_aucs[:_TOP_FEATURES],
+        "near_copy_distance": privacy.near_threshold,
         "numeric_columns": data.numeric,
         "categorical_columns": data.categorical,
     }
     artifacts = {
-        "fidelity.png": _plot_fidelity(table, cfg.min_fidelity),
-        "dcr.png": _plot_dcr(dcr_syn, dcr_real, near_threshold),
+        "fidelity.png": _plot_fidelity(realism.table, cfg.min_fidelity),
+        "dcr.png": _plot_dcr(privacy.dcr_syn, privacy.dcr_real, privacy.near_threshold),
     }
     return CheckResult(
         name=_NAME,
