@@ -227,6 +227,111 @@ def _control_count(size: int, random_share: float) -> int:
     return max(count, 1) if random_share > 0 and size >= 2 else count
 
 
+def _check_review_inputs(
+    y_prob: Any,
+    strategy: Any,
+    size: Any,
+    random_share: Any,
+    groups: Any,
+    edge_cases: Any,
+    seed: Any,
+) -> tuple[np.ndarray, int, float, int, np.ndarray | None, np.ndarray | None, list[str], np.ndarray]:
+    """Validate every argument of :func:`select_for_review` before any work is done.
+
+    Kept in one place, in the original order, so the first bad argument is the one reported and the
+    selection logic can assume clean inputs. Returns ``(prob, size, random_share, seed, codes,
+    labels, edge_names, edge_first)``; ``codes`` and ``labels`` are ``None`` without ``groups``.
+    """
+    _check_strategy(strategy)
+    prob = _check_prob(y_prob)
+    n = len(prob)
+    size = _check_count(size, "size")
+    if size <= 0:
+        raise InputError(f"size must be at least 1, got {size}")
+    random_share = _check_share(random_share)
+    seed = _check_count(seed, "seed")
+    codes, labels = _check_groups(groups, n) if groups is not None else (None, None)
+    edge_names, edge_first = _check_edge_cases(edge_cases, n)
+    return prob, size, random_share, seed, codes, labels, edge_names, edge_first
+
+
+def _pick_edge_cases(
+    score: np.ndarray, edge_first: np.ndarray, size: int, is_random: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """Edge-case rows, capped at ``size``: the most uncertain ones, or a seeded draw for ``random``.
+
+    Edge cases come first because the caller asked for them by name; when they alone exceed the
+    budget, the cap must follow the strategy (a random draw has no score to rank by). The draw uses
+    the shared ``rng`` before the control draw, so results for a given seed stay the same.
+    """
+    edge = np.flatnonzero(edge_first >= 0)
+    if is_random:
+        return np.sort(rng.choice(edge, size, replace=False)) if len(edge) > size else edge
+    return _top_k(score, edge, size)
+
+
+def _pick_control(
+    taken: np.ndarray,
+    room: int,
+    size: int,
+    random_share: float,
+    is_random: bool,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """The random-control rows, drawn uniformly from rows not yet ``taken``, and how many were eligible.
+
+    The eligible count is returned because it is the denominator of each control row's inclusion
+    probability, which lets accuracy on the control share be reweighted to the whole population.
+    With ``random`` every remaining slot is control. The draw always happens (even of zero rows)
+    so the seeded ``rng`` sequence matches earlier releases.
+    """
+    n_control = room if is_random else min(room, _control_count(size, random_share))
+    eligible = np.flatnonzero(~taken)
+    return rng.choice(eligible, n_control, replace=False), len(eligible)
+
+
+def _review_frame(
+    score: np.ndarray,
+    edge: np.ndarray,
+    control: np.ndarray,
+    uncertain: np.ndarray,
+    edge_names: list[str],
+    edge_first: np.ndarray,
+    strategy: str,
+    n_eligible: int,
+    codes: np.ndarray | None,
+    labels: np.ndarray | None,
+) -> pd.DataFrame:
+    """Assemble the output frame: one row per pick, in selection order, with its reason.
+
+    Separate from the picking so the output contract (column names and order, reason strings,
+    ``inclusion_probability`` only on control rows for Horvitz–Thompson reweighting) lives in one
+    place. ``n_eligible`` is the number of rows the control share was drawn from.
+    """
+    rows = np.concatenate([edge, control, uncertain]).astype(np.int64)
+    reasons = np.array(
+        [f"edge-case:{name}" for name in edge_names] + [RANDOM_CONTROL, strategy], dtype=object
+    )
+    reason_index = np.concatenate(
+        [
+            edge_first[edge],
+            np.full(len(control), len(edge_names)),
+            np.full(len(uncertain), len(edge_names) + 1),
+        ]
+    )
+    n_control = len(control)
+    inclusion = np.full(len(rows), np.nan)
+    if n_control:
+        inclusion[len(edge) : len(edge) + n_control] = n_control / n_eligible
+
+    frame = pd.DataFrame({"row": rows, "reason": reasons[reason_index], "score": score[rows]})
+    if codes is not None:
+        frame["group"] = labels[codes[rows]]
+    frame["inclusion_probability"] = inclusion
+    frame["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
+    return frame
+
+
 def select_for_review(
     y_prob: np.ndarray,
     *,
@@ -252,61 +357,30 @@ def select_for_review(
     ``groups`` is given), ``inclusion_probability`` (random-control rows: ``n_control / n_eligible``;
     NaN otherwise) and ``rank`` (1 = selected first).
     """
-    _check_strategy(strategy)
-    prob = _check_prob(y_prob)
+    prob, size, random_share, seed, codes, labels, edge_names, edge_first = _check_review_inputs(
+        y_prob, strategy, size, random_share, groups, edge_cases, seed
+    )
     n = len(prob)
-    size = _check_count(size, "size")
-    if size <= 0:
-        raise InputError(f"size must be at least 1, got {size}")
-    random_share = _check_share(random_share)
-    seed = _check_count(seed, "seed")
-    codes, labels = _check_groups(groups, n) if groups is not None else (None, None)
-    edge_names, edge_first = _check_edge_cases(edge_cases, n)
-
     rng = np.random.default_rng(seed)
     is_random = strategy == "random"
     score = np.full(n, np.nan) if is_random else _SCORERS[strategy](prob)
     size = min(size, n)
 
-    edge = np.flatnonzero(edge_first >= 0)
-    if is_random:
-        edge = np.sort(rng.choice(edge, size, replace=False)) if len(edge) > size else edge
-    else:
-        edge = _top_k(score, edge, size)
+    edge = _pick_edge_cases(score, edge_first, size, is_random, rng)
     taken = np.zeros(n, dtype=bool)
     taken[edge] = True
 
     room = size - len(edge)
-    n_control = room if is_random else min(room, _control_count(size, random_share))
-    eligible = np.flatnonzero(~taken)
-    control = rng.choice(eligible, n_control, replace=False)
+    control, n_eligible = _pick_control(taken, room, size, random_share, is_random, rng)
     taken[control] = True
 
     rest = np.flatnonzero(~taken)
-    k = room - n_control
+    k = room - len(control)
     if codes is None:
         uncertain = _top_k(score, rest, k)
     else:
         uncertain = _stratified_top_k(score, rest, codes, len(labels), k)
 
-    rows = np.concatenate([edge, control, uncertain]).astype(np.int64)
-    reasons = np.array(
-        [f"edge-case:{name}" for name in edge_names] + [RANDOM_CONTROL, strategy], dtype=object
+    return _review_frame(
+        score, edge, control, uncertain, edge_names, edge_first, strategy, n_eligible, codes, labels
     )
-    reason_index = np.concatenate(
-        [
-            edge_first[edge],
-            np.full(len(control), len(edge_names)),
-            np.full(len(uncertain), len(edge_names) + 1),
-        ]
-    )
-    inclusion = np.full(len(rows), np.nan)
-    if n_control:
-        inclusion[len(edge) : len(edge) + n_control] = n_control / len(eligible)
-
-    frame = pd.DataFrame({"row": rows, "reason": reasons[reason_index], "score": score[rows]})
-    if codes is not None:
-        frame["group"] = labels[codes[rows]]
-    frame["inclusion_probability"] = inclusion
-    frame["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
-    return frame
