@@ -86,6 +86,57 @@ def _gate_events(store: ReviewStore, model_name: str, version: str) -> list[dict
     ]
 
 
+def _model_facts(
+    model_name: str, version: str, model_version: Any, policy_record: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The registered version as MLflow holds it, and the policy in force for its model."""
+    return {
+        "name": model_name,
+        "version": version,
+        "source": model_version.source,
+        "model_id": getattr(model_version, "model_id", None),
+        "run_id": model_version.run_id,
+        "aliases": list(model_version.aliases),
+        "stage": model_version.current_stage,
+        "policy": None
+        if policy_record is None
+        else {
+            "version": policy_record["version"],
+            "hash": policy_record["policy_hash"],
+            "set_by": policy_record["set_by"],
+            "set_at": policy_record["set_at"],
+        },
+    }
+
+
+def _run_facts(run: Any, found: RunEvidence) -> dict[str, Any]:
+    """The version's run: who the records name as its author, and what its evidence says."""
+    summary = found.summary
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "author": ", ".join(found.authors) or None,
+        "author_problem": found.author_problem,
+        "status": run.info.status,
+        "start_time": run.info.start_time,
+        "hitl_status": None if summary is None else summary.get("status"),
+        "checks": {} if summary is None else summary.get("checks", {}),
+        "validated_on": _validated_on(summary),
+    }
+
+
+def _signoffs(found: RunEvidence) -> list[dict[str, Any]]:
+    """Each sign-off with whether it approved the evidence registration now in force."""
+    digest = None if found.registration is None else found.registration["digest"]
+    return [
+        {
+            **{k: v for k, v in row.items() if k != "approves"},
+            "approves_registered_evidence": digest is not None and row["approves"] == digest,
+        }
+        for row in found.signoffs
+    ]
+
+
 def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[str, Any]:
     """Everything an auditor follows from ``model_name`` version ``version``, as plain JSON data."""
     import mlflow
@@ -101,23 +152,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
         raise NotFoundError(f"unknown model version {model_name!r} version {version}") from exc
     _, policy_record = policy_for(store, model_name)
     result: dict[str, Any] = {
-        "model": {
-            "name": model_name,
-            "version": version,
-            "source": model_version.source,
-            "model_id": getattr(model_version, "model_id", None),
-            "run_id": model_version.run_id,
-            "aliases": list(model_version.aliases),
-            "stage": model_version.current_stage,
-            "policy": None
-            if policy_record is None
-            else {
-                "version": policy_record["version"],
-                "hash": policy_record["policy_hash"],
-                "set_by": policy_record["set_by"],
-                "set_at": policy_record["set_at"],
-            },
-        },
+        "model": _model_facts(model_name, version, model_version, policy_record),
         "run": None,
         "datasets": [],
         "queues": [],
@@ -135,17 +170,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
     if run is not None:
         found = read_run_evidence(store, run, team=team_mode(), plots=True)
         summary = found.summary
-        result["run"] = {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "author": ", ".join(found.authors) or None,
-            "author_problem": found.author_problem,
-            "status": run.info.status,
-            "start_time": run.info.start_time,
-            "hitl_status": None if summary is None else summary.get("status"),
-            "checks": {} if summary is None else summary.get("checks", {}),
-            "validated_on": _validated_on(summary),
-        }
+        result["run"] = _run_facts(run, found)
         result["datasets"] = _datasets(run)
         result["queues"] = _queues(store, found)
         if summary is None:
@@ -155,14 +180,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
         result["registration"] = _registration(found, model_version)
         result["evidence_problems"] += result["registration"]["problems"]
         plots = {name: base64.b64encode(data).decode() for name, data in found.plots.items()}
-        digest = None if found.registration is None else found.registration["digest"]
-        result["signoffs"] = [
-            {
-                **{k: v for k, v in row.items() if k != "approves"},
-                "approves_registered_evidence": digest is not None and row["approves"] == digest,
-            }
-            for row in found.signoffs
-        ]
+        result["signoffs"] = _signoffs(found)
     result["gate_decisions"] = _gate_events(store, model_name, version)
     verification = store.verify_audit()
     result["audit"] = {
