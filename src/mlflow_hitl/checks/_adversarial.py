@@ -300,6 +300,39 @@ def _status_and_summary(
     )
 
 
+def _too_few_rows(n_total: int, cfg: AdversarialConfig) -> CheckResult:
+    """Below ``min_rows`` a shift in accuracy is noise: said, never passed."""
+    return CheckResult(
+        name="adversarial",
+        status=Status.INSUFFICIENT_EVIDENCE,
+        metrics={"n_rows": n_total},
+        thresholds=thresholds_of(cfg),
+        details={"n_rows": n_total, "min_rows": cfg.min_rows},
+        summary=f"Only {n_total} labelled rows; at least {cfg.min_rows} are needed to test perturbations.",
+    )
+
+
+def _sampled_rows(n_total: int, cfg: AdversarialConfig) -> np.ndarray:
+    """Every row, or a seeded sample of ``max_rows`` of them in their original order."""
+    if n_total <= cfg.max_rows:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(cfg.seed).choice(n_total, size=cfg.max_rows, replace=False))
+
+
+def _details(n: int, n_total: int, severities: Any, features: Any, skipped: dict[str, str]) -> dict[str, Any]:
+    """What was perturbed and how, for the result's details."""
+    return {
+        "n_rows": n,
+        "n_rows_total": n_total,
+        "severities": severities,
+        "numeric_columns": [str(c) for c in features.numeric],
+        "categorical_columns": [str(c) for c in features.categorical],
+        "skipped": skipped,
+        "spread": "IQR/1.349 per numeric column, the sd when the IQR is 0",
+        "quantization_step": "severity x spread",
+    }
+
+
 def adversarial_check(
     predict_proba: Callable[[pd.DataFrame], np.ndarray],
     X: pd.DataFrame,
@@ -323,18 +356,8 @@ def adversarial_check(
     X, idx, n_classes, features = _validated(predict_proba, X, y_true, classes, categorical)
     n_total = len(X)
     if n_total < cfg.min_rows:
-        return CheckResult(
-            name="adversarial",
-            status=Status.INSUFFICIENT_EVIDENCE,
-            metrics={"n_rows": n_total},
-            thresholds=thresholds_of(cfg),
-            details={"n_rows": n_total, "min_rows": cfg.min_rows},
-            summary=f"Only {n_total} labelled rows; at least {cfg.min_rows} are needed to test perturbations.",
-        )
-
-    rows = np.arange(n_total)
-    if n_total > cfg.max_rows:  # a seeded sample
-        rows = np.sort(np.random.default_rng(cfg.seed).choice(n_total, size=cfg.max_rows, replace=False))
+        return _too_few_rows(n_total, cfg)
+    rows = _sampled_rows(n_total, cfg)
     frame, idx, n, k = X.iloc[rows].reset_index(drop=True), idx[rows], len(rows), n_classes
 
     clean_prob = _predict(predict_proba, frame, k, "the clean rows")
@@ -343,16 +366,7 @@ def adversarial_check(
     del clean["flip_rate"], clean["confident_error_rate"]
 
     skipped = {name: reason for name in names if (reason := skip_reason(name, features, frame))}
-    details: dict[str, Any] = {
-        "n_rows": n,
-        "n_rows_total": n_total,
-        "severities": severities,
-        "numeric_columns": [str(c) for c in features.numeric],
-        "categorical_columns": [str(c) for c in features.categorical],
-        "skipped": skipped,
-        "spread": "IQR/1.349 per numeric column, the sd when the IQR is 0",
-        "quantization_step": "severity x spread",
-    }
+    details = _details(n, n_total, severities, features, skipped)
     fill = None
     if "missingness" in names:
         fill, details["missingness"] = _missingness_fill(predict_proba, frame, features, k)
