@@ -1,6 +1,8 @@
-"""The whole story, end to end on a real MLflow SQLite store, through the CLI a team would use."""
+"""The whole story, end to end on a real MLflow SQLite store: the demo's outcomes, and the CLI a team would use."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import mlflow
 import sqlalchemy as sa
@@ -10,6 +12,75 @@ import mlflow_hitl
 from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_demo():
+    """examples/arrests_demo.py as a module (the examples are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("arrests_demo", EXAMPLES / "arrests_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_refuses_the_faulty_model_for_its_faults_then_promotes_the_fixed_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_HITL_USER", "maya")
+    story = load_demo().run_story(tmp_path / "demo-output")
+    first, second = story["first"], story["second"]
+
+    # Version 1 is refused for what the generator did: overconfidence, amplified bias, leaked rows, too clean;
+    # and by people: the fairness reviewer rejected it, nobody released it.
+    unmet = {r.name: r.detail for r in first["decision"].unmet()}
+    assert not first["decision"].passed
+    assert {
+        "check.calibration.ece <= 0.05",
+        "check.calibration.overconfidence_error <= 0.05",
+        "check.fairness.*.bias_amplification <= 0.1",
+        "check.generator.exact_copy_share <= 0.46",
+        "check.generator.c2st_auc <= 0.75",
+        "signoff.fairness",
+        "signoff.release",
+    } <= set(unmet)
+    assert "colour.bias_amplification" in unmet["check.fairness.*.bias_amplification <= 0.1"]
+    assert "rejected by dana" in unmet["signoff.fairness"]
+
+    # Version 2 meets every evidence bound for real (same policy), waits only for people, then is promoted.
+    assert {r.name for r in second["waiting"].unmet()} == {"signoff.fairness", "signoff.release"}
+    assert second["decision"].passed and not second["decision"].unmet()
+    metrics = second["result"].checks
+    assert metrics["calibration"].metrics["ece"] <= 0.05
+    assert max(v for k, v in metrics["fairness"].metrics.items() if k.endswith(".bias_amplification")) <= 0.1
+    assert (
+        metrics["generator"].metrics["exact_copy_share"]
+        < metrics["generator"].metrics["real_duplicate_share"]
+    )
+    mlflow.set_tracking_uri(story["tracking_uri"])
+    champion = mlflow.MlflowClient().get_model_version_by_alias("arrests", "champion")
+    assert str(champion.version) == second["version"] == "2"
+
+    # Its lineage reaches the queue, the raters, the adjudications and the sign-offs through the snapshot.
+    (trained_on,) = story["lineage"]["training_labels"]
+    assert trained_on["queue"] == story["queue"] and trained_on["run_id"] == first["run_id"]
+    assert (
+        trained_on["raters"] == ["alice", "bob", "sam"] and trained_on["labels"] == 3 * trained_on["n_items"]
+    )
+    assert trained_on["adjudications"] and {a["user"] for a in trained_on["adjudications"]} == {"carol"}
+    assert [(s["check_name"], s["decision"], s["user"]) for s in trained_on["signoffs"]] == [
+        ("fairness", "reject", "dana")
+    ]
+    assert [(s["check_name"], s["user"]) for s in story["lineage"]["signoffs"]] == [
+        ("fairness", "dana"),
+        ("release", "rita"),
+    ]
+    assert [g["action"] for g in story["lineage"]["gate_decisions"]] == ["gate.check", "promotion.granted"]
+    assert story["audit"].ok
+
+    # The CLI examples' data are on disk.
+    data = tmp_path / "demo-output" / "data"
+    assert {"real.csv", "synthetic.csv", "production.csv"} <= {p.name for p in data.iterdir()}
+
 
 POLICY = """
 [protect]

@@ -2,6 +2,8 @@
 
 version → run → logged model → dataset inputs (synthetic training data, real holdout, verified-label
 snapshots) → review queues → raters and agreement → sign-offs → gate decisions → audit verification.
+A version trained on verified labels is followed through each snapshot it consumed to the queue that
+produced it, in whatever run: the raters, the adjudications and that run's sign-offs.
 Rendered as a tree for the terminal, JSON for tools, or one self-contained HTML page (plots included)
 that a compliance review can keep.
 """
@@ -14,9 +16,10 @@ import json
 from typing import Any
 
 from ..review import ReviewStore
-from .evidence import RunEvidence, read_run_evidence, team_mode
+from .evidence import RunEvidence, chained_signoffs, read_run_evidence, team_mode
 from .gate import policy_for
 from .registration import version_model_digest
+from .review import VERIFIED_LABELS_CONTEXT
 
 __all__ = ["lineage", "render_html", "render_tree"]
 
@@ -67,6 +70,52 @@ def _queues(store: ReviewStore, found: RunEvidence) -> list[dict[str, Any]]:
                 "created_by": queue.created_by,
                 **store.progress(queue.name),
                 "snapshots": published,
+            }
+        )
+    return out
+
+
+def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each verified-label snapshot the run consumed, followed to its queue and the people behind it.
+
+    The dataset input's digest is the snapshot id; what it reaches is read from the review store, so a
+    snapshot the store does not know is reported as such, never guessed.
+    """
+    consumed = [d["digest"] for d in datasets if d["context"] == VERIFIED_LABELS_CONTEXT]
+    if not consumed:
+        return []
+    known = {r["id"]: r for r in store.snapshots().to_dict(orient="records")}
+    out = []
+    for snapshot_id in consumed:
+        record = known.get(snapshot_id)
+        if record is None:
+            out.append({"id": snapshot_id, "queue": None, "problem": "unknown to the review store"})
+            continue
+        queue = store.queue(record["queue"])
+        annotations = store.annotations(queue.name)
+        labelled = annotations[annotations["created_at"] <= record["created_at"]]
+        adjudications = store.adjudications(queue.name)
+        out.append(
+            {
+                "id": snapshot_id,
+                "queue": queue.name,
+                "run_id": queue.run_id,
+                "n_items": int(record["n_items"]),
+                "method": record["method"],
+                "published_by": record["created_by"],
+                "audit_seq": int(record["audit_seq"]),
+                "raters_per_item": queue.raters_per_item,
+                "blind": queue.blind,
+                "raters": sorted(map(str, labelled["rater"].unique())),
+                "labels": len(labelled),
+                "adjudications": [
+                    {"item": int(a["item"]), "label": a["label"], "user": a["user"], "note": a["note"]}
+                    for a in adjudications.to_dict(orient="records")
+                ],
+                "signoffs": [
+                    {k: row[k] for k in ("check_name", "decision", "user", "role", "note", "audit_seq")}
+                    for row in ([] if queue.run_id is None else chained_signoffs(store, queue.run_id))
+                ],
             }
         )
     return out
@@ -156,6 +205,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
         "run": None,
         "datasets": [],
         "queues": [],
+        "training_labels": [],
         "signoffs": [],
         "evidence_problems": [],
         "registration": None,
@@ -172,6 +222,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
         summary = found.summary
         result["run"] = _run_facts(run, found)
         result["datasets"] = _datasets(run)
+        result["training_labels"] = _training_labels(store, result["datasets"])
         result["queues"] = _queues(store, found)
         if summary is None:
             result["evidence_problems"].append("no HITL evidence logged (hitl/summary.json missing)")
@@ -274,6 +325,7 @@ def render_tree(data: dict[str, Any]) -> str:
         lines.append(f"├─ datasets ({len(data['datasets'])})")
         for d in data["datasets"]:
             lines.append(f"│  ├─ {d['name']} [{d['context'] or '-'}] digest {d['digest']}  {d['source']}")
+        lines += _tree_training_labels(data.get("training_labels", []))
         lines.append(f"├─ review queues ({len(data['queues'])})")
         for q in data["queues"]:
             lines.append(
@@ -306,6 +358,37 @@ def render_tree(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tree_training_labels(snapshots: list[dict[str, Any]]) -> list[str]:
+    """The verified labels the run trained on, down to the people who gave and judged them."""
+    if not snapshots:
+        return []
+    lines = [f"├─ trained on verified labels ({len(snapshots)})"]
+    for s in snapshots:
+        if s["queue"] is None:
+            lines.append(f"│  └─ snapshot {s['id']}: {s['problem']}")
+            continue
+        lines.append(
+            f"│  └─ snapshot {s['id']}: {s['n_items']} verified ({s['method']}) from queue {s['queue']} "
+            f"of run {s['run_id']}, published by {s['published_by']} at event {s['audit_seq']}"
+        )
+        lines.append(
+            f"│     ├─ raters: {', '.join(s['raters']) or '-'} ({s['labels']} labels, "
+            f"{s['raters_per_item']} per item{', blind' if s['blind'] else ''})"
+        )
+        judges = sorted({a["user"] for a in s["adjudications"]})
+        lines.append(
+            f"│     ├─ adjudications: {len(s['adjudications'])}"
+            + (f" by {', '.join(judges)}" if judges else "")
+        )
+        lines.append(f"│     └─ sign-offs of run {s['run_id']} ({len(s['signoffs'])})")
+        for row in s["signoffs"]:
+            lines.append(
+                f"│        ├─ {row['check_name']}: {row['decision']} by {row['user']} ({row['role']}) "
+                f"at event {row['audit_seq']}"
+            )
+    return lines
+
+
 def render_html(data: dict[str, Any]) -> str:
     """One self-contained page: the tree, the tables and the evidence plots."""
     from ..report import STYLE
@@ -335,6 +418,17 @@ def render_html(data: dict[str, Any]) -> str:
         for q in data["queues"]
         for s in q["snapshots"]
     ]
+    trained_on = [
+        {
+            **s,
+            "raters": ", ".join(s.get("raters", [])),
+            "adjudications": len(s.get("adjudications", [])),
+            "signoffs": "; ".join(
+                f"{r['check_name']} {r['decision']} by {r['user']}" for r in s.get("signoffs", [])
+            ),
+        }
+        for s in data.get("training_labels", [])
+    ]
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f"<title>Lineage of {html.escape(model['name'])} v{html.escape(model['version'])}</title>"
@@ -342,6 +436,7 @@ def render_html(data: dict[str, Any]) -> str:
         f"<h1>Lineage: {html.escape(model['name'])} version {html.escape(model['version'])}</h1>"
         f"<pre>{html.escape(render_tree(data))}</pre>"
         f"<h2>Datasets</h2>{table(data['datasets'], ['name', 'context', 'digest', 'source_type', 'source'])}"
+        f"<h2>Trained on verified labels</h2>{table(trained_on, ['id', 'queue', 'run_id', 'n_items', 'method', 'raters', 'adjudications', 'signoffs'])}"
         f"<h2>Review queues</h2>{table(data['queues'], ['name', 'items', 'raters_per_item', 'blind', 'labels', 'adjudicated', 'created_by'])}"
         f"<h2>Verified-label snapshots</h2>{table(snapshots, ['queue', 'id', 'n_items', 'method', 'raters', 'agreement', 'published_by', 'audit_seq'])}"
         f"<h2>Sign-offs</h2>{table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain', 'approves_registered_evidence'])}"
