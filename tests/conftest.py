@@ -17,6 +17,7 @@ from hitl_support import (  # noqa: F401 (the tests import these from here)
     log_run_with_evidence,
     make_arrests_model,
     postgres_database,
+    shared_server,
     split_arrests,
 )
 
@@ -142,3 +143,28 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hitl.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# -- one real `mlflow server --app-name hitl` per backend, shared by the modules that need one ---------
+
+
+@pytest.fixture(scope="session")
+def hitl_server_sqlite(tmp_path_factory):
+    """The session's server on SQLite (MLflow store and review store); see ``hitl_support.SharedServer``."""
+    folder = tmp_path_factory.mktemp("shared-server-sqlite")
+    with shared_server(
+        "sqlite", folder, f"sqlite:///{folder / 'mlflow.db'}", f"sqlite:///{folder / 'hitl.db'}"
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def hitl_server_postgresql(tmp_path_factory, postgres_server):
+    """The session's server on PostgreSQL: the MLflow store and the review store each a database on it."""
+    folder = tmp_path_factory.mktemp("shared-server-postgresql")
+    with (
+        postgres_database(postgres_server) as backend,
+        postgres_database(postgres_server) as store_uri,
+        shared_server("postgresql", folder, backend, store_uri) as server,
+    ):
+        yield server

@@ -8,11 +8,13 @@ Plain functions without pytest, so the ``bench/`` scripts use the same set-up as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +227,73 @@ def postgres_database(server: Mapping[str, Any]) -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclasses.dataclass
+class SharedServer:
+    """One ``mlflow server --app-name hitl`` with basic auth that several test modules share.
+
+    Starting a server costs tens of seconds, so the session starts one per backend and modules share it:
+    each module names its models freshly (:func:`unique_name`) and asks for the users it needs with
+    :meth:`users`. ``backend`` is the MLflow store; ``store_uri`` the review store (same kind of database).
+    """
+
+    kind: str
+    url: str
+    backend: str
+    store_uri: str
+    folder: Path
+    admin: tuple[str, str]
+    _passwords: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def users(self, passwords: Mapping[str, str]) -> None:
+        """Make sure these basic-auth users exist (a name asked for twice must have the same password)."""
+        missing = {}
+        for user, password in passwords.items():
+            if user == self.admin[0]:
+                continue
+            known = self._passwords.get(user)
+            if known is not None and known != password:
+                raise RuntimeError(f"the shared server already has {user} with another password")
+            if known is None:
+                missing[user] = password
+        create_users(self.url, missing, admin=self.admin)
+        self._passwords.update(missing)
+
+    def roles(self, wanted: Mapping[str, Sequence[str]]) -> None:
+        """Make sure each user holds these review-store roles, granted by ``root`` (the store's first admin)."""
+        from mlflow_hitl.review import ReviewStore
+
+        store = ReviewStore(self.store_uri)
+        try:
+            for user, roles in {"root": ["admin"], **wanted}.items():
+                held = set(store.roles(user)["role"])
+                for role in roles:
+                    if role not in held:
+                        store.grant_role(user, role, actor="root")
+        finally:
+            store.close()
+
+
+def unique_name(prefix: str) -> str:
+    """A registered-model name no other test on a shared server uses."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def shared_server(kind: str, folder: Path, backend: str, store_uri: str) -> Iterator[SharedServer]:
+    """Start the session's server of one backend ``kind`` (see :class:`SharedServer`)."""
+    admin = ("admin", "Adm1n-pass-word!")
+    # Checking a password hash costs a good fraction of a second of CPU per request; basic auth's
+    # credential cache (auth_cache_ttl_seconds) spares every request after a user's first.
+    env = {
+        **os.environ,
+        **basic_auth_env(folder, store_uri, admin=admin[0], password=admin[1], auth_cache_ttl=600),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with mlflow_hitl_server(
+        backend, artifacts=folder / "artifacts", env=env, log_path=folder / "server.log"
+    ) as url:
+        yield SharedServer(kind, url, backend, store_uri, folder, admin)

@@ -1,4 +1,5 @@
-"""The security boundary: a real `mlflow server --app-name hitl` subprocess on 127.0.0.1 and a free port.
+"""The security boundary: a real `mlflow server --app-name hitl` subprocess on 127.0.0.1 and a free port
+(the session's shared server of each backend).
 
 Every way to set a protected alias or stage, or a hitl.* tag, is tried over raw REST, MlflowClient and
 the UI's ajax routes: refused while the gate fails, accepted for aliases once it passes.
@@ -11,10 +12,11 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from hitl_support import basic_auth_env, log_run_with_evidence, mlflow_hitl_server
+from hitl_support import log_run_with_evidence, unique_name
 from mlflow_hitl.review import ReviewStore
 
 ADMIN, PASSWORD = "admin", "Adm1n-pass-word!"
+USERS = {"dana": "Dana-pass-word-1", "rita": "Rita-pass-word-1"}
 POLICY = """
 [protect]
 aliases = ["champion"]
@@ -30,24 +32,21 @@ count = 1
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def server(request, tmp_path, monkeypatch):
-    backend = (
-        f"sqlite:///{tmp_path / 'mlflow.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
-    env = {**os.environ, **basic_auth_env(tmp_path, store_uri, admin=ADMIN, password=PASSWORD)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with mlflow_hitl_server(
-        backend, artifacts=tmp_path / "artifacts", env=env, log_path=tmp_path / "server.log"
-    ) as url:
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
-        monkeypatch.setenv("MLFLOW_HITL_STORE_URI", store_uri)
-        mlflow.set_tracking_uri(url)
-        mlflow.set_registry_uri(url)
-        yield {"url": url, "store": ReviewStore(store_uri)}
+def server(request, monkeypatch):
+    """The session's shared server of each backend, as its admin, with a model name of this test's own."""
+    shared = request.getfixturevalue(f"hitl_server_{request.param}")
+    shared.users(USERS)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+    monkeypatch.setenv("MLFLOW_HITL_STORE_URI", shared.store_uri)
+    mlflow.set_tracking_uri(shared.url)
+    mlflow.set_registry_uri(shared.url)
+    yield {
+        "url": shared.url,
+        "store": ReviewStore(shared.store_uri),
+        "model": unique_name("fraud"),
+        "shared": shared,
+    }
 
 
 @pytest.fixture
@@ -55,13 +54,11 @@ def version(server, arrests_model, arrests_split):
     synthetic, real, _ = arrests_split
     mlflow.set_experiment("server-gates")
     run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
-    mlflow.register_model(f"runs:/{run_id}/model", "fraud")
-    store = server["store"]
-    store.grant_role("root", "admin", actor="root")
-    store.grant_role("dana", "fairness-reviewer", actor="root")
+    mlflow.register_model(f"runs:/{run_id}/model", server["model"])
+    server["shared"].roles({"dana": ["fairness-reviewer"]})
     from mlflow_hitl.adapter.gate import set_policy
 
-    set_policy(store, "fraud", POLICY, actor="root")
+    set_policy(server["store"], server["model"], POLICY, actor="root")
     return run_id
 
 
@@ -69,37 +66,41 @@ def _post(server, route, body, auth=(ADMIN, PASSWORD)):
     return requests.post(f"{server['url']}/{route}", json=body, auth=auth, timeout=60)
 
 
-ATTEMPTS = [
-    ("api/2.0/mlflow/registered-models/alias", {"name": "fraud", "alias": "champion", "version": "1"}),
-    ("ajax-api/2.0/mlflow/registered-models/alias", {"name": "fraud", "alias": "champion", "version": "1"}),
-    (
-        "api/2.0/mlflow/model-versions/transition-stage",
-        {"name": "fraud", "version": "1", "stage": "Production", "archive_existing_versions": False},
-    ),
-    (
-        "ajax-api/2.0/mlflow/model-versions/transition-stage",
-        {"name": "fraud", "version": "1", "stage": "Production", "archive_existing_versions": False},
-    ),
-    (
-        "api/2.0/mlflow/model-versions/set-tag",
-        {"name": "fraud", "version": "1", "key": "hitl.gate.alias.champion", "value": '{"passed": true}'},
-    ),
-    (
-        "ajax-api/2.0/mlflow/model-versions/set-tag",
-        {"name": "fraud", "version": "1", "key": "hitl.x", "value": "1"},
-    ),
-    (
-        "api/2.0/mlflow/registered-models/set-tag",
-        {"name": "fraud", "key": "hitl.policy_hash", "value": "forged"},
-    ),
-    (
-        "ajax-api/2.0/mlflow/registered-models/set-tag",
-        {"name": "fraud", "key": "hitl.policy_hash", "value": "x"},
-    ),
-]
+def _attempts(name: str) -> list[tuple[str, dict]]:
+    """Every route around the gate, for model ``name``: protected alias and stage, hitl.* tags."""
+    return [
+        ("api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": "1"}),
+        ("ajax-api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": "1"}),
+        (
+            "api/2.0/mlflow/model-versions/transition-stage",
+            {"name": name, "version": "1", "stage": "Production", "archive_existing_versions": False},
+        ),
+        (
+            "ajax-api/2.0/mlflow/model-versions/transition-stage",
+            {"name": name, "version": "1", "stage": "Production", "archive_existing_versions": False},
+        ),
+        (
+            "api/2.0/mlflow/model-versions/set-tag",
+            {"name": name, "version": "1", "key": "hitl.gate.alias.champion", "value": '{"passed": true}'},
+        ),
+        (
+            "ajax-api/2.0/mlflow/model-versions/set-tag",
+            {"name": name, "version": "1", "key": "hitl.x", "value": "1"},
+        ),
+        (
+            "api/2.0/mlflow/registered-models/set-tag",
+            {"name": name, "key": "hitl.policy_hash", "value": "forged"},
+        ),
+        (
+            "ajax-api/2.0/mlflow/registered-models/set-tag",
+            {"name": name, "key": "hitl.policy_hash", "value": "x"},
+        ),
+    ]
 
 
 def test_every_route_around_the_gate_is_refused_until_it_passes(server, version):
+    name = server["model"]
+    ATTEMPTS = _attempts(name)
     for route, body in ATTEMPTS:
         response = _post(server, route, body)
         assert response.status_code == 403, (route, response.text)
@@ -107,7 +108,7 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     assert "signoff.fairness" in _post(server, *ATTEMPTS[0]).json()["message"]
     client = mlflow.MlflowClient()
     with pytest.raises(MlflowException, match="signoff.fairness") as refused:
-        client.set_registered_model_alias("fraud", "champion", "1")
+        client.set_registered_model_alias(name, "champion", "1")
     assert refused.value.error_code == "PERMISSION_DENIED"
     assert (
         requests.post(f"{server['url']}/{ATTEMPTS[0][0]}", json=ATTEMPTS[0][1], timeout=30).status_code == 401
@@ -117,9 +118,9 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     mlflow.genai.set_prompt_alias(
         "greeting", alias="champion", version=prompt.version
     )  # prompts are not gated
-    client.set_registered_model_alias("fraud", "staging-candidate", "1")  # not protected
-    client.set_model_version_tag("fraud", "1", "owner", "risk-team")  # not a hitl.* tag
-    refusals = server["store"].audit_events(subject="model:fraud", action="promotion.refused")
+    client.set_registered_model_alias(name, "staging-candidate", "1")  # not protected
+    client.set_model_version_tag(name, "1", "owner", "risk-team")  # not a hitl.* tag
+    refusals = server["store"].audit_events(subject=f"model:{name}", action="promotion.refused")
     assert len(refusals) >= 3 and set(refusals["actor"]) == {ADMIN}  # the authenticated user
 
     # The sign-off goes through the server, as the authenticated user: the body names no user.
@@ -132,11 +133,6 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
         ).status_code
         == 401
     )
-    for name, password in (("dana", "Dana-pass-word-1"), ("rita", "Rita-pass-word-1")):
-        assert (
-            _post(server, "api/2.0/mlflow/users/create", {"username": name, "password": password}).status_code
-            == 200
-        )
     denied = _post(
         server,
         "api/2.0/mlflow-hitl/signoffs",
@@ -161,16 +157,16 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     assert role.status_code == 403  # dana is no admin
     # The run was logged as admin, its author: separation of duties leaves promotion to someone else.
     with pytest.raises(MlflowException, match="duties.promoter"):
-        client.set_registered_model_alias("fraud", "champion", "1")
+        client.set_registered_model_alias(name, "champion", "1")
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
         "rita",
         "Rita-pass-word-1",
     )
-    client.set_registered_model_alias("fraud", "champion", "1")
-    assert str(client.get_model_version_by_alias("fraud", "champion").version) == "1"
+    client.set_registered_model_alias(name, "champion", "1")
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     rita = ("rita", "Rita-pass-word-1")
     assert _post(server, *ATTEMPTS[2], auth=rita).status_code == 200  # the stage, too, once the gate passes
-    granted = server["store"].audit_events(subject="model:fraud", action="promotion.granted")
+    granted = server["store"].audit_events(subject=f"model:{name}", action="promotion.granted")
     assert set(granted["actor"]) == {"rita"}
     for route, body in ATTEMPTS[4:]:
         assert _post(server, route, body).status_code == 403  # hitl.* tags stay the server's own

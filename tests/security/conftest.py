@@ -1,5 +1,6 @@
-"""Attackers' view of ``mlflow server --app-name hitl``: one real server with basic auth per backend and
-test module, its users, and a raw HTTP client that sends exactly the bytes a test gives it.
+"""Attackers' view of ``mlflow server --app-name hitl``: the session's real server with basic auth of
+each backend (shared with other modules), its users, and a raw HTTP client that sends exactly the bytes a
+test gives it.
 
 Users: ``admin`` (MLflow's admin), ``eve`` (an ML engineer: MANAGE on every model through basic auth's
 default permission, no review-store role), ``rita`` (``release-manager``), ``root`` (review-store
@@ -9,13 +10,11 @@ default permission, no review-store role), ``rita`` (``release-manager``), ``roo
 from __future__ import annotations
 
 import itertools
-import os
 import uuid
 
 import pytest
 import requests
 
-from hitl_support import basic_auth_env, mlflow_hitl_server, postgres_database
 from mlflow_hitl.gate import parse_policy, policy_hash
 from mlflow_hitl.review import ReviewStore
 
@@ -96,38 +95,16 @@ class Api:
         return self.store.audit_events(action=action, subject=subject)
 
 
-def backend(kind: str, request, tmp_path_factory):
-    """Yield an MLflow backend URL: a SQLite file, or a fresh database on the session's PostgreSQL."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('backend') / 'mlflow.db'}"
-        return
-    with postgres_database(request.getfixturevalue("postgres_server")) as url:
-        yield url
+@pytest.fixture(scope="module")
+def backend_kind():
+    """The backend of the server this module attacks (SQLite; a module may parametrize it)."""
+    return "sqlite"
 
 
 @pytest.fixture(scope="module")
-def backend_url(request, tmp_path_factory):
-    """The MLflow backend of this module's server (SQLite; a module may override it with parameters)."""
-    yield from backend("sqlite", request, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def api(backend_url, tmp_path_factory):
-    """One ``mlflow server --app-name hitl`` with basic auth for the module, its users and roles."""
-    folder = tmp_path_factory.mktemp("server")
-    store_uri = f"sqlite:///{folder / 'hitl.db'}"
-    env = {**os.environ, **basic_auth_env(folder, store_uri, admin=ADMIN, password=PASSWORDS[ADMIN])}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with mlflow_hitl_server(
-        backend_url, artifacts=folder / "artifacts", env=env, log_path=folder / "server.log"
-    ) as url:
-        store = ReviewStore(store_uri)
-        client = Api(url, store)
-        for user in ("eve", "rita", "root"):
-            made = client.post(
-                "api/2.0/mlflow/users/create", {"username": user, "password": PASSWORDS[user]}, "admin"
-            )
-            assert made.status_code == 200, made.text
-        store.grant_role("root", "admin", actor="root")
-        store.grant_role("rita", "release-manager", actor="root")
-        yield client
+def api(backend_kind, request):
+    """The session's shared ``mlflow server --app-name hitl`` of ``backend_kind``, its users and roles."""
+    server = request.getfixturevalue(f"hitl_server_{backend_kind}")
+    server.users(PASSWORDS)
+    server.roles({"rita": ["release-manager"]})
+    return Api(server.url, ReviewStore(server.store_uri))

@@ -94,7 +94,10 @@ def server(request, tmp_path_factory):
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{folder.name}"')
         store_uri = f"postgresql+psycopg://postgres@{pg['host']}:{pg['port']}/{folder.name}"
-    env = {**os.environ, **basic_auth_env(folder, store_uri, admin=ADMIN, password=PASSWORDS[ADMIN])}
+    env = {
+        **os.environ,
+        **basic_auth_env(folder, store_uri, admin=ADMIN, password=PASSWORDS[ADMIN], auth_cache_ttl=600),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     with mlflow_hitl_server(
         f"sqlite:///{folder / 'mlflow.db'}",

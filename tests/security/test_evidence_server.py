@@ -7,21 +7,13 @@ client and in the server, judges the run against its registration in the audit c
 """
 
 import json
-import os
 from pathlib import Path
 
 import mlflow
 import pytest
 import requests
 
-from hitl_support import (
-    LENIENT_POLICY,
-    basic_auth_env,
-    create_users,
-    log_run_with_evidence,
-    make_arrests_model,
-    mlflow_hitl_server,
-)
+from hitl_support import LENIENT_POLICY, log_run_with_evidence, make_arrests_model, unique_name
 from mlflow_hitl._hashing import sha256_file
 from mlflow_hitl.adapter.gate import check_gate, set_policy
 from mlflow_hitl.adapter.lineage import lineage
@@ -29,22 +21,19 @@ from mlflow_hitl.review import ReviewStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-ADMIN, PASSWORD = "admin", "Adm1n-pass-word!"
 USERS = {"alice": "Alice-pass-word-1", "dana": "Dana-pass-word-1", "rita": "Rita-pass-word-1"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """One server for the module, SQLite backend, with alice, dana and rita as non-admin users."""
-    tmp = tmp_path_factory.mktemp("evidence-server")
-    store_uri = f"sqlite:///{tmp / 'hitl.db'}"
-    env = {**os.environ, **basic_auth_env(tmp, store_uri, admin=ADMIN, password=PASSWORD)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with mlflow_hitl_server(
-        f"sqlite:///{tmp / 'mlflow.db'}", artifacts=tmp / "artifacts", env=env, log_path=tmp / "server.log"
-    ) as url:
-        create_users(url, USERS, admin=(ADMIN, PASSWORD))
-        yield {"url": url, "store_uri": store_uri}
+def server(hitl_server_sqlite):
+    """The session's shared SQLite server, with alice, dana and rita as non-admin users."""
+    hitl_server_sqlite.users(USERS)
+    hitl_server_sqlite.roles({"dana": ["fairness-reviewer"]})
+    return {
+        "url": hitl_server_sqlite.url,
+        "store_uri": hitl_server_sqlite.store_uri,
+        "model": unique_name("fraud"),
+    }
 
 
 def _as(monkeypatch, server, user):
@@ -59,7 +48,7 @@ def _as(monkeypatch, server, user):
 def _set_alias(server, user):
     return requests.post(
         f"{server['url']}/api/2.0/mlflow/registered-models/alias",
-        json={"name": "fraud", "alias": "champion", "version": "1"},
+        json={"name": server["model"], "alias": "champion", "version": "1"},
         auth=(user, USERS[user]),
         timeout=120,
     )
@@ -69,14 +58,13 @@ def test_the_author_overwriting_evidence_through_the_server_is_caught(
     server, monkeypatch, tmp_path, arrests_model, arrests_split
 ):
     synthetic, real, _ = arrests_split
+    name = server["model"]
     _as(monkeypatch, server, "alice")
     mlflow.set_experiment("evidence-freeze")
     run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
-    mlflow.register_model(f"runs:/{run_id}/model", "fraud")
+    mlflow.register_model(f"runs:/{run_id}/model", name)
     store = ReviewStore(server["store_uri"])
-    store.grant_role("root", "admin", actor="root")
-    store.grant_role("dana", "fairness-reviewer", actor="root")
-    set_policy(store, "fraud", LENIENT_POLICY, actor="root")
+    set_policy(store, name, LENIENT_POLICY, actor="root")
     signed = requests.post(
         f"{server['url']}/api/2.0/mlflow-hitl/signoffs",
         json={"run_id": run_id, "check": "fairness", "approve": True},
@@ -86,7 +74,7 @@ def test_the_author_overwriting_evidence_through_the_server_is_caught(
     assert signed.status_code == 200, signed.text
 
     def unmet():
-        decision = check_gate("fraud", "1", "alias:champion", store=store, actor="rita", record=False)
+        decision = check_gate(name, "1", "alias:champion", store=store, actor="rita", record=False)
         return {r.name: r.detail for r in decision.unmet()}
 
     before = unmet()
@@ -116,7 +104,7 @@ def test_the_author_overwriting_evidence_through_the_server_is_caught(
     assert "evidence changed after registration" in after["evidence.registered"]  # ...not with the record
     assert any(
         "evidence changed after registration" in p
-        for p in lineage("fraud", "1", store=store)["evidence_problems"]
+        for p in lineage(name, "1", store=store)["evidence_problems"]
     )
     refused = _set_alias(server, "rita")
     assert refused.status_code == 403 and "evidence changed after registration" in refused.json()["message"]
@@ -126,20 +114,20 @@ def test_the_author_overwriting_evidence_through_the_server_is_caught(
         other = mlflow.sklearn.log_model(make_arrests_model(synthetic.iloc[:200]), name="model")
     created = requests.post(
         f"{server['url']}/api/2.0/mlflow/model-versions/create",
-        json={"name": "fraud", "source": other.model_uri, "run_id": run_id, "model_id": other.model_id},
+        json={"name": name, "source": other.model_uri, "run_id": run_id, "model_id": other.model_id},
         auth=("alice", USERS["alice"]),
         timeout=60,
     )
     assert created.status_code == 200, created.text
     version = created.json()["model_version"]["version"]
-    decision = check_gate("fraud", version, "alias:champion", store=store, actor="rita", record=False)
+    decision = check_gate(name, version, "alias:champion", store=store, actor="rita", record=False)
     assert (
         "model files differ from the evaluated model"
         in {r.name: r.detail for r in decision.unmet()}["evidence.model"]
     )
     refused = requests.post(
         f"{server['url']}/api/2.0/mlflow/registered-models/alias",
-        json={"name": "fraud", "alias": "champion", "version": version},
+        json={"name": name, "alias": "champion", "version": version},
         auth=("rita", USERS["rita"]),
         timeout=120,
     )

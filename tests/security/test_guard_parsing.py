@@ -10,7 +10,7 @@ from flask import Flask
 from mlflow_hitl.adapter.guard import KINDS, GuardRefusedError
 from mlflow_hitl.adapter.routes import READS, WRITES, RouteTable, registry_request_classes
 
-from .conftest import GOLD_POLICY, backend
+from .conftest import GOLD_POLICY
 
 pytestmark = pytest.mark.security
 
@@ -18,8 +18,8 @@ ALIAS = "api/2.0/mlflow/registered-models/alias"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def backend_url(request, tmp_path_factory):
-    yield from backend(request.param, request, tmp_path_factory)
+def backend_kind(request):
+    return request.param
 
 
 def _refused(response, rule: str | None = None) -> None:
