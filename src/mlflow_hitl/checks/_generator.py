@@ -584,7 +584,6 @@ SPEC = CheckSpec(
         "holdout_exact_copy_share",
         "exact_copy_excess",
         "near_copy_excess",
-        "source_exact_copy_share",
         "dcr_median",
         "fidelity",
     ),
