@@ -164,3 +164,34 @@ def test_without_a_run_to_log_to_no_html_is_rendered_and_a_logged_run_gets_every
     ]
     assert logged.checks["drift"].details["synthetic_vs_real"]["report_sample"]["reference"] == 200
     assert sorted(kept.checks["drift"].artifacts) == ["real_vs_production.png", "synthetic_vs_real.png"]
+
+
+def test_holdout_and_source_reach_the_generator_check(arrests_model, arrests_split):
+    """validate(source=, holdout=): the privacy baseline contrasts the generator's training rows with unseen rows."""
+    synthetic, real, _ = arrests_split
+    source, holdout = real.iloc[: len(real) // 2], real.iloc[len(real) // 2 :]
+    result = mlflow_hitl.validate(
+        arrests_model,
+        real=real,
+        target=ARRESTS_TARGET,
+        synthetic=synthetic,
+        source=source,
+        holdout=holdout.assign(unused=1),  # extra columns are ignored
+        checks="generator",
+        log=False,
+    )
+    generator = result.checks["generator"]
+    assert generator.details["privacy_baseline"]["design"] == "training_vs_unseen"
+    assert generator.metrics["source_copied_rows"] >= 0
+    assert result.details["rows"]["holdout"] == len(holdout)
+    assert result.details["fingerprints"]["source"] is not None
+    with pytest.raises(mlflow_hitl.HitlError, match="holdout is missing column"):
+        mlflow_hitl.validate(
+            arrests_model,
+            real=real,
+            target=ARRESTS_TARGET,
+            synthetic=synthetic,
+            holdout=holdout.drop(columns="age"),
+            checks="generator",
+            log=False,
+        )

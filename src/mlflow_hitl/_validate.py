@@ -24,7 +24,8 @@ from .errors import InputError, ModelError
 
 __all__ = ["CHECK_NAMES", "Classifier", "validate_classifier"]
 
-_ROLES = ("real", "synthetic", "production")
+# holdout and source: real rows the generator never saw, and the rows it learned from (generator check).
+_ROLES = ("real", "synthetic", "production", "holdout", "source")
 
 
 class Classifier(Protocol):
@@ -124,6 +125,8 @@ def _prepare(
     production: pd.DataFrame | None,
     sensitive: list[str],
     features: Sequence[str] | None,
+    holdout: pd.DataFrame | None = None,
+    source: pd.DataFrame | None = None,
 ) -> tuple[ValidationInputs, str]:
     """Every input checked once, and the model asked once on the real rows; plus the features' source."""
     feature_cols, feature_source = _features(model, real, target, features)
@@ -133,6 +136,11 @@ def _prepare(
     synthetic_checked = None if synthetic is None else check_frame(synthetic, "synthetic", columns=read)
     production_checked = (
         None if production is None else check_frame(production, "production", columns=feature_cols)
+    )
+    generator_cols = list(dict.fromkeys([*feature_cols, target]))
+    holdout_checked, source_checked = (
+        None if frame is None else check_frame(frame, name, columns=generator_cols)
+        for frame, name in ((holdout, "holdout"), (source, "source"))
     )
     X_real = real_checked[feature_cols]
     classes, proba, y_pred = _classes_and_proba(model, X_real, y_true)
@@ -151,6 +159,8 @@ def _prepare(
         proba=proba,
         predict_proba=model.predict_proba,
         model=model.description,
+        holdout=holdout_checked,
+        source=source_checked,
     )
     return inputs, feature_source
 
@@ -201,6 +211,8 @@ def validate_classifier(
     config: ValidationConfig | Mapping[str, Any] | None = None,
     reuse: bool = True,
     render: bool = False,
+    holdout: pd.DataFrame | None = None,
+    source: pd.DataFrame | None = None,
 ) -> ValidationResult:
     """Run every selected check the inputs allow on a resolved model (``mlflow_hitl.validate`` documents
     the arguments). ``render``: also render the evidence that is made only to be logged (evidently's pages).
@@ -216,6 +228,8 @@ def validate_classifier(
         production=production,
         sensitive=sensitive,
         features=features,
+        holdout=holdout,
+        source=source,
     )
     prints = {role: Fingerprints(frame) for role in _ROLES if (frame := inputs.frame(role)) is not None}
     results: dict[str, CheckResult] = {}

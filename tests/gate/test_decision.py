@@ -60,6 +60,8 @@ METRICS = {
     "generator.c2st_auc": 0.61,
     "generator.exact_copy_share": 0.0,
     "generator.near_copy_share": 0.01,
+    "generator.exact_copy_p_value": 0.4,
+    "generator.near_copy_p_value": 0.7,
     "generator.fidelity": 0.93,
 }
 

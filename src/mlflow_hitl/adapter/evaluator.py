@@ -19,7 +19,17 @@ from ..errors import ConfigError
 
 __all__ = ["HitlEvaluator"]
 
-_CONFIG_KEYS = ("synthetic", "production", "sensitive_features", "features", "checks", "config", "reuse")
+_CONFIG_KEYS = (
+    "synthetic",
+    "production",
+    "holdout",
+    "source",
+    "sensitive_features",
+    "features",
+    "checks",
+    "config",
+    "reuse",
+)
 
 
 class HitlEvaluator(ModelEvaluator):

@@ -36,6 +36,8 @@ def validate(
     run_id: str | None = None,
     log: bool = True,
     reuse: bool = True,
+    holdout: pd.DataFrame | None = None,
+    source: pd.DataFrame | None = None,
 ) -> ValidationResult:
     """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
 
@@ -62,6 +64,11 @@ def validate(
     reuse : drift and the generator check read data only, not the model; when an earlier call in
         this process ran them on identical frames (same content, columns and settings) their
         results are reused, and ``result.details["reused"]`` names them. False always recomputes.
+    holdout : real rows the generator never saw (features and target): the generator check's privacy
+        baseline. Without it (and without ``source``) real rows are compared with each other.
+    source : the rows the generator learned from (features and target): the generator check then
+        asks whether they reappear in the synthetic set more often than unseen rows (``holdout``, else
+        ``real``), and reports how many synthetic rows copy them (a count, never the rows).
 
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column
@@ -80,6 +87,8 @@ def validate(
         config=config,
         reuse=reuse,
         render=target_run is not None,
+        holdout=holdout,
+        source=source,
     )
     return result if target_run is None else log_validation(result, run_id=target_run, model=model)
 

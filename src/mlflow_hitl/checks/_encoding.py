@@ -1,4 +1,4 @@
-"""One categorical column of two sets as integer codes that mean the same value on both sides.
+"""One categorical column of two (or more) sets as integer codes that mean the same value on both sides.
 
 Drift counts values per set and the generator check compares rows across sets; both need a code
 that names the same category in either set. Each set is factorised on its own (no concatenated
@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import InputError
 
-__all__ = ["shared_codes"]
+__all__ = ["shared_codes", "shared_codes_of"]
 
 
 def shared_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
@@ -20,22 +20,26 @@ def shared_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, in
 
     Values are equal as pandas' factorisation finds them equal; every kind of missing value is -1.
     """
+    (codes_a, codes_b), n_levels = shared_codes_of([a, b])
+    return codes_a, codes_b, n_levels
+
+
+def shared_codes_of(columns: list[pd.Series]) -> tuple[list[np.ndarray], int]:
+    """:func:`shared_codes` for any number of sets: the first set's values take the first codes, each
+    later set's new values the next ones."""
     try:
-        codes_a, levels_a = pd.factorize(a)
-        codes_b, levels_b = pd.factorize(b)
+        factorised = [pd.factorize(column) for column in columns]
     except TypeError as exc:  # lists, dicts: values that cannot be compared as categories
         raise InputError(
-            f"column {a.name!r} holds values that cannot be compared as categories ({exc}); "
+            f"column {columns[0].name!r} holds values that cannot be compared as categories ({exc}); "
             "leave it out with columns="
         ) from exc
-    levels_a = pd.Index(np.asarray(levels_a, dtype=object))
-    levels_b = pd.Index(np.asarray(levels_b, dtype=object))
-    levels = levels_a.append(levels_b).unique()
-    return (
-        _recode(codes_a, levels.get_indexer(levels_a)),
-        _recode(codes_b, levels.get_indexer(levels_b)),
-        len(levels),
-    )
+    per_set = [pd.Index(np.asarray(values, dtype=object)) for _, values in factorised]
+    levels = per_set[0].append(per_set[1:]).unique() if len(per_set) > 1 else per_set[0].unique()
+    return [
+        _recode(codes, levels.get_indexer(values))
+        for (codes, _), values in zip(factorised, per_set, strict=True)
+    ], len(levels)
 
 
 def _recode(codes: np.ndarray, new_code: np.ndarray) -> np.ndarray:

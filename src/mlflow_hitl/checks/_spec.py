@@ -30,7 +30,9 @@ class ValidationInputs:
     """Everything ``validate`` prepared once, checked, for the checks to share.
 
     ``real`` holds the features, the target and the sensitive columns; ``synthetic`` the same columns
-    (or ``None``); ``production`` exactly the features (or ``None``). ``proba`` and ``predict_proba``
+    (or ``None``); ``production`` exactly the features (or ``None``). ``holdout`` (real rows the
+    generator never saw) and ``source`` (the rows it learned from) are the generator check's, as given
+    (or ``None``): that check selects and checks their columns. ``proba`` and ``predict_proba``
     are ``None`` for a model without class probabilities; ``y_pred`` comes from the same model call.
     """
 
@@ -47,10 +49,18 @@ class ValidationInputs:
     proba: np.ndarray | None
     predict_proba: Callable[[pd.DataFrame], np.ndarray] | None
     model: str  # how the model describes itself, for skip reasons
+    holdout: pd.DataFrame | None = None
+    source: pd.DataFrame | None = None
 
     def frame(self, role: str) -> pd.DataFrame | None:
-        """The checked input called ``role`` (``real``, ``synthetic`` or ``production``)."""
-        return {"real": self.real, "synthetic": self.synthetic, "production": self.production}[role]
+        """The input called ``role`` (``real``, ``synthetic``, ``production``, ``holdout`` or ``source``)."""
+        return {
+            "real": self.real,
+            "synthetic": self.synthetic,
+            "production": self.production,
+            "holdout": self.holdout,
+            "source": self.source,
+        }[role]
 
 
 # The columns a data-only check reads from each input, by role: its result depends on nothing else.

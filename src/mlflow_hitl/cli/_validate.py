@@ -64,6 +64,15 @@ def _print_validation(result: Any, output_format: str) -> None:
 @click.option("--target", required=True, help="The label column.")
 @click.option("--synthetic", "synthetic_path", type=click.Path(), help="The synthetic training set.")
 @click.option("--production", "production_path", type=click.Path(), help="Unlabelled production rows.")
+@click.option(
+    "--holdout",
+    "holdout_path",
+    type=click.Path(),
+    help="Real rows the generator never saw: the privacy baseline of the generator check.",
+)
+@click.option(
+    "--source", "source_path", type=click.Path(), help="The rows the generator learned from (privacy check)."
+)
 @click.option("--sensitive", default="", help="Comma-separated sensitive columns, e.g. sex,race.")
 @click.option("--features", default=None, help="Comma-separated model input columns (default: inferred).")
 @click.option("--checks", "check_names", cls=_ChecksOption, default=None, callback=_check_names)
@@ -83,6 +92,8 @@ def validate(
     target: str,
     synthetic_path: str | None,
     production_path: str | None,
+    holdout_path: str | None,
+    source_path: str | None,
     sensitive: str,
     features: str | None,
     check_names: list[str] | None,
@@ -104,12 +115,16 @@ def validate(
     real = read_table(real_path, "--real")
     synthetic = read_table(synthetic_path, "--synthetic") if synthetic_path else None
     production = read_table(production_path, "--production") if production_path else None
+    holdout = read_table(holdout_path, "--holdout") if holdout_path else None
+    source = read_table(source_path, "--source") if source_path else None
     config = read_config_file(config_path) if config_path else None
     options: dict[str, Any] = {
         "real": real,
         "target": target,
         "synthetic": synthetic,
         "production": production,
+        "holdout": holdout,
+        "source": source,
         "sensitive_features": csv_list(sensitive),
         "features": csv_list(features) or None,
         "checks": check_names,
