@@ -1,5 +1,6 @@
 """The review store on a real SQLite file and a real PostgreSQL server: queues, labels, roles, audit chain."""
 
+import json
 import multiprocessing
 import os
 import signal
@@ -181,6 +182,43 @@ def test_adjudication_needs_the_role_and_happens_once(store):
     assert store.adjudications("q")[["item", "label", "user"]].values.tolist() == [[0, "Yes", "carol"]]
     with pytest.raises(InputError, match="already adjudicated"):
         store.adjudicate("q", position=0, user="carol", label="No")
+
+
+def test_a_reviewer_takes_back_their_own_label_until_it_is_settled_or_published(store):
+    make_queue(store)
+    store.annotate("q", position=0, user="alice", label="Yes")
+    store.annotate("q", position=0, user="bob", label="No")
+    with pytest.raises(InputError, match="alice has no label on item 1"):
+        store.withdraw("q", position=1, user="alice")
+    store.withdraw("q", position=0, user="alice")
+    assert store.annotations("q")[["item", "rater"]].values.tolist() == [[0, "bob"]]
+    assert store.progress("q")["labels"] == 1
+    event = store.audit_events(action="annotation.withdraw").iloc[-1]
+    assert (event["actor"], event["subject"], json.loads(event["payload"])) == (
+        "alice",
+        "queue:q/item:0",
+        {"label": "Yes"},
+    )
+    store.annotate("q", position=0, user="alice", label="No")  # the slot is free again
+    store.grant_role("root", "admin", actor="root")
+    store.grant_role("carol", "adjudicator", actor="root")
+    store.adjudicate("q", position=0, user="carol", label="No")
+    with pytest.raises(InputError, match="is adjudicated"):
+        store.withdraw("q", position=0, user="bob")
+    store.annotate("q", position=1, user="alice", label="Yes")
+    store.record_snapshot(
+        "q",
+        snapshot_id="s1",
+        run_id=None,
+        method="majority",
+        n_items=1,
+        labels_sha256="0" * 64,
+        manifest_sha256="0" * 64,
+        actor="root",
+    )
+    with pytest.raises(InputError, match="in verified-label snapshot 's1'"):
+        store.withdraw("q", position=1, user="alice")
+    assert store.verify_audit().ok
 
 
 def test_signoff_needs_the_matching_role_and_records_the_chain_head(store):

@@ -37,7 +37,15 @@ from ..review import AnnotationRecord, HttpReviewStore, ReviewStore
 if TYPE_CHECKING:
     from ..gate import GateDecision
 
-__all__ = ["API_HEADER", "API_PREFIX", "ROUTES", "register_api", "server_decision"]
+__all__ = [
+    "API_HEADER",
+    "API_PREFIX",
+    "ROUTES",
+    "call_route",
+    "declare_exact_paths",
+    "register_api",
+    "server_decision",
+]
 
 API_PREFIX = "/hitl/api"
 API_HEADER = "X-MLflow-Hitl-API"
@@ -204,6 +212,11 @@ def _annotate(store: ReviewStore, actor: str, p: Params) -> Any:
         comment=_text(p, "comment", required=False),
         source=_text(p, "source", required=False) or "api",
     )
+    return {}
+
+
+def _withdraw(store: ReviewStore, actor: str, p: Params) -> Any:
+    store.withdraw(_queue_name(p), position=_int(p, "position"), user=actor)
     return {}
 
 
@@ -390,6 +403,7 @@ ROUTES: tuple[Route, ...] = (
     Route("annotations/list", "GET", ("queue", "offset", "limit"), _annotations),
     Route("annotations/create", "POST", ("queue", "position", "label", "comment", "source"), _annotate),
     Route("annotations/import", "POST", ("queue", "records", "source"), _import),
+    Route("annotations/withdraw", "POST", ("queue", "position"), _withdraw),
     Route(
         "adjudications/list",
         "GET",
@@ -453,14 +467,16 @@ def _params(route: Route) -> dict[str, Any]:
     from flask import request
 
     if route.method == "GET":
-        params: dict[str, Any] = request.args.to_dict()
-    else:
-        if not request.is_json:
-            raise InputError("send the body as JSON with Content-Type: application/json")
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise InputError("the body must be a JSON object")
-        params = body
+        return request.args.to_dict()
+    if not request.is_json:
+        raise InputError("send the body as JSON with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object")
+    return body
+
+
+def _check_fields(route: Route, params: Params) -> None:
     unknown = sorted(set(params) - set(route.fields))
     if unknown:
         hint = (
@@ -469,23 +485,42 @@ def _params(route: Route) -> dict[str, Any]:
             else ""
         )
         raise InputError(f"{route.path} does not take {', '.join(map(repr, unknown))}{hint}")
-    return params
+
+
+_BY_PATH = {route.path: route for route in ROUTES}
+
+
+def call_route(path: str, params: Params) -> Any:
+    """Route ``path`` of :data:`ROUTES` run in-process as the authenticated user; its answer as plain JSON.
+
+    What a request to ``/hitl/api/<path>`` does, without the round trip: the same fields refused, the
+    same handler and store rules, a refused action audited as ``api.refused``. The pages under
+    ``/hitl/`` act through it, so a page can do nothing the API would not. Raises the store's
+    :class:`~mlflow_hitl.errors.HitlError` subclasses (or ``PermissionError`` without a user).
+    """
+    from .app import _authenticated_user, _review_store
+
+    route = _BY_PATH[path]
+    _check_fields(route, params)
+    actor = _authenticated_user()
+    try:
+        return plain_json(route.handler(_review_store(), actor, params))
+    except (PermissionDeniedError, PermissionError) as exc:
+        if route.method == "POST":
+            _audit_refusal(route, first_line(exc), params, actor)
+        raise
 
 
 def _serve(route: Route) -> Callable[[], Any]:
     def view() -> Any:
         from flask import jsonify, request
 
-        from .app import _authenticated_user, _review_store
-
         if request.method != route.method:
             response = _error(405, "METHOD_NOT_ALLOWED", f"{route.path} takes {route.method} only")
         else:
             try:
-                answer = route.handler(_review_store(), _authenticated_user(), _params(route))
-                response = jsonify(plain_json(answer))
+                response = jsonify(call_route(route.path, _params(route)))
             except (PermissionDeniedError, PermissionError) as exc:
-                _audit_refusal(route, first_line(exc))
                 response = _error(403, "PERMISSION_DENIED", first_line(exc))
             except NotFoundError as exc:
                 response = _error(404, "RESOURCE_DOES_NOT_EXIST", first_line(exc))
@@ -502,15 +537,10 @@ def _serve(route: Route) -> Callable[[], Any]:
     return view
 
 
-def _audit_refusal(route: Route, reason: str) -> None:
+def _audit_refusal(route: Route, reason: str, body: Params, actor: str) -> None:
     """Record a refused action (``api.refused``) with the authenticated actor, the route and the reason."""
-    from flask import request
+    from .app import _review_store
 
-    from .app import _authenticated_user, _review_store
-
-    if request.method != "POST":
-        return
-    body = request.get_json(silent=True) or {}
     subject = next(
         (
             f"{kind}:{body[key]}"
@@ -523,7 +553,7 @@ def _audit_refusal(route: Route, reason: str) -> None:
         subject += f"/check:{body['check']}"  # as the sign-off itself would have been recorded
     try:
         _review_store().record_event(
-            actor=_authenticated_user(),
+            actor=actor,
             action="api.refused",
             subject=subject,
             payload={"route": route.path, "reason": reason},
@@ -545,10 +575,10 @@ def register_api(flask_app: Any) -> None:
         flask_app.add_url_rule(
             path, f"mlflow_hitl_api_{route.path.replace('/', '_')}", _serve(route), methods=["GET", "POST"]
         )
-    _declare_exact_paths(*(f"{API_PREFIX}/{route.path}" for route in ROUTES))
+    declare_exact_paths(*(f"{API_PREFIX}/{route.path}" for route in ROUTES))
 
 
-def _declare_exact_paths(*paths: str) -> None:
+def declare_exact_paths(*paths: str) -> None:
     """Add whole paths to basic-auth's self-authorizing routes (matched as the whole path, see app.py)."""
     from mlflow.server import auth
 

@@ -22,6 +22,9 @@ user (never as a name in the request body):
 - ``POST /api/2.0/mlflow-hitl/signoffs`` ``{run_id, check, approve, note}``: a sign-off;
 - ``POST /api/2.0/mlflow-hitl/roles`` ``{user, role, grant}``: grant or revoke a role (admins only).
 
+The pages under ``/hitl/`` (:mod:`.pages`) and the review API under ``/hitl/api/`` (:mod:`.api`)
+act as the authenticated user too.
+
 Run it with the same settings MLflow's basic-auth needs (``MLFLOW_FLASK_SERVER_SECRET_KEY``,
 ``MLFLOW_AUTH_ADMIN_PASSWORD`` the first time, optionally ``MLFLOW_AUTH_CONFIG_PATH``) and, if the
 review store is not the backend database or beside it, ``MLFLOW_HITL_STORE_URI``.
@@ -231,6 +234,7 @@ def create_app() -> Any:
     from mlflow.server.auth import create_app as with_basic_auth
 
     from .api import register_api
+    from .pages import register_pages
 
     _use_server_stores()
     bootstrap_admin_user()  # MLflow's server does this only for --app-name basic-auth
@@ -241,6 +245,7 @@ def create_app() -> Any:
     flask_app.add_url_rule(f"{_API}/signoffs", "mlflow_hitl_signoff", _signoff, methods=["POST"])
     flask_app.add_url_rule(f"{_API}/roles", "mlflow_hitl_role", _role, methods=["POST"])
     register_api(flask_app)
+    register_pages(flask_app)
     _declare_self_authorizing(f"{_API}/signoffs", f"{_API}/roles")
     return served
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -82,13 +82,18 @@ class HttpReviewStore:
     subclasses the SQL store raises, with the server's one-line message.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, transport: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None
+    ) -> None:
+        """``transport(method, route, fields)``, when given, answers in place of the HTTP round trip:
+        the server's own pages pass one that runs the route in-process as the authenticated user."""
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InputError(f"a review server URL starts with http:// or https://, got {url!r}")
         import requests
 
         self.url = url.rstrip("/")
         self._session = requests.Session()
+        self._transport = transport
 
     def __repr__(self) -> str:
         return f"HttpReviewStore({_masked(self.url)!r})"
@@ -121,6 +126,8 @@ class HttpReviewStore:
 
         url = f"{self.url}{_API}/{route}"
         fields = {k: v for k, v in (params or {}).items() if v is not None}
+        if self._transport is not None:
+            return self._transport(method, route, fields)
         try:
             if method == "GET":
                 response = self._session.get(url, params=fields, **self._settings())
@@ -256,6 +263,10 @@ class HttpReviewStore:
                 "source": source,
             },
         )
+
+    def withdraw(self, name: str, *, position: int, user: str) -> None:
+        """As :meth:`ReviewStore.withdraw`: the authenticated user's own label (``user`` is not sent)."""
+        self._call("POST", "annotations/withdraw", {"queue": name, "position": int(position)})
 
     def import_annotations(
         self, name: str, records: Iterable[AnnotationRecord], *, actor: str, source: str

@@ -113,6 +113,49 @@ class SqlLabels(SqlStoreBase):
             item_id = item_id_at(tx.conn, queue, position)
             _insert_annotations(tx, queue, [(item_id, position, user, label_text, comment, None)], source)
 
+    def withdraw(self, name: str, *, position: int, user: str) -> None:
+        """Take back ``user``'s own label of item ``position`` (an undo), with its audit event, atomically.
+
+        The item's slot is free again. Refused once the label counts for something others rely on:
+        the item is adjudicated, or a verified-label snapshot of the queue was recorded since the
+        label was given. The ``annotation.withdraw`` event keeps the label taken back, so the chain
+        still shows it was given.
+        """
+        user = check_user(user)
+        with self._write() as tx:
+            queue = load_queue(tx.conn, name)
+            item_id = item_id_at(tx.conn, queue, position)
+            mine = tx.conn.execute(
+                sa.select(t.annotations.c.id, t.annotations.c.label, t.annotations.c.created_at).where(
+                    t.annotations.c.item_id == item_id, t.annotations.c.user == user
+                )
+            ).first()
+            if mine is None:
+                raise InputError(f"{user} has no label on item {position} of queue {name!r} to take back")
+            if tx.conn.execute(
+                sa.select(t.adjudications.c.id).where(t.adjudications.c.item_id == item_id)
+            ).first():
+                raise InputError(f"item {position} of queue {name!r} is adjudicated: its labels stay")
+            published = tx.conn.execute(
+                sa.select(t.snapshots.c.id)
+                .where(t.snapshots.c.queue_id == queue.id, t.snapshots.c.created_at >= mine.created_at)
+                .limit(1)
+            ).scalar()
+            if published is not None:
+                raise InputError(
+                    f"the label of item {position} is in verified-label snapshot {published!r} of queue {name!r}: it stays"
+                )
+            tx.conn.execute(sa.delete(t.annotations).where(t.annotations.c.id == mine.id))
+            tx.conn.execute(
+                sa.update(t.items).where(t.items.c.id == item_id).values(n_labels=t.items.c.n_labels - 1)
+            )
+            tx.event(
+                actor=user,
+                action="annotation.withdraw",
+                subject=f"queue:{name}/item:{position}",
+                payload={"label": json.loads(mine.label)},
+            )
+
     def import_annotations(
         self, name: str, records: Iterable[AnnotationRecord], *, actor: str, source: str
     ) -> ImportReport:

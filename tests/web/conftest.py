@@ -1,0 +1,163 @@
+"""The pages under ``/hitl/`` end to end: ONE ``mlflow server --app-name hitl`` with basic auth and ONE
+headless Chromium (Debian's, driven by Playwright: ``make chromium`` installs it, nothing is downloaded)
+for every web test; each test opens a browser context per user.
+
+Users (basic auth): ``alice`` and ``bob`` (reviewers), ``carol`` (adjudicator), ``fay``
+(fairness-reviewer), ``eng`` (the ML engineer who made the run: no review role), ``nora`` (no role).
+Queues are made in the store by ``eng``; every step under test is taken in the browser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from hitl_support import basic_auth_env, create_users, log_run_with_evidence, mlflow_hitl_server
+from mlflow_hitl.review import ReviewStore
+
+ADMIN = ("admin", "Adm1n-pass-word!")
+PASSWORDS = {
+    "alice": "Alice-pass-word-1",
+    "bob": "Bob-pass-word-12",
+    "carol": "Carol-pass-word-1",
+    "fay": "Fay-pass-word-123",
+    "eng": "Eng-pass-word-123",
+    "nora": "Nora-pass-word-12",
+}
+ROLES = {"alice": "reviewer", "bob": "reviewer", "carol": "adjudicator", "fay": "fairness-reviewer"}
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+XSS = "<script>window.__xss=1</script>"
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+class Site:
+    """The server, its review store, and browser pages signed in as one of the users."""
+
+    def __init__(self, url: str, store_uri: str, browser) -> None:
+        self.url, self.store_uri, self.browser = url, store_uri, browser
+        self.store = ReviewStore(store_uri)
+        self._contexts = []
+
+    def page(self, user: str):
+        """A fresh browser page signed in (basic auth) as ``user``."""
+        context = self.browser.new_context(
+            base_url=self.url,
+            http_credentials={"username": user, "password": PASSWORDS[user]},
+            viewport={"width": 1400, "height": 900},
+        )
+        self._contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    def shoot(self, page, name: str) -> None:
+        """A screenshot for the docs, taken by the test run so it stays true."""
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(IMAGES / f"web-{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        for context in self._contexts:
+            context.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (Debian's package; no Playwright browser download)."""
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail("Chromium is not installed: run `make chromium` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def site(browser, tmp_path_factory):
+    """The one server of the web tests, its users and roles."""
+    folder = tmp_path_factory.mktemp("web-server")
+    store_uri = f"sqlite:///{folder / 'hitl.db'}"
+    env = {**os.environ, **basic_auth_env(folder, store_uri, admin=ADMIN[0], password=ADMIN[1])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with mlflow_hitl_server(
+        f"sqlite:///{folder / 'mlflow.db'}",
+        artifacts=folder / "artifacts",
+        env=env,
+        log_path=folder / "server.log",
+    ) as url:
+        create_users(url, PASSWORDS, admin=ADMIN)
+        served = Site(url, store_uri, browser)
+        served.store.grant_role("root", "admin", actor="root")
+        for user, role in ROLES.items():
+            served.store.grant_role(user, role, actor="root")
+        yield served
+        served.close()
+
+
+def press(page, key: str) -> None:
+    """Press ``key`` once the page's script has run (it is deferred: it runs before the load event)."""
+    page.wait_for_load_state("load")
+    page.keyboard.press(key)
+
+
+def make_queue(
+    store: ReviewStore,
+    name: str,
+    rows: pd.DataFrame,
+    *,
+    classes=("No", "Yes"),
+    raters: int = 1,
+    blind: bool = False,
+    reason: str = "least-confidence",
+    confidence: float = 0.61,
+) -> None:
+    """A queue of every row of ``rows``, made by ``eng``, with the model's answers."""
+    selection = pd.DataFrame(
+        {"row": range(len(rows)), "reason": reason, "score": [1 - confidence] * len(rows)}
+    )
+    store.create_queue(
+        name,
+        rows=rows,
+        selection=selection,
+        classes=list(classes),
+        actor="eng",
+        raters_per_item=raters,
+        blind=blind,
+        predictions=["Yes"] * len(rows),
+        confidences=[confidence] * len(rows),
+    )
+
+
+@pytest.fixture(scope="session")
+def signoff_run(site, arrests_model, arrests_split):
+    """A run made by ``eng`` through the server, with calibration and fairness evidence registered."""
+    synthetic, real, _ = arrests_split
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", "eng")
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS["eng"])
+        patch.setenv("MLFLOW_HITL_USER", "eng")
+        patch.setenv("MLFLOW_HITL_STORE_URI", site.store_uri)
+        patch.setenv("MLFLOW_TRACKING_URI", site.url)
+        mlflow.set_tracking_uri(site.url)
+        mlflow.set_registry_uri(site.url)
+        try:
+            mlflow.set_experiment("web-signoff")
+            run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
+        finally:
+            mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///:memory:"))
+    return run_id

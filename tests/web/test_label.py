@@ -1,0 +1,157 @@
+"""Labelling in the browser: clicks and keys, undo, skip, blind queues, escaping, CSRF, the audit chain."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import requests
+
+from .conftest import PASSWORDS, XSS, make_queue, press
+
+pytestmark = pytest.mark.web
+
+
+def _rows(n: int = 4) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": [23, 41, 35, 52][:n],
+            "income": [41_250.5, 1_234_567.0, 88_000.25, 12.0][:n],
+            "notes": ["short", "a long remark " * 30, "x", "y"][:n],
+        }
+    )
+
+
+def test_a_reviewer_labels_three_items_by_click_and_by_keyboard(site):
+    make_queue(site.store, "web-label", _rows())
+    page = site.page("alice")
+    page.goto("/hitl/queues")
+    page.get_by_role("link", name="Label").first.click()
+    page.get_by_role("button", name="Start labelling").click()
+    assert page.get_by_role("heading", name="Item 0").is_visible()
+    assert "1,234,567" not in page.content()  # item 0 is shown, not item 1
+    assert "41,250.500" in page.content()  # numbers through mlflow_hitl._format.number
+    site.shoot(page, "label")
+    page.get_by_role("button", name="No", exact=True).click()  # by click
+    page.get_by_role("heading", name="Item 1").wait_for()
+    page.get_by_label("Comment").fill("odd income")
+    page.get_by_label("Comment").blur()
+    press(page, "2")  # by keyboard: the second class
+    page.get_by_role("heading", name="Item 2").wait_for()
+    press(page, "1")
+    page.get_by_role("heading", name="Item 3").wait_for()
+    assert page.get_by_text("Your label of item 2 is saved.").is_visible()
+
+    labels = site.store.annotations("web-label")
+    assert list(zip(labels["item"], labels["rater"], labels["label"], strict=True)) == [
+        (0, "alice", "No"),
+        (1, "alice", "Yes"),
+        (2, "alice", "No"),
+    ]
+    assert labels["comment"].tolist()[1] == "odd income"
+    assert set(labels["source"]) == {"web"}
+    events = site.store.audit_events(action="annotation.create", actor="alice")
+    assert [s for s in events["subject"] if s.startswith("queue:web-label/")] == [
+        "queue:web-label/item:0",
+        "queue:web-label/item:1",
+        "queue:web-label/item:2",
+    ]
+    assert site.store.verify_audit().ok
+
+    # Undo my last label: taken back in the store, recorded in the chain, the item shown again.
+    press(page, "u")
+    page.get_by_role("heading", name="Item 2").wait_for()
+    assert list(site.store.annotations("web-label")["item"]) == [0, 1]
+    withdrawn = site.store.audit_events(action="annotation.withdraw", actor="alice")
+    assert withdrawn["subject"].tolist() == ["queue:web-label/item:2"]
+    press(page, "2")
+    page.get_by_role("heading", name="Item 3").wait_for()
+    press(page, "s")  # skip: item 3 goes back, nothing is left for alice
+    page.get_by_text("Nothing left for you in this queue").wait_for()
+    assert site.store.annotations("web-label")["label"].tolist() == ["No", "Yes", "Yes"]
+
+
+def test_a_blind_queue_never_shows_the_prediction_in_pages_or_requests(site):
+    make_queue(site.store, "web-blind", _rows(2), blind=True, reason="uncertainty-pick", confidence=0.8765)
+    page = site.page("bob")
+    seen, urls = [], []  # the body of every answer the page got (read on the way through) and every URL
+
+    def record(route):
+        response = route.fetch(max_redirects=0)
+        seen.append(response.text())
+        route.fulfill(response=response)
+
+    page.route("**/*", record)
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto("/hitl/label?queue=web-blind")
+    page.get_by_role("button", name="Start labelling").click()
+    page.get_by_role("heading", name="Item 0").wait_for()
+    seen.append(page.content())  # a page reached by a redirect is not routed: its document is read here
+    site.shoot(page, "label-blind")
+    press(page, "1")
+    page.get_by_role("heading", name="Item 1").wait_for()
+    seen.append(page.content())
+    page.unroute_all(behavior="ignoreErrors")
+    everything = "\n".join(seen)
+    assert "41,250.500" in everything and "1,234,567" in everything  # the fields are there...
+    for secret in ("0.876", "0.877", "0.123", "0.1235", "uncertainty-pick", "model says", "selected by"):
+        assert secret not in everything, secret  # ...the model's answer, confidence, score and reason are not
+    assert len(urls) >= 6 and not [u for u in urls if "/hitl/api/" in u]  # no API call from the browser
+    assert site.store.annotations("web-blind")["rater"].tolist() == ["bob"]
+
+
+def test_payloads_with_script_are_shown_as_text(site):
+    rows = pd.DataFrame({XSS: [XSS], "plain": [f"value {XSS}"]})
+    make_queue(site.store, "web-xss", rows)
+    page = site.page("alice")
+    page.goto("/hitl/label?queue=web-xss")
+    page.get_by_role("button", name="Start labelling").click()
+    page.get_by_role("heading", name="Item 0").wait_for()
+    page.get_by_label("Comment").fill(XSS)
+    page.get_by_role("button", name="No", exact=True).click()
+    page.get_by_text("Nothing left for you in this queue").wait_for()
+    page.goto("/hitl/label?queue=web-xss&item=0")
+    assert page.evaluate("window.__xss") is None
+    assert page.get_by_text(XSS).first.is_visible()  # the column name and the value, as text
+    assert XSS not in page.content()  # escaped in the HTML source
+    assert site.store.annotations("web-xss")["comment"].tolist() == [XSS]
+
+
+def test_a_post_without_the_csrf_token_is_refused(site):
+    make_queue(site.store, "web-csrf", _rows(1))
+    answer = requests.post(
+        f"{site.url}/hitl/label?queue=web-csrf",
+        data={"action": "label", "position": "0", "label": "No"},
+        auth=("alice", PASSWORDS["alice"]),
+        timeout=60,
+    )
+    assert answer.status_code == 403
+    assert "CSRF token" in answer.text
+    forged = requests.post(
+        f"{site.url}/hitl/label?queue=web-csrf",
+        data={"action": "label", "position": "0", "label": "No", "csrf_token": "0" * 64},
+        auth=("alice", PASSWORDS["alice"]),
+        timeout=60,
+    )
+    assert forged.status_code == 403
+    assert site.store.annotations("web-csrf").empty
+    # Another user's token does not work either: it is bound to the user.
+    bobs = requests.get(f"{site.url}/hitl/label?queue=web-csrf", auth=("bob", PASSWORDS["bob"]), timeout=60)
+    token = bobs.text.split('name="csrf_token" value="')[1].split('"')[0]
+    stolen = requests.post(
+        f"{site.url}/hitl/label?queue=web-csrf",
+        data={"action": "label", "position": "0", "label": "No", "csrf_token": token},
+        auth=("alice", PASSWORDS["alice"]),
+        timeout=60,
+    )
+    assert stolen.status_code == 403 and site.store.annotations("web-csrf").empty
+
+
+def test_pages_carry_a_strict_content_security_policy(site):
+    answer = requests.get(f"{site.url}/hitl/queues", auth=("nora", PASSWORDS["nora"]), timeout=60)
+    assert answer.status_code == 200  # a user without any role reads the pages (basic-auth lets them through)
+    csp = answer.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert answer.headers["X-Frame-Options"] in ("DENY", "SAMEORIGIN")  # MLflow's middleware may set its own
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script>" not in answer.text and " style=" not in answer.text  # nothing inline
+    assert requests.get(f"{site.url}/hitl/queues", timeout=60).status_code == 401
