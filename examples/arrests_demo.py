@@ -163,8 +163,9 @@ max = { "*.bias_amplification" = 0.1 }
 [checks.generator]
 # Too clean: a classifier must not tell synthetic rows from real ones easily.
 # Leaked rows: 46% of this data's real rows repeat another real row (few columns, small integers), so
-# a copy as such proves nothing; synthetic rows may repeat real rows no more often than that.
-max = { c2st_auc = 0.75, exact_copy_share = 0.46 }
+# a copy as such proves nothing. What counts is copying beyond that baseline: synthetic rows may repeat
+# real rows at most 2 points more often than real rows repeat each other (docs/checks/generator.md).
+max = { c2st_auc = 0.75, exact_copy_excess = 0.02 }
 
 [[signoffs]]
 check = "fairness"
