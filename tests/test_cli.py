@@ -40,6 +40,10 @@ def model_run(tracking_uri, arrests_model, arrests_split):
     return run.info.run_id
 
 
+def _not_json(constant):
+    raise AssertionError(f"{constant} is not JSON")
+
+
 def invoke(tracking_uri, *args):
     return CliRunner().invoke(cli, ["--tracking-uri", tracking_uri, *args])
 
@@ -75,7 +79,7 @@ def test_validate_logs_to_the_models_run_and_exit_code_follows_status(tracking_u
         "json",
     )
     assert result.exit_code in (0, 1), result.output
-    payload = json.loads(result.stdout)
+    payload = json.loads(result.stdout, parse_constant=_not_json)  # strict JSON: no NaN, no Infinity
     assert payload["run_id"] == model_run
     assert result.exit_code == (0 if payload["status"] == "passed" else 1)
     assert set(payload["checks"]) == {"drift", "calibration", "adversarial", "fairness", "generator"}

@@ -23,6 +23,7 @@ __all__ = [
     "acting_user",
     "csv_list",
     "emit_json",
+    "json_text",
     "open_store",
     "output_format",
     "store_option",
@@ -100,8 +101,17 @@ def open_store(store_uri: str | None) -> ReviewStoreProtocol:
     return open_review_store(store_uri)
 
 
+def json_text(payload: Any, *, sort_keys: bool = True) -> str:
+    """``payload`` as strict JSON text: NaN and infinities become ``null`` (Python's ``NaN`` is not JSON,
+    and ``jq`` or a browser refuses it), numpy scalars and timestamps plain values, anything else its str."""
+    from .._plain import plain_json
+
+    return json.dumps(plain_json(payload), indent=2, sort_keys=sort_keys, default=str, allow_nan=False)
+
+
 def emit_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    """What every ``--format json`` prints: :func:`json_text` on stdout."""
+    click.echo(json_text(payload))
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -13,6 +13,7 @@ from ._common import (
     BadInput,
     acting_user,
     emit_json,
+    json_text,
     open_store,
     output_format,
     store_option,
@@ -219,17 +220,13 @@ def lineage(model_uri: str, output_format: str, output: str | None, store_uri: s
     Example:
       mlflow-hitl lineage models:/fraud-model/7 --format html -o fraud-7.html
     """
-    import json
-
     from ..adapter.lineage import lineage as trace
     from ..adapter.lineage import render_html, render_tree
 
     name, version = model_version(model_uri)
     data = trace(name, version, store=open_store(store_uri))
     if output_format == "json":
-        text = json.dumps(
-            {k: v for k, v in data.items() if k != "_plots"}, indent=2, sort_keys=True, default=str
-        )
+        text = json_text({k: v for k, v in data.items() if k != "_plots"})
     elif output_format == "html":
         text = render_html(data)
     else:

@@ -12,6 +12,7 @@ from ._common import (
     BadInput,
     acting_user,
     emit_json,
+    json_text,
     open_store,
     output_format,
     store_option,
@@ -268,14 +269,12 @@ def review_export(queue_name: str, file_format: str, output: str | None, store_u
     Example:
       mlflow-hitl review export --queue fraud-al-1 --format label-studio > tasks.json
     """
-    import json
-
     from ..review import csv_tasks, label_studio_config, label_studio_tasks
 
     store = open_store(store_uri)
     queue_ = store.queue(queue_name)
     if file_format == "label-studio":
-        text = json.dumps(label_studio_tasks(queue_, store.items(queue_name)), indent=2, default=str)
+        text = json_text(label_studio_tasks(queue_, store.items(queue_name)), sort_keys=False)
     elif file_format == "label-studio-config":
         text = label_studio_config(queue_)
     else:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from ._common import EXIT_FAILED, BadInput, csv_list, output_format, translate_errors
+from ._common import EXIT_FAILED, BadInput, csv_list, emit_json, output_format, translate_errors
 
 
 def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -40,7 +39,7 @@ class _ChecksOption(click.Option):
 
 def _print_validation(result: Any, output_format: str) -> None:
     if output_format == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        emit_json(result.to_dict())
         return
     click.echo(f"status: {result.status.value}")
     width = max((len(n) for n in [*result.checks, *result.skipped]), default=5)
