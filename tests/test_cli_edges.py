@@ -1,6 +1,7 @@
 """The command line's edges as a person meets them: strict JSON, usage errors, clamped requests, warnings."""
 
 import json
+import warnings
 
 import mlflow
 import pytest
@@ -65,3 +66,51 @@ def test_consensus_json_is_strict_json_with_null_for_what_cannot_be_computed(loo
     payload = strict_json(result.stdout)
     assert payload["rater_quality"][0]["gold_accuracy"] is None
     assert payload["rater_quality"][0]["n_labels"] == 4
+
+
+def test_review_import_reads_file_format_and_prints_format_without_a_duplicate_switch(loop):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # click warns (UserWarning) when two options share a flag
+        help_text = loop["invoke"]("review", "import", "--help").output
+    assert "--file-format [label-studio|csv]" in help_text and "--format [text|json]" in help_text
+    assert loop["create_queue"]("sheet", "--size", "3", "--random-share", "0").exit_code == 0
+    sheet = loop["tmp_path"] / "sheet.txt"  # no .csv suffix: only --file-format says what it holds
+    assert (
+        loop["invoke"](
+            "review", "export", "--queue", "sheet", "--file-format", "csv", "-o", str(sheet)
+        ).exit_code
+        == 0
+    )
+    rows = sheet.read_text().splitlines()
+    sheet.write_text("\n".join([rows[0], rows[1][:-1] + "Yes,"]) + "\n")  # label the first item
+    result = loop["invoke"](
+        "review",
+        "import",
+        str(sheet),
+        "--queue",
+        "sheet",
+        "--file-format",
+        "csv",
+        "--rater",
+        "ann",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    assert strict_json(result.stdout) == {"added": 1, "unchanged": 0, "ignored": 0}
+
+
+def test_a_sheet_with_a_shifted_row_is_refused_whole_with_its_row_number(loop):
+    assert loop["create_queue"]("shifted", "--size", "3", "--random-share", "0").exit_code == 0
+    sheet = loop["tmp_path"] / "sheet.csv"
+    loop["invoke"]("review", "export", "--queue", "shifted", "--format", "csv", "-o", str(sheet))
+    header, first, second, *rest = sheet.read_text().splitlines()
+    # The first row is labelled; the second lost its separators to a semicolon-minded editor.
+    first = first[:-1] + "Yes,"
+    second = second.replace(",", ";")
+    sheet.write_text("\n".join([header, first, second, *rest]) + "\n")
+    result = loop["invoke"]("review", "import", str(sheet), "--queue", "shifted", "--rater", "ann")
+    assert result.exit_code == 2, result.output
+    assert "row 3 has 1 cell(s) where the header has" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert loop["store"].annotations("shifted").empty  # nothing half-written: not even the good row

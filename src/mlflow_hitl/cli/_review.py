@@ -256,7 +256,15 @@ _EXPORT_FORMATS = click.Choice(["label-studio", "label-studio-config", "csv"])
 
 @review.command("export")
 @click.option("--queue", "queue_name", required=True)
-@click.option("--format", "file_format", type=_EXPORT_FORMATS, default="label-studio", show_default=True)
+@click.option(
+    "--format",
+    "--file-format",
+    "file_format",
+    type=_EXPORT_FORMATS,
+    default="label-studio",
+    show_default=True,
+    help="What to write (--file-format is the same switch, named as on review import).",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
 @store_option
 @translate_errors
@@ -289,10 +297,10 @@ def review_export(queue_name: str, file_format: str, output: str | None, store_u
 @click.argument("path", type=click.Path())
 @click.option("--queue", "queue_name", required=True)
 @click.option(
-    "--format",
+    "--file-format",
     "file_format",
     type=click.Choice(["label-studio", "csv"]),
-    help="Default: from the file name (.json Label Studio, .csv a sheet).",
+    help="What PATH holds. Default: from its name (.json Label Studio, .csv a sheet).",
 )
 @click.option("--rater", help="The rater of a single-rater CSV sheet without a user column.")
 @store_option
@@ -309,6 +317,8 @@ def review_import(
     output_format: str,
 ) -> None:
     """Import labels from a Label Studio JSON export or a CSV sheet: all or nothing, and idempotent.
+
+    --format is how the outcome is printed (text or json); --file-format is what PATH holds.
 
     \b
     Example:
