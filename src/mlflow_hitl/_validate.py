@@ -165,6 +165,15 @@ def _prepare(
     return inputs, feature_source
 
 
+def _refuse_unrunnable(selected: Sequence[str], inputs: ValidationInputs) -> None:
+    """An InputError naming each requested check that cannot run on these inputs, and why."""
+    reasons = {name: reason for name in selected if (reason := CHECKS[name].missing(inputs))}
+    if reasons:
+        raise InputError(
+            "; ".join(f"check {name!r} was asked for but cannot run: {why}" for name, why in reasons.items())
+        )
+
+
 def _reuse_key(
     spec: CheckSpec, inputs: ValidationInputs, section: Any, prints: Mapping[str, Fingerprints]
 ) -> tuple[Any, ...] | None:
@@ -213,9 +222,13 @@ def validate_classifier(
     render: bool = False,
     holdout: pd.DataFrame | None = None,
     source: pd.DataFrame | None = None,
+    strict_checks: bool = False,
 ) -> ValidationResult:
     """Run every selected check the inputs allow on a resolved model (``mlflow_hitl.validate`` documents
     the arguments). ``render``: also render the evidence that is made only to be logged (evidently's pages).
+    ``strict_checks``: a check named in ``checks`` whose inputs are missing is an :class:`InputError`
+    before any check runs, instead of a skip (asking for fairness without sensitive features is a
+    mistake in the request, not a lack of evidence).
     """
     selected = _select_checks(checks)
     settings = resolve_config(config)
@@ -231,6 +244,8 @@ def validate_classifier(
         holdout=holdout,
         source=source,
     )
+    if strict_checks and checks is not None:
+        _refuse_unrunnable(selected, inputs)
     prints = {role: Fingerprints(frame) for role in _ROLES if (frame := inputs.frame(role)) is not None}
     results: dict[str, CheckResult] = {}
     skipped: dict[str, str] = {}

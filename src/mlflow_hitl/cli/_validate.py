@@ -129,6 +129,7 @@ def validate(
         "checks": check_names,
         "config": config,
     }
-    result = validate_model_uri(model_uri, run_id=run_id, log=not no_log, **options)
+    # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
+    result = validate_model_uri(model_uri, run_id=run_id, log=not no_log, strict_checks=True, **options)
     _print_validation(result, output_format)
     sys.exit(0 if result.passed else EXIT_FAILED)
