@@ -114,3 +114,24 @@ def test_a_sheet_with_a_shifted_row_is_refused_whole_with_its_row_number(loop):
     assert "row 3 has 1 cell(s) where the header has" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert loop["store"].annotations("shifted").empty  # nothing half-written: not even the good row
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[checks.calibration]\nmax = { ece = 1.5 }\n",
+            "policy.toml line 2: checks.calibration.max.ece = 1.5 is outside",
+        ),
+        ("[protect]\naliases = ['champion']\n# r\xe9vis\xe9\n", "is not UTF-8 text"),
+    ],
+)
+def test_policy_set_refuses_a_bound_out_of_range_and_a_non_utf8_file_in_one_line(tmp_path, text, message):
+    policy = tmp_path / "policy.toml"
+    policy.write_bytes(text.encode("latin-1"))
+    store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
+    args = ["policy", "set", "fraud", str(policy), "--store-uri", store_uri, "--user", "root"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert ReviewStore(store_uri).policy("fraud") is None  # nothing set
