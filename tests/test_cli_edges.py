@@ -135,3 +135,12 @@ def test_policy_set_refuses_a_bound_out_of_range_and_a_non_utf8_file_in_one_line
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert ReviewStore(store_uri).policy("fraud") is None  # nothing set
+
+
+def test_queue_create_says_when_it_queues_fewer_rows_than_asked(loop):
+    result = loop["create_queue"]("all", "--size", "500", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert strict_json(result.stdout)["items"] == 60  # the data has 60 rows
+    assert "warning: --size 500 but" in result.stderr and "has 60 row(s): queued 60" in result.stderr
+    exact = loop["create_queue"]("some", "--size", "10")
+    assert exact.exit_code == 0 and "warning" not in exact.stderr

@@ -30,6 +30,7 @@ __all__ = [
     "table",
     "translate_errors",
     "user_option",
+    "warn",
 ]
 
 EXIT_FAILED = 1
@@ -60,6 +61,12 @@ def translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise BadInput(f"MLflow: {first_line(exc)}") from exc
 
     return wrapper
+
+
+def warn(message: str) -> None:
+    """One line on stderr for a request that was honoured differently than asked (clamped, not counted):
+    the command still succeeds, and stdout (JSON for scripts) stays clean."""
+    click.secho(f"warning: {message}", err=True, fg="yellow")
 
 
 def csv_list(value: str | None) -> list[str]:

@@ -19,6 +19,7 @@ from ._common import (
     table,
     translate_errors,
     user_option,
+    warn,
 )
 
 _METHODS = click.Choice(list(METHODS))
@@ -122,6 +123,8 @@ def queue_create(
         seed=seed,
     )
     progress = store.progress(name)
+    if progress["items"] < size:
+        warn(f"--size {size:,} but {data_path} has {len(data):,} row(s): queued {progress['items']:,}")
     if output_format == "json":
         emit_json(
             {"queue": created.name, "run_id": created.run_id, "classes": list(created.classes), **progress}
