@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore, queue_consensus
+from test_gates import registered  # noqa: F401 (the fixture)
 
 
 def _refuse(constant):
@@ -144,3 +145,20 @@ def test_queue_create_says_when_it_queues_fewer_rows_than_asked(loop):
     assert "warning: --size 500 but" in result.stderr and "has 60 row(s): queued 60" in result.stderr
     exact = loop["create_queue"]("some", "--size", "10")
     assert exact.exit_code == 0 and "warning" not in exact.stderr
+
+
+def test_a_sign_off_by_the_models_author_is_recorded_with_a_warning_that_it_will_not_count(registered):  # noqa: F811
+    store, author, run_id = registered["store"], registered["author"], registered["run_id"]
+    store.grant_role(author, "fairness-reviewer", actor="root-admin")
+    args = ("signoff", "--run-id", run_id, "--check", "fairness", "--approve")
+    by_author = registered["invoke"](*args, user=author)
+    assert by_author.exit_code == 0, by_author.output
+    assert f"warning: {author} is an author of run {run_id}" in by_author.stderr
+    assert "will not count this approval" in by_author.stderr
+    by_reviewer = registered["invoke"](*args, user="dana")
+    assert by_reviewer.exit_code == 0 and "warning" not in by_reviewer.stderr
+    gate = registered["invoke"](
+        "gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json"
+    )
+    (signoff,) = [r for r in strict_json(gate.stdout)["requirements"] if r["name"] == "signoff.fairness"]
+    assert f"{author} is the model's author and cannot sign off" in signoff["detail"]  # as warned

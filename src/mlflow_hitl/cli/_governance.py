@@ -24,6 +24,7 @@ from ._common import (
     table,
     translate_errors,
     user_option,
+    warn,
 )
 
 _ROLE_CHOICE = click.Choice(list(ROLES))
@@ -58,13 +59,20 @@ def signoff(
     Example:
       mlflow-hitl signoff --run-id R --check fairness --approve --user dana --note "groups checked"
     """
+    from ..adapter.evidence import run_authors
     from ..adapter.logging import resolve_run_id
 
     if resolve_run_id(run_id) is None:
         raise BadInput("--run-id is required")
-    record = open_store(store_uri).sign_off(
+    store = open_store(store_uri)
+    record = store.sign_off(
         run_id=run_id, check=check_name, user=acting_user(user), approve=approve, note=note
     )
+    if approve and record["user"] in run_authors(store, run_id):
+        warn(
+            f"{record['user']} is an author of run {run_id}: a gate policy with separate duties "
+            "(the default) will not count this approval"
+        )
     if output_format == "json":
         emit_json(record)
     else:
