@@ -1,7 +1,11 @@
 """The command line's edges as a person meets them: strict JSON, usage errors, clamped requests, warnings."""
 
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -10,6 +14,8 @@ from click.testing import CliRunner
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore, queue_consensus
 from test_gates import registered  # noqa: F401 (the fixture)
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _refuse(constant):
@@ -162,3 +168,35 @@ def test_a_sign_off_by_the_models_author_is_recorded_with_a_warning_that_it_will
     )
     (signoff,) = [r for r in strict_json(gate.stdout)["requirements"] if r["name"] == "signoff.fairness"]
     assert f"{author} is the model's author and cannot sign off" in signoff["detail"]  # as warned
+
+
+def _cli_without_tracking_uri(cwd, *args):
+    """The installed CLI as a user runs it: its own process, in ``cwd``, with no tracking URI anywhere."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_HITL_STORE_URI")}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    code = "from mlflow_hitl.cli import cli; cli(prog_name='mlflow-hitl')"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_without_a_tracking_uri_a_failed_lookup_names_the_default_store_and_leaves_nothing_behind(tmp_path):
+    result = _cli_without_tracking_uri(
+        tmp_path, "signoff", "--run-id", "abc", "--check", "fairness", "--approve"
+    )
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "unknown MLflow run 'abc'" in error[0]
+    assert (
+        "no MLflow store was here" in error[0]
+        and "pass --tracking-uri or set MLFLOW_TRACKING_URI" in error[0]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no stray mlflow.db or hitl.db
+
+
+def test_without_a_tracking_uri_an_existing_default_store_is_named_and_kept(tmp_path):
+    (tmp_path / "mlflow.db").touch()  # someone's store (empty here): never removed
+    result = _cli_without_tracking_uri(tmp_path, "gate", "check", "models:/fraud/1", "--target", "champion")
+    assert result.returncode == 2, result.stderr
+    assert f"MLflow's default store sqlite:///{tmp_path / 'mlflow.db'}; pass --tracking-uri" in result.stderr
+    assert (tmp_path / "mlflow.db").exists()
