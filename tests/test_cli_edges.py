@@ -200,3 +200,31 @@ def test_without_a_tracking_uri_an_existing_default_store_is_named_and_kept(tmp_
     assert result.returncode == 2, result.stderr
     assert f"MLflow's default store sqlite:///{tmp_path / 'mlflow.db'}; pass --tracking-uri" in result.stderr
     assert (tmp_path / "mlflow.db").exists()
+
+
+def test_text_tables_format_numbers_alike_and_right_align_them(capsys):
+    from mlflow_hitl.cli._common import table
+
+    rows = [
+        {"name": "fraud-al-1", "items": 500_000, "agreement": 0.233333, "gold": float("nan"), "blind": True},
+        {"name": "q", "items": 12, "agreement": 0.5, "gold": None, "blind": False},
+    ]
+    table(rows, ["name", "items", "agreement", "gold", "blind"])
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert first.split() == ["fraud-al-1", "500,000", "0.233", "n/a", "yes"]
+    assert second.split() == ["q", "12", "0.500", "n/a", "no"]
+    # numbers end where their header ends; text starts where its header starts
+    assert first.index("500,000") + len("500,000") == header.index("items") + len("items")
+    assert second.index("12") + 2 == header.index("items") + len("items")
+    assert first.index("yes") == second.index("no") == header.index("blind")
+
+
+def test_consensus_text_shows_what_cannot_be_computed_as_n_a(loop):
+    assert loop["create_queue"]("txt", "--size", "4", "--raters", "2").exit_code == 0
+    store = loop["store"]
+    for item in store.items("txt"):
+        store.annotate("txt", position=item.position, user="alice", label="Yes")
+    result = loop["invoke"]("consensus", "--queue", "txt")
+    assert result.exit_code == 0, result.output
+    assert "cohen_kappa          n/a" in result.stdout
+    assert "nan" not in result.stdout.lower().replace("n/a", "")

@@ -121,12 +121,36 @@ def emit_json(payload: Any) -> None:
     click.echo(json_text(payload))
 
 
+def _cell(value: Any) -> str:
+    """A table cell: numbers as :func:`mlflow_hitl._format.number` shows them (``500,000``, ``0.233``,
+    ``n/a`` for NaN and None), everything else as text."""
+    from numbers import Number
+
+    from .._format import number
+
+    return number(value) if value is None or isinstance(value, Number) else str(value)
+
+
+def _is_number(value: Any) -> bool:
+    from numbers import Number
+
+    return isinstance(value, Number) and not isinstance(value, bool)
+
+
 def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """A plain aligned table on stdout."""
+    """An aligned table on stdout: numbers formatted alike and right-aligned, text left-aligned."""
     if not rows:
         click.echo("(none)")
         return
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
-    for row in rows:
-        click.echo("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+    cells = [{c: _cell(r.get(c, "")) for c in columns} for r in rows]
+    widths = {c: max(len(c), *(len(cell[c]) for cell in cells)) for c in columns}
+    numeric = {c for c in columns if all(_is_number(r.get(c)) or r.get(c) is None for r in rows)}
+
+    def line(values: dict[str, str]) -> str:
+        return "  ".join(
+            values[c].rjust(widths[c]) if c in numeric else values[c].ljust(widths[c]) for c in columns
+        ).rstrip()
+
+    click.echo(line({c: c for c in columns}))
+    for cell in cells:
+        click.echo(line(cell))

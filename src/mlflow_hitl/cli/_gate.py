@@ -44,11 +44,15 @@ def _print_decision(decision: Any, output_format: str) -> None:
     counts = (
         f"{unmet} of {len(decision.requirements)} requirement(s) unmet" if unmet else "every requirement met"
     )
+    verdict = click.style(verdict, fg="green" if decision.passed else "red", bold=True)
     click.echo(f"{decision.model_name} version {decision.version} → {decision.target}: {verdict} ({counts})")
     # A name column as wide as the longest name (within reason); a longer name puts its detail below it.
     width = min(max((len(r.name) for r in decision.requirements), default=0), _NAME_COLUMN)
     for requirement in decision.requirements:
-        mark = "met  " if requirement.met else "UNMET"
+        # click drops the colour when stdout is not a terminal
+        mark = (
+            click.style("met  ", fg="green") if requirement.met else click.style("UNMET", fg="red", bold=True)
+        )
         if len(requirement.name) > width:
             click.echo(f"  {mark}  {requirement.name}\n  {'':5}  {'':{width}}  {requirement.detail}")
         else:

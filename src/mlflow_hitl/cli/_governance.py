@@ -12,6 +12,7 @@ import click
 if TYPE_CHECKING:
     from ..review import ChainVerification
 
+from .._format import number
 from .._roles import ROLES
 from ._common import (
     EXIT_FAILED,
@@ -180,7 +181,7 @@ def audit_verify(store_uri: str | None, output_format: str) -> None:
         emit_json(result.__dict__)
     elif result.ok:
         click.echo(
-            f"audit chain intact: {result.n_events} events, head {result.head_seq} {result.head_hash[:16]}"
+            f"audit chain intact: {number(result.n_events)} events, head {result.head_seq} {result.head_hash[:16]}"
         )
         click.echo(_protection(result))
     else:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .._format import number
 from .._review_options import DEFAULT_MIN_AGREEMENT, METHODS, STRATEGIES
 from ._common import (
     BadInput,
@@ -131,7 +132,7 @@ def queue_create(
         )
         return
     click.echo(
-        f"queue {created.name}: {progress['items']} items × {created.raters_per_item} rater(s), "
+        f"queue {created.name}: {number(progress['items'])} items × {created.raters_per_item} rater(s), "
         f"classes {', '.join(map(str, created.classes))}{', blind' if created.blind else ''}"
     )
 
@@ -346,7 +347,8 @@ def review_import(
         emit_json(result)
     else:
         click.echo(
-            f"added {report.added}, unchanged {report.unchanged}, ignored {ignored} (cancelled or empty)"
+            f"added {number(report.added)}, unchanged {number(report.unchanged)}, "
+            f"ignored {number(ignored)} (cancelled or empty)"
         )
 
 
@@ -436,14 +438,15 @@ def consensus(
         return
     stats = summary["agreement"] or {}
     click.echo(
-        f"{queue_name} ({method}): {summary['verified_items']} verified of {summary['labelled_items']} labelled, "
-        f"{len(state.pending)} for adjudication, {len(state.incomplete)} incomplete"
+        f"{queue_name} ({method}): {number(summary['verified_items'])} verified of "
+        f"{number(summary['labelled_items'])} labelled, {number(len(state.pending))} for adjudication, "
+        f"{number(len(state.incomplete))} incomplete"
     )
     for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "percent_agreement"):
         value = stats.get(key)
-        click.echo(f"  {key:<20} {'n/a' if value is None else f'{value:.3f}'}")
+        click.echo(f"  {key:<20} {number(value)}")
     if not state.rater_quality.empty:
-        rows = state.rater_quality.reset_index().round(3).to_dict(orient="records")
+        rows = state.rater_quality.reset_index().to_dict(orient="records")
         table(
             rows,
             [
@@ -519,7 +522,7 @@ def labels_publish(
         click.echo(f"snapshot {record['id']} already holds exactly these labels; nothing new published")
         return
     click.echo(
-        f"snapshot {record['id']}: {record['n_items']} verified labels in run {record['run_id']} "
+        f"snapshot {record['id']}: {number(record['n_items'])} verified labels in run {record['run_id']} "
         f"at {record['artifact_path']}/"
     )
     if record["pending"] or record["incomplete"]:
