@@ -1,5 +1,6 @@
 """The command line's edges as a person meets them: strict JSON, usage errors, clamped requests, warnings."""
 
+import io
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
+from conftest import ARRESTS_TARGET
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore, queue_consensus
 from test_gates import registered  # noqa: F401 (the fixture)
@@ -228,3 +230,49 @@ def test_consensus_text_shows_what_cannot_be_computed_as_n_a(loop):
     assert result.exit_code == 0, result.output
     assert "cohen_kappa          n/a" in result.stdout
     assert "nan" not in result.stdout.lower().replace("n/a", "")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_is_drawn_on_a_terminal_only_and_never_for_json(monkeypatch):
+    from mlflow_hitl.cli._common import progress_bar
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with progress_bar("audit events") as progress:
+        for done in range(0, 5_001, 1_000):
+            progress(done, 5_000)
+    assert "audit events" in terminal.getvalue() and "100%" in terminal.getvalue()
+    with progress_bar("audit events", "json") as progress:
+        assert progress is None  # scripts read stdout; stderr stays quiet too
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe or a log file
+    with progress_bar("audit events") as progress:
+        assert progress is None
+
+
+def test_long_work_reports_progress_through_the_core_callback(tmp_path, arrests_model, arrests_split):
+    import mlflow_hitl
+
+    store = ReviewStore(f"sqlite:///{tmp_path / 'hitl.db'}")
+    store.grant_role("root", "admin", actor="root")  # the first admin appoints themselves
+    for n in range(2):
+        store.grant_role(f"user{n}", "reviewer", actor="root")
+    walked = []
+    result = store.verify_audit(progress=lambda done, total: walked.append((done, total)))
+    assert result.ok and walked[-1] == (result.n_events, result.n_events) == (3, 3)
+
+    _, real, _ = arrests_split
+    checked = []
+    mlflow_hitl.validate(
+        arrests_model,
+        real=real,
+        target=ARRESTS_TARGET,
+        checks=["calibration", "adversarial"],
+        config={"adversarial": {"max_rows": 200}},
+        log=False,
+        progress=lambda done, total: checked.append((done, total)),
+    )
+    assert checked == [(0, 2), (1, 2), (2, 2)]

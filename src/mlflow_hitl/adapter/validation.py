@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._progress import Progress
 from .._result import ValidationResult
 from .._validate import validate_classifier
 from ..config import ValidationConfig
@@ -39,6 +40,7 @@ def validate(
     holdout: pd.DataFrame | None = None,
     source: pd.DataFrame | None = None,
     strict_checks: bool = False,
+    progress: Progress | None = None,
 ) -> ValidationResult:
     """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
 
@@ -73,6 +75,7 @@ def validate(
     strict_checks : True makes a check named in ``checks`` whose inputs are missing an
         :class:`~mlflow_hitl.errors.InputError` (before any check runs) instead of a skip; the CLI's
         ``--checks`` works this way.
+    progress : ``progress(done, total)`` after each check (the CLI draws its bar with it).
 
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column
@@ -94,6 +97,7 @@ def validate(
         holdout=holdout,
         source=source,
         strict_checks=strict_checks,
+        progress=progress,
     )
     return result if target_run is None else log_validation(result, run_id=target_run, model=model)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._identity import acting_user
+from .._progress import Progress
 from ..errors import HitlError, first_line
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ __all__ = [
     "json_text",
     "open_store",
     "output_format",
+    "progress_bar",
     "store_option",
     "table",
     "translate_errors",
@@ -67,6 +70,33 @@ def warn(message: str) -> None:
     """One line on stderr for a request that was honoured differently than asked (clamped, not counted):
     the command still succeeds, and stdout (JSON for scripts) stays clean."""
     click.secho(f"warning: {message}", err=True, fg="yellow")
+
+
+@contextmanager
+def progress_bar(label: str, output_format: str = "text") -> Iterator[Progress | None]:
+    """A :data:`~mlflow_hitl._progress.Progress` for the core that draws click's progress bar on stderr.
+
+    ``None`` (no bar, nothing computed for one) when stderr is not a terminal (a pipe, a log, CI) or
+    the output is JSON for a script. click's own bar rather than tqdm or rich: it is already a
+    dependency, well kept, hides itself off a terminal, and one bar per long step is all we draw.
+    """
+    if output_format == "json" or not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+        bar.length = max(total, 1)
+        bar.update(done - bar.pos)
+
+    try:
+        yield report
+    finally:
+        if bar is not None:
+            bar.render_finish()
 
 
 def csv_list(value: str | None) -> list[str]:

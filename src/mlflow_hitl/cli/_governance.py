@@ -21,6 +21,7 @@ from ._common import (
     emit_json,
     open_store,
     output_format,
+    progress_bar,
     store_option,
     table,
     translate_errors,
@@ -176,7 +177,9 @@ def audit_verify(store_uri: str | None, output_format: str) -> None:
     Example:
       mlflow-hitl audit verify --format json
     """
-    result = open_store(store_uri).verify_audit()
+    store = open_store(store_uri)
+    with progress_bar("audit events", output_format) as progress:
+        result = store.verify_audit(progress=progress)
     if output_format == "json":
         emit_json(result.__dict__)
     elif result.ok:

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_FAILED, BadInput, csv_list, emit_json, output_format, translate_errors
+from ._common import (
+    EXIT_FAILED,
+    BadInput,
+    csv_list,
+    emit_json,
+    output_format,
+    progress_bar,
+    translate_errors,
+)
 
 
 def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -130,6 +138,9 @@ def validate(
         "config": config,
     }
     # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
-    result = validate_model_uri(model_uri, run_id=run_id, log=not no_log, strict_checks=True, **options)
+    with progress_bar("checks", output_format) as progress:
+        result = validate_model_uri(
+            model_uri, run_id=run_id, log=not no_log, strict_checks=True, progress=progress, **options
+        )
     _print_validation(result, output_format)
     sys.exit(0 if result.passed else EXIT_FAILED)
