@@ -8,11 +8,11 @@ import sys
 import warnings
 from pathlib import Path
 
-import mlflow
 import pytest
 from click.testing import CliRunner
 
 from conftest import ARRESTS_TARGET
+from hitl_support import log_model_run
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore, queue_consensus
 from test_gates import registered  # noqa: F401 (the fixture)
@@ -33,9 +33,7 @@ def strict_json(text):
 def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
     """A model's run, 60 production rows on disk, a SQLite review store and a CLI bound to them."""
     _, real, production = arrests_split
-    features = list(arrests_model.feature_names_in_)
-    with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+    run_id = log_model_run(arrests_model, real)
     data = tmp_path / "prod.csv"
     production.head(60).to_csv(data, index=False)
     store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
@@ -50,12 +48,10 @@ def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
         )
 
     def create_queue(name, *options):
-        return invoke(
-            "queue", "create", "--run-id", run.info.run_id, "--data", str(data), "--name", name, *options
-        )
+        return invoke("queue", "create", "--run-id", run_id, "--data", str(data), "--name", name, *options)
 
     return {
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "invoke": invoke,
         "create_queue": create_queue,
         "store": ReviewStore(store_uri),
