@@ -90,6 +90,16 @@ def validate_arrests(model: Any, synthetic: pd.DataFrame, real: pd.DataFrame) ->
     )
 
 
+def log_model_run(model: Any, real: pd.DataFrame) -> str:
+    """An MLflow run (in the current experiment) holding only the model, its signature from real rows."""
+    import mlflow
+
+    features = list(model.feature_names_in_)
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(model, name="model", input_example=real[features].head(2))
+    return run.info.run_id
+
+
 def log_run_with_evidence(
     model: Any,
     synthetic: pd.DataFrame,

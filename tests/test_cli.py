@@ -40,6 +40,10 @@ def model_run(tracking_uri, arrests_model, arrests_split):
     return run.info.run_id
 
 
+def _not_json(constant):
+    raise AssertionError(f"{constant} is not JSON")
+
+
 def invoke(tracking_uri, *args):
     return CliRunner().invoke(cli, ["--tracking-uri", tracking_uri, *args])
 
@@ -75,7 +79,7 @@ def test_validate_logs_to_the_models_run_and_exit_code_follows_status(tracking_u
         "json",
     )
     assert result.exit_code in (0, 1), result.output
-    payload = json.loads(result.stdout)
+    payload = json.loads(result.stdout, parse_constant=_not_json)  # strict JSON: no NaN, no Infinity
     assert payload["run_id"] == model_run
     assert result.exit_code == (0 if payload["status"] == "passed" else 1)
     assert set(payload["checks"]) == {"drift", "calibration", "adversarial", "fairness", "generator"}
@@ -113,6 +117,12 @@ def test_validate_text_output_and_no_log(tracking_uri, files, model_run):
         (["--real", "{bad}"], "--real: cannot read"),
         (["--real", "{empty}"], "--real: "),
         (["--real", "{real}", "--checks", "vibes"], "unknown check(s) 'vibes'"),
+        # A requested check that its inputs cannot feed is a usage error, not insufficient_evidence (exit 1).
+        (
+            ["--real", "{real}", "--checks", "calibration,fairness"],
+            "check 'fairness' was asked for but cannot run: needs sensitive_features",
+        ),
+        (["--real", "{real}", "--checks", "generator", "--sensitive", "sex"], "check 'generator' was asked"),
         (["--real", "{real}", "--config", "{badconfig}"], "config file"),
         (["--real", "{real}", "--run-id", "0123456789abcdef"], "unknown MLflow run '0123456789abcdef'"),
         (
@@ -143,6 +153,7 @@ def test_bad_input_exits_2_with_one_line(tracking_uri, files, model_run, tmp_pat
     assert message in result.stderr
     assert "Traceback" not in result.output + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "hitl.status" not in mlflow.MlflowClient().get_run(model_run).data.tags  # nothing logged
 
 
 def test_missing_required_option_is_a_usage_error(tracking_uri):

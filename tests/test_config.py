@@ -72,6 +72,9 @@ def test_reprs_show_only_what_differs_from_the_defaults():
         ({"adversarial": {"severities": [2.0]}}, r"values in \[0, 1\]"),
         ({"fairness": {"confidence_level": 1.5}}, "confidence_level"),
         ({"generator": {"min_rows": 2}}, "min_rows >= 6"),
+        # A threshold its metric can never reach would switch the check off without a word.
+        ({"calibration": {"max_ece": 1.5}}, r"\['max_ece'\] must be between 0 and 1, got 1.5"),
+        ({"generator": {"min_fidelity": 2}}, r"\['min_fidelity'\] must be between 0 and 1, got 2"),
     ],
 )
 def test_a_setting_out_of_range_is_refused_when_the_config_is_resolved(config, match):
@@ -83,3 +86,15 @@ def test_a_setting_out_of_range_is_refused_when_the_config_is_resolved(config, m
         resolve_config(
             ValidationConfig(**{n: dataclasses.replace(s, **config[n]) for n, s in sections.items()})
         )
+
+
+def test_every_default_gate_bound_has_its_valid_range_declared_once_with_its_setting():
+    from mlflow_hitl.checks.registry import CHECKS
+
+    for name, spec in CHECKS.items():
+        for metric, setting in (*spec.gate_max.items(), *spec.gate_min.items()):
+            assert setting in spec.settings.RANGES, f"{name}.{setting} bounds {metric} but has no range"
+            assert spec.metric_range(metric) == spec.settings.RANGES[setting]
+            default = getattr(spec.settings(), setting)
+            low, high = spec.settings.RANGES[setting]
+            assert low <= default <= high

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import mlflow_hitl
 from conftest import ARRESTS_TARGET
+from hitl_support import log_model_run
 from mlflow_hitl.cli import cli
 from mlflow_hitl.errors import InputError, NotFoundError
 from mlflow_hitl.review import ReviewStore
@@ -22,9 +23,7 @@ from mlflow_hitl.review import ReviewStore
 def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch, store_url):
     """A trained model's run, production rows on disk, and a review store: a SQLite file, then PostgreSQL."""
     _, real, production = arrests_split
-    features = list(arrests_model.feature_names_in_)
-    with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+    run_id = log_model_run(arrests_model, real)
     data = tmp_path / "prod.csv"
     production.head(400).to_csv(data, index=False)
     store_uri = store_url
@@ -39,7 +38,7 @@ def loop(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch, stor
         )
 
     return {
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "data": data,
         "store_uri": store_uri,
         "invoke": invoke,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError
 
@@ -20,7 +20,15 @@ S = TypeVar("S", bound="Settings")
 
 
 class Settings:
-    """Reprs that show only what differs from the defaults, as scikit-learn's estimators do."""
+    """Reprs that show only what differs from the defaults, as scikit-learn's estimators do.
+
+    ``RANGES``: each threshold setting's valid values, inclusive (``{"max_ece": (0.0, 1.0)}``): the
+    values the metric it bounds can take. A threshold outside them would never bind and silently
+    switch its part of the check off, so it is refused; a gate policy's bound on the same metric is
+    held to the same range (:meth:`mlflow_hitl.checks.registry.CheckSpec.metric_range`).
+    """
+
+    RANGES: ClassVar[Mapping[str, tuple[float, float]]] = {}
 
     def check_ranges(self) -> None:
         """Refuse values out of range, or settings that contradict each other (a section overrides this).
@@ -88,10 +96,17 @@ def _merged(check: str, base: S, overrides: Any) -> S:
 def resolve_section(check: str, section_type: type[S], config: Any, base: S | None = None) -> S:
     """``check``'s settings from ``None`` (``base``, else the defaults), an instance, or a mapping of overrides.
 
-    Every setting is coerced to its default's type and the section's range rules are applied.
+    Every setting is coerced to its default's type, and ``RANGES`` and the section's range rules are applied.
     """
     base = section_type() if base is None else base
     section = base if config is None else _merged(check, base, config)
+    for name, (low, high) in section.RANGES.items():
+        value = getattr(section, name)
+        if not low <= value <= high:
+            raise ConfigError(
+                f"config[{check!r}][{name!r}] must be between {low:g} and {high:g}, got {value!r}: "
+                "a threshold outside the values its metric can take would switch the check off"
+            )
     section.check_ranges()
     return section
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from ._progress import Progress
 from ._result import CheckResult, ScoredRows, ValidationResult
 from ._reuse import Fingerprints, reuse_or_compute
 from ._validation import check_frame, check_labels
@@ -165,6 +166,15 @@ def _prepare(
     return inputs, feature_source
 
 
+def _refuse_unrunnable(selected: Sequence[str], inputs: ValidationInputs) -> None:
+    """An InputError naming each requested check that cannot run on these inputs, and why."""
+    reasons = {name: reason for name in selected if (reason := CHECKS[name].missing(inputs))}
+    if reasons:
+        raise InputError(
+            "; ".join(f"check {name!r} was asked for but cannot run: {why}" for name, why in reasons.items())
+        )
+
+
 def _reuse_key(
     spec: CheckSpec, inputs: ValidationInputs, section: Any, prints: Mapping[str, Fingerprints]
 ) -> tuple[Any, ...] | None:
@@ -213,9 +223,14 @@ def validate_classifier(
     render: bool = False,
     holdout: pd.DataFrame | None = None,
     source: pd.DataFrame | None = None,
+    strict_checks: bool = False,
+    progress: Progress | None = None,
 ) -> ValidationResult:
     """Run every selected check the inputs allow on a resolved model (``mlflow_hitl.validate`` documents
     the arguments). ``render``: also render the evidence that is made only to be logged (evidently's pages).
+    ``strict_checks``: a check named in ``checks`` whose inputs are missing is an :class:`InputError`
+    before any check runs, instead of a skip (asking for fairness without sensitive features is a
+    mistake in the request, not a lack of evidence). ``progress(done, total)`` is told after each check.
     """
     selected = _select_checks(checks)
     settings = resolve_config(config)
@@ -231,11 +246,15 @@ def validate_classifier(
         holdout=holdout,
         source=source,
     )
+    if strict_checks and checks is not None:
+        _refuse_unrunnable(selected, inputs)
     prints = {role: Fingerprints(frame) for role in _ROLES if (frame := inputs.frame(role)) is not None}
     results: dict[str, CheckResult] = {}
     skipped: dict[str, str] = {}
     reused: list[str] = []
-    for name in selected:
+    for done, name in enumerate(selected):
+        if progress is not None:
+            progress(done, len(selected))
         spec, section = CHECKS[name], getattr(settings, name)
         reason = spec.missing(inputs)
         if reason:
@@ -248,6 +267,8 @@ def validate_classifier(
         if render and spec.render is not None:
             results[name] = spec.render(results[name], inputs, section)
 
+    if progress is not None:
+        progress(len(selected), len(selected))
     details = _details(model, inputs, feature_source, prints)
     if reused:
         details["reused"] = reused

@@ -125,10 +125,10 @@ def test_complete_evidence_passes_with_every_requirement_listed(evidence):
 def test_a_bound_names_its_worst_matching_metric(evidence):
     detail = {r.name: r.detail for r in decide(default_policy(), evidence).requirements}
     assert detail["check.fairness.*.demographic_parity_difference_ci_low <= 0.1"].startswith(
-        "worst of 2 matching: colour.demographic_parity_difference_ci_low = 0.06"
+        "worst of 2 matching: colour.demographic_parity_difference_ci_low = 0.060 <= 0.1"
     )
     assert (
-        "worst of 3 matching: sex_colour.bias_amplification = 0.03"
+        "worst of 3 matching: sex_colour.bias_amplification = 0.030 <= 0.05"
         in detail["check.fairness.*.bias_amplification <= 0.05"]
     )
 
@@ -257,13 +257,19 @@ KNOCKOUTS = [
         "a metric above its bound",
         lambda ev: {"metrics": {**METRICS, "calibration.ece": 0.08}},
         {"check.calibration.ece <= 0.05"},
-        "ece = 0.08, limit <= 0.05",
+        "ece = 0.080, limit <= 0.05",
+    ),
+    (
+        "a metric just above its bound, where rounding would hide it",
+        lambda ev: {"metrics": {**METRICS, "calibration.ece": 0.0504}},
+        {"check.calibration.ece <= 0.05"},
+        "ece = 0.0504, limit <= 0.05",
     ),
     (
         "a metric below its minimum",
         lambda ev: {"metrics": {**METRICS, "generator.fidelity": 0.7}},
         {"check.generator.fidelity >= 0.8"},
-        "fidelity = 0.7, limit >= 0.8",
+        "fidelity = 0.700, limit >= 0.8",
     ),
     (
         "one group's bias amplification",
@@ -275,13 +281,13 @@ KNOCKOUTS = [
             }
         },
         {"check.fairness.*.bias_amplification <= 0.05"},
-        "colour.bias_amplification = 0.09, limit <= 0.05 (2 of 3 matching metrics fail)",
+        "colour.bias_amplification = 0.090, limit <= 0.05 (2 of 3 matching metrics fail)",
     ),
     (
         "a metric that is NaN",
         lambda ev: {"metrics": {**METRICS, "drift.drifted_share": math.nan}},
         {"check.drift.drifted_share <= 0.1"},
-        "drifted_share = NaN",
+        "drifted_share = n/a, limit <= 0.1",
     ),
     (
         "a pattern that matches nothing",
@@ -494,12 +500,12 @@ SNAPSHOTS = (
             {"review.verified_items"},
             "0 human-verified item(s) (no published snapshot)",
         ),
-        ("min_krippendorff_alpha = 0.7", SNAPSHOTS, set(), "lowest Krippendorff's alpha: q1 = 0.7 >= 0.7"),
+        ("min_krippendorff_alpha = 0.7", SNAPSHOTS, set(), "lowest Krippendorff's alpha: q1 = 0.700 >= 0.7"),
         (
             "min_krippendorff_alpha = 0.72",
             SNAPSHOTS,
             {"review.agreement"},
-            "lowest Krippendorff's alpha: q1 = 0.7 < 0.72",
+            "lowest Krippendorff's alpha: q1 = 0.700 < 0.72",
         ),
         ("min_krippendorff_alpha = 0.0", (), {"review.agreement"}, "no published snapshot"),
         (

@@ -299,6 +299,14 @@ INVALID = [
         "at least 0, got -1",
     ),
     ("[review]\nmin_krippendorff_alpha = 1.5  # <-\n", "between -1.0 and 1.0, got 1.5"),
+    (
+        "[checks.calibration]\nmax = { ece = 1.5 }  # <-\n",
+        r"max.ece = 1.5 is outside the values 'ece' can take \(0 to 1\)",
+    ),
+    (
+        '[checks.drift]\nmax = { "*.drifted_share" = 2 }  # <-\n',
+        r"outside the values '\*.drifted_share' can take \(0 to 1\)",
+    ),
     ("[duties]\nseparate = 1  # <-\n", "duties.separate must be true or false, got a number"),
     ('["quoted key"]  # <-\nx = 1\n', "unknown key 'quoted key' in the top level"),
 ]

@@ -410,6 +410,8 @@ def test_payload_columns_named_like_ours_are_renamed_and_never_read_as_answers()
         ("", "ann", "annotations CSV for queue 'q' is empty"),
         ("item,label,Label ,user\n", None, "column 'label' appears 2 times"),
         (b"item,label,user\n0,\xe9t\xe9,ann\n", None, "not UTF-8 text"),
+        ("item,label,user\n0,cat,ann\n1;dog;ann\n", None, r"row 3 has 1 cell\(s\) where the header has 3"),
+        ("item,label,user\n0,cat,ann\n1,a,dog,ann\n", None, r"row 3 has 4 cell\(s\) where the header has 3"),
     ],
 )
 def test_malformed_sheets_are_refused_naming_row_and_column(sheet, user, match):

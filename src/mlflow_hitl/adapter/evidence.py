@@ -37,6 +37,7 @@ __all__ = [
     "chained_signoffs",
     "read_run_evidence",
     "recorded_creator",
+    "run_authors",
     "run_events",
     "team_mode",
     "verified_metrics",
@@ -279,6 +280,14 @@ def _authors(
     if not found:
         return (), f"no record names the author of run {run_id} (its evidence was never registered)"
     return tuple(sorted(found)), None
+
+
+def run_authors(store: ReviewStore, run_id: str) -> tuple[str, ...]:
+    """Who the gate counts as run ``run_id``'s authors (and so, with separate duties, never as its
+    sign-off or its promoter): read exactly as :func:`read_run_evidence` reads them, without the artifacts."""
+    events = run_events(store, run_id)
+    authors, _ = _authors(events, run_id, _registrations(events, run_id), team=team_mode())
+    return authors
 
 
 def read_run_evidence(store: ReviewStore, run: Any, *, team: bool, plots: bool = False) -> RunEvidence:

@@ -15,6 +15,7 @@ import html
 import json
 from typing import Any
 
+from .._format import number
 from ..review import ReviewStore
 from .evidence import RunEvidence, chained_signoffs, read_run_evidence, team_mode
 from .gate import policy_for
@@ -308,7 +309,7 @@ def render_tree(data: dict[str, Any]) -> str:
         for role, data_set in run.get("validated_on", {}).items():
             fingerprint = data_set["fingerprint"]
             lines.append(
-                f"│  ├─ validated on {role}: {data_set['rows']:,} rows, "
+                f"│  ├─ validated on {role}: {number(data_set['rows'])} rows, "
                 + (f"sha256 {fingerprint[:16]}" if fingerprint else "no fingerprint")
             )
         registration = data.get("registration") or {}
@@ -329,15 +330,14 @@ def render_tree(data: dict[str, Any]) -> str:
         lines.append(f"├─ review queues ({len(data['queues'])})")
         for q in data["queues"]:
             lines.append(
-                f"│  ├─ {q['name']}: {q['items']} items × {q['raters_per_item']} raters, "
-                f"{q['labels']}/{q['labels_needed']} labels, {q['adjudicated']} adjudicated"
+                f"│  ├─ {q['name']}: {number(q['items'])} items × {q['raters_per_item']} raters, "
+                f"{number(q['labels'])}/{number(q['labels_needed'])} labels, {number(q['adjudicated'])} adjudicated"
             )
             for s in q["snapshots"]:
                 alpha = (s["agreement"] or {}).get("krippendorff_alpha")
-                alpha_text = "n/a" if alpha is None else f"{alpha:.2f}"
                 lines.append(
-                    f"│  │  └─ snapshot {s['id']}: {s['n_items']} verified ({s['method']}), alpha "
-                    f"{alpha_text}, raters {', '.join(map(str, s['raters']))}"
+                    f"│  │  └─ snapshot {s['id']}: {number(s['n_items'])} verified ({s['method']}), alpha "
+                    f"{number(alpha)}, raters {', '.join(map(str, s['raters']))}"
                 )
         lines.append(f"├─ sign-offs ({len(data['signoffs'])})")
         for s in data["signoffs"]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._progress import Progress
 from .._result import ValidationResult
 from .._validate import validate_classifier
 from ..config import ValidationConfig
@@ -38,6 +39,8 @@ def validate(
     reuse: bool = True,
     holdout: pd.DataFrame | None = None,
     source: pd.DataFrame | None = None,
+    strict_checks: bool = False,
+    progress: Progress | None = None,
 ) -> ValidationResult:
     """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
 
@@ -69,6 +72,10 @@ def validate(
     source : the rows the generator learned from (features and target): the generator check then
         asks whether they reappear in the synthetic set more often than unseen rows (``holdout``, else
         ``real``), and reports how many synthetic rows copy them (a count, never the rows).
+    strict_checks : True makes a check named in ``checks`` whose inputs are missing an
+        :class:`~mlflow_hitl.errors.InputError` (before any check runs) instead of a skip; the CLI's
+        ``--checks`` works this way.
+    progress : ``progress(done, total)`` after each check (the CLI draws its bar with it).
 
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column
@@ -89,6 +96,8 @@ def validate(
         render=target_run is not None,
         holdout=holdout,
         source=source,
+        strict_checks=strict_checks,
+        progress=progress,
     )
     return result if target_run is None else log_validation(result, run_id=target_run, model=model)
 

@@ -9,9 +9,9 @@ implementation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,11 @@ class AdversarialConfig(Settings):
     sample of the real rows when larger); ``min_rows`` 50 (fewer rows: insufficient evidence);
     ``seed`` 0 (sampling and every perturbation draw).
     """
+
+    RANGES: ClassVar[Mapping[str, tuple[float, float]]] = {
+        "max_confidence_gap": (0.0, 1.0),
+        "max_overconfidence_error": (0.0, 1.0),
+    }
 
     perturbations: tuple[str, ...] = PERTURBATIONS
     severities: tuple[float, ...] = (0.1, 0.3, 0.5)

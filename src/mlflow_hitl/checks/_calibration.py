@@ -9,9 +9,9 @@ are written here by hand because scikit-learn has none of them; they reduce to t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,11 @@ class CalibrationConfig(Settings):
     ``min_samples`` (50): fewer rows overall is insufficient evidence; a group with fewer rows
     is reported with its count and not judged.
     """
+
+    RANGES: ClassVar[Mapping[str, tuple[float, float]]] = {
+        "max_ece": (0.0, 1.0),
+        "max_overconfidence_error": (0.0, 1.0),
+    }
 
     n_bins: int = 15
     max_ece: float = 0.05

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,8 @@ class DriftConfig(Settings):
     ``render_report`` (True): False skips the HTML (and evidently's cost) and keeps the PNG chart.
     ``validate`` renders the page only when it logs the evidence.
     """
+
+    RANGES: ClassVar[Mapping[str, tuple[float, float]]] = {"max_drifted_share": (0.0, 1.0)}
 
     max_drifted_share: float = 0.1
     min_rows: int = 30

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,13 @@ class FairnessConfig(Settings):
     - ``max_groups`` (50): a sensitive feature with more distinct values is refused (bin it first);
       an intersection with more observed groups is skipped and reported.
     """
+
+    RANGES: ClassVar[Mapping[str, tuple[float, float]]] = {
+        "max_demographic_parity_difference": (0.0, 1.0),
+        "max_equalized_odds_difference": (0.0, 1.0),
+        # a difference of two base-rate differences, each in [-1, 1] as a gap between groups' rates
+        "max_bias_amplification": (-1.0, 1.0),
+    }
 
     max_demographic_parity_difference: float = 0.1
     max_equalized_odds_difference: float = 0.1

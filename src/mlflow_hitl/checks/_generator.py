@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,13 @@ class GeneratorConfig(Settings):
     copy of an unsampled real row goes unseen: raise it for a stricter privacy audit. Exact copies are
     always counted over every row.
     """
+
+    # The thresholds that bound gate metrics; the shares and excesses have their rule in check_ranges.
+    RANGES: ClassVar[Mapping[str, tuple[float, float]]] = {
+        "max_c2st_auc": (0.0, 1.0),
+        "min_fidelity": (0.0, 1.0),
+        "privacy_alpha": (0.0, 1.0),  # a p-value's range; check_ranges also refuses the ends
+    }
 
     max_c2st_auc: float = 0.8
     privacy_alpha: float = 0.05

@@ -97,6 +97,19 @@ class CheckSpec:
     data_read: Callable[[ValidationInputs], DataRead] | None = None
     render: Callable[[CheckResult, ValidationInputs, Any], CheckResult] | None = None
 
+    def metric_range(self, pattern: str) -> tuple[float, float] | None:
+        """The values a metric matched by ``pattern`` can take (``ece``, ``*.ece``, ``sex.ece``), else None.
+
+        Read from the range of the setting that bounds the same metric by default (``gate_max`` /
+        ``gate_min`` and ``settings.RANGES``), matching on the metric's own name, the part after the
+        last dot, so a gate policy's bound is held to the range the check's config is held to.
+        """
+        name = pattern.rsplit(".", 1)[-1]
+        for metric, setting in (*self.gate_max.items(), *self.gate_min.items()):
+            if metric.rsplit(".", 1)[-1] == name and setting in self.settings.RANGES:
+                return self.settings.RANGES[setting]
+        return None
+
     @property
     def module(self) -> str:
         """The module that declares and computes the check (and every metric name it logs)."""

@@ -13,6 +13,7 @@ from ._common import (
     BadInput,
     acting_user,
     emit_json,
+    json_text,
     open_store,
     output_format,
     store_option,
@@ -43,11 +44,15 @@ def _print_decision(decision: Any, output_format: str) -> None:
     counts = (
         f"{unmet} of {len(decision.requirements)} requirement(s) unmet" if unmet else "every requirement met"
     )
+    verdict = click.style(verdict, fg="green" if decision.passed else "red", bold=True)
     click.echo(f"{decision.model_name} version {decision.version} → {decision.target}: {verdict} ({counts})")
     # A name column as wide as the longest name (within reason); a longer name puts its detail below it.
     width = min(max((len(r.name) for r in decision.requirements), default=0), _NAME_COLUMN)
     for requirement in decision.requirements:
-        mark = "met  " if requirement.met else "UNMET"
+        # click drops the colour when stdout is not a terminal
+        mark = (
+            click.style("met  ", fg="green") if requirement.met else click.style("UNMET", fg="red", bold=True)
+        )
         if len(requirement.name) > width:
             click.echo(f"  {mark}  {requirement.name}\n  {'':5}  {'':{width}}  {requirement.detail}")
         else:
@@ -219,17 +224,13 @@ def lineage(model_uri: str, output_format: str, output: str | None, store_uri: s
     Example:
       mlflow-hitl lineage models:/fraud-model/7 --format html -o fraud-7.html
     """
-    import json
-
     from ..adapter.lineage import lineage as trace
     from ..adapter.lineage import render_html, render_tree
 
     name, version = model_version(model_uri)
     data = trace(name, version, store=open_store(store_uri))
     if output_format == "json":
-        text = json.dumps(
-            {k: v for k, v in data.items() if k != "_plots"}, indent=2, sort_keys=True, default=str
-        )
+        text = json_text({k: v for k, v in data.items() if k != "_plots"})
     elif output_format == "html":
         text = render_html(data)
     else:

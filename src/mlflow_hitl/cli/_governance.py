@@ -12,6 +12,7 @@ import click
 if TYPE_CHECKING:
     from ..review import ChainVerification
 
+from .._format import number
 from .._roles import ROLES
 from ._common import (
     EXIT_FAILED,
@@ -20,10 +21,12 @@ from ._common import (
     emit_json,
     open_store,
     output_format,
+    progress_bar,
     store_option,
     table,
     translate_errors,
     user_option,
+    warn,
 )
 
 _ROLE_CHOICE = click.Choice(list(ROLES))
@@ -58,13 +61,20 @@ def signoff(
     Example:
       mlflow-hitl signoff --run-id R --check fairness --approve --user dana --note "groups checked"
     """
+    from ..adapter.evidence import run_authors
     from ..adapter.logging import resolve_run_id
 
     if resolve_run_id(run_id) is None:
         raise BadInput("--run-id is required")
-    record = open_store(store_uri).sign_off(
+    store = open_store(store_uri)
+    record = store.sign_off(
         run_id=run_id, check=check_name, user=acting_user(user), approve=approve, note=note
     )
+    if approve and record["user"] in run_authors(store, run_id):
+        warn(
+            f"{record['user']} is an author of run {run_id}: a gate policy with separate duties "
+            "(the default) will not count this approval"
+        )
     if output_format == "json":
         emit_json(record)
     else:
@@ -167,12 +177,14 @@ def audit_verify(store_uri: str | None, output_format: str) -> None:
     Example:
       mlflow-hitl audit verify --format json
     """
-    result = open_store(store_uri).verify_audit()
+    store = open_store(store_uri)
+    with progress_bar("audit events", output_format) as progress:
+        result = store.verify_audit(progress=progress)
     if output_format == "json":
         emit_json(result.__dict__)
     elif result.ok:
         click.echo(
-            f"audit chain intact: {result.n_events} events, head {result.head_seq} {result.head_hash[:16]}"
+            f"audit chain intact: {number(result.n_events)} events, head {result.head_seq} {result.head_hash[:16]}"
         )
         click.echo(_protection(result))
     else:

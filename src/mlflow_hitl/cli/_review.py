@@ -7,17 +7,20 @@ from typing import Any
 
 import click
 
+from .._format import number
 from .._review_options import DEFAULT_MIN_AGREEMENT, METHODS, STRATEGIES
 from ._common import (
     BadInput,
     acting_user,
     emit_json,
+    json_text,
     open_store,
     output_format,
     store_option,
     table,
     translate_errors,
     user_option,
+    warn,
 )
 
 _METHODS = click.Choice(list(METHODS))
@@ -121,13 +124,15 @@ def queue_create(
         seed=seed,
     )
     progress = store.progress(name)
+    if progress["items"] < size:
+        warn(f"--size {size:,} but {data_path} has {len(data):,} row(s): queued {progress['items']:,}")
     if output_format == "json":
         emit_json(
             {"queue": created.name, "run_id": created.run_id, "classes": list(created.classes), **progress}
         )
         return
     click.echo(
-        f"queue {created.name}: {progress['items']} items × {created.raters_per_item} rater(s), "
+        f"queue {created.name}: {number(progress['items'])} items × {created.raters_per_item} rater(s), "
         f"classes {', '.join(map(str, created.classes))}{', blind' if created.blind else ''}"
     )
 
@@ -255,7 +260,15 @@ _EXPORT_FORMATS = click.Choice(["label-studio", "label-studio-config", "csv"])
 
 @review.command("export")
 @click.option("--queue", "queue_name", required=True)
-@click.option("--format", "file_format", type=_EXPORT_FORMATS, default="label-studio", show_default=True)
+@click.option(
+    "--format",
+    "--file-format",
+    "file_format",
+    type=_EXPORT_FORMATS,
+    default="label-studio",
+    show_default=True,
+    help="What to write (--file-format is the same switch, named as on review import).",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
 @store_option
 @translate_errors
@@ -268,14 +281,12 @@ def review_export(queue_name: str, file_format: str, output: str | None, store_u
     Example:
       mlflow-hitl review export --queue fraud-al-1 --format label-studio > tasks.json
     """
-    import json
-
     from ..review import csv_tasks, label_studio_config, label_studio_tasks
 
     store = open_store(store_uri)
     queue_ = store.queue(queue_name)
     if file_format == "label-studio":
-        text = json.dumps(label_studio_tasks(queue_, store.items(queue_name)), indent=2, default=str)
+        text = json_text(label_studio_tasks(queue_, store.items(queue_name)), sort_keys=False)
     elif file_format == "label-studio-config":
         text = label_studio_config(queue_)
     else:
@@ -290,10 +301,10 @@ def review_export(queue_name: str, file_format: str, output: str | None, store_u
 @click.argument("path", type=click.Path())
 @click.option("--queue", "queue_name", required=True)
 @click.option(
-    "--format",
+    "--file-format",
     "file_format",
     type=click.Choice(["label-studio", "csv"]),
-    help="Default: from the file name (.json Label Studio, .csv a sheet).",
+    help="What PATH holds. Default: from its name (.json Label Studio, .csv a sheet).",
 )
 @click.option("--rater", help="The rater of a single-rater CSV sheet without a user column.")
 @store_option
@@ -310,6 +321,8 @@ def review_import(
     output_format: str,
 ) -> None:
     """Import labels from a Label Studio JSON export or a CSV sheet: all or nothing, and idempotent.
+
+    --format is how the outcome is printed (text or json); --file-format is what PATH holds.
 
     \b
     Example:
@@ -334,7 +347,8 @@ def review_import(
         emit_json(result)
     else:
         click.echo(
-            f"added {report.added}, unchanged {report.unchanged}, ignored {ignored} (cancelled or empty)"
+            f"added {number(report.added)}, unchanged {number(report.unchanged)}, "
+            f"ignored {number(ignored)} (cancelled or empty)"
         )
 
 
@@ -424,14 +438,15 @@ def consensus(
         return
     stats = summary["agreement"] or {}
     click.echo(
-        f"{queue_name} ({method}): {summary['verified_items']} verified of {summary['labelled_items']} labelled, "
-        f"{len(state.pending)} for adjudication, {len(state.incomplete)} incomplete"
+        f"{queue_name} ({method}): {number(summary['verified_items'])} verified of "
+        f"{number(summary['labelled_items'])} labelled, {number(len(state.pending))} for adjudication, "
+        f"{number(len(state.incomplete))} incomplete"
     )
     for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "percent_agreement"):
         value = stats.get(key)
-        click.echo(f"  {key:<20} {'n/a' if value is None else f'{value:.3f}'}")
+        click.echo(f"  {key:<20} {number(value)}")
     if not state.rater_quality.empty:
-        rows = state.rater_quality.reset_index().round(3).to_dict(orient="records")
+        rows = state.rater_quality.reset_index().to_dict(orient="records")
         table(
             rows,
             [
@@ -507,7 +522,7 @@ def labels_publish(
         click.echo(f"snapshot {record['id']} already holds exactly these labels; nothing new published")
         return
     click.echo(
-        f"snapshot {record['id']}: {record['n_items']} verified labels in run {record['run_id']} "
+        f"snapshot {record['id']}: {number(record['n_items'])} verified labels in run {record['run_id']} "
         f"at {record['artifact_path']}/"
     )
     if record["pending"] or record["incomplete"]:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from ._common import EXIT_FAILED, BadInput, csv_list, output_format, translate_errors
+from ._common import (
+    EXIT_FAILED,
+    BadInput,
+    csv_list,
+    emit_json,
+    output_format,
+    progress_bar,
+    translate_errors,
+)
 
 
 def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -40,7 +47,7 @@ class _ChecksOption(click.Option):
 
 def _print_validation(result: Any, output_format: str) -> None:
     if output_format == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        emit_json(result.to_dict())
         return
     click.echo(f"status: {result.status.value}")
     width = max((len(n) for n in [*result.checks, *result.skipped]), default=5)
@@ -130,6 +137,10 @@ def validate(
         "checks": check_names,
         "config": config,
     }
-    result = validate_model_uri(model_uri, run_id=run_id, log=not no_log, **options)
+    # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
+    with progress_bar("checks", output_format) as progress:
+        result = validate_model_uri(
+            model_uri, run_id=run_id, log=not no_log, strict_checks=True, progress=progress, **options
+        )
     _print_validation(result, output_format)
     sys.exit(0 if result.passed else EXIT_FAILED)

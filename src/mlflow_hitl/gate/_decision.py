@@ -23,6 +23,7 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any
 
+from .._format import MISSING, number
 from .._hashing import canonical_json, sha256_hex
 from ..errors import InputError
 from ._policy import CheckRule, Policy, SignoffRule, policy_hash
@@ -257,8 +258,19 @@ def decision_hash(record: Mapping[str, Any]) -> str:
 
 
 def _num(value: float) -> str:
+    """A limit exactly as the policy wrote it (it is part of the requirement's name)."""
     short = f"{value:.6g}"
     return short if float(short) == value else repr(value)
+
+
+def _shown(value: float, limit: float) -> str:
+    """A measured value as people read numbers (:func:`mlflow_hitl._format.number`), in full where
+    rounding would make it look equal to ``limit`` (``0.0496 <= 0.05``, not ``0.050 <= 0.05``)."""
+    if math.isnan(value):
+        return MISSING
+    if value != limit and round(value, 3) == round(limit, 3):
+        return _num(value)
+    return number(value)
 
 
 def _summary_table(summary: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
@@ -410,9 +422,11 @@ def _bound_requirement(check: str, pattern: str, limit: float, kind: str, ev: Ev
     failing = sum(not meets(v) for v in matched.values())
     if meets(value):
         return Requirement(
-            name, True, f"worst of {len(matched)} matching: {worst} = {_num(value)} {op} {_num(limit)}"
+            name,
+            True,
+            f"worst of {len(matched)} matching: {worst} = {_shown(value, limit)} {op} {_num(limit)}",
         )
-    shown = "NaN" if math.isnan(value) else _num(value)
+    shown = _shown(value, limit)
     share = f" ({failing} of {len(matched)} matching metrics fail)" if len(matched) > 1 else ""
     return Requirement(name, False, f"{worst} = {shown}, limit {op} {_num(limit)}{share}")
 
@@ -518,7 +532,9 @@ def _review_requirements(policy: Policy, ev: Evidence) -> list[Requirement]:
                 queue = min(alphas, key=lambda q: (alphas[q], q))
                 lowest = alphas[queue]
                 op = ">=" if lowest >= minimum else "<"
-                detail = f"lowest Krippendorff's alpha: {queue} = {_num(lowest)} {op} {_num(minimum)}"
+                detail = (
+                    f"lowest Krippendorff's alpha: {queue} = {_shown(lowest, minimum)} {op} {_num(minimum)}"
+                )
                 out.append(Requirement("review.agreement", lowest >= minimum, detail))
     return out
 

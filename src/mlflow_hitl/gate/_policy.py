@@ -502,6 +502,13 @@ class _Reader:
                         f"check, without {prefix!r}; write {fixed!r}",
                     )
             out[pattern] = self.number(limit, where)
+            valid = CHECKS[check].metric_range(pattern)
+            if valid is not None and not valid[0] <= out[pattern] <= valid[1]:
+                raise self.fail(
+                    where,
+                    f"{_dotted(where)} = {limit} is outside the values {pattern!r} can take "
+                    f"({valid[0]:g} to {valid[1]:g}): a bound there never binds",
+                )
         return out
 
     def statuses(self, value: Any, path: Path) -> list[str]:

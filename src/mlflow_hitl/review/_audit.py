@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._hashing import canonical_json, sha256_hex
+from .._progress import Progress
 from ._keyring import AuditKeyring
 
 __all__ = [
@@ -125,6 +126,10 @@ class ChainVerification:
         return self.unkeyed_events == 0
 
 
+# Often enough for a bar to move (a walk hashes some 100,000 events a second), rarely enough to cost nothing.
+_PROGRESS_EVERY = 1_000
+
+
 class _Walk:
     """The running state of one walk: where it is, what it has seen, and how to report a break."""
 
@@ -174,6 +179,7 @@ def verify_chain(
     anchor: tuple[int, str] | None = None,
     keyring: AuditKeyring | None = None,
     anchors: Mapping[int, str] | None = None,
+    progress: Progress | None = None,
 ) -> ChainVerification:
     """Walk events ``(seq, time, actor, action, subject, payload, prev_hash, hash[, key_id])`` in stored order.
 
@@ -184,8 +190,10 @@ def verify_chain(
     ``keyring`` verifies keyed events; once a keyed event has been walked, an unkeyed one after it is a
     break. ``anchors`` maps ``seq`` to the hash recorded for it outside the database: a stored event
     that differs from its anchor, or a chain that ends before its last anchor, is a break.
+    ``progress(walked, total)`` is told every ``_PROGRESS_EVERY`` events (the total from ``expected_head``).
     """
     walk = _Walk(anchor)
+    total = 0 if expected_head is None else max(expected_head[0] - walk.walked_from + 1, 0)
     outside = dict(anchors or {})
     for row in rows:
         seq, time, actor, action, subject, payload, prev_hash, stored_hash = row[:8]
@@ -224,6 +232,10 @@ def verify_chain(
         else:
             walk.unkeyed += 1
         walk.prev, walk.expected_seq, walk.count = stored_hash, walk.expected_seq + 1, walk.count + 1
+        if progress is not None and walk.count % _PROGRESS_EVERY == 0:
+            progress(walk.count, max(total, walk.count))
+    if progress is not None:
+        progress(walk.count, max(total, walk.count))
     if walk.anchored and walk.count == 0:
         return walk.result(walk.expected_seq, f"event {walk.expected_seq}, verified before, is missing")
     last_anchor = max((seq for seq in outside if seq >= walk.walked_from), default=0)

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from .._progress import Progress
 from . import _schema as t
 from ._anchors import check_anchors
 from ._audit import ChainVerification, verify_chain
@@ -44,7 +45,9 @@ class SqlAudit(SqlStoreBase):
             ).one()
         return int(row.seq), str(row.hash)
 
-    def verify_audit(self, *, incremental: bool = False) -> ChainVerification:
+    def verify_audit(
+        self, *, incremental: bool = False, progress: Progress | None = None
+    ) -> ChainVerification:
         """Walk the chain in ``seq`` order against the recorded head; names the first bad event.
 
         ``incremental=True`` (what the registry gates use) walks only from the head this process last
@@ -55,6 +58,7 @@ class SqlAudit(SqlStoreBase):
 
         Keyed events are checked with the store's keyring, and the chain against every anchor in its
         anchor log: an anchored event that changed, or a chain that ends before its last anchor, is a break.
+        ``progress(walked, total)`` is told as the walk goes (:func:`verify_chain`).
         """
         anchors = check_anchors(self.anchor_log.records(), self.keyring) if self.anchor_log else None
         if anchors is not None and anchors.problem:
@@ -94,6 +98,7 @@ class SqlAudit(SqlStoreBase):
                     anchor=anchor,
                     keyring=self.keyring,
                     anchors=None if anchors is None else anchors.hashes,
+                    progress=progress,
                 )
         if anchor is None:
             _last_full_walk.record(self.url, state, result)

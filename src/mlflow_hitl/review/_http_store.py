@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from .._plain import plain_json
+from .._progress import Progress
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError
 from ._audit import ChainVerification
 from ._records import AnnotationRecord, ImportReport, Item, Queue, QueueLabels
@@ -388,8 +389,11 @@ class HttpReviewStore:
         answer = self._call("GET", "audit/head")
         return int(answer["seq"]), str(answer["hash"])
 
-    def verify_audit(self, *, incremental: bool = False) -> ChainVerification:
-        """The server walks its chain (with its key and anchors) and says what it found."""
+    def verify_audit(
+        self, *, incremental: bool = False, progress: Progress | None = None
+    ) -> ChainVerification:
+        """The server walks its chain (with its key and anchors) and says what it found; ``progress``
+        is not told (the walk runs on the server, in one request)."""
         data = self._call("GET", "audit/verify", {"incremental": str(bool(incremental)).lower()})[
             "verification"
         ]

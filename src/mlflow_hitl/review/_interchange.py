@@ -305,7 +305,9 @@ def read_annotations_csv(
     """The labels in a filled-in sheet: ``item``, ``label``, ``user`` (or the ``user`` argument), ``comment``.
 
     Returns ``(records, ignored)``: rows with an empty label are ignored and counted, so a half-done
-    sheet can be imported as it stands (and again later: the store counts repeats as unchanged). The
+    sheet can be imported as it stands (and again later: the store counts repeats as unchanged). A row
+    with more cells than the header, or too few to reach the label, is refused with its row number:
+    its cells have shifted, so it is neither labelled nor safely "not labelled yet". The
     ``user`` argument names the rater of a single-rater sheet and fills empty ``user`` cells. Headers
     match ignoring case and surrounding spaces; comma, semicolon (Excel in many locales) and tab
     separated files are read, and so is the UTF-8 byte-order mark Excel writes.
@@ -353,6 +355,13 @@ def read_annotations_csv(
 
         if not any(value.strip() for value in row):  # a blank line, not an item
             continue
+        if len(row) > len(header) or column["label"] >= len(row):
+            # Cells shifted by a stray or missing separator: whatever the label column holds is not
+            # the label, and an unlabelled-looking row would be counted as "not labelled yet".
+            raise InputError(
+                f"{_CSV}: row {number} has {len(row)} cell(s) where the header has {len(header)} "
+                f"(a stray or missing {delimiter!r} separator, or an unquoted one inside a cell?)"
+            )
         label = cell("label")
         if not label:
             ignored += 1

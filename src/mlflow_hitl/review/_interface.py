@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .._progress import Progress
 from ._audit import ChainVerification
 from ._records import AnnotationRecord, ImportReport, Item, Queue, QueueLabels
 
@@ -130,7 +131,9 @@ class AuditStore(Protocol):
 
     def audit_head(self) -> tuple[int, str]: ...
 
-    def verify_audit(self, *, incremental: bool = False) -> ChainVerification: ...
+    def verify_audit(
+        self, *, incremental: bool = False, progress: Progress | None = None
+    ) -> ChainVerification: ...
 
     def audit_event(self, seq: int) -> dict[str, Any] | None: ...
 
