@@ -40,6 +40,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -321,7 +322,13 @@ def _train_and_validate(
         if before is not None:
             rows = before(rows)
         model = train(rows, sample_weight=None if weights is None else weights(rows))
-        logged = mlflow.sklearn.log_model(model, name="model", input_example=example)
+        # Requirements named, not inferred: inference loads the model in a subprocess (~10 s each).
+        logged = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            input_example=example,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
         mlflow.log_input(
             mlflow.data.from_pandas(synthetic, name=f"{name}-synthetic", targets=TARGET), context="training"
         )

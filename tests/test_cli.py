@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ARRESTS_TARGET
+from hitl_support import log_sklearn_model
 from mlflow_hitl.cli import cli
 
 FAST_TOML = """
@@ -34,9 +35,8 @@ def files(tmp_path, arrests_split):
 @pytest.fixture
 def model_run(tracking_uri, arrests_model, arrests_split):
     _, real, _ = arrests_split
-    features = list(arrests_model.feature_names_in_)
     with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+        log_sklearn_model(arrests_model, real)
     return run.info.run_id
 
 

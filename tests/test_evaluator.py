@@ -5,6 +5,7 @@ import pytest
 from mlflow.models.evaluation import list_evaluators
 
 from conftest import ARRESTS_TARGET, FAST
+from hitl_support import log_sklearn_model
 
 
 def test_evaluator_is_registered_under_its_name():
@@ -14,9 +15,8 @@ def test_evaluator_is_registered_under_its_name():
 @pytest.fixture
 def model_uri(tracking_uri, arrests_model, arrests_split):
     _, real, _ = arrests_split
-    features = list(arrests_model.feature_names_in_)
     with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+        info = log_sklearn_model(arrests_model, real)
     return info.model_uri, run.info.run_id
 
 

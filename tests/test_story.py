@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import mlflow_hitl
 from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
+from hitl_support import log_sklearn_model
 from mlflow_hitl.cli import cli
 from mlflow_hitl.review import ReviewStore
 
@@ -104,7 +105,6 @@ def test_validate_review_sign_off_promote_trace_and_catch_tampering(
     tracking_uri, tmp_path, arrests_model, arrests_split
 ):
     synthetic, real, production = arrests_split
-    features = list(arrests_model.feature_names_in_)
     store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
 
     def run(*args, user="maya", input=None):
@@ -119,7 +119,7 @@ def test_validate_review_sign_off_promote_trace_and_catch_tampering(
 
     # The ML engineer trains, validates and registers.
     with mlflow.start_run() as training:
-        mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+        log_sklearn_model(arrests_model, real)
         mlflow_hitl.validate(
             arrests_model,
             real=real,

@@ -13,7 +13,13 @@ import mlflow
 import pytest
 import requests
 
-from hitl_support import LENIENT_POLICY, log_run_with_evidence, make_arrests_model, unique_name
+from hitl_support import (
+    LENIENT_POLICY,
+    log_run_with_evidence,
+    log_sklearn_model,
+    make_arrests_model,
+    unique_name,
+)
 from mlflow_hitl._hashing import sha256_file
 from mlflow_hitl.adapter.gate import check_gate, set_policy
 from mlflow_hitl.adapter.lineage import lineage
@@ -111,7 +117,7 @@ def test_the_author_overwriting_evidence_through_the_server_is_caught(
 
     # A version with another model as its source and the passing run's id: the files differ.
     with mlflow.start_run():
-        other = mlflow.sklearn.log_model(make_arrests_model(synthetic.iloc[:200]), name="model")
+        other = log_sklearn_model(make_arrests_model(synthetic.iloc[:200]))
     created = requests.post(
         f"{server['url']}/api/2.0/mlflow/model-versions/create",
         json={"name": name, "source": other.model_uri, "run_id": run_id, "model_id": other.model_id},

@@ -1,4 +1,4 @@
-"""The pages under ``/hitl/`` end to end: ONE ``mlflow server --app-name hitl`` with basic auth and ONE
+"""The pages under ``/hitl/`` end to end: the session's ``mlflow server --app-name hitl`` with basic auth and ONE
 headless Chromium (Debian's, driven by Playwright: ``make chromium`` installs it, nothing is downloaded)
 for every web test; each test opens a browser context per user.
 
@@ -17,10 +17,9 @@ import mlflow
 import pandas as pd
 import pytest
 
-from hitl_support import basic_auth_env, create_users, log_run_with_evidence, mlflow_hitl_server
+from hitl_support import log_run_with_evidence
 from mlflow_hitl.review import ReviewStore
 
-ADMIN = ("admin", "Adm1n-pass-word!")
 PASSWORDS = {
     "alice": "Alice-pass-word-1",
     "bob": "Bob-pass-word-12",
@@ -88,25 +87,13 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def site(browser, tmp_path_factory):
-    """The one server of the web tests, its users and roles."""
-    folder = tmp_path_factory.mktemp("web-server")
-    store_uri = f"sqlite:///{folder / 'hitl.db'}"
-    env = {**os.environ, **basic_auth_env(folder, store_uri, admin=ADMIN[0], password=ADMIN[1])}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with mlflow_hitl_server(
-        f"sqlite:///{folder / 'mlflow.db'}",
-        artifacts=folder / "artifacts",
-        env=env,
-        log_path=folder / "server.log",
-    ) as url:
-        create_users(url, PASSWORDS, admin=ADMIN)
-        served = Site(url, store_uri, browser)
-        served.store.grant_role("root", "admin", actor="root")
-        for user, role in ROLES.items():
-            served.store.grant_role(user, role, actor="root")
-        yield served
-        served.close()
+def site(browser, hitl_server_sqlite):
+    """The session's shared SQLite server (see tests/conftest.py), with the web tests' users and roles."""
+    hitl_server_sqlite.users(PASSWORDS)
+    hitl_server_sqlite.roles({user: [role] for user, role in ROLES.items()})
+    served = Site(hitl_server_sqlite.url, hitl_server_sqlite.store_uri, browser)
+    yield served
+    served.close()
 
 
 def press(page, key: str) -> None:
