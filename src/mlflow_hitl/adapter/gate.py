@@ -311,14 +311,23 @@ def enforce(
 
 
 def promote(
-    model_name: str, version: str | int, *, target: str, store: ReviewStore, actor: str
+    model_name: str,
+    version: str | int,
+    *,
+    target: str,
+    store: ReviewStore,
+    actor: str,
+    client: Any = None,
 ) -> GateDecision | None:
     """Set the alias or stage if the gate passes (recorded either way); :class:`GateBlockedError` if not.
 
-    In team mode the change is asked of the server, whose guard decides and records it.
+    In team mode the change is asked of the server, whose guard decides and records it; ``client``
+    (an ``MlflowClient`` by default) is what asks, so the pages ask MLflow's REST API as their user.
     """
     if isinstance(store, HttpReviewStore):
-        return _promote_through_server(model_name, version, target=canonical_target(target), store=store)
+        return _promote_through_server(
+            model_name, version, target=canonical_target(target), store=store, client=client or _client()
+        )
     decision = enforce(model_name, version, target, store=store, actor=actor)
     kind, _, name = target.partition(":")
     client = _client()
@@ -331,7 +340,7 @@ def promote(
 
 
 def _promote_through_server(
-    model_name: str, version: str | int, *, target: str, store: HttpReviewStore
+    model_name: str, version: str | int, *, target: str, store: HttpReviewStore, client: Any
 ) -> GateDecision | None:
     """Ask the server for the alias or stage; a refusal comes back with the server's own decision."""
     from mlflow.exceptions import MlflowException
@@ -339,7 +348,6 @@ def _promote_through_server(
     from .api import server_decision
 
     kind, _, name = target.partition(":")
-    client = _client()
     try:
         if kind == "alias":
             client.set_registered_model_alias(model_name, name, str(version))

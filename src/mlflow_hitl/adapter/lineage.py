@@ -22,7 +22,7 @@ from .gate import policy_for
 from .registration import version_model_digest
 from .review import VERIFIED_LABELS_CONTEXT
 
-__all__ = ["lineage", "render_html", "render_tree"]
+__all__ = ["lineage", "render_body", "render_html", "render_tree"]
 
 
 def _datasets(run: Any) -> list[dict[str, Any]]:
@@ -122,8 +122,13 @@ def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list
     return out
 
 
+_GATE_ACTIONS = ("gate.", "promotion.")
+
+
 def _gate_events(store: ReviewStore, model_name: str, version: str) -> list[dict[str, Any]]:
+    """The version's gate decisions (its other events, such as who created it, carry no target)."""
     events = store.audit_events(subject=f"model:{model_name}/{version}")
+    events = events[events["action"].str.startswith(_GATE_ACTIONS)]
     return [
         {
             "seq": int(e["seq"]),
@@ -187,8 +192,14 @@ def _signoffs(found: RunEvidence) -> list[dict[str, Any]]:
     ]
 
 
-def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[str, Any]:
-    """Everything an auditor follows from ``model_name`` version ``version``, as plain JSON data."""
+def lineage(
+    model_name: str, version: str | int, *, store: ReviewStore, incremental_audit: bool = False
+) -> dict[str, Any]:
+    """Everything an auditor follows from ``model_name`` version ``version``, as plain JSON data.
+
+    ``incremental_audit``: verify the audit chain as the gates do (from this process's last full
+    walk, see ``verify_audit``), for pages that must answer quickly; by default the whole chain.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -234,7 +245,7 @@ def lineage(model_name: str, version: str | int, *, store: ReviewStore) -> dict[
         plots = {name: base64.b64encode(data).decode() for name, data in found.plots.items()}
         result["signoffs"] = _signoffs(found)
     result["gate_decisions"] = _gate_events(store, model_name, version)
-    verification = store.verify_audit()
+    verification = store.verify_audit(incremental=incremental_audit)
     result["audit"] = {
         "ok": verification.ok,
         "events": verification.n_events,
@@ -389,35 +400,88 @@ def _tree_training_labels(snapshots: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """One self-contained page: the tree, the tables and the evidence plots."""
-    from ..report import STYLE
+_AGREEMENT = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "n_items", "n_raters")
+# The standalone page's own colours for the badges (the pages under /hitl/ colour them in hitl.css).
+_PAGE_STYLE = (
+    ".badge{background:#61707d}.badge-passed,.badge-approve,.badge-intact,.badge-yes{background:#1e7b34}"
+    ".badge-failed,.badge-reject,.badge-blocked,.badge-broken,.badge-no{background:#b42318}"
+    ".badge-needs-review,.badge-insufficient-evidence{background:#9a6700}"
+    "td,th{overflow-wrap:anywhere;vertical-align:top}table{width:100%}"
+    ".tree{white-space:pre-wrap;overflow-wrap:anywhere}figure{margin:0}"
+)
 
-    def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-        if not rows:
-            return "<p>none</p>"
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
-            for r in rows
-        )
-        return f"<table><tr>{head}</tr>{body}</table>"
 
-    model = data["model"]
+def _badge(status: Any) -> str:
+    """A status as a coloured badge: ``passed``, ``needs_review``, ``approve``, ``blocked``, yes/no ..."""
+    text = number(status) if isinstance(status, bool) or status is None else str(status)
+    kind = text.replace("_", "-").replace(" ", "-")
+    return f'<span class="badge badge-{html.escape(kind)}">{html.escape(text.replace("_", " "))}</span>'
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
+        return f'<td class="num">{html.escape(number(value))}</td>'
+    return f"<td>{html.escape(number(value) if isinstance(value, bool) else str(value))}</td>"
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], badges: tuple[str, ...] = ()) -> str:
+    if not rows:
+        return "<p>none</p>"
+    head = "".join(f'<th scope="col">{html.escape(c)}</th>' for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{_badge(r.get(c))}</td>" if c in badges else _cell(r.get(c)) for c in columns)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _facts(data: dict[str, Any]) -> str:
+    """The version, its run's verdict and checks, and the audit chain, with statuses as badges."""
+    model, run, audit = data["model"], data["run"], data["audit"]
+    rows = [
+        ("aliases", html.escape(", ".join(model["aliases"]) or "none")),
+        ("stage", html.escape(str(model["stage"] or "None"))),
+    ]
+    if run is not None:
+        checks = " ".join(f"{html.escape(c)} {_badge(status)}" for c, status in run["checks"].items())
+        rows += [
+            ("run", f"<code>{html.escape(run['run_id'])}</code> by {html.escape(str(run['author']))}"),
+            ("HITL verdict", _badge(run["hitl_status"] or "not validated")),
+            ("checks", checks or "none"),
+            (
+                "evidence",
+                _badge("intact")
+                if not data["evidence_problems"]
+                else html.escape("; ".join(data["evidence_problems"])),
+            ),
+        ]
+    state = "intact" if audit["ok"] else "broken"
+    where = (
+        ""
+        if audit["ok"]
+        else f" at event {number(audit['first_bad_seq'])}: {html.escape(str(audit['problem']))}"
+    )
+    rows.append(
+        ("audit chain", f"{_badge(state)}{where} ({html.escape(number(audit['events']))} events walked)")
+    )
+    return "<table>" + "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows) + "</table>"
+
+
+def render_body(data: dict[str, Any]) -> str:
+    """The lineage as an HTML fragment (everything escaped, no inline style or script), for the
+    standalone page of :func:`render_html` and the ``/hitl/lineage`` page alike."""
     plots = "".join(
         f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{b}"><figcaption>{html.escape(n)}</figcaption></figure>'
         for n, b in data.get("_plots", {}).items()
     )
     snapshots = [
-        {
-            "queue": q["name"],
-            **s,
-            "agreement": json.dumps(s["agreement"]),
-            "raters": ", ".join(map(str, s["raters"])),
-        }
+        {"queue": q["name"], **s, "raters": ", ".join(map(str, s["raters"]))}
         for q in data["queues"]
         for s in q["snapshots"]
     ]
+    agreement = [{"queue": s["queue"], "snapshot": s["id"], **(s["agreement"] or {})} for s in snapshots]
     trained_on = [
         {
             **s,
@@ -429,17 +493,30 @@ def render_html(data: dict[str, Any]) -> str:
         }
         for s in data.get("training_labels", [])
     ]
+    gates = [{**g, "outcome": "passed" if g.get("passed") else "blocked"} for g in data["gate_decisions"]]
+    return (
+        f"{_facts(data)}"
+        f'<h2>Outline</h2><pre class="tree">{html.escape(render_tree(data))}</pre>'
+        f"<h2>Datasets</h2>{_table(data['datasets'], ['name', 'context', 'digest', 'source_type', 'source'])}"
+        f"<h2>Trained on verified labels</h2>{_table(trained_on, ['id', 'queue', 'run_id', 'n_items', 'method', 'raters', 'adjudications', 'signoffs'])}"
+        f"<h2>Review queues</h2>{_table(data['queues'], ['name', 'items', 'raters_per_item', 'blind', 'labels', 'adjudicated', 'created_by'])}"
+        f"<h2>Verified-label snapshots</h2>{_table(snapshots, ['queue', 'id', 'n_items', 'method', 'raters', 'published_by', 'audit_seq'])}"
+        f"<h2>Agreement</h2>{_table(agreement, ['queue', 'snapshot', *_AGREEMENT])}"
+        f"<h2>Sign-offs</h2>{_table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain', 'approves_registered_evidence'], ('decision', 'in_audit_chain', 'approves_registered_evidence'))}"
+        f"<h2>Gate decisions</h2>{_table(gates, ['seq', 'time', 'action', 'target', 'actor', 'outcome', 'evidence_hash'], ('outcome',))}"
+        f"<h2>Evidence</h2>{plots or '<p>no plots logged</p>'}"
+    )
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """One self-contained page: the facts, the tree, the tables and the evidence plots."""
+    from ..report import STYLE
+
+    model = data["model"]
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f"<title>Lineage of {html.escape(model['name'])} v{html.escape(model['version'])}</title>"
-        f"<style>{STYLE}</style></head><body>"
+        f"<style>{STYLE}{_PAGE_STYLE}</style></head><body>"
         f"<h1>Lineage: {html.escape(model['name'])} version {html.escape(model['version'])}</h1>"
-        f"<pre>{html.escape(render_tree(data))}</pre>"
-        f"<h2>Datasets</h2>{table(data['datasets'], ['name', 'context', 'digest', 'source_type', 'source'])}"
-        f"<h2>Trained on verified labels</h2>{table(trained_on, ['id', 'queue', 'run_id', 'n_items', 'method', 'raters', 'adjudications', 'signoffs'])}"
-        f"<h2>Review queues</h2>{table(data['queues'], ['name', 'items', 'raters_per_item', 'blind', 'labels', 'adjudicated', 'created_by'])}"
-        f"<h2>Verified-label snapshots</h2>{table(snapshots, ['queue', 'id', 'n_items', 'method', 'raters', 'agreement', 'published_by', 'audit_seq'])}"
-        f"<h2>Sign-offs</h2>{table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain', 'approves_registered_evidence'])}"
-        f"<h2>Gate decisions</h2>{table(data['gate_decisions'], ['seq', 'time', 'action', 'target', 'actor', 'passed', 'evidence_hash'])}"
-        f"<h2>Evidence</h2>{plots or '<p>no plots logged</p>'}</body></html>"
+        f"{render_body(data)}</body></html>"
     )
