@@ -39,7 +39,7 @@ def test_the_demo_refuses_the_faulty_model_for_its_faults_then_promotes_the_fixe
         "check.calibration.ece <= 0.05",
         "check.calibration.overconfidence_error <= 0.05",
         "check.fairness.*.bias_amplification <= 0.1",
-        "check.generator.exact_copy_share <= 0.46",
+        "check.generator.exact_copy_excess <= 0.02",
         "check.generator.c2st_auc <= 0.75",
         "signoff.fairness",
         "signoff.release",
