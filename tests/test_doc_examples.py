@@ -1,14 +1,16 @@
 """Every code block in README.md and docs/ runs as written, against the demo's data.
 
-The ```python, ```bash, ```console and ```sh blocks of each page run in order in one fresh folder that
-holds ``demo-output/data/*.csv`` and ``demo-output/policy.toml`` exactly as ``make demo`` writes them
-(the same function builds them, once per session). Python blocks of a page share one namespace, like
-a reader's session; shell blocks run in bash with ``-e``, with this environment's ``mlflow-hitl``,
-``mlflow`` and ``python`` first on the PATH.
+The ```python, ```bash, ```console and ```sh blocks of every page run in order in one folder, the
+reader's clone: ``demo-output/data/*.csv`` and ``demo-output/policy.toml`` exactly as ``make demo``
+writes them (the same function builds them, once per session). Python blocks of a page share one
+namespace, like a reader's session; shell blocks run in real bash with ``-e`` and this environment's
+``python`` first on the PATH, their ``mlflow-hitl`` lines served by this process (see ``doc_shell``;
+:func:`test_the_console_script_is_the_command_the_examples_ran` runs the installed script itself).
 
-A block that must not run is marked on the line before its fence with ``<!-- not-run: <why> -->``:
-API signatures, a real server's address, the commands that set the environment up. Output and
-configuration are fenced as what they are (``text``, ``toml``, ``json``) and are not run.
+A signature listing, marked ``<!-- signatures ... -->``, is checked against the code instead. A block
+that must not run is marked on the line before its fence with ``<!-- not-run: <why> -->``: a real
+server's address, the commands that set the environment up. Output and configuration are fenced as
+what they are (``text``, ``toml``, ``json``) and are not run.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
+import importlib.metadata
 import inspect
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -200,3 +206,27 @@ def test_the_shell_examples_use_the_files_the_demo_writes(demo_data):
     readme = (ROOT / "README.md").read_text()
     for name in re.findall(r"demo-output/data/([\w-]+\.csv)", readme):
         assert (demo_data / "data" / name).is_file(), name
+
+
+def test_the_console_script_is_the_command_the_examples_ran(tmp_path):
+    """The shell examples' ``mlflow-hitl`` is served in-process by ``mlflow_hitl.cli:cli``; this proves
+    the installed console script is that command, in its own process."""
+    (script,) = (
+        e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "mlflow-hitl"
+    )
+    assert script.value == "mlflow_hitl.cli:cli"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mlflow-hitl"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/m.db",
+            "audit",
+            "verify",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "intact" in done.stdout, done.stdout
