@@ -15,6 +15,7 @@ the console script.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -96,26 +98,55 @@ def _read_all(conn: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+@contextlib.contextmanager
+def as_a_new_process() -> Iterator[None]:
+    """MLflow's tracking URI, registry URI and active experiment as a new process finds them: unset,
+    so only the environment counts; the ones set before come back after. MLflow's setters also
+    export them to the environment (``MLFLOW_TRACKING_URI``, ...), which is saved and restored too."""
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+    saved = tracking._tracking_uri, registry._registry_uri, fluent._active_experiment_id
+    saved_env = {name: os.environ.get(name) for name in names}
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    fluent._active_experiment_id = None
+    for name in names:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+        fluent._active_experiment_id = saved[2]
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _invoke(request: dict) -> dict:
     """One ``mlflow-hitl`` command as its process would run it: its folder, its environment only."""
-    import mlflow
-
     from mlflow_hitl.cli import cli
 
-    here, tracking_uri = os.getcwd(), mlflow.get_tracking_uri()
+    here = os.getcwd()
     env = {name: request["env"].get(name) for name in {*os.environ, *request["env"]}}
     os.chdir(request["cwd"])
     try:
-        result = CliRunner().invoke(
-            cli,
-            request["argv"],
-            input=base64.b64decode(request["stdin"]),
-            env=env,
-            prog_name="mlflow-hitl",
-        )
+        with as_a_new_process():
+            result = CliRunner().invoke(
+                cli,
+                request["argv"],
+                input=base64.b64decode(request["stdin"]),
+                env=env,
+                prog_name="mlflow-hitl",
+            )
     finally:
         os.chdir(here)
-        mlflow.set_tracking_uri(tracking_uri)  # a process's --tracking-uri dies with it
     stderr = result.stderr_bytes or b""
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info)).encode()

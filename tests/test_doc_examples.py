@@ -30,7 +30,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from doc_shell import Shell
+from doc_shell import Shell, as_a_new_process
 from test_story import load_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,16 +99,16 @@ def shell(tmp_path_factory):
 
 @pytest.fixture
 def workdir(clone, monkeypatch):
-    """The clone as the current folder, with none of this machine's MLflow settings."""
+    """The clone as the current folder, as a reader's new Python finds it: none of this machine's
+    (or an earlier test's) MLflow settings."""
     monkeypatch.chdir(clone)
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_HITL_USER", "MLFLOW_HITL_STORE_URI"):
+    for name in ("MLFLOW_HITL_USER", "MLFLOW_HITL_STORE_URI"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    previous = mlflow.get_tracking_uri()
-    yield clone
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(previous)
+    with as_a_new_process():
+        yield clone
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
 
 
 def _run_shell(shell: Shell, code: str, where: Path, page: str, line: int) -> None:
