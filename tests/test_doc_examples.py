@@ -23,6 +23,7 @@ import inspect
 import io
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,37 @@ def test_the_console_script_is_the_command_the_examples_ran(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "intact" in done.stdout, done.stdout
+
+
+INLINE_COMMAND = re.compile(r"`(mlflow-hitl [^`]+)`")
+
+
+def _parse_command_line(text: str) -> None:
+    """Parse ``text`` (``mlflow-hitl ...``) as the CLI would, without running it; a bare command path
+    (``mlflow-hitl gate check``) only has to name real commands, ``a|b`` naming alternatives."""
+    import click
+
+    from mlflow_hitl.cli import cli
+
+    words = shlex.split(text.split(" > ")[0])[1:]
+    command, path = cli, []
+    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
+        names = words.pop(0).split("|")
+        assert all(name in command.commands for name in names), f"{text}: no command {names}"
+        path.append(names[0])
+        command = command.commands[names[0]]
+    if words:  # an invocation, not a mention: its options and arguments must parse
+        command, context = cli, cli.make_context("mlflow-hitl", [*path, *words])
+        while isinstance(command, click.Group):
+            rest = [*context._protected_args, *context.args]
+            name, command, rest = command.resolve_command(context, rest)
+            context = command.make_context(name, rest, parent=context)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_every_command_the_prose_names_exists_and_parses(page):
+    """Commands in tables and sentences are not run, but each names a real command and its options."""
+    for text in INLINE_COMMAND.findall(page.read_text()):
+        if "<" in text or "…" in text:  # a placeholder to fill in
+            continue
+        _parse_command_line(text)
