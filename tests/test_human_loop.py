@@ -184,6 +184,10 @@ def test_signoff_needs_the_role_and_audit_detects_tampering(loop):
         "signoff", "--run-id", loop["run_id"], "--check", "fairness", "--approve", "--note", "ok", user="dana"
     )
     assert ok.exit_code == 0 and "dana (fairness-reviewer) approved fairness" in ok.output
+    no = invoke(
+        "signoff", "--run-id", loop["run_id"], "--check", "fairness", "--reject", "--note", "no", user="dana"
+    )
+    assert no.exit_code == 0 and "dana (fairness-reviewer) rejected fairness" in no.output
     assert (
         invoke("signoff", "--run-id", "nope", "--check", "fairness", "--approve", user="dana").exit_code == 2
     )

@@ -30,6 +30,7 @@ from ._common import (
 )
 
 _ROLE_CHOICE = click.Choice(list(ROLES))
+_PAST = {"approve": "approved", "reject": "rejected"}  # a sign-off's decision, as a sentence says it
 
 
 @click.command()
@@ -79,7 +80,7 @@ def signoff(
         emit_json(record)
     else:
         click.echo(
-            f"{record['user']} ({record['role']}) {record['decision']}d {check_name} of run {run_id} "
+            f"{record['user']} ({record['role']}) {_PAST[record['decision']]} {check_name} of run {run_id} "
             f"at audit event {record['audit_seq']}"
         )
 
