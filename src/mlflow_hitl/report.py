@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from ._result import CheckResult, Status, ValidationResult
 from .checks.registry import CHECKS
 
-__all__ = ["render_report"]
+__all__ = ["render_report", "render_summary_markdown"]
 
 _COLOURS = {
     Status.PASSED: "#1a7f37",
@@ -21,6 +21,13 @@ _COLOURS = {
     Status.NEEDS_REVIEW: "#9a6700",
     Status.INSUFFICIENT_EVIDENCE: "#6e7781",
 }
+_MARKS = {
+    Status.PASSED: "✅",
+    Status.FAILED: "❌",
+    Status.NEEDS_REVIEW: "⚠️",
+    Status.INSUFFICIENT_EVIDENCE: "❔",
+}
+_REASON_CHARS = 300  # a description to read at a glance; the report has every reason
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
 h1{margin-bottom:.2rem} .sub{color:#57606a;margin-top:0}
@@ -105,4 +112,33 @@ def render_report(result: ValidationResult) -> str:
         "<code>insufficient_evidence</code> is never a pass.</p>"
         f"<table>{fact_rows}</table><h2>Checks</h2><table><tr><th>check</th><th>status</th><th>finding</th></tr>"
         f"{overview}</table>{sections}</body></html>"
+    )
+
+
+def _cell(text: str) -> str:
+    """``text`` as one markdown table cell: one line, pipes escaped, at most ``_REASON_CHARS``."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1].rstrip() + "…"
+
+
+def render_summary_markdown(result: ValidationResult) -> str:
+    """A short markdown summary for the run's description: the status of each check and its finding."""
+    rows = [
+        f"| {name} | {_MARKS[check.status]} {check.status.value} | {_cell(check.summary)} |"
+        for name, check in result.checks.items()
+    ] + [f"| {name} | skipped | {_cell(reason)} |" for name, reason in result.skipped.items()]
+    counts = {}
+    for check in result.checks.values():
+        counts[check.status.value] = counts.get(check.status.value, 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return "\n".join(
+        [
+            f"**mlflow-hitl: {_MARKS[result.status]} {result.status.value}** ({tally or 'no check ran'})",
+            "",
+            "| check | status | finding |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "The full evidence: `hitl/report.html`; every metric: `hitl/<check>/result.json`.",
+        ]
     )

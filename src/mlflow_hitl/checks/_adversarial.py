@@ -432,6 +432,7 @@ SPEC = CheckSpec(
     settings=AdversarialConfig,
     missing=_missing,
     run=_run,
-    key_metrics=("clean.*", "worst_overconfidence_error"),
+    key_metrics=("worst_overconfidence_error", "*.confidence_gap", "clean.*"),
+    counts=("n_rows",),
     gate_max={"worst_overconfidence_error": "max_overconfidence_error"},
 )

@@ -416,15 +416,7 @@ SPEC = CheckSpec(
     settings=CalibrationConfig,
     missing=_missing,
     run=_run,
-    key_metrics=(
-        "ece",
-        "adaptive_ece",
-        "mce",
-        "brier",
-        "log_loss",
-        "overconfidence_error",
-        "accuracy",
-        "mean_confidence",
-    ),
+    key_metrics=("ece", "overconfidence_error", "adaptive_ece", "mce", "brier", "accuracy"),
+    counts=("count", "*.count"),
     gate_max={"ece": "max_ece", "overconfidence_error": "max_overconfidence_error"},
 )

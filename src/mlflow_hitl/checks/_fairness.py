@@ -875,15 +875,8 @@ SPEC = CheckSpec(
     settings=FairnessConfig,
     missing=_missing,
     run=_run,
-    key_metrics=(
-        "*.demographic_parity_difference",
-        "*.demographic_parity_difference_ci_low",
-        "*.demographic_parity_difference_ci_high",
-        "*.equalized_odds_difference",
-        "*.equalized_odds_difference_ci_low",
-        "*.equalized_odds_difference_ci_high",
-        "*.bias_amplification",
-    ),
+    key_metrics=("*.demographic_parity_difference", "*.equalized_odds_difference", "*.bias_amplification"),
+    counts=("*.count",),
     gate_max={
         "*.demographic_parity_difference_ci_low": "max_demographic_parity_difference",
         "*.equalized_odds_difference_ci_low": "max_equalized_odds_difference",
