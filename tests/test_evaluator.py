@@ -65,6 +65,7 @@ def test_the_evaluation_lists_the_report_each_result_and_every_plot(model_uri, a
         )
     artifacts = evaluation.artifacts
     assert "HITL evidence report" in artifacts["hitl_report"].content
+    assert "pyfunc model (flavour mlflow.sklearn, run " in artifacts["hitl_report"].content  # not "Pipeline"
     summary = artifacts["hitl_summary"].content
     for check in summary["checks"]:
         assert artifacts[f"hitl_{check}_result"].content["status"] == summary["checks"][check]["status"]

@@ -190,3 +190,23 @@ def test_log_false_inside_a_run_logs_nothing(tracking_uri, arrests_model, arrest
         )
     assert result.run_id is None
     assert "hitl.status" not in mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+
+
+def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
+    tracking_uri, arrests_model, arrests_split, tmp_path
+):
+    _, real, _ = arrests_split
+    features = list(arrests_model.feature_names_in_)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+    result = mlflow_hitl.validate(
+        info.model_uri, real=real, target=ARRESTS_TARGET, checks=["calibration"], run_id=run.info.run_id
+    )
+    assert result.details["model_uri"] == info.model_uri
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="hitl", dst_path=str(tmp_path)
+        )
+    )
+    assert json.loads((local / "summary.json").read_text())["details"]["model_uri"] == info.model_uri
+    assert f"<th>model URI</th><td class=finding>{info.model_uri}</td>" in (local / "report.html").read_text()

@@ -8,6 +8,7 @@ only here and in :mod:`~mlflow_hitl.adapter.logging`. Evidence made only to be r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -104,6 +105,8 @@ def validate(
         strict_checks=strict_checks,
         progress=progress,
     )
+    if isinstance(model, str):  # for the report's header and summary.json: what was judged
+        result = dataclasses.replace(result, details={**result.details, "model_uri": model})
     if target_run is None:
         return result
     return log_validation(result, run_id=target_run, model=model, all_metrics=log_all_metrics)
