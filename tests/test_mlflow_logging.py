@@ -8,7 +8,8 @@ import mlflow
 import pytest
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
+from conftest import ARRESTS_TARGET, FAST
+from hitl_support import log_sklearn_model, validate_split
 from mlflow_hitl.adapter.logging import logged_metrics
 from mlflow_hitl.checks.registry import CHECKS
 from mlflow_hitl.errors import NotFoundError
@@ -19,17 +20,8 @@ LOGGED = {**FAST, "drift": {"report_sample_size": 300}}
 
 @pytest.fixture
 def logged(tracking_uri, arrests_model, arrests_split, tmp_path):
-    synthetic, real, production = arrests_split
     with mlflow.start_run() as run:
-        result = mlflow_hitl.validate(
-            arrests_model,
-            real=real,
-            target=ARRESTS_TARGET,
-            synthetic=synthetic,
-            production=production,
-            sensitive_features=ARRESTS_SENSITIVE,
-            config=LOGGED,
-        )
+        result = validate_split(arrests_model, arrests_split, config=LOGGED)
     local = Path(
         mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="hitl", dst_path=str(tmp_path / "dl")
@@ -84,14 +76,10 @@ def test_headline_metrics_come_in_the_declared_order(logged):
 def test_log_all_metrics_logs_every_measure_but_never_counts_or_flags(
     tracking_uri, arrests_model, arrests_split
 ):
-    synthetic, real, _ = arrests_split
     with mlflow.start_run() as run:
-        result = mlflow_hitl.validate(
+        result = validate_split(
             arrests_model,
-            real=real,
-            target=ARRESTS_TARGET,
-            synthetic=synthetic,
-            sensitive_features=ARRESTS_SENSITIVE,
+            arrests_split,
             checks=["drift", "calibration", "fairness"],
             config=FAST,
             log_all_metrics=True,
@@ -196,9 +184,8 @@ def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
     tracking_uri, arrests_model, arrests_split, tmp_path
 ):
     _, real, _ = arrests_split
-    features = list(arrests_model.feature_names_in_)
     with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+        info = log_sklearn_model(arrests_model, real)
     result = mlflow_hitl.validate(
         info.model_uri, real=real, target=ARRESTS_TARGET, checks=["calibration"], run_id=run.info.run_id
     )

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
+from conftest import FAST
+from hitl_support import validate_split
 from mlflow_hitl import CheckResult, Status, ValidationResult
 from mlflow_hitl.report import render_report, render_summary_markdown
 
@@ -27,17 +28,7 @@ STRICT = {
 
 @pytest.fixture(scope="module")
 def result(arrests_model, arrests_split):
-    synthetic, real, production = arrests_split
-    return mlflow_hitl.validate(
-        arrests_model,
-        real=real,
-        target=ARRESTS_TARGET,
-        synthetic=synthetic,
-        production=production,
-        sensitive_features=ARRESTS_SENSITIVE,
-        config=STRICT,
-        log=False,
-    )
+    return validate_split(arrests_model, arrests_split, config=STRICT, log=False)
 
 
 @pytest.fixture(scope="module")
