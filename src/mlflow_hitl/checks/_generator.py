@@ -594,6 +594,7 @@ SPEC = CheckSpec(
         "near_copy_excess",
         "dcr_median",
     ),
+    counts=("source_copied_rows",),
     # The baseline tests bound copying (their p-values at privacy_alpha); the absolute shares are off by default.
     gate_max={"c2st_auc": "max_c2st_auc"},
     gate_min={
