@@ -47,8 +47,11 @@ def test_the_header_says_when_what_and_on_which_data(result, page):
     assert f"made 2026-11-30 07:05 UTC by mlflow-hitl {mlflow_hitl.__version__}" in text
     assert "model Pipeline (ColumnTransformer → LogisticRegression)" in text
     assert "model URI none: a model object was validated" in text
-    for role, digest in result.details["fingerprints"].items():
+    given = {role: digest for role, digest in result.details["fingerprints"].items() if digest is not None}
+    assert set(given) == {"real", "synthetic", "production"}
+    for role, digest in given.items():
         assert f"{role}: 1,742 rows, sha256 {digest}" in text
+    assert "holdout:" not in text  # an input not given is not listed
     assert "released (classes: No, Yes)" in text
 
 
