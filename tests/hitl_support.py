@@ -114,6 +114,22 @@ def log_model_run(model: Any, real: pd.DataFrame) -> str:
     return run.info.run_id
 
 
+def validate_split(model: Any, split: Sequence[pd.DataFrame | None], **options: Any) -> Any:
+    """``mlflow_hitl.validate`` on the arrests ``(synthetic, real, production)`` split, auditing colour and sex."""
+    import mlflow_hitl
+
+    synthetic, real, production = split
+    return mlflow_hitl.validate(
+        model,
+        real=real,
+        target=ARRESTS_TARGET,
+        synthetic=synthetic,
+        production=production,
+        sensitive_features=ARRESTS_SENSITIVE,
+        **options,
+    )
+
+
 def log_run_with_evidence(
     model: Any,
     synthetic: pd.DataFrame,

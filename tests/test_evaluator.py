@@ -52,6 +52,29 @@ def test_evaluate_with_hitl_logs_the_evidence(model_uri, arrests_split):
         "fairness",
         "generator",
     }
+    # the metrics MLflow logs again to the evaluated model are the run's headline metrics, not hundreds
+    assert set(evaluation.metrics) == {k for k in stored.data.metrics if k.startswith("hitl.")}
+
+
+def test_the_evaluation_lists_the_report_each_result_and_every_plot(model_uri, arrests_split):
+    uri, _ = model_uri
+    synthetic, real, _ = arrests_split
+    with mlflow.start_run():
+        evaluation = evaluate_with_hitl(
+            uri, real, synthetic=synthetic, sensitive_features=["sex"], config=FAST
+        )
+    artifacts = evaluation.artifacts
+    assert "HITL evidence report" in artifacts["hitl_report"].content
+    assert "pyfunc model (flavour mlflow.sklearn, run " in artifacts["hitl_report"].content  # not "Pipeline"
+    summary = artifacts["hitl_summary"].content
+    for check in summary["checks"]:
+        assert artifacts[f"hitl_{check}_result"].content["status"] == summary["checks"][check]["status"]
+    plots = {name for name in artifacts if name.endswith(".png")}
+    assert {"hitl_calibration_reliability.png", "hitl_adversarial_confidence_vs_severity.png"} <= plots
+    assert artifacts["hitl_calibration_reliability.png"].content.size[0] > 100  # a loaded image
+    # every plot the run holds is listed
+    expected = {f"hitl_{c}_{f}" for c, check in summary["checks"].items() for f in check["artifacts"]}
+    assert expected <= set(artifacts)
 
 
 def test_unknown_evaluator_config_key_is_refused(model_uri, arrests_split):

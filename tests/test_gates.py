@@ -290,3 +290,34 @@ def test_prompts_share_the_alias_api_and_are_not_gated(tracking_uri, tmp_path, m
     # "champion" is a protected alias by default; prompts must still be able to take it.
     mlflow.genai.set_prompt_alias("greeting", alias="champion", version=prompt.version)
     assert mlflow.genai.load_prompt("prompts:/greeting@champion").version == prompt.version
+
+
+def test_the_version_page_reads_the_verdict_with_its_reasons_and_the_release_page(registered):
+    invoke = registered["invoke"]
+    invoke("policy", "set", "arrests", str(registered["policy"]), user="root-admin")
+    assert invoke("gate", "promote", "arrests", "1", "--alias", "champion").exit_code == 1
+    tags = mlflow.MlflowClient().get_model_version("arrests", "1").tags
+    assert json.loads(tags["hitl.gate.alias.champion"])["passed"] is False  # tools read this one
+    text = tags["hitl.gate.alias.champion.summary"]
+    assert text.startswith("blocked: 1 unmet — signoff.fairness (")
+    assert text.endswith("details: /hitl/release/arrests/1")
+
+    registered["store"].sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
+    assert invoke("gate", "promote", "arrests", "1", "--alias", "champion").exit_code == 0
+    text = mlflow.MlflowClient().get_model_version("arrests", "1").tags["hitl.gate.alias.champion.summary"]
+    assert text.startswith("allowed: all ") and "requirements met" in text
+
+
+def test_the_gate_judges_metrics_the_run_does_not_log_from_the_verified_results(registered, tmp_path):
+    # Only headline metrics are MLflow metrics; a policy may bound any metric of result.json.
+    run = mlflow.MlflowClient().get_run(registered["run_id"])
+    assert "hitl.calibration.log_loss" not in run.data.metrics
+    policy = tmp_path / "log_loss.toml"
+    policy.write_text(
+        '[protect]\naliases = ["champion"]\n\n[checks.calibration]\nmax = { log_loss = 0.001 }\n'
+    )
+    invoke = registered["invoke"]
+    assert invoke("policy", "set", "arrests", str(policy), user="root-admin").exit_code == 0
+    result = invoke("gate", "check", "models:/arrests/1", "--target", "champion", "--format", "json")
+    bound = next(r for r in json.loads(result.stdout)["requirements"] if "log_loss" in r["name"])
+    assert not bound["met"] and bound["detail"].startswith("log_loss = ")

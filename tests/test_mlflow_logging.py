@@ -8,7 +8,10 @@ import mlflow
 import pytest
 
 import mlflow_hitl
-from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
+from conftest import ARRESTS_TARGET, FAST
+from hitl_support import log_sklearn_model, validate_split
+from mlflow_hitl.adapter.logging import logged_metrics
+from mlflow_hitl.checks.registry import CHECKS
 from mlflow_hitl.errors import NotFoundError
 
 # The drift report is rendered here, on a small sample, to check it is logged.
@@ -17,17 +20,8 @@ LOGGED = {**FAST, "drift": {"report_sample_size": 300}}
 
 @pytest.fixture
 def logged(tracking_uri, arrests_model, arrests_split, tmp_path):
-    synthetic, real, production = arrests_split
     with mlflow.start_run() as run:
-        result = mlflow_hitl.validate(
-            arrests_model,
-            real=real,
-            target=ARRESTS_TARGET,
-            synthetic=synthetic,
-            production=production,
-            sensitive_features=ARRESTS_SENSITIVE,
-            config=LOGGED,
-        )
+        result = validate_split(arrests_model, arrests_split, config=LOGGED)
     local = Path(
         mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="hitl", dst_path=str(tmp_path / "dl")
@@ -46,8 +40,84 @@ def test_metrics_are_logged_as_hitl_check_metric(logged):
     assert logged_metrics["hitl.drift.synthetic_vs_real.drifted_share"] == pytest.approx(
         result.checks["drift"].metrics["synthetic_vs_real.drifted_share"]
     )
-    finite = sum(1 for c in result.checks.values() for v in c.metrics.values() if v == v)
-    assert sum(1 for k in logged_metrics if k.startswith("hitl.")) == finite
+
+
+def test_only_headline_metrics_are_logged_and_result_json_keeps_every_metric(logged):
+    result, run, local = logged
+    logged_keys = {k for k in run.data.metrics if k.startswith("hitl.")}
+    for name, check in result.checks.items():
+        headline = {f"hitl.{name}.{m}" for m in CHECKS[name].headline(check.metrics)}
+        counts = {f"hitl.{name}.{m}" for m in check.metrics if CHECKS[name].is_count(m)}
+        mine = {k for k in logged_keys if k.startswith(f"hitl.{name}.")}
+        assert mine == headline - counts, name
+        assert 1 <= len(mine) <= 12, f"{name} logs {len(mine)} metrics"
+        stored = json.loads((local / name / "result.json").read_text())["metrics"]
+        assert set(stored) == set(check.metrics)
+    # the full set is large; the run shows a handful per check
+    assert sum(len(c.metrics) for c in result.checks.values()) > 3 * len(logged_keys)
+    for never in (
+        "hitl.drift.drifted_count",
+        "hitl.drift.synthetic_vs_real.age.drifted",
+        "hitl.calibration.count",
+    ):
+        assert never not in logged_keys
+
+
+def test_headline_metrics_come_in_the_declared_order(logged):
+    result, _, _ = logged
+    keys = list(logged_metrics(result))
+    assert keys[:2] == ["hitl.drift.drifted_share", "hitl.drift.synthetic_vs_real.drifted_share"]
+    calibration = [k for k in keys if k.startswith("hitl.calibration.")]
+    assert calibration[:2] == ["hitl.calibration.ece", "hitl.calibration.overconfidence_error"]
+    adversarial = [k for k in keys if k.startswith("hitl.adversarial.")]
+    assert adversarial[0] == "hitl.adversarial.worst_overconfidence_error"
+
+
+def test_log_all_metrics_logs_every_measure_but_never_counts_or_flags(
+    tracking_uri, arrests_model, arrests_split
+):
+    with mlflow.start_run() as run:
+        result = validate_split(
+            arrests_model,
+            arrests_split,
+            checks=["drift", "calibration", "fairness"],
+            config=FAST,
+            log_all_metrics=True,
+        )
+    logged_keys = set(mlflow.MlflowClient().get_run(run.info.run_id).data.metrics)
+    expected = {
+        f"hitl.{name}.{m}"
+        for name, check in result.checks.items()
+        for m, v in check.metrics.items()
+        if v == v and not CHECKS[name].is_count(m)
+    }
+    assert logged_keys == expected
+    assert "hitl.calibration.log_loss" in logged_keys and "hitl.fairness.sex.Male.count" not in logged_keys
+
+
+def test_the_run_description_summarises_each_check(logged):
+    result, run, _ = logged
+    note = run.data.tags["mlflow.note.content"]
+    assert "mlflow-hitl: " in note and result.status.value in note
+    for name, check in result.checks.items():
+        row = next(line for line in note.splitlines() if line.startswith(f"| {name} |"))
+        assert check.status.value in row and check.summary[:40] in row
+    assert "hitl/report.html" in note
+
+
+def test_validating_again_replaces_its_section_and_keeps_the_users_description(
+    tracking_uri, arrests_model, arrests_split
+):
+    _, real, _ = arrests_split
+    with mlflow.start_run(description="Baseline model, trained on the May synthetic set.") as run:
+        pass
+    for _ in range(2):
+        mlflow_hitl.validate(
+            arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"], run_id=run.info.run_id
+        )
+    note = mlflow.MlflowClient().get_run(run.info.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith("Baseline model, trained on the May synthetic set.")
+    assert note.count("| calibration |") == 1
 
 
 def test_tags_record_status_per_check(logged):
@@ -108,3 +178,22 @@ def test_log_false_inside_a_run_logs_nothing(tracking_uri, arrests_model, arrest
         )
     assert result.run_id is None
     assert "hitl.status" not in mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+
+
+def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
+    tracking_uri, arrests_model, arrests_split, tmp_path
+):
+    _, real, _ = arrests_split
+    with mlflow.start_run() as run:
+        info = log_sklearn_model(arrests_model, real)
+    result = mlflow_hitl.validate(
+        info.model_uri, real=real, target=ARRESTS_TARGET, checks=["calibration"], run_id=run.info.run_id
+    )
+    assert result.details["model_uri"] == info.model_uri
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="hitl", dst_path=str(tmp_path)
+        )
+    )
+    assert json.loads((local / "summary.json").read_text())["details"]["model_uri"] == info.model_uri
+    assert f"<th>model URI</th><td class=finding>{info.model_uri}</td>" in (local / "report.html").read_text()

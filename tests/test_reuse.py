@@ -7,22 +7,14 @@ from sklearn.base import clone
 
 import mlflow_hitl
 from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET, FAST
+from hitl_support import validate_split
 from mlflow_hitl import _reuse
 from mlflow_hitl._reuse import Fingerprints
 
 
 def _validate(model, split, **kwargs):
-    synthetic, real, production = split
     kwargs.setdefault("config", FAST)
-    return mlflow_hitl.validate(
-        model,
-        real=real,
-        target=ARRESTS_TARGET,
-        synthetic=synthetic,
-        production=production,
-        sensitive_features=ARRESTS_SENSITIVE,
-        **kwargs,
-    )
+    return validate_split(model, split, **kwargs)
 
 
 def test_a_second_model_on_the_same_data_reuses_the_data_only_checks(arrests_model, arrests_split):

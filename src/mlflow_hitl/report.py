@@ -1,19 +1,27 @@
-"""The one-page HTML evidence report a person reads first (``hitl/report.html``).
+"""The one-page HTML evidence report a person reads first (``hitl/report.html``), and the short
+markdown summary that becomes the run's description.
 
 Self-contained: plots are embedded as data URIs, so the page renders inside the MLflow UI's
-artifact viewer, in a browser from a downloaded file, or attached to a compliance review.
+artifact viewer, in a browser from a downloaded file, or attached to a compliance review. A page to
+hand on: it says when and by which version it was made, what model and data (fingerprints) it
+judged, where each threshold came from, every finding, and the sign-offs when they are known.
+Numbers read the same as everywhere else (:mod:`mlflow_hitl._format`).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
-from fnmatch import fnmatchcase
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
 
+from ._format import MISSING, number
 from ._result import CheckResult, Status, ValidationResult
 from .checks.registry import CHECKS
 
-__all__ = ["render_report"]
+__all__ = ["render_report", "render_summary_markdown"]
 
 _COLOURS = {
     Status.PASSED: "#1a7f37",
@@ -21,6 +29,13 @@ _COLOURS = {
     Status.NEEDS_REVIEW: "#9a6700",
     Status.INSUFFICIENT_EVIDENCE: "#6e7781",
 }
+_MARKS = {
+    Status.PASSED: "✅",
+    Status.FAILED: "❌",
+    Status.NEEDS_REVIEW: "⚠️",
+    Status.INSUFFICIENT_EVIDENCE: "❔",
+}
+_REASON_CHARS = 300  # a description to read at a glance; the report has every reason
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
 h1{margin-bottom:.2rem} .sub{color:#57606a;margin-top:0}
@@ -28,6 +43,7 @@ h1{margin-bottom:.2rem} .sub{color:#57606a;margin-top:0}
 table{border-collapse:collapse;margin:.5rem 0 1rem} td,th{border-bottom:1px solid #d0d7de;padding:.3rem .7rem;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums} section{border-top:2px solid #d0d7de;margin-top:1.5rem}
 img{max-width:100%;border:1px solid #d0d7de;margin:.3rem 0} code{background:#f6f8fa;padding:0 .2rem}
+details summary{cursor:pointer;color:#0969da} .finding{white-space:pre-line}
 """
 
 
@@ -35,67 +51,169 @@ def _badge(status: Status) -> str:
     return f'<span class="badge" style="background:{_COLOURS[status]}">{html.escape(status.value)}</span>'
 
 
-def _number(value: float) -> str:
-    if value != value:
-        return "n/a"
-    return f"{value:.4g}"
+def _e(value: Any) -> str:
+    return html.escape(str(value))
 
 
-def _key_metrics(check: CheckResult) -> list[tuple[str, float]]:
-    """The numbers shown for a check: its declared key metrics; everything else stays in its result.json."""
+def _metric_rows(check: CheckResult, names: Iterable[str]) -> str:
+    return "".join(
+        f"<tr><td><code>{_e(k)}</code></td><td class=num>{_e(_shown(check, k))}</td></tr>" for k in names
+    )
+
+
+def _shown(check: CheckResult, name: str) -> str:
+    """A metric as people read it: counts and yes/no flags as whole numbers, the rest to 3 decimals."""
     spec = CHECKS.get(check.name)
-    if spec is None:
-        return list(check.metrics.items())
-    return [(k, v) for k, v in check.metrics.items() if any(fnmatchcase(k, p) for p in spec.key_metrics)]
+    value = check.metrics[name]
+    if spec is not None and spec.is_count(name) and value == value:
+        return number(int(value))
+    return number(value)
+
+
+def _threshold_sources(check: CheckResult) -> list[tuple[str, Any, str]]:
+    """``(setting, value, source)``: ``default`` when the value is the setting's default, else ``config``."""
+    spec = CHECKS.get(check.name)
+    defaults: dict[str, Any] = {}
+    if spec is not None:
+        defaults = {f.name: getattr(spec.settings(), f.name) for f in dataclasses.fields(spec.settings)}
+    out = []
+    for name, value in check.thresholds.items():
+        default = defaults.get(name)
+        same = default is not None and not isinstance(default, bool) and _equal(default, value)
+        if isinstance(default, int) and not isinstance(default, bool) and float(value).is_integer():
+            value = int(value)  # a row count or a seed reads as one, not as 30.000
+        out.append((name, value, "default" if same else "config"))
+    return out
+
+
+def _equal(default: Any, value: Any) -> bool:
+    try:
+        return float(default) == float(value)
+    except (TypeError, ValueError):
+        return default == value
 
 
 def _check_section(check: CheckResult) -> str:
-    rows = "".join(
-        f"<tr><td><code>{html.escape(k)}</code></td><td class=num>{_number(v)}</td></tr>"
-        for k, v in _key_metrics(check)
+    spec = CHECKS.get(check.name)
+    headline = spec.headline(check.metrics) if spec is not None else list(check.metrics)
+    thresholds = "".join(
+        f"<tr><td><code>{_e(k)}</code></td><td class=num>{_e(number(v))}</td><td>{source}</td></tr>"
+        for k, v, source in _threshold_sources(check)
     )
-    thresholds = ", ".join(f"{html.escape(k)}={_number(v)}" for k, v in check.thresholds.items())
     images = "".join(
-        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        f"<figcaption>{html.escape(name)}</figcaption></figure>"
+        f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        f"<figcaption>{_e(name)}</figcaption></figure>"
         for name, data in check.artifacts.items()
         if name.endswith(".png")
     )
     others = [name for name in check.artifacts if not name.endswith(".png")]
     files = (
         "<p>Also in this folder: "
-        + ", ".join(f"<code>hitl/{check.name}/{html.escape(n)}</code>" for n in others)
+        + ", ".join(f"<code>hitl/{_e(check.name)}/{_e(n)}</code>" for n in others)
         + "</p>"
         if others
         else ""
     )
     return (
-        f'<section id="{html.escape(check.name)}"><h2>{html.escape(check.name)} {_badge(check.status)}</h2>'
-        f"<p>{html.escape(check.summary)}</p><table><tr><th>metric</th><th>value</th></tr>{rows}</table>"
-        f"<p class=sub>Thresholds: {thresholds or 'none'}. Every metric: <code>hitl/{check.name}/result.json</code>.</p>"
+        f'<section id="{_e(check.name)}"><h2>{_e(check.name)} {_badge(check.status)}</h2>'
+        f"<p class=finding>{_findings(check.summary)}</p>"
+        f"<table><tr><th>headline metric</th><th>value</th></tr>{_metric_rows(check, headline)}</table>"
+        f"<details><summary>Every metric ({len(check.metrics):,}), also in "
+        f"<code>hitl/{_e(check.name)}/result.json</code></summary>"
+        f"<table><tr><th>metric</th><th>value</th></tr>{_metric_rows(check, check.metrics)}</table></details>"
+        "<details><summary>Thresholds used, and where each came from</summary>"
+        f"<table><tr><th>setting</th><th>value</th><th>source</th></tr>{thresholds}</table></details>"
         f"{images}{files}</section>"
     )
 
 
-def render_report(result: ValidationResult) -> str:
-    """The report as one HTML string."""
+def _findings(summary: str) -> str:
+    """The check's summary, with each of several findings (``a; b; c`` after the verdict) on its own line."""
+    head, sep, rest = summary.partition(": ")
+    parts = [p.strip() for p in rest.split("; ")] if sep else []
+    if len(parts) < 2:
+        return _e(summary)
+    return _e(head) + ":<ul>" + "".join(f"<li>{_e(p.rstrip('.'))}</li>" for p in parts) + "</ul>"
+
+
+def _facts(result: ValidationResult, created: datetime) -> list[tuple[str, str]]:
+    from . import __version__
+
+    details = result.details
+    rows = details.get("rows") or {}
+    prints = details.get("fingerprints") or {}
+    data = [
+        f"{role}: {number(n)} rows, sha256 {prints.get(role) or MISSING}"
+        for role, n in rows.items()
+        if n is not None
+    ]
+    features = details.get("features", [])
+    return [
+        ("made", f"{created:%Y-%m-%d %H:%M} UTC by mlflow-hitl {__version__}"),
+        ("run", result.run_id or "not logged"),
+        ("model", str(details.get("model", MISSING))),
+        ("model URI", str(details.get("model_uri") or "none: a model object was validated")),
+        (
+            "target",
+            f"{details.get('target', MISSING)} (classes: {', '.join(map(str, details.get('classes', [])))})",
+        ),
+        (
+            "features",
+            f"{len(features)} from {details.get('features_source', MISSING)}: {', '.join(map(str, features))}",
+        ),
+        ("sensitive features", ", ".join(details.get("sensitive_features", [])) or "none"),
+        ("data", "\n".join(data) or MISSING),
+        (
+            "thresholds",
+            "the defaults, or the config given to validate (each check says which); "
+            "the release gate judges by the registered model's policy, which can set other bounds",
+        ),
+    ]
+
+
+def _signoff_section(signoffs: Iterable[Mapping[str, Any]] | None) -> str:
+    if signoffs is None:
+        return (
+            "<h2>Sign-offs</h2><p class=sub>Not known when this report was written: the release page "
+            "(<code>/hitl/release/&lt;model&gt;/&lt;version&gt;</code>) and <code>mlflow-hitl lineage</code> "
+            "show them.</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{_e(s.get('check', MISSING))}</td><td>{_e(s.get('decision', MISSING))}</td>"
+        f"<td>{_e(s.get('user', MISSING))}</td><td>{_e(s.get('time', MISSING))}</td>"
+        f"<td>{_e(s.get('note') or '')}</td></tr>"
+        for s in signoffs
+    )
+    if not rows:
+        return "<h2>Sign-offs</h2><p>None yet.</p>"
+    return (
+        "<h2>Sign-offs</h2><table><tr><th>check</th><th>decision</th><th>by</th><th>when</th><th>note</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def render_report(
+    result: ValidationResult,
+    *,
+    signoffs: Iterable[Mapping[str, Any]] | None = None,
+    created: datetime | None = None,
+) -> str:
+    """The report as one HTML string.
+
+    ``signoffs``: the sign-offs so far (rows with ``check``, ``decision``, ``user``, ``time``,
+    ``note``), when the caller knows them; ``None`` says where to find them. ``created``: when the
+    report was made (now, by default).
+    """
     overview = "".join(
-        f'<tr><td><a href="#{html.escape(n)}">{html.escape(n)}</a></td><td>{_badge(c.status)}</td>'
-        f"<td>{html.escape(c.summary)}</td></tr>"
+        f'<tr><td><a href="#{_e(n)}">{_e(n)}</a></td><td>{_badge(c.status)}</td>'
+        f"<td class=finding>{_findings(c.summary)}</td></tr>"
         for n, c in result.checks.items()
     ) + "".join(
-        f"<tr><td>{html.escape(n)}</td><td>skipped</td><td>{html.escape(reason)}</td></tr>"
+        f"<tr><td>{_e(n)}</td><td>skipped</td><td>{_e(reason)}</td></tr>"
         for n, reason in result.skipped.items()
     )
-    details = result.details
-    facts = [
-        ("run", result.run_id or "not logged"),
-        ("model", details.get("model", "")),
-        ("features", f"{len(details.get('features', []))} ({details.get('features_source', '')})"),
-        ("sensitive features", ", ".join(details.get("sensitive_features", [])) or "none"),
-        ("rows", ", ".join(f"{k}={v}" for k, v in (details.get("rows") or {}).items() if v is not None)),
-    ]
-    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    facts = _facts(result, created or datetime.now(timezone.utc))
+    fact_rows = "".join(f"<tr><th>{_e(k)}</th><td class=finding>{_e(v)}</td></tr>" for k, v in facts)
     sections = "".join(_check_section(c) for c in result.checks.values())
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>mlflow-hitl evidence report</title>"
@@ -104,5 +222,34 @@ def render_report(result: ValidationResult) -> str:
         "<p class=sub>Human-in-the-loop validation of a model trained on synthetic data. "
         "<code>insufficient_evidence</code> is never a pass.</p>"
         f"<table>{fact_rows}</table><h2>Checks</h2><table><tr><th>check</th><th>status</th><th>finding</th></tr>"
-        f"{overview}</table>{sections}</body></html>"
+        f"{overview}</table>{_signoff_section(signoffs)}{sections}</body></html>"
+    )
+
+
+def _cell(text: str) -> str:
+    """``text`` as one markdown table cell: one line, pipes escaped, at most ``_REASON_CHARS``."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1].rstrip() + "…"
+
+
+def render_summary_markdown(result: ValidationResult) -> str:
+    """A short markdown summary for the run's description: the status of each check and its finding."""
+    rows = [
+        f"| {name} | {_MARKS[check.status]} {check.status.value} | {_cell(check.summary)} |"
+        for name, check in result.checks.items()
+    ] + [f"| {name} | skipped | {_cell(reason)} |" for name, reason in result.skipped.items()]
+    counts = {}
+    for check in result.checks.values():
+        counts[check.status.value] = counts.get(check.status.value, 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return "\n".join(
+        [
+            f"**mlflow-hitl: {_MARKS[result.status]} {result.status.value}** ({tally or 'no check ran'})",
+            "",
+            "| check | status | finding |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "The full evidence: `hitl/report.html`; every metric: `hitl/<check>/result.json`.",
+        ]
     )

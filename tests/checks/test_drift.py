@@ -8,6 +8,7 @@ the verdict), never from our own output.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklego.datasets import load_arrests
 
 from mlflow_hitl import Status
 from mlflow_hitl.checks import drift_check, drift_table
+from mlflow_hitl.checks._drift_report import evidently_drift_share
 from mlflow_hitl.config import DriftConfig
 from mlflow_hitl.errors import ConfigError, InputError
 
@@ -355,8 +357,54 @@ def test_html_report_is_evidently_on_a_seeded_sample():
         "current": 300,
         "seed": 3,
         "columns_left_out": [],
+        "drift_share": 0.1001,
+        "evidently_drifted": 0,
+        "evidently_detected": False,
     }
     assert first.thresholds["report_sample_size"] == 300.0
+
+
+def _dataset_drift_banner(page: str) -> str:
+    """evidently's own dataset-drift verdict, as its page shows it."""
+    return re.search(r"Dataset Drift is [^\"]*", page).group(0)
+
+
+def test_evidently_page_flags_dataset_drift_exactly_when_we_fail_it():
+    reference, current = _halves(_arrests().drop(columns=["released"]))
+    one_of_seven = current.assign(age=current["age"] + 3)  # 14% of columns drift: we fail (> 10%)
+    failed = drift_check({"p": (reference, one_of_seven)})
+    assert failed.status is Status.FAILED and failed.metrics["p.drifted_share"] == pytest.approx(1 / 7)
+    page = failed.artifacts["p.html"].decode("utf-8")
+    # evidently's default (drift_share 0.5) would say "NOT detected" here
+    assert (
+        _dataset_drift_banner(page)
+        == "Dataset Drift is detected. Dataset drift detection threshold is 0.1001"
+    )
+    assert "mlflow-hitl on all rows: 1 of 7 columns drifted, dataset drift detected" in page
+    assert "the verdicts agree" in page
+
+    loose = drift_check({"p": (reference, one_of_seven)}, config={"max_drifted_share": 0.2})
+    assert loose.status is Status.NEEDS_REVIEW
+    page = loose.artifacts["p.html"].decode("utf-8")
+    assert _dataset_drift_banner(page).startswith("Dataset Drift is NOT detected")
+
+
+@pytest.mark.parametrize(
+    ("ours", "n_columns", "theirs"),
+    [
+        (0.1, 7, 0.1001),
+        (0.1, 10, 0.1001),
+        (0.0, 5, 0.0001),
+        (0.25, 4, 0.2501),
+        (0.33333, 3, 1 / 3),
+        (1.0, 3, 1.0001),
+    ],
+)
+def test_evidently_threshold_flags_exactly_the_shares_we_fail(ours, n_columns, theirs):
+    share = evidently_drift_share(ours, n_columns)
+    assert share == pytest.approx(theirs)
+    for k in range(n_columns + 1):
+        assert (k / n_columns >= share) == (k / n_columns > ours), k
 
 
 def _awkward(n: int, seed: int) -> pd.DataFrame:
@@ -383,12 +431,21 @@ def test_html_leaves_out_columns_whose_sample_is_empty():
     assert result.details["p"]["table"][1]["stattest"] == "z"
 
 
-def test_html_failure_inside_evidently_is_recorded_not_raised():
-    """evidently 0.7 fails on a string column that also holds numbers; our engine counts them."""
+def test_a_string_column_that_also_holds_numbers_is_shown_as_we_typed_it():
+    """Left to infer types, evidently 0.7 fails on such a column; told our kinds, it renders the page."""
     result = drift_check({"p": (_awkward(400, 0), _awkward(400, 1))})  # no sampling
+    assert "error" not in result.details["p"]["report_sample"] and "p.html" in result.artifacts
+    assert [row["stattest"] for row in result.details["p"]["table"]] == ["ks", "z", "chisquare"]
+
+
+def test_html_failure_inside_evidently_is_recorded_not_raised():
+    """Columns ``1`` and ``"1"`` are distinct to us, one name to evidently, which then fails."""
+    rng = np.random.default_rng(0)
+    frames = [pd.DataFrame({1: rng.normal(size=300), "1": rng.normal(size=300)}) for _ in range(2)]
+    result = drift_check({"p": tuple(frames)})
     assert result.details["p"]["report_sample"]["error"].startswith("evidently could not render the report: ")
     assert "p.html" not in result.artifacts and "p.png" in result.artifacts
-    assert [row["stattest"] for row in result.details["p"]["table"]] == ["ks", "z", "chisquare"]
+    assert [row["stattest"] for row in result.details["p"]["table"]] == ["ks", "ks"]
 
 
 # --------------------------------------------------------------------------- bad input

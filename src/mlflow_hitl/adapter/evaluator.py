@@ -6,15 +6,25 @@ with the evaluation dataset (features and labels of the real rows) and this eval
 
     evaluator_config={"hitl": {"synthetic": synthetic_df, "production": prod_df,
                                "sensitive_features": ["sex"], "checks": None, "config": {...}}}
+
+The result's ``metrics`` are the ones logged to the run (each check's headline metrics, or every one
+with ``"log_all_metrics": True``); MLflow logs them again to the evaluated model. Its ``artifacts``
+name the report, the summary, each check's ``result.json``, plots and pages.
 """
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
-from mlflow.models.evaluation import EvaluationResult, ModelEvaluator
-from mlflow.models.evaluation.artifacts import JsonEvaluationArtifact
+from mlflow.models.evaluation import EvaluationArtifact, EvaluationResult, ModelEvaluator
+from mlflow.models.evaluation.artifacts import (
+    ImageEvaluationArtifact,
+    JsonEvaluationArtifact,
+    TextEvaluationArtifact,
+)
 
+from .._result import ValidationResult
 from ..errors import ConfigError
 
 __all__ = ["HitlEvaluator"]
@@ -29,6 +39,7 @@ _CONFIG_KEYS = (
     "checks",
     "config",
     "reuse",
+    "log_all_metrics",
 )
 
 
@@ -49,7 +60,6 @@ class HitlEvaluator(ModelEvaluator):
         model: Any = None,
         **kwargs: Any,
     ) -> EvaluationResult:
-        from .logging import ARTIFACT_ROOT, metric_key
         from .validation import validate
 
         options = dict(evaluator_config or {})
@@ -67,15 +77,32 @@ class HitlEvaluator(ModelEvaluator):
         real[target] = dataset.labels_data
         result = validate(model, real=real, target=target, run_id=run_id, **options)
 
-        import mlflow
+        from .logging import logged_metrics
 
-        summary_uri = (
-            f"{mlflow.MlflowClient().get_run(run_id).info.artifact_uri}/{ARTIFACT_ROOT}/summary.json"
-        )
-        metrics = {
-            metric_key(check_name, name): value
-            for check_name, check in result.checks.items()
-            for name, value in check.metrics.items()
-        }
-        artifacts = {"hitl_summary": JsonEvaluationArtifact(uri=summary_uri, content=result.to_dict())}
-        return EvaluationResult(metrics=metrics, artifacts=artifacts, run_id=run_id)
+        # What MLflow logs again to the evaluated model (its "Model metrics"): the same set as the run's.
+        metrics = logged_metrics(result, all_metrics=bool(options.get("log_all_metrics")))
+        return EvaluationResult(metrics=metrics, artifacts=_artifacts(result, run_id), run_id=run_id)
+
+
+def _artifacts(result: ValidationResult, run_id: str) -> dict[str, EvaluationArtifact]:
+    """The logged evidence as MLflow evaluation artifacts, each loaded from the run when first read.
+
+    ``hitl_summary`` (its content at hand), ``hitl_report`` (the HTML page), and per check
+    ``hitl_<check>_result`` (every metric) and ``hitl_<check>_<file name>`` for each plot (an image)
+    or page (``hitl_calibration_reliability.png``, ``hitl_drift_synthetic_vs_real.html``).
+    """
+    import mlflow
+
+    from .logging import ARTIFACT_ROOT
+
+    root = f"{mlflow.MlflowClient().get_run(run_id).info.artifact_uri}/{ARTIFACT_ROOT}"
+    artifacts: dict[str, EvaluationArtifact] = {
+        "hitl_summary": JsonEvaluationArtifact(uri=f"{root}/summary.json", content=result.to_dict()),
+        "hitl_report": TextEvaluationArtifact(uri=f"{root}/report.html"),
+    }
+    for name, check in result.checks.items():
+        artifacts[f"hitl_{name}_result"] = JsonEvaluationArtifact(uri=f"{root}/{name}/result.json")
+        for filename in (PurePosixPath(f).name for f in check.artifacts):
+            kind = ImageEvaluationArtifact if filename.endswith(".png") else TextEvaluationArtifact
+            artifacts[f"hitl_{name}_{filename}"] = kind(uri=f"{root}/{name}/{filename}")
+    return artifacts

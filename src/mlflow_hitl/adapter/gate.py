@@ -5,8 +5,10 @@ The decision is computed from evidence only: the version's run, its ``hitl/summa
 sha256 of every artifact re-verified and the whole folder judged against its registration in the
 audit chain, the version's model files against the evaluated model's digest, its metrics against the
 *policy's* thresholds, the review store's sign-offs (of the registered evidence) and verified-label
-snapshots for that run, the authors the records name, and an intact audit chain. The
-``hitl.gate.<target>`` tag written on the model version is a record of the outcome, never an input.
+snapshots for that run, the authors the records name, and an intact audit chain. The tags written on
+the model version are a record of the outcome, never an input: ``hitl.gate.<target>`` holds
+``{passed, evidence_hash, audit_seq}`` for tools, ``hitl.gate.<target>.summary`` the same verdict for
+people (``blocked: 2 unmet — ...``, every unmet requirement and the release page's address).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextvars
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..gate import (
@@ -38,6 +41,8 @@ __all__ = [
     "collect_evidence",
     "enforce",
     "canonical_target",
+    "gate_tag_text",
+    "release_page",
     "internal_writes",
     "policy_for",
     "promote",
@@ -47,6 +52,7 @@ __all__ = [
 
 POLICY_HASH_TAG = "hitl.policy_hash"
 GATE_TAG_PREFIX = "hitl.gate."
+_TAG_TEXT_CHARS = 4000  # the registry stores tag values of up to 5,000 characters
 
 # Set while mlflow-hitl itself writes hitl.* tags, so the registry-store plugin lets them through.
 _INTERNAL = contextvars.ContextVar("mlflow_hitl_internal_write", default=False)
@@ -250,6 +256,25 @@ def check_gate(
     return decision
 
 
+def release_page(model_name: str, version: str) -> str:
+    """Where the server's pages show a version's release: its evidence, sign-offs and gate decisions."""
+    return f"/hitl/release/{quote(model_name, safe='')}/{quote(str(version), safe='')}"
+
+
+def gate_tag_text(decision: GateDecision) -> str:
+    """The decision as a person reads it on the version page: the verdict, every unmet requirement
+    with its reason, and the release page (kept when the reasons are shortened to fit a tag)."""
+    page = f"details: {release_page(decision.model_name, decision.version)}"
+    if decision.passed:
+        return f"allowed: all {len(decision.requirements)} requirements met — {page}"
+    unmet = decision.unmet()
+    reasons = "; ".join(f"{r.name} ({r.detail})" for r in unmet)
+    room = _TAG_TEXT_CHARS - len(page) - 40
+    if len(reasons) > room:
+        reasons = reasons[: room - 1].rstrip() + "…"
+    return f"blocked: {len(unmet)} unmet — {reasons} — {page}"
+
+
 def _record(store: ReviewStore, decision: GateDecision, *, action: str, actor: str | None) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -269,7 +294,11 @@ def _record(store: ReviewStore, decision: GateDecision, *, action: str, actor: s
     key = GATE_TAG_PREFIX + decision.target.replace(":", ".")
     # A remote tracking server records its own tags (it refuses hitl.* tags from clients).
     with internal_writes(), contextlib.suppress(MlflowException):
-        _client().set_model_version_tag(decision.model_name, decision.version, key, tag)
+        client = _client()
+        client.set_model_version_tag(decision.model_name, decision.version, key, tag)
+        client.set_model_version_tag(
+            decision.model_name, decision.version, f"{key}.summary", gate_tag_text(decision)
+        )
 
 
 def enforce(

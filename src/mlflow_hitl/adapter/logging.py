@@ -2,11 +2,15 @@
 
 Layout in the run (the contract other tools read):
 
-- metrics ``hitl.<check>.<metric>``;
+- metrics ``hitl.<check>.<metric>``: each check's headline metrics (its spec's ``key_metrics``), in
+  that order; every metric with ``log_all_metrics``. Counts and yes/no flags are never MLflow metrics,
+  and no metric is lost: each check's ``result.json`` holds them all;
 - artifacts ``hitl/<check>/result.json`` plus each check's PNG/HTML files, ``hitl/report.html``
   (the page a person reads first) and ``hitl/summary.json``: status per check, skipped checks and a
   manifest of every other artifact with its sha256, so a later gate can re-verify the evidence;
-- tags ``hitl.status`` (overall) and ``hitl.checks`` (``check=status`` pairs, comma separated).
+- tags ``hitl.status`` (overall), ``hitl.checks`` (``check=status`` pairs, comma separated) and the
+  run's description (``mlflow.note.content``): a short markdown summary with each check's status and
+  finding, in a section of its own so a description people wrote is kept.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from typing import Any
 
 from .._hashing import sha256_file
 from .._result import ValidationResult
+from ..checks.registry import CHECKS
 from ..errors import NotFoundError
-from ..report import render_report
+from ..report import render_report, render_summary_markdown
 
 __all__ = [
     "ARTIFACT_ROOT",
     "log_text_artifact",
     "log_validation",
+    "logged_metrics",
     "metric_key",
     "resolve_run_id",
     "sha256_file",
@@ -37,12 +43,50 @@ ARTIFACT_ROOT = "hitl"
 _BAD_KEY_CHARS = re.compile(r"[^\w\-. :/]")
 _MAX_KEY = 250
 _BATCH = 1000  # MLflow's log_batch limit on metrics per call
+_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+_NOTE_START, _NOTE_END = "<!-- mlflow-hitl -->", "<!-- /mlflow-hitl -->"
 
 
 def metric_key(check: str, name: str) -> str:
     """``hitl.<check>.<name>`` with characters MLflow refuses replaced by ``_``."""
     key = _BAD_KEY_CHARS.sub("_", f"{ARTIFACT_ROOT}.{check}.{name}").replace("//", "/")
     return key[:_MAX_KEY]
+
+
+def logged_metrics(result: ValidationResult, *, all_metrics: bool = False) -> dict[str, float]:
+    """The MLflow metrics ``result`` becomes, in the order they are logged.
+
+    Each check's headline metrics first (its spec's ``key_metrics``, in their declared order), then,
+    with ``all_metrics``, the rest. A run page of a handful of charts per check reads at a glance;
+    hundreds of single-value charts do not, and every value is in ``hitl/<check>/result.json``.
+    Counts and yes/no flags (the spec's ``counts``) and NaN (MLflow cannot chart it) are left out.
+    """
+    out: dict[str, float] = {}
+    for check_name, check in result.checks.items():
+        spec = CHECKS.get(check_name)
+        names = spec.headline(check.metrics) if spec is not None else list(check.metrics)
+        if all_metrics:
+            names += [n for n in check.metrics if n not in set(names)]
+        for name in names:
+            value = check.metrics[name]
+            if value == value and not (spec is not None and spec.is_count(name)):
+                out[metric_key(check_name, name)] = value
+    return out
+
+
+def _description(existing: str | None, result: ValidationResult) -> str:
+    """The run's description with our section (between markers) written or replaced, the rest kept."""
+    section = f"{_NOTE_START}\n{render_summary_markdown(result)}\n{_NOTE_END}"
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    existing = existing or ""
+    start, end = existing.find(_NOTE_START), existing.find(_NOTE_END)
+    if start != -1 and end > start:
+        before, after = existing[:start], existing[end + len(_NOTE_END) :]
+    else:
+        before, after = (existing.rstrip() + "\n\n" if existing.strip() else ""), ""
+    room = MAX_TAG_VAL_LENGTH - len(section) - len(after)
+    return before[: max(room, 0)] + section + after
 
 
 def log_text_artifact(run_id: str, text: str, artifact_file: str) -> None:
@@ -83,8 +127,12 @@ def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
     }
 
 
-def log_validation(result: ValidationResult, *, run_id: str, model: Any = None) -> ValidationResult:
+def log_validation(
+    result: ValidationResult, *, run_id: str, model: Any = None, all_metrics: bool = False
+) -> ValidationResult:
     """Log ``result`` to run ``run_id`` and return it with ``run_id`` set.
+
+    ``all_metrics``: log every metric, not only each check's headline metrics (see :func:`logged_metrics`).
 
     The evidence is then registered in the audit chain, bound to ``model`` (what ``validate`` was
     given; ``None``: the model the run logged), see :mod:`~mlflow_hitl.adapter.registration`.
@@ -99,10 +147,7 @@ def log_validation(result: ValidationResult, *, run_id: str, model: Any = None) 
     result = dataclasses.replace(result, run_id=run_id)
     now = get_current_time_millis()
     metrics = [
-        Metric(metric_key(check_name, name), value, now, 0)
-        for check_name, check in result.checks.items()
-        for name, value in check.metrics.items()
-        if value == value  # NaN metrics stay in result.json; MLflow charts cannot draw them
+        Metric(key, value, now, 0) for key, value in logged_metrics(result, all_metrics=all_metrics).items()
     ]
     for start in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + _BATCH], synchronous=True)
@@ -122,11 +167,13 @@ def log_validation(result: ValidationResult, *, run_id: str, model: Any = None) 
             run_id, root / "summary.json", model=model, fingerprints=result.details.get("fingerprints")
         )
 
+    note = client.get_run(run_id).data.tags.get(_NOTE)
     client.log_batch(
         run_id,
         tags=[
             RunTag("hitl.status", result.status.value),
             RunTag("hitl.checks", ",".join(f"{n}={c.status.value}" for n, c in result.checks.items())),
+            RunTag(_NOTE, _description(note, result)),
         ],
         synchronous=True,
     )

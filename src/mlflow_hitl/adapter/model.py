@@ -130,5 +130,23 @@ def as_classifier(model: Any) -> ClassifierHandle:
     if isinstance(model, str):
         return _from_pyfunc(_load_uri(model), f"model {model!r}")
     if type(model).__name__ == "PyFuncModel" and hasattr(model, "metadata"):
-        return _from_pyfunc(model, "pyfunc model")
-    return _from_estimator(model, type(model).__name__)
+        return _from_pyfunc(model, _describe_pyfunc(model))
+    return _from_estimator(model, _describe(model))
+
+
+def _describe(model: Any) -> str:
+    """What a person needs to recognise an estimator: its class and, for a pipeline, its steps."""
+    name = type(model).__name__
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps and all(isinstance(s, tuple) and len(s) == 2 for s in steps):
+        return f"{name} ({' → '.join(type(step).__name__ for _, step in steps)})"
+    return name
+
+
+def _describe_pyfunc(model: Any) -> str:
+    """A pyfunc model by its flavour and the run that logged it, when the metadata says."""
+    metadata = model.metadata
+    flavour = (metadata.flavors or {}).get("python_function", {}).get("loader_module")
+    known = [f"flavour {flavour}" if flavour else None, f"run {metadata.run_id}" if metadata.run_id else None]
+    said = ", ".join(k for k in known if k)
+    return f"pyfunc model ({said})" if said else "pyfunc model"

@@ -8,6 +8,7 @@ only here and in :mod:`~mlflow_hitl.adapter.logging`. Evidence made only to be r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,7 @@ def validate(
     source: pd.DataFrame | None = None,
     strict_checks: bool = False,
     progress: Progress | None = None,
+    log_all_metrics: bool = False,
 ) -> ValidationResult:
     """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
 
@@ -76,6 +78,10 @@ def validate(
         :class:`~mlflow_hitl.errors.InputError` (before any check runs) instead of a skip; the CLI's
         ``--checks`` works this way.
     progress : ``progress(done, total)`` after each check (the CLI draws its bar with it).
+    log_all_metrics : by default each check logs its handful of headline metrics as MLflow metrics
+        (``hitl.calibration.ece``, ``hitl.drift.drifted_share`` ...) and keeps every metric in
+        ``hitl/<check>/result.json``; True logs every metric as an MLflow metric too (counts and
+        yes/no flags never are).
 
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column
@@ -99,7 +105,11 @@ def validate(
         strict_checks=strict_checks,
         progress=progress,
     )
-    return result if target_run is None else log_validation(result, run_id=target_run, model=model)
+    if isinstance(model, str):  # for the report's header and summary.json: what was judged
+        result = dataclasses.replace(result, details={**result.details, "model_uri": model})
+    if target_run is None:
+        return result
+    return log_validation(result, run_id=target_run, model=model, all_metrics=log_all_metrics)
 
 
 def validate_model_uri(model_uri: str, *, run_id: str | None, log: bool, **options: Any) -> ValidationResult:

@@ -201,9 +201,12 @@ def _verdict(
 def _curves_png(
     clean: dict[str, float], results: dict[str, dict[float, dict[str, float]]], verdicts: dict
 ) -> bytes:
-    fig = new_figure(4.0 * len(results), 3.6)
-    axes = np.atleast_1d(fig.subplots(1, len(results), sharey=True))
-    for ax, (name, by_severity) in zip(axes, results.items(), strict=True):
+    """One panel per perturbation, two per row, so the page that embeds it keeps the text readable."""
+    ncols = min(2, len(results))
+    nrows = -(-len(results) // ncols)
+    fig = new_figure(5.2 * ncols, 3.4 * nrows + 0.6)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+    for ax, (name, by_severity) in zip(axes, results.items(), strict=False):
         xs = sorted({0.0, *by_severity})
         acc = [by_severity[s]["accuracy"] if s in by_severity else clean["accuracy"] for s in xs]
         conf = [
@@ -221,11 +224,15 @@ def _curves_png(
             interpolate=True,
             label="confidence above accuracy",
         )
-        ax.set_title(f"{name}: {verdicts[name]['verdict']}", fontsize="medium")
-        ax.set_xlabel("severity")
+        ax.set_title(f"{name}: {verdicts[name]['verdict']}", fontsize="x-large")
+        ax.set_xlabel("severity", fontsize="large")
+        ax.set_ylabel("accuracy / mean confidence", fontsize="large")
+        ax.tick_params(labelsize="large")
         ax.set_ylim(0, 1.02)
-    axes[0].set_ylabel("share of rows")
-    axes[0].legend(loc="lower left", fontsize="small")
+    for ax in axes[len(results) :]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="large")
     return to_png(fig)
 
 
@@ -432,6 +439,7 @@ SPEC = CheckSpec(
     settings=AdversarialConfig,
     missing=_missing,
     run=_run,
-    key_metrics=("clean.*", "worst_overconfidence_error"),
+    key_metrics=("worst_overconfidence_error", "*.confidence_gap", "clean.*"),
+    counts=("n_rows",),
     gate_max={"worst_overconfidence_error": "max_overconfidence_error"},
 )

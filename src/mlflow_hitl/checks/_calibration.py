@@ -225,7 +225,7 @@ def _reliability_png(bins: dict[str, list], ece: float, oe: float, n: int) -> by
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
     top.legend(loc="upper left", fontsize="small")
-    top.set_title(f"Reliability diagram: ECE {ece:.3f}, OE {oe:.3f} (n={n})")
+    top.set_title(f"Reliability diagram: ECE {ece:.3f}, OE {oe:.3f} (n={n:,})")
     bottom.bar(edges[:-1], bins["counts"], width=width, align="edge", color="tab:grey", edgecolor="white")
     for i in filled:
         bottom.annotate(
@@ -233,8 +233,9 @@ def _reliability_png(bins: dict[str, list], ece: float, oe: float, n: int) -> by
             (edges[i] + width[i] / 2, bins["counts"][i]),
             ha="center",
             va="bottom",
-            fontsize=6,
+            fontsize="small",
         )
+    bottom.set_ylim(0, max(bins["counts"]) * 1.3 or 1)  # room for the tallest bar's count
     bottom.set_xlim(0, 1)
     bottom.set_xlabel("confidence (top-label probability)")
     bottom.set_ylabel("rows")
@@ -317,17 +318,17 @@ def _verdict(
     if n < cfg.min_samples:
         return (
             Status.INSUFFICIENT_EVIDENCE,
-            f"Only {n} labelled rows; at least {cfg.min_samples} are needed to judge calibration.",
+            f"Only {n:,} labelled rows; at least {cfg.min_samples:,} are needed to judge calibration.",
         )
     if reasons:
-        return Status.FAILED, f"Miscalibrated on {n} rows: {'; '.join(reasons)}."
+        return Status.FAILED, f"Miscalibrated on {n:,} rows: {'; '.join(reasons)}."
     if breaches:
         return (
             Status.NEEDS_REVIEW,
             f"Calibrated overall (ECE {metrics['ece']:.3f}) but not in group(s): {'; '.join(breaches)}.",
         )
     return Status.PASSED, (
-        f"Calibrated on {n} rows: ECE {metrics['ece']:.3f} <= {cfg.max_ece}, "
+        f"Calibrated on {n:,} rows: ECE {metrics['ece']:.3f} <= {cfg.max_ece}, "
         f"overconfidence error {metrics['overconfidence_error']:.3f} <= {cfg.max_overconfidence_error}."
     )
 
@@ -416,15 +417,7 @@ SPEC = CheckSpec(
     settings=CalibrationConfig,
     missing=_missing,
     run=_run,
-    key_metrics=(
-        "ece",
-        "adaptive_ece",
-        "mce",
-        "brier",
-        "log_loss",
-        "overconfidence_error",
-        "accuracy",
-        "mean_confidence",
-    ),
+    key_metrics=("ece", "overconfidence_error", "adaptive_ece", "mce", "brier", "accuracy"),
+    counts=("count", "*.count"),
     gate_max={"ece": "max_ece", "overconfidence_error": "max_overconfidence_error"},
 )

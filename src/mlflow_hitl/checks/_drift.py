@@ -321,15 +321,23 @@ def _render(
     current: pd.DataFrame,
     columns: list[Any],
     cfg: DriftConfig,
+    table: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Add evidently's HTML to ``artifacts``; return what it saw, or why there is no page.
+    """Add evidently's HTML, run with our rules (``table``: our verdict per column), to ``artifacts``;
+    return what it saw, or why there is no page.
 
     The page is a view for people, not evidence: the verdicts come from our engine. So a failure
     inside evidently on unusual data is recorded in details instead of failing the whole check.
     """
     try:
         page, sample = report_html(
-            reference, current, columns=columns, sample_size=cfg.report_sample_size, seed=cfg.seed
+            reference,
+            current,
+            columns=columns,
+            sample_size=cfg.report_sample_size,
+            seed=cfg.seed,
+            max_drifted_share=cfg.max_drifted_share,
+            table=table,
         )
     except Exception as exc:  # noqa: BLE001 - any evidently error; the message goes to details
         return {"error": f"evidently could not render the report: {type(exc).__name__}: {exc}"}
@@ -351,7 +359,9 @@ def _with_report_pages(
         tested = {row["column"] for row in details[key]["table"] if row["stattest"] is not None}
         if tested:
             columns = [c for c in reference.columns if str(c) in tested]
-            sample = _render(artifacts, f"{key}.html", reference, current, columns, cfg)
+            sample = _render(
+                artifacts, f"{key}.html", reference, current, columns, cfg, details[key]["table"]
+            )
             details[key] = {**details[key], "report_sample": sample}
     return dataclasses.replace(result, details=details, artifacts=artifacts)
 
@@ -499,7 +509,8 @@ SPEC = CheckSpec(
     settings=DriftConfig,
     missing=_missing,
     run=_run,
-    key_metrics=("drifted_share", "drifted_count", "*.drifted_share", "*.drifted_count"),
+    key_metrics=("drifted_share", "*.drifted_share"),
+    counts=("drifted_count", "*.drifted_count", "*.drifted"),
     gate_max={"drifted_share": "max_drifted_share"},
     data_read=_data_read,
     render=_render_for_log,

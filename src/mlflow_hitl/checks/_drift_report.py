@@ -1,23 +1,46 @@
 """What people look at for drift: evidently's HTML report and a bar chart of our per-column scores.
 
-evidently renders the report because reviewers know it; it sees a seeded sample (its own engine
-takes minutes on a million rows), so a banner at the top says the verdicts that count are ours.
+evidently renders the report because reviewers know it. Left to its defaults it would contradict us:
+its preset flags a dataset only when half its columns drift (we fail above ``max_drifted_share``),
+and on a sample it would pick its tests by the sample's size. So it runs with our rules: each column
+typed as we typed it and tested with the test and threshold we chose on all rows, and a dataset
+threshold that flags exactly the shares we fail. It still sees only a seeded sample (its own engine
+takes minutes on a million rows), so a banner at the top gives both verdicts, says whether they
+agree, and why they can differ.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._format import number, percent
 from ._plots import new_figure, to_png
 
 __all__ = ["chart_png", "report_html"]
 
 _P_FLOOR = 1e-10  # p-values are drawn on a log scale; smaller ones are all "clearly drifted"
+# The tests evidently accepts for each column kind (it refuses chi-square on a numeric column, say,
+# although its own defaults pick one for a numeric column with few values).
+_ALLOWED = {"num": {"ks", "wasserstein", "jensenshannon"}, "cat": {"chisquare", "z", "jensenshannon"}}
+
+
+def evidently_drift_share(max_drifted_share: float, n_columns: int) -> float:
+    """The ``drift_share`` that makes evidently flag a dataset exactly when we fail it.
+
+    evidently flags a share *at or above* its threshold; we fail a share *above* ours. With ``n``
+    columns the shares are ``k / n``, so any threshold above ours and at most the smallest share above
+    it agrees: ours plus 0.0001 (easy to read next to ours), unless that skips a share.
+    """
+    smallest_failing = (math.floor(max_drifted_share * n_columns + 1e-9) + 1) / max(n_columns, 1)
+    readable = round(math.floor(max_drifted_share * 10_000 + 1e-6) / 10_000 + 0.0001, 4)
+    return readable if max_drifted_share < readable <= smallest_failing else smallest_failing
 
 
 def _sample(frame: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -33,14 +56,20 @@ def report_html(
     columns: list[Any],
     sample_size: int,
     seed: int,
+    max_drifted_share: float = 0.5,
+    table: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[bytes | None, dict[str, Any]]:
     """evidently 0.7's ``Report([DataDriftPreset()])`` on ``columns``, at most ``sample_size`` rows per set.
 
-    The rows are sampled before the columns are taken, so a million-row frame is never copied whole.
+    ``table``: our verdict on all rows (a row per column: ``column``, ``kind``, ``stattest``,
+    ``threshold``, ``drifted``); evidently then uses our column kinds, tests and thresholds, and
+    :func:`evidently_drift_share` for ``max_drifted_share``. The rows are sampled before the columns
+    are taken, so a million-row frame is never copied whole.
 
     Returns the standalone HTML (``None`` when no column has values in both samples) and what the
-    report saw: sample sizes, seed, and the columns left out because their sample was empty. evidently is imported here, not at module
-    level, so importing the checks stays fast for code that never renders a report.
+    report saw: sample sizes, seed, the columns left out because their sample was empty, evidently's
+    dataset-drift threshold and verdict, and whether it agrees with ours. evidently is imported here,
+    not at module level, so importing the checks stays fast for code that never renders a report.
     """
     from evidently import Report
     from evidently.presets import DataDriftPreset
@@ -51,27 +80,121 @@ def report_html(
     # evidently raises on a column with no values; a sparse column can sample to nothing.
     empty = [c for c in ref_sample.columns if ref_sample[c].isna().all() or cur_sample[c].isna().all()]
     ref_sample, cur_sample = ref_sample.drop(columns=empty), cur_sample.drop(columns=empty)
-    sample = {
+    rules = {str(row["column"]): row for row in table if row.get("stattest") is not None}
+    drift_share = evidently_drift_share(max_drifted_share, ref_sample.shape[1])
+    sample: dict[str, Any] = {
         "reference": len(ref_sample),
         "current": len(cur_sample),
         "seed": seed,
         "columns_left_out": empty,
+        "drift_share": drift_share,
     }
     if ref_sample.shape[1] == 0:
         return None, sample
+    preset = _preset(DataDriftPreset, rules, list(ref_sample.columns), drift_share)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # evidently's pandas/plotly deprecation noise
-        snapshot = Report([DataDriftPreset()]).run(cur_sample, ref_sample)
+        snapshot = Report([preset]).run(_dataset(cur_sample, rules), _dataset(ref_sample, rules))
         page = snapshot.get_html_str(as_iframe=False)
-    banner = (
+    theirs = _evidently_count(snapshot)
+    if theirs is not None:
+        sample["evidently_drifted"] = theirs
+        sample["evidently_detected"] = theirs / ref_sample.shape[1] >= drift_share
+    banner = _banner(reference, current, ref_sample, cur_sample, rules, empty, max_drifted_share, sample)
+    return page.replace("<body>", "<body>" + banner, 1).encode("utf-8"), sample
+
+
+def _preset(preset_class: Any, rules: Mapping[str, Mapping[str, Any]], names: list[str], share: float) -> Any:
+    """evidently's preset with our test and threshold for each column, and ``share`` for the dataset."""
+    tested = [c for c in names if c in rules]
+    return preset_class(
+        drift_share=share,
+        per_column_method={
+            c: rules[c]["stattest"]
+            for c in tested
+            if rules[c]["stattest"] in _ALLOWED.get(rules[c]["kind"], ())
+        }
+        or None,
+        per_column_threshold={c: float(rules[c]["threshold"]) for c in tested} or None,
+    )
+
+
+def _dataset(frame: pd.DataFrame, rules: Mapping[str, Mapping[str, Any]]) -> Any:
+    """``frame`` typed as we typed its columns (evidently would re-infer the types from a sample)."""
+    if not rules:
+        return frame
+    from evidently import DataDefinition, Dataset
+
+    kinds = {c: rules[c]["kind"] if c in rules else None for c in frame.columns}
+    return Dataset.from_pandas(
+        frame,
+        data_definition=DataDefinition(
+            numerical_columns=[c for c, k in kinds.items() if k == "num"],
+            categorical_columns=[c for c, k in kinds.items() if k == "cat"],
+        ),
+    )
+
+
+def _evidently_count(snapshot: Any) -> int | None:
+    """How many columns evidently found drifted (its ``DriftedColumnsCount``), if it says."""
+    for metric in snapshot.dict().get("metrics", []):
+        if str(metric.get("config", {}).get("type", "")).endswith("DriftedColumnsCount"):
+            return int(metric["value"]["count"])
+    return None
+
+
+def _banner(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    ref_sample: pd.DataFrame,
+    cur_sample: pd.DataFrame,
+    rules: Mapping[str, Mapping[str, Any]],
+    empty: list[str],
+    max_drifted_share: float,
+    sample: Mapping[str, Any],
+) -> str:
+    """Both verdicts, in plain words, above evidently's page."""
+    n_tested = ref_sample.shape[1]
+    sampled = (len(ref_sample), len(cur_sample)) != (len(reference), len(current))
+    seen = (
+        f"a seeded sample of {len(ref_sample):,} reference and {len(cur_sample):,} current rows "
+        f"(of {len(reference):,} and {len(current):,})"
+        if sampled
+        else f"all {len(reference):,} reference and {len(current):,} current rows"
+    )
+    parts = [
+        f"evidently report on {seen}, configured with mlflow-hitl's rules: each column's "
+        "test and threshold as mlflow-hitl chose them on all rows, and dataset drift when more than "
+        f"{percent(max_drifted_share)} of columns drift (max_drifted_share {number(max_drifted_share)}; "
+        f"evidently's threshold {number(sample['drift_share'], decimals=4)}, as it counts a share at or "
+        "above its threshold)."
+    ]
+    if rules:
+        ours = sum(bool(row.get("drifted")) for row in rules.values())
+        ours_detected = ours / len(rules) > max_drifted_share
+        parts.append(
+            f"mlflow-hitl on all rows: {ours} of {len(rules)} columns drifted, dataset drift "
+            f"{'detected' if ours_detected else 'not detected'}."
+        )
+        if "evidently_detected" in sample:
+            theirs, detected = sample["evidently_drifted"], sample["evidently_detected"]
+            verdict = f"evidently on this sample: {theirs} of {n_tested} columns drifted, dataset drift "
+            verdict += f"{'detected' if detected else 'not detected'}"
+            if detected == ours_detected:
+                parts.append(verdict + ": the verdicts agree.")
+            else:
+                why = " because evidently saw a sample, not every row" if sampled else ""
+                parts.append(
+                    f"{verdict}: the verdicts differ{why}. The verdict mlflow-hitl logs (and the gate "
+                    "judges) is the one on all rows."
+                )
+    if empty:
+        parts.append(f"Left out (no values in a sample): {html.escape(', '.join(empty))}.")
+    return (
         '<div style="font-family:sans-serif;padding:8px 16px;background:#fff3cd;border-bottom:1px solid #e0c36a">'
-        f"evidently report on a seeded sample of {len(ref_sample):,} reference and {len(cur_sample):,} current "
-        f"rows (of {len(reference):,} and {len(current):,}). The drift verdicts logged by mlflow-hitl "
-        "come from all rows and can differ from this page."
-        + (f" Left out (no values in a sample): {html.escape(', '.join(empty))}." if empty else "")
+        + " ".join(parts)
         + "</div>"
     )
-    return page.replace("<body>", "<body>" + banner, 1).encode("utf-8"), sample
 
 
 def chart_png(table: pd.DataFrame, *, title: str) -> bytes:

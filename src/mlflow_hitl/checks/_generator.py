@@ -586,14 +586,15 @@ SPEC = CheckSpec(
     missing=_missing,
     run=_run,
     key_metrics=(
+        "fidelity",
         "c2st_auc",
         "exact_copy_share",
         "holdout_exact_copy_share",
         "exact_copy_excess",
         "near_copy_excess",
         "dcr_median",
-        "fidelity",
     ),
+    counts=("source_copied_rows",),
     # The baseline tests bound copying (their p-values at privacy_alpha); the absolute shares are off by default.
     gate_max={"c2st_auc": "max_c2st_auc"},
     gate_min={

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,12 @@ class CheckSpec:
     - ``settings``: its config section; ``ValidationConfig.<name>``; range rules in its ``check_ranges``.
     - ``missing``: why ``validate`` must skip it for these inputs (an input it needs was not given), or None.
     - ``run``: how ``validate`` runs it on the prepared inputs and its resolved settings.
-    - ``key_metrics``: metric-name patterns (``*`` and ``?`` as in :func:`fnmatch.fnmatchcase`) the
-      report shows; every metric stays in ``result.json``.
+    - ``key_metrics``: the check's headline metrics, as name patterns (``*`` and ``?`` as in
+      :func:`fnmatch.fnmatchcase`), most telling first: logged as MLflow metrics by default and shown
+      first in the report, in this order. Every metric stays in ``result.json``.
+    - ``counts``: patterns of metrics that count rows, columns or group members, or flag yes/no (0/1):
+      facts about the data, not measures to chart, so never logged as MLflow metrics (they stay in
+      ``result.json`` and the report).
     - ``gate_max`` / ``gate_min``: metric pattern -> the setting whose default is the default gate
       policy's bound on it; ``gate_allow_status``: the statuses the default policy accepts.
     - ``data_read``: for a check that reads data only, never the model, the columns it reads of each
@@ -91,6 +96,7 @@ class CheckSpec:
     missing: Callable[[ValidationInputs], str | None]
     run: Callable[[ValidationInputs, Any], CheckResult]
     key_metrics: tuple[str, ...]
+    counts: tuple[str, ...] = ()
     gate_max: Mapping[str, str] = field(default_factory=dict)
     gate_min: Mapping[str, str] = field(default_factory=dict)
     gate_allow_status: tuple[str, ...] = ("passed",)
@@ -109,6 +115,17 @@ class CheckSpec:
             if metric.rsplit(".", 1)[-1] == name and setting in self.settings.RANGES:
                 return self.settings.RANGES[setting]
         return None
+
+    def headline(self, metrics: Mapping[str, float]) -> list[str]:
+        """The names in ``metrics`` that ``key_metrics`` matches, in the order it declares them."""
+        found: dict[str, None] = {}
+        for pattern in self.key_metrics:
+            found.update((name, None) for name in metrics if fnmatchcase(name, pattern))
+        return list(found)
+
+    def is_count(self, name: str) -> bool:
+        """Whether metric ``name`` is a count or a yes/no flag (see ``counts``)."""
+        return any(fnmatchcase(name, pattern) for pattern in self.counts)
 
     @property
     def module(self) -> str:

@@ -91,6 +91,11 @@ def _print_validation(result: Any, output_format: str) -> None:
 )
 @click.option("--run-id", help="Log to this run (default: the run that produced the model, else a new run).")
 @click.option("--no-log", is_flag=True, help="Compute and print only; log nothing to MLflow.")
+@click.option(
+    "--log-all-metrics",
+    is_flag=True,
+    help="Log every metric to the run, not only each check's headline metrics (all are in result.json).",
+)
 @output_format
 @translate_errors
 def validate(
@@ -107,6 +112,7 @@ def validate(
     config_path: str | None,
     run_id: str | None,
     no_log: bool,
+    log_all_metrics: bool,
     output_format: str,
 ) -> None:
     """Validate a model against real data and log the evidence to its MLflow run.
@@ -136,6 +142,7 @@ def validate(
         "features": csv_list(features) or None,
         "checks": check_names,
         "config": config,
+        "log_all_metrics": log_all_metrics,
     }
     # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
     with progress_bar("checks", output_format) as progress:
