@@ -300,7 +300,7 @@ def test_the_version_page_reads_the_verdict_with_its_reasons_and_the_release_pag
     assert json.loads(tags["hitl.gate.alias.champion"])["passed"] is False  # tools read this one
     text = tags["hitl.gate.alias.champion.summary"]
     assert text.startswith("blocked: 1 unmet — signoff.fairness (")
-    assert text.endswith("details: /hitl/release/arrests/1")
+    assert text.endswith("details: /hitl/release?model=arrests&version=1")
 
     registered["store"].sign_off(run_id=registered["run_id"], check="fairness", user="dana", approve=True)
     assert invoke("gate", "promote", "arrests", "1", "--alias", "champion").exit_code == 0

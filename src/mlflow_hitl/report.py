@@ -175,7 +175,7 @@ def _signoff_section(signoffs: Iterable[Mapping[str, Any]] | None) -> str:
     if signoffs is None:
         return (
             "<h2>Sign-offs</h2><p class=sub>Not known when this report was written: the release page "
-            "(<code>/hitl/release/&lt;model&gt;/&lt;version&gt;</code>) and <code>mlflow-hitl lineage</code> "
+            "(<code>/hitl/release?model=&lt;model&gt;&amp;version=&lt;version&gt;</code>) and <code>mlflow-hitl lineage</code> "
             "show them.</p>"
         )
     rows = "".join(

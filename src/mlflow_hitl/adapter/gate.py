@@ -18,7 +18,7 @@ import contextvars
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..gate import (
@@ -258,7 +258,7 @@ def check_gate(
 
 def release_page(model_name: str, version: str) -> str:
     """Where the server's pages show a version's release: its evidence, sign-offs and gate decisions."""
-    return f"/hitl/release/{quote(model_name, safe='')}/{quote(str(version), safe='')}"
+    return "/hitl/release?" + urlencode({"model": model_name, "version": str(version)})
 
 
 def gate_tag_text(decision: GateDecision) -> str:
