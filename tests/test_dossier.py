@@ -4,6 +4,7 @@ on their verified labels; each dossier holds the evidence, the people and the ch
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -39,6 +40,7 @@ def case(tmp_path_factory, arrests_model, arrests_split):
             "MLFLOW_HITL_STORE_URI": store_uri,
             "MLFLOW_HITL_ANCHOR_PATH": str(folder / "anchors.jsonl"),
             "MLFLOW_HITL_USER": "maya",
+            "MLFLOW_REGISTRY_URI": uri,  # set_registry_uri sets it too: the context restores it
         }.items():
             patch.setenv(key, value)
         mlflow.set_tracking_uri(uri)
@@ -85,7 +87,9 @@ def case(tmp_path_factory, arrests_model, arrests_split):
             "store_uri": store_uri,
         }
         store.close()
-        mlflow.set_tracking_uri(uri)  # the module's store stays current until its env is restored
+    # MLflow's current stores back to the session's, so no later test registers into this module's.
+    mlflow.set_registry_uri(None)
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +97,6 @@ def written(case):
     """The dossiers of both versions, written once through the Python API."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_HITL_ANCHOR_PATH", str(case["folder"] / "anchors.jsonl"))
-        mlflow.set_tracking_uri(case["uri"])
-        mlflow.set_registry_uri(case["uri"])
         first = mlflow_hitl.dossier(f"models:/{MODEL}/1", case["folder"] / "d1", store=case["store"])
         second = mlflow_hitl.dossier(f"models:/{MODEL}/2", case["folder"] / "d2", store=case["store"])
     return {"first": first, "second": second}
@@ -261,8 +263,6 @@ def test_the_cli_writes_refuses_a_used_folder_and_replaces_a_dossier_with_force(
 
 
 def test_unknown_versions_and_versions_without_evidence_are_one_line_and_exit_2(case, written, tmp_path):
-    mlflow.set_tracking_uri(case["uri"])
-    mlflow.set_registry_uri(case["uri"])
     with mlflow.start_run() as bare:
         mlflow.log_param("note", "no evidence")
     client = mlflow.MlflowClient()
@@ -325,7 +325,5 @@ def test_the_page_prints_to_a4_pdf_with_its_plots_and_no_sideways_overflow(writt
 def test_lineage_still_embeds_the_plots_the_dossier_leaves_as_files(case, written):
     from mlflow_hitl.adapter.lineage import lineage
 
-    mlflow.set_tracking_uri(case["uri"])
-    mlflow.set_registry_uri(case["uri"])
     assert lineage(MODEL, "1", store=case["store"])["_plots"]
     assert lineage(MODEL, "1", store=case["store"], plots=False)["_plots"] == {}
