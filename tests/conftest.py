@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -20,6 +22,17 @@ from hitl_support import (  # noqa: F401 (the tests import these from here)
     shared_server,
     split_arrests,
 )
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///:memory:")  # never the user's ./mlruns
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -168,3 +181,19 @@ def hitl_server_postgresql(tmp_path_factory, postgres_server):
         shared_server("postgresql", folder, backend, store_uri) as server,
     ):
         yield server
+
+
+# -- one headless Chromium per session, for the web pages and the dossier's print check ----------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (Debian's package; no Playwright browser download)."""
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail("Chromium is not installed: run `make chromium` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield launched
+        launched.close()

@@ -11,6 +11,7 @@ from ._result import CheckResult, Status, ValidationResult
 from .errors import HitlError
 
 if TYPE_CHECKING:
+    from .adapter.dossier import dossier, verify_dossier
     from .adapter.review import publish_labels, verified_labels
     from .adapter.validation import validate
     from .config import ValidationConfig
@@ -24,9 +25,11 @@ __all__ = [
     "ValidationConfig",
     "ValidationResult",
     "__version__",
+    "dossier",
     "publish_labels",
     "validate",
     "verified_labels",
+    "verify_dossier",
 ]
 
 
@@ -42,6 +45,10 @@ def __getattr__(name: str) -> Any:
         from .adapter.validation import validate
 
         return validate
+    if name in ("dossier", "verify_dossier"):
+        from .adapter import dossier
+
+        return getattr(dossier, name)
     if name in ("publish_labels", "verified_labels"):
         from .adapter import review
 

@@ -1,5 +1,5 @@
 """The pages under ``/hitl/`` end to end: the session's ``mlflow server --app-name hitl`` with basic auth and ONE
-headless Chromium (Debian's, driven by Playwright: ``make chromium`` installs it, nothing is downloaded)
+headless Chromium (the session's ``browser`` fixture, in ``tests/conftest.py``)
 for every web test; each test opens a browser context per user.
 
 Users (basic auth): ``alice`` and ``bob`` (reviewers), ``carol`` (adjudicator), ``fay``
@@ -10,7 +10,6 @@ Queues are made in the store by ``eng``; every step under test is taken in the b
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -29,16 +28,6 @@ PASSWORDS = {
     "nora": "Nora-pass-word-12",
 }
 ROLES = {"alice": "reviewer", "bob": "reviewer", "carol": "adjudicator", "fay": "fairness-reviewer"}
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "<script>window.__xss=1</script>"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
@@ -71,19 +60,6 @@ class Site:
     def close(self) -> None:
         for context in self._contexts:
             context.close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the session (Debian's package; no Playwright browser download)."""
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is not installed: run `make chromium` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="session")

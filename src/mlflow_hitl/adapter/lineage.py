@@ -11,18 +11,19 @@ that a compliance review can keep.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 from typing import Any
 
 from .._format import number
-from ..review import ReviewStore
+from ..review import ReviewStore, agreement
 from .evidence import RunEvidence, chained_signoffs, read_run_evidence, team_mode
 from .gate import policy_for
 from .registration import version_model_digest
 from .review import VERIFIED_LABELS_CONTEXT
 
-__all__ = ["lineage", "render_body", "render_html", "render_tree"]
+__all__ = ["PAGE_STYLE", "badge", "cell", "lineage", "render_body", "render_html", "render_tree", "table"]
 
 
 def _datasets(run: Any) -> list[dict[str, Any]]:
@@ -96,6 +97,11 @@ def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list
         annotations = store.annotations(queue.name)
         labelled = annotations[annotations["created_at"] <= record["created_at"]]
         adjudications = store.adjudications(queue.name)
+        stats = (
+            None
+            if labelled.empty
+            else agreement(labelled[["item", "rater", "label"]], classes=list(queue.classes))
+        )
         out.append(
             {
                 "id": snapshot_id,
@@ -109,6 +115,7 @@ def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list
                 "blind": queue.blind,
                 "raters": sorted(map(str, labelled["rater"].unique())),
                 "labels": len(labelled),
+                "agreement": None if stats is None else dataclasses.asdict(stats),
                 "adjudications": [
                     {"item": int(a["item"]), "label": a["label"], "user": a["user"], "note": a["note"]}
                     for a in adjudications.to_dict(orient="records")
@@ -193,12 +200,19 @@ def _signoffs(found: RunEvidence) -> list[dict[str, Any]]:
 
 
 def lineage(
-    model_name: str, version: str | int, *, store: ReviewStore, incremental_audit: bool = False
+    model_name: str,
+    version: str | int,
+    *,
+    store: ReviewStore,
+    incremental_audit: bool = False,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Everything an auditor follows from ``model_name`` version ``version``, as plain JSON data.
 
     ``incremental_audit``: verify the audit chain as the gates do (from this process's last full
     walk, see ``verify_audit``), for pages that must answer quickly; by default the whole chain.
+    ``plots``: read the evidence's PNG files into ``_plots`` (base64) for the one-page HTML; the
+    dossier, which copies the files beside its page, leaves them unread.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -228,9 +242,9 @@ def lineage(
             run = client.get_run(model_version.run_id)
         except MlflowException:
             result["evidence_problems"].append(f"run {model_version.run_id} no longer exists")
-    plots: dict[str, str] = {}
+    encoded: dict[str, str] = {}
     if run is not None:
-        found = read_run_evidence(store, run, team=team_mode(), plots=True)
+        found = read_run_evidence(store, run, team=team_mode(), plots=plots)
         summary = found.summary
         result["run"] = _run_facts(run, found)
         result["datasets"] = _datasets(run)
@@ -242,7 +256,7 @@ def lineage(
             result["evidence_problems"] = list(found.artifact_problems or ())
         result["registration"] = _registration(found, model_version)
         result["evidence_problems"] += result["registration"]["problems"]
-        plots = {name: base64.b64encode(data).decode() for name, data in found.plots.items()}
+        encoded = {name: base64.b64encode(data).decode() for name, data in found.plots.items()}
         result["signoffs"] = _signoffs(found)
     result["gate_decisions"] = _gate_events(store, model_name, version)
     verification = store.verify_audit(incremental=incremental_audit)
@@ -253,8 +267,11 @@ def lineage(
         "head_hash": verification.head_hash,
         "first_bad_seq": verification.first_bad_seq,
         "problem": verification.problem,
+        "unkeyed_events": verification.unkeyed_events,
+        "key_ids": list(verification.key_ids),
+        "anchors_checked": verification.anchors_checked,
     }
-    result["_plots"] = plots
+    result["_plots"] = encoded
     return result
 
 
@@ -402,7 +419,7 @@ def _tree_training_labels(snapshots: list[dict[str, Any]]) -> list[str]:
 
 _AGREEMENT = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "n_items", "n_raters")
 # The standalone page's own colours for the badges (the pages under /hitl/ colour them in hitl.css).
-_PAGE_STYLE = (
+PAGE_STYLE = (
     ".badge{background:#61707d}.badge-passed,.badge-approve,.badge-intact,.badge-yes{background:#1e7b34}"
     ".badge-failed,.badge-reject,.badge-blocked,.badge-broken,.badge-no{background:#b42318}"
     ".badge-needs-review,.badge-insufficient-evidence{background:#9a6700}"
@@ -411,26 +428,26 @@ _PAGE_STYLE = (
 )
 
 
-def _badge(status: Any) -> str:
+def badge(status: Any) -> str:
     """A status as a coloured badge: ``passed``, ``needs_review``, ``approve``, ``blocked``, yes/no ..."""
     text = number(status) if isinstance(status, bool) or status is None else str(status)
     kind = text.replace("_", "-").replace(" ", "-")
     return f'<span class="badge badge-{html.escape(kind)}">{html.escape(text.replace("_", " "))}</span>'
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
         return f'<td class="num">{html.escape(number(value))}</td>'
     return f"<td>{html.escape(number(value) if isinstance(value, bool) else str(value))}</td>"
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], badges: tuple[str, ...] = ()) -> str:
+def table(rows: list[dict[str, Any]], columns: list[str], badges: tuple[str, ...] = ()) -> str:
     if not rows:
         return "<p>none</p>"
     head = "".join(f'<th scope="col">{html.escape(c)}</th>' for c in columns)
     body = "".join(
         "<tr>"
-        + "".join(f"<td>{_badge(r.get(c))}</td>" if c in badges else _cell(r.get(c)) for c in columns)
+        + "".join(f"<td>{badge(r.get(c))}</td>" if c in badges else cell(r.get(c)) for c in columns)
         + "</tr>"
         for r in rows
     )
@@ -445,14 +462,14 @@ def _facts(data: dict[str, Any]) -> str:
         ("stage", html.escape(str(model["stage"] or "None"))),
     ]
     if run is not None:
-        checks = " ".join(f"{html.escape(c)} {_badge(status)}" for c, status in run["checks"].items())
+        checks = " ".join(f"{html.escape(c)} {badge(status)}" for c, status in run["checks"].items())
         rows += [
             ("run", f"<code>{html.escape(run['run_id'])}</code> by {html.escape(str(run['author']))}"),
-            ("HITL verdict", _badge(run["hitl_status"] or "not validated")),
+            ("HITL verdict", badge(run["hitl_status"] or "not validated")),
             ("checks", checks or "none"),
             (
                 "evidence",
-                _badge("intact")
+                badge("intact")
                 if not data["evidence_problems"]
                 else html.escape("; ".join(data["evidence_problems"])),
             ),
@@ -464,7 +481,7 @@ def _facts(data: dict[str, Any]) -> str:
         else f" at event {number(audit['first_bad_seq'])}: {html.escape(str(audit['problem']))}"
     )
     rows.append(
-        ("audit chain", f"{_badge(state)}{where} ({html.escape(number(audit['events']))} events walked)")
+        ("audit chain", f"{badge(state)}{where} ({html.escape(number(audit['events']))} events walked)")
     )
     return "<table>" + "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows) + "</table>"
 
@@ -497,13 +514,13 @@ def render_body(data: dict[str, Any]) -> str:
     return (
         f"{_facts(data)}"
         f'<h2>Outline</h2><pre class="tree">{html.escape(render_tree(data))}</pre>'
-        f"<h2>Datasets</h2>{_table(data['datasets'], ['name', 'context', 'digest', 'source_type', 'source'])}"
-        f"<h2>Trained on verified labels</h2>{_table(trained_on, ['id', 'queue', 'run_id', 'n_items', 'method', 'raters', 'adjudications', 'signoffs'])}"
-        f"<h2>Review queues</h2>{_table(data['queues'], ['name', 'items', 'raters_per_item', 'blind', 'labels', 'adjudicated', 'created_by'])}"
-        f"<h2>Verified-label snapshots</h2>{_table(snapshots, ['queue', 'id', 'n_items', 'method', 'raters', 'published_by', 'audit_seq'])}"
-        f"<h2>Agreement</h2>{_table(agreement, ['queue', 'snapshot', *_AGREEMENT])}"
-        f"<h2>Sign-offs</h2>{_table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain', 'approves_registered_evidence'], ('decision', 'in_audit_chain', 'approves_registered_evidence'))}"
-        f"<h2>Gate decisions</h2>{_table(gates, ['seq', 'time', 'action', 'target', 'actor', 'outcome', 'evidence_hash'], ('outcome',))}"
+        f"<h2>Datasets</h2>{table(data['datasets'], ['name', 'context', 'digest', 'source_type', 'source'])}"
+        f"<h2>Trained on verified labels</h2>{table(trained_on, ['id', 'queue', 'run_id', 'n_items', 'method', 'raters', 'adjudications', 'signoffs'])}"
+        f"<h2>Review queues</h2>{table(data['queues'], ['name', 'items', 'raters_per_item', 'blind', 'labels', 'adjudicated', 'created_by'])}"
+        f"<h2>Verified-label snapshots</h2>{table(snapshots, ['queue', 'id', 'n_items', 'method', 'raters', 'published_by', 'audit_seq'])}"
+        f"<h2>Agreement</h2>{table(agreement, ['queue', 'snapshot', *_AGREEMENT])}"
+        f"<h2>Sign-offs</h2>{table(data['signoffs'], ['check_name', 'decision', 'user', 'role', 'note', 'audit_seq', 'in_audit_chain', 'approves_registered_evidence'], ('decision', 'in_audit_chain', 'approves_registered_evidence'))}"
+        f"<h2>Gate decisions</h2>{table(gates, ['seq', 'time', 'action', 'target', 'actor', 'outcome', 'evidence_hash'], ('outcome',))}"
         f"<h2>Evidence</h2>{plots or '<p>no plots logged</p>'}"
     )
 
@@ -516,7 +533,7 @@ def render_html(data: dict[str, Any]) -> str:
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f"<title>Lineage of {html.escape(model['name'])} v{html.escape(model['version'])}</title>"
-        f"<style>{STYLE}{_PAGE_STYLE}</style></head><body>"
+        f"<style>{STYLE}{PAGE_STYLE}</style></head><body>"
         f"<h1>Lineage: {html.escape(model['name'])} version {html.escape(model['version'])}</h1>"
         f"{render_body(data)}</body></html>"
     )

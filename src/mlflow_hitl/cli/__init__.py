@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ._dossier import dossier
 from ._gate import gate, lineage, policy
 from ._governance import audit, roles, signoff
 from ._review import consensus, labels, queue, review
@@ -58,3 +59,4 @@ def cli(ctx: click.Context, tracking_uri: str | None) -> None:
 
 for command in (validate, queue, review, consensus, labels, signoff, roles, audit, policy, gate, lineage):
     cli.add_command(command)
+cli.add_command(dossier)
