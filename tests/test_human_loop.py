@@ -164,7 +164,11 @@ def test_a_snapshot_edited_after_publication_is_refused(loop, tmp_path):
     store = ReviewStore(loop["store_uri"])
     for position in (0, 1):
         store.annotate("al-4", position=position, user="alice", label="No")
-    record = mlflow_hitl.publish_labels(store, "al-4", actor="eve")
+    stages = []
+    record = mlflow_hitl.publish_labels(
+        store, "al-4", actor="eve", progress=lambda *step: stages.append(step)
+    )
+    assert stages == [(1, 4), (2, 4), (3, 4), (4, 4)]  # read, consensus, logged, recorded
     artifact_dir = Path(
         mlflow.MlflowClient().get_run(loop["run_id"]).info.artifact_uri.replace("file://", "")
     )

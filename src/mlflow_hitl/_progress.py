@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "or_silent"]
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: ``done`` of ``total`` steps finished."""
+
+
+def _silent(done: int, total: int) -> None:
+    """Shows nothing."""
+
+
+def or_silent(progress: Progress | None) -> Progress:
+    """``progress``, or one that shows nothing: code that reports its stages calls it unconditionally."""
+    return _silent if progress is None else progress

@@ -26,8 +26,15 @@ PASSWORDS = {
     "fay": "Fay-pass-word-123",
     "eng": "Eng-pass-word-123",
     "nora": "Nora-pass-word-12",
+    "rita": "Rita-pass-word-1",
 }
-ROLES = {"alice": "reviewer", "bob": "reviewer", "carol": "adjudicator", "fay": "fairness-reviewer"}
+ROLES = {
+    "alice": "reviewer",
+    "bob": "reviewer",
+    "carol": "adjudicator",
+    "fay": "fairness-reviewer",
+    "rita": "release-manager",
+}
 XSS = "<script>window.__xss=1</script>"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
@@ -68,6 +75,7 @@ def site(browser, hitl_server_sqlite):
     hitl_server_sqlite.users(PASSWORDS)
     hitl_server_sqlite.roles({user: [role] for user, role in ROLES.items()})
     served = Site(hitl_server_sqlite.url, hitl_server_sqlite.store_uri, browser)
+    served.admin = hitl_server_sqlite.admin
     yield served
     served.close()
 

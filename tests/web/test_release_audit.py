@@ -12,10 +12,10 @@ import mlflow
 import pytest
 import requests
 
-from hitl_support import create_users, log_run_with_evidence
+from hitl_support import log_run_with_evidence
 from mlflow_hitl.adapter.gate import set_policy
 
-from .conftest import ADMIN, PASSWORDS, XSS
+from .conftest import PASSWORDS, XSS
 
 pytestmark = pytest.mark.web
 
@@ -48,9 +48,6 @@ RELEASE_URL = f"/hitl/release?model={MODEL}&version=1"
 def released(site, arrests_model, arrests_split):
     """``eng``'s own run registered as version 1 of ``web-release`` under a policy asking for a fairness
     and a release sign-off; ``rita`` is the release manager. Returns the run id."""
-    PASSWORDS["rita"] = "Rita-pass-word-12"
-    create_users(site.url, {"rita": PASSWORDS["rita"]}, admin=ADMIN)
-    site.store.grant_role("rita", "release-manager", actor="root")
     synthetic, real, _ = arrests_split
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_USERNAME", "eng")
@@ -75,7 +72,7 @@ def _version(site) -> dict:
     answer = requests.get(
         f"{site.url}/api/2.0/mlflow/model-versions/get",
         params={"name": MODEL, "version": "1"},
-        auth=ADMIN,
+        auth=site.admin,
         timeout=60,
     )
     assert answer.status_code == 200, answer.text
@@ -110,7 +107,7 @@ def test_a_release_manager_is_refused_with_reasons_then_promotes_once_signed_off
     page.get_by_role("button", name="Promote to alias:champion").click()
     refusal = page.get_by_role("alert")
     assert "blocked, 2 of" in refusal.inner_text() and "signoff.release" in refusal.inner_text()
-    refused = site.store.audit_events(action="promotion.refused", actor="rita")
+    refused = site.store.audit_events(action="promotion.refused", actor="rita", subject=f"model:{MODEL}")
     assert refused["subject"].tolist() == [f"model:{MODEL}/1"]
     assert json.loads(refused["payload"].iloc[0])["unmet"] == ["signoff.fairness", "signoff.release"]
     assert "champion" not in _version(site).get("aliases", [])

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .._hashing import sha256_hex
+from .._progress import Progress, or_silent
 from ..errors import InputError, NotFoundError
 from ..review import (
     DEFAULT_MIN_AGREEMENT,
@@ -203,19 +204,29 @@ def publish_labels(
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
     run_id: str | None = None,
     label_column: str = "label",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Publish the queue's verified labels as an immutable snapshot in run ``run_id`` (default: the queue's run)."""
+    """Publish the queue's verified labels as an immutable snapshot in run ``run_id`` (default: the queue's run).
+
+    ``progress(done, 4)`` after each stage: the labels read, the consensus built, the files logged, the
+    snapshot recorded.
+    """
+    step = or_silent(progress)
     labels = store.queue_labels(queue_name)
+    step(1, 4)
     run_id = resolve_run_id(run_id or labels.queue.run_id)
     if run_id is None:
         raise InputError(f"queue {queue_name!r} belongs to no MLflow run; pass run_id to publish into one")
     snapshot = build_snapshot(labels, method=method, min_agreement=min_agreement, label_column=label_column)
+    step(2, 4)
     existing = store.snapshots(queue_name)
     if snapshot.id in set(existing["id"]):
+        step(4, 4)
         return existing.set_index("id").loc[snapshot.id].to_dict() | {"id": snapshot.id, "republished": False}
 
     files = snapshot.describe(run_id=run_id, audit_head=store.audit_head(), actor=actor)
     artifact_path = _log_snapshot(snapshot, files, run_id=run_id)
+    step(3, 4)
     record = store.record_snapshot(
         queue_name,
         snapshot_id=snapshot.id,
@@ -229,6 +240,7 @@ def publish_labels(
     import mlflow
 
     mlflow.MlflowClient().set_tag(run_id, f"hitl.labels.{queue_name}", snapshot.id)
+    step(4, 4)
     state = snapshot.consensus
     return {
         **record,

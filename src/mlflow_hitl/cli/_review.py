@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .._format import number
+from .._progress import or_silent
 from .._review_options import DEFAULT_MIN_AGREEMENT, METHODS, STRATEGIES
 from ._common import (
     BadInput,
@@ -16,6 +17,7 @@ from ._common import (
     json_text,
     open_store,
     output_format,
+    progress_bar,
     store_option,
     table,
     translate_errors,
@@ -285,12 +287,19 @@ def review_export(queue_name: str, file_format: str, output: str | None, store_u
 
     store = open_store(store_uri)
     queue_ = store.queue(queue_name)
-    if file_format == "label-studio":
-        text = json_text(label_studio_tasks(queue_, store.items(queue_name)), sort_keys=False)
-    elif file_format == "label-studio-config":
-        text = label_studio_config(queue_)
-    else:
-        text = csv_tasks(queue_, store.items(queue_name))
+    with progress_bar("exporting") as progress:
+        step = or_silent(progress)
+        if file_format == "label-studio-config":
+            text = label_studio_config(queue_)
+        else:
+            items = store.items(queue_name)
+            step(1, 2)
+            text = (
+                json_text(label_studio_tasks(queue_, items), sort_keys=False)
+                if file_format == "label-studio"
+                else csv_tasks(queue_, items)
+            )
+        step(2, 2)
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:
@@ -336,12 +345,16 @@ def review_import(
     file_format = file_format or ("csv" if file.suffix.lower() == ".csv" else "label-studio")
     store = open_store(store_uri)
     queue_ = store.queue(queue_name)
-    data = file.read_bytes()
-    if file_format == "csv":
-        records, ignored = read_annotations_csv(data, queue=queue_, user=rater)
-    else:
-        records, ignored = read_label_studio_export(data, queue=queue_)
-    report = store.import_annotations(queue_name, records, actor=acting_user(user), source=file_format)
+    with progress_bar("importing", output_format) as progress:
+        step = or_silent(progress)
+        data = file.read_bytes()
+        if file_format == "csv":
+            records, ignored = read_annotations_csv(data, queue=queue_, user=rater)
+        else:
+            records, ignored = read_label_studio_export(data, queue=queue_)
+        step(1, 2)  # read and checked; the import itself is one all-or-nothing transaction
+        report = store.import_annotations(queue_name, records, actor=acting_user(user), source=file_format)
+        step(2, 2)
     result = {"added": report.added, "unchanged": report.unchanged, "ignored": ignored}
     if output_format == "json":
         emit_json(result)
@@ -506,15 +519,17 @@ def labels_publish(
     """
     from ..adapter.review import publish_labels
 
-    record = publish_labels(
-        open_store(store_uri),
-        queue_name,
-        actor=acting_user(user),
-        method=method,
-        min_agreement=min_agreement,
-        run_id=run_id,
-        label_column=label_column,
-    )
+    with progress_bar("publishing", output_format) as progress:
+        record = publish_labels(
+            open_store(store_uri),
+            queue_name,
+            actor=acting_user(user),
+            method=method,
+            min_agreement=min_agreement,
+            run_id=run_id,
+            label_column=label_column,
+            progress=progress,
+        )
     if output_format == "json":
         emit_json(record)
         return
