@@ -23,6 +23,7 @@ Conventions (``docs/api.md`` lists every route):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -131,11 +132,14 @@ def _table(frame: pd.DataFrame, key: str) -> dict[str, Any]:
     return {"columns": columns, key: rows}
 
 
-def _offset_page(rows: Any, params: Params) -> tuple[Any, int | None]:
-    """One page of a list or frame, and the offset of the next page (``None``: this was the last)."""
+def _offset_page(read: Callable[..., Any], params: Params) -> tuple[Any, int | None]:
+    """One page read by the store (``read(offset=, limit=)``), and the offset of the next (``None``: the last).
+
+    One row more than the page is read: whether it exists says whether there is a next page, without a count.
+    """
     offset, limit = _int(params, "offset", default=0), _limit(params)
-    page = rows[offset : offset + limit]
-    return page, (offset + limit if offset + limit < len(rows) else None)
+    rows = read(offset=offset, limit=limit + 1)
+    return rows[:limit], (offset + limit if len(rows) > limit else None)
 
 
 # -- the routes -----------------------------------------------------------------------------------
@@ -186,8 +190,7 @@ def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _items(store: ReviewStore, actor: str, p: Params) -> Any:
-    # The SQL store reads a whole queue; the page is cut here until it reads pages itself.
-    page, next_offset = _offset_page(store.items(_queue_name(p)), p)
+    page, next_offset = _offset_page(functools.partial(store.items, _queue_name(p)), p)
     return {"items": page, "next_offset": next_offset}
 
 
@@ -246,7 +249,7 @@ def _import(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _annotations(store: ReviewStore, actor: str, p: Params) -> Any:
-    page, next_offset = _offset_page(store.annotations(_queue_name(p)), p)
+    page, next_offset = _offset_page(functools.partial(store.annotations, _queue_name(p)), p)
     return {**_table(page, "annotations"), "next_offset": next_offset}
 
 
@@ -351,10 +354,7 @@ def _gate(record: bool) -> Handler:
 def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
     after, limit = _int(p, "after_seq", default=0), _limit(p)
     filters = {k: _text(p, k, required=False) for k in ("subject", "actor", "action")}
-    # Unfiltered, sequence numbers are 1..head without gaps, so the first after+limit+1 events hold the page.
-    read_to = None if any(filters.values()) else after + limit + 1
-    frame = store.audit_events(**filters, limit=read_to)
-    frame = frame[frame["seq"] > after].head(limit + 1)
+    frame = store.audit_events(**filters, after_seq=after, limit=limit + 1)
     more = len(frame) > limit
     frame = frame.head(limit)
     return {**_table(frame, "events"), "next_after_seq": int(frame["seq"].iloc[-1]) if more else None}

@@ -17,7 +17,7 @@ from . import _schema as t
 from ._anchors import check_anchors
 from ._audit import ChainVerification, verify_chain
 from ._engine import SqlStoreBase
-from ._records import check_user
+from ._records import check_page, check_user
 from ._walks import last_full_walk as _last_full_walk
 from ._walks import trigger_state as _trigger_state
 
@@ -116,11 +116,19 @@ class SqlAudit(SqlStoreBase):
         subject: str | None = None,
         actor: str | None = None,
         action: str | None = None,
+        after_seq: int = 0,
         limit: int | None = None,
     ) -> pd.DataFrame:
-        """Events in order; ``subject`` matches a prefix (``queue:q1`` finds every item of q1)."""
+        """Events in order; ``subject`` matches a prefix (``queue:q1`` finds every item of q1).
+
+        ``after_seq``/``limit``: the page of at most ``limit`` events after event ``after_seq``, read
+        from the primary key's range (a page deep in a long chain costs what the first page does).
+        """
+        check_page(after_seq, limit, "after_seq")
         with self._read() as conn:
             query = sa.select(t.audit_events).order_by(t.audit_events.c.seq)
+            if after_seq:
+                query = query.where(t.audit_events.c.seq > after_seq)
             if subject is not None:
                 query = query.where(_subject_or_below(conn, subject))
             if actor is not None:
