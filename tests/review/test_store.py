@@ -149,6 +149,23 @@ def test_pages_read_by_the_store_are_slices_of_the_whole(store):
     assert bobs["seq"].tolist() == events[events["actor"] == "bob"]["seq"].tolist()[-1:]
 
 
+def test_pages_of_a_subject_are_its_events_in_order_whether_it_has_few_or_many(store):
+    # Over 5,000 events the page is read in key order, under it from the subject's index: same answer.
+    with store._write() as tx:
+        for seq in range(5_200):
+            subject = f"queue:big/item:{seq}" if seq % 4 else f"run:r{seq % 3}"
+            tx.event(actor="ann", action="annotation.create", subject=subject, payload={"n": seq})
+    events = store.audit_events()
+    for subject in ("queue:big", "queue:big/item:7", "run:r1", "run"):
+        mine = events[(events["subject"] == subject) | events["subject"].str.startswith(subject + "/")]
+        for after in (0, 2_000, 5_199):
+            page = store.audit_events(subject=subject, after_seq=after, limit=300)
+            assert page["seq"].tolist() == mine[mine["seq"] > after]["seq"].head(300).tolist(), (
+                subject,
+                after,
+            )
+
+
 def test_labels_typed_as_text_match_integer_classes(store):
     rows = pd.DataFrame({"x": [1.0, 2.0]})
     selection = pd.DataFrame({"row": [0, 1], "reason": ["random-control"] * 2})
