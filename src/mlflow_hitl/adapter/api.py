@@ -34,6 +34,7 @@ import pandas as pd
 from .._plain import plain_json
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..review import AnnotationRecord, HttpReviewStore, ReviewStore
+from .blind import BlindView
 
 if TYPE_CHECKING:
     from ..gate import GateDecision
@@ -179,6 +180,7 @@ def _create_queue(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "labels")
     labels = store.queue_labels(_queue_name(p))
     return {
         "queue": labels.queue,
@@ -191,6 +193,9 @@ def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
 
 def _items(store: ReviewStore, actor: str, p: Params) -> Any:
     page, next_offset = _offset_page(functools.partial(store.items, _queue_name(p)), p)
+    blind = BlindView(store, actor)
+    if blind.hides(_queue_name(p)):
+        page = [blind.item(item) for item in page]
     return {"items": page, "next_offset": next_offset}
 
 
@@ -198,7 +203,9 @@ def _next_item(store: ReviewStore, actor: str, p: Params) -> Any:
     exclude = p.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, int) for e in exclude):
         raise InputError("'exclude' must be a list of item positions")
-    return {"item": store.next_item(_queue_name(p), user=actor, exclude=exclude)}
+    item = store.next_item(_queue_name(p), user=actor, exclude=exclude)
+    blind = BlindView(store, actor)
+    return {"item": blind.item(item) if blind.hides(_queue_name(p)) else item}
 
 
 def _release(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -250,7 +257,20 @@ def _import(store: ReviewStore, actor: str, p: Params) -> Any:
 
 def _annotations(store: ReviewStore, actor: str, p: Params) -> Any:
     page, next_offset = _offset_page(functools.partial(store.annotations, _queue_name(p)), p)
+    blind = BlindView(store, actor)
+    if blind.hides(_queue_name(p)):
+        page = blind.own_labels(page)  # a page may hold fewer rows than asked: follow next_offset
     return {**_table(page, "annotations"), "next_offset": next_offset}
+
+
+def _gold(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "gold labels")
+    return {"gold": [[k, v] for k, v in sorted(store.gold(_queue_name(p)).items())]}
+
+
+def _adjudications(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "adjudications")
+    return _table(store.adjudications(_queue_name(p)), "adjudications")
 
 
 def _adjudicate(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -357,11 +377,15 @@ def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
     frame = store.audit_events(**filters, after_seq=after, limit=limit + 1)
     more = len(frame) > limit
     frame = frame.head(limit)
-    return {**_table(frame, "events"), "next_after_seq": int(frame["seq"].iloc[-1]) if more else None}
+    next_after = int(frame["seq"].iloc[-1]) if more else None
+    # Others' labels on blind queues are left out after the page is cut: a page may hold fewer events.
+    return {**_table(BlindView(store, actor).events(frame), "events"), "next_after_seq": next_after}
 
 
 def _audit_event(store: ReviewStore, actor: str, p: Params) -> Any:
-    return {"event": store.audit_event(_int(p, "seq", minimum=1))}
+    event = store.audit_event(_int(p, "seq", minimum=1))
+    BlindView(store, actor).refuse_event(event)
+    return {"event": event}
 
 
 def _verify(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -390,12 +414,7 @@ ROUTES: tuple[Route, ...] = (
         _create_queue,
     ),
     Route("queues/progress", "GET", ("queue",), lambda s, a, p: {"progress": s.progress(_queue_name(p))}),
-    Route(
-        "queues/gold",
-        "GET",
-        ("queue",),
-        lambda s, a, p: {"gold": [[k, v] for k, v in sorted(s.gold(_queue_name(p)).items())]},
-    ),
+    Route("queues/gold", "GET", ("queue",), _gold),
     Route("queues/labels", "GET", ("queue",), _queue_labels),
     Route("items/list", "GET", ("queue", "offset", "limit"), _items),
     Route("items/next", "POST", ("queue", "exclude"), _next_item),
@@ -404,12 +423,7 @@ ROUTES: tuple[Route, ...] = (
     Route("annotations/create", "POST", ("queue", "position", "label", "comment", "source"), _annotate),
     Route("annotations/import", "POST", ("queue", "records", "source"), _import),
     Route("annotations/withdraw", "POST", ("queue", "position"), _withdraw),
-    Route(
-        "adjudications/list",
-        "GET",
-        ("queue",),
-        lambda s, a, p: _table(s.adjudications(_queue_name(p)), "adjudications"),
-    ),
+    Route("adjudications/list", "GET", ("queue",), _adjudications),
     Route("adjudications/create", "POST", ("queue", "position", "label", "note"), _adjudicate),
     Route(
         "roles/list",
