@@ -322,6 +322,30 @@ def _sign_off(store: ReviewStore, actor: str, p: Params) -> Any:
     return {"signoff": record}
 
 
+def _register_evidence(store: ReviewStore, actor: str, p: Params) -> Any:
+    """The server registers a run's evidence from its own stores, for a caller who may edit the run."""
+    from .logging import resolve_run_id
+    from .registration import register_on_server
+
+    run_id = str(_text(p, "run_id"))
+    resolve_run_id(run_id)
+    if not _may_edit_run():
+        raise PermissionDeniedError(
+            f"{actor} cannot register the evidence of run {run_id}: needs permission to edit the run"
+        )
+    (seq, digest), payload = register_on_server(
+        store, run_id, model_uri=_text(p, "model_uri", required=False), actor=actor
+    )
+    return {"seq": seq, "hash": digest, "registration": payload}
+
+
+def _may_edit_run() -> bool:
+    """Whether basic-auth lets the caller edit the request's ``run_id`` (as it would for a log call)."""
+    from mlflow.server.auth import sender_is_admin, validate_can_update_run
+
+    return bool(sender_is_admin() or validate_can_update_run())
+
+
 def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:
     record = store.record_snapshot(
         _queue_name(p),
@@ -440,6 +464,7 @@ ROUTES: tuple[Route, ...] = (
         lambda s, a, p: _table(s.signoffs(_text(p, "run_id", required=False)), "signoffs"),
     ),
     Route("signoffs/create", "POST", ("run_id", "check", "approve", "note"), _sign_off),
+    Route("evidence/register", "POST", ("run_id", "model_uri"), _register_evidence),
     Route(
         "snapshots/list",
         "GET",

@@ -380,6 +380,14 @@ class HttpReviewStore:
             return dict(self._call("POST", "gate/check", query)["decision"])
         return dict(self._call("GET", "gate/decision", query)["decision"])
 
+    def register_evidence(self, run_id: str, *, model_uri: str | None) -> tuple[int, str]:
+        """Ask the server to register run ``run_id``'s evidence (``evidence.registered``); the event's
+        ``(seq, hash)``. The server hashes the run's files and the model ``model_uri`` (a model of the
+        run; ``None``: the one model the run logged) itself. Not part of the SQL store: locally the
+        adapter records the event."""
+        answer = self._call("POST", "evidence/register", {"run_id": run_id, "model_uri": model_uri})
+        return int(answer["seq"]), str(answer["hash"])
+
     # -- audit ----------------------------------------------------------------------------------
 
     def record_event(
