@@ -618,7 +618,13 @@ def register_api(flask_app: Any) -> None:
 
 
 def declare_exact_paths(*paths: str) -> None:
-    """Add whole paths to basic-auth's self-authorizing routes (matched as the whole path, see app.py)."""
+    """Tell basic-auth that these routes authorize inside (the store checks roles), by their whole paths.
+
+    basic-auth refuses authenticated non-admins on routes it has no validator for ("fail closed"). It
+    keeps the routes whose handlers authorize themselves in a private tuple of path suffixes; there is
+    no public hook, so we extend that tuple and fail loudly if a future MLflow renames it. A whole path
+    is the narrowest suffix: it matches that route only (the pages under ``/hitl/`` declare theirs too).
+    """
     from mlflow.server import auth
 
     suffixes = getattr(auth, "_HANDLER_INTERNAL_AUTHZ_SUFFIXES", None)
