@@ -407,9 +407,7 @@ def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _audit_event(store: ReviewStore, actor: str, p: Params) -> Any:
-    event = store.audit_event(_int(p, "seq", minimum=1))
-    BlindView(store, actor).refuse_event(event)
-    return {"event": event}
+    return {"event": BlindView(store, actor).event(store.audit_event(_int(p, "seq", minimum=1)))}
 
 
 def _verify(store: ReviewStore, actor: str, p: Params) -> Any:

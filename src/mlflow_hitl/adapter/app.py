@@ -32,6 +32,7 @@ from typing import Any
 
 __all__ = ["create_app"]
 
+
 def _review_store() -> Any:
     from .review import default_store_uri, shared_store
 

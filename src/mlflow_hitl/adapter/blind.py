@@ -7,7 +7,8 @@ store hides the prediction and confidence of a blind queue's items from everyone
 
 - items (``items/list``, ``items/next``): no prediction, confidence, selection score, reason or group;
 - labels (``annotations/list``): the caller's own only; audit events of the queue's items: the
-  caller's own only (an ``annotation.create`` event holds its label);
+  caller's own only (an ``annotation.create`` event holds its label), others' left out of lists and
+  shown alone (``audit/event``) as their sequence number and time only;
 - gold labels, adjudications and the one-read view for consensus (``queues/labels``): refused.
 
 Adjudicators and admins (:data:`SEES_BLIND`) settle disagreements and audit the queue: they see it all.
@@ -16,7 +17,6 @@ Adjudicators and admins (:data:`SEES_BLIND`) settle disagreements and audit the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PermissionDeniedError
@@ -80,14 +80,14 @@ class BlindView:
         on_blind = events["subject"].str.startswith(prefixes)
         return events[~on_blind | (events["actor"] == self.actor)]
 
-    def refuse_event(self, event: Mapping[str, Any] | None) -> None:
-        """Refuse one audit event that :meth:`events` would leave out."""
+    def event(self, event: dict[str, Any] | None) -> dict[str, Any] | None:
+        """One audit event, or, when :meth:`events` would leave it out, only its ``seq`` and ``time``
+        (and ``withheld``): enough to find events by time, nothing of whose act it was or what it said."""
         if event is None or self.privileged or event["actor"] == self.actor:
-            return
+            return event
         if str(event["subject"]).startswith(self._blind_item_subjects()):
-            raise PermissionDeniedError(
-                f"{self.actor} cannot read event {event['seq']}: another rater's act on an item of a blind queue"
-            )
+            return {"seq": event["seq"], "time": event["time"], "withheld": True}
+        return event
 
     def _blind_item_subjects(self) -> tuple[str, ...]:
         return tuple(f"queue:{q.name}/item:" for q in self.store.queues() if q.blind)
