@@ -127,7 +127,7 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     assert (
         _post(
             server,
-            "api/2.0/mlflow-hitl/signoffs",
+            "hitl/api/signoffs/create",
             {"run_id": version, "check": "fairness", "approve": True},
             auth=None,
         ).status_code
@@ -135,14 +135,14 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     )
     denied = _post(
         server,
-        "api/2.0/mlflow-hitl/signoffs",
+        "hitl/api/signoffs/create",
         {"run_id": version, "check": "fairness", "approve": True},
         auth=("rita", "Rita-pass-word-1"),
     )
     assert denied.status_code == 403 and "needs the 'fairness-reviewer' role" in denied.json()["message"]
     signed = _post(
         server,
-        "api/2.0/mlflow-hitl/signoffs",
+        "hitl/api/signoffs/create",
         {"run_id": version, "check": "fairness", "approve": True, "note": "checked"},
         auth=("dana", "Dana-pass-word-1"),
     )
@@ -150,7 +150,7 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     assert signed.json()["signoff"]["user"] == "dana"
     role = _post(
         server,
-        "api/2.0/mlflow-hitl/roles",
+        "hitl/api/roles/grant",
         {"user": "rita", "role": "release-manager"},
         auth=("dana", "Dana-pass-word-1"),
     )

@@ -120,12 +120,50 @@ def test_a_missing_timestamp_in_a_row_is_shown_as_missing(store):
         ),
         (lambda s: make_queue(s), InputError, "queue 'q' already exists"),
         (lambda s: s.grant_role("bob", "wizard", actor="eve"), InputError, "unknown role 'wizard'"),
+        (lambda s: s.items("q", offset=-1), InputError, "offset must be a whole number ≥ 0, got -1"),
+        (lambda s: s.annotations("q", limit=0), InputError, "limit must be a whole number ≥ 1, got 0"),
+        (lambda s: s.audit_events(after_seq="3"), InputError, "after_seq must be a whole number ≥ 0"),
     ],
 )
 def test_bad_requests_are_refused_clearly(store, call, error, match):
     make_queue(store)
     with pytest.raises(error, match=match):
         call(store)
+
+
+def test_pages_read_by_the_store_are_slices_of_the_whole(store):
+    make_queue(store, n=7, k=2)
+    for position in range(5):
+        store.annotate("q", position=position, user="ann", label="Yes")
+        store.annotate("q", position=position, user="bob", label="No")
+    items, labels, events = store.items("q"), store.annotations("q"), store.audit_events()
+    assert store.items("q", offset=2, limit=3) == items[2:5]
+    assert store.items("q", offset=5) == items[5:] and store.items("q", offset=7) == []
+    pd.testing.assert_frame_equal(
+        store.annotations("q", offset=3, limit=4), labels[3:7].reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(
+        store.audit_events(after_seq=4, limit=3), events[events["seq"] > 4].head(3).reset_index(drop=True)
+    )
+    bobs = store.audit_events(actor="bob", after_seq=int(events["seq"].iloc[-3]))
+    assert bobs["seq"].tolist() == events[events["actor"] == "bob"]["seq"].tolist()[-1:]
+
+
+def test_pages_of_a_subject_are_its_events_in_order_whether_it_has_few_or_many(store):
+    # Over 5,000 events the page is read in key order, under it from the subject's index: same answer.
+    with store._write() as tx:
+        for seq in range(5_200):
+            subject = f"queue:big/item:{seq}" if seq % 4 else f"run:r{seq % 3}"
+            tx.event(actor="ann", action="annotation.create", subject=subject, payload={"n": seq})
+    events = store.audit_events()
+    for subject in ("queue:big", "queue:big/item:7", "run:r1", "run"):
+        mine = events[(events["subject"] == subject) | events["subject"].str.startswith(subject + "/")]
+        for after in (0, 2_000, 5_199):
+            page = store.audit_events(subject=subject, after_seq=after, limit=300)
+            assert page["seq"].tolist() == mine[mine["seq"] > after]["seq"].head(300).tolist(), (
+                subject,
+                after,
+            )
 
 
 def test_labels_typed_as_text_match_integer_classes(store):

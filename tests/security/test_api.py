@@ -342,8 +342,10 @@ READS = {
     "queue": lambda s: s.queue("q1"),
     "progress": lambda s: s.progress("q1"),
     "items": lambda s: s.items("q1"),
+    "items-page": lambda s: s.items("q1", offset=1, limit=2),
     "gold": lambda s: s.gold("q1"),
     "annotations": lambda s: s.annotations("q1"),
+    "annotations-page": lambda s: s.annotations("q1", offset=1, limit=2),
     "adjudications": lambda s: s.adjudications("q1"),
     "roles": lambda s: s.roles(),
     "roles-of": lambda s: s.roles("dana"),
@@ -356,6 +358,7 @@ READS = {
     "no-audit-event": lambda s: s.audit_event(10**9),
     "audit-events": lambda s: s.audit_events(),
     "audit-filtered": lambda s: s.audit_events(subject="queue:q1", action="annotation", limit=2),
+    "audit-page": lambda s: s.audit_events(after_seq=3, limit=12_000),
     "verify": lambda s: s.verify_audit(),
 }
 

@@ -72,7 +72,7 @@ def test_the_author_overwriting_evidence_through_the_server_is_caught(
     store = ReviewStore(server["store_uri"])
     set_policy(store, name, LENIENT_POLICY, actor="root")
     signed = requests.post(
-        f"{server['url']}/api/2.0/mlflow-hitl/signoffs",
+        f"{server['url']}/hitl/api/signoffs/create",
         json={"run_id": run_id, "check": "fairness", "approve": True},
         auth=("dana", USERS["dana"]),
         timeout=60,

@@ -85,7 +85,8 @@ def test_a_fairness_reviewer_signs_off_the_evidence_and_the_author_cannot(site, 
 
     page = site.page("fay")
     page.goto("/hitl/")
-    page.get_by_role("link", name="fairness").click()  # home lists the run waiting for her sign-off
+    # Home lists the run waiting for her sign-off (among other modules' runs on the session's server).
+    page.locator(f'a[href="{path}"]').click()
     registration = site.store.audit_events(action="evidence.registered", subject=f"run:{signoff_run}")
     assert len(registration) == 1
     digest = page.locator(".digest").inner_text()

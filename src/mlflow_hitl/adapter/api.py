@@ -23,6 +23,7 @@ Conventions (``docs/api.md`` lists every route):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import pandas as pd
 from .._plain import plain_json
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..review import AnnotationRecord, HttpReviewStore, ReviewStore
+from .blind import BlindView
 
 if TYPE_CHECKING:
     from ..gate import GateDecision
@@ -131,11 +133,14 @@ def _table(frame: pd.DataFrame, key: str) -> dict[str, Any]:
     return {"columns": columns, key: rows}
 
 
-def _offset_page(rows: Any, params: Params) -> tuple[Any, int | None]:
-    """One page of a list or frame, and the offset of the next page (``None``: this was the last)."""
+def _offset_page(read: Callable[..., Any], params: Params) -> tuple[Any, int | None]:
+    """One page read by the store (``read(offset=, limit=)``), and the offset of the next (``None``: the last).
+
+    One row more than the page is read: whether it exists says whether there is a next page, without a count.
+    """
     offset, limit = _int(params, "offset", default=0), _limit(params)
-    page = rows[offset : offset + limit]
-    return page, (offset + limit if offset + limit < len(rows) else None)
+    rows = read(offset=offset, limit=limit + 1)
+    return rows[:limit], (offset + limit if len(rows) > limit else None)
 
 
 # -- the routes -----------------------------------------------------------------------------------
@@ -175,6 +180,7 @@ def _create_queue(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "labels")
     labels = store.queue_labels(_queue_name(p))
     return {
         "queue": labels.queue,
@@ -186,8 +192,10 @@ def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _items(store: ReviewStore, actor: str, p: Params) -> Any:
-    # The SQL store reads a whole queue; the page is cut here until it reads pages itself.
-    page, next_offset = _offset_page(store.items(_queue_name(p)), p)
+    page, next_offset = _offset_page(functools.partial(store.items, _queue_name(p)), p)
+    blind = BlindView(store, actor)
+    if blind.hides(_queue_name(p)):
+        page = [blind.item(item) for item in page]
     return {"items": page, "next_offset": next_offset}
 
 
@@ -195,7 +203,9 @@ def _next_item(store: ReviewStore, actor: str, p: Params) -> Any:
     exclude = p.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, int) for e in exclude):
         raise InputError("'exclude' must be a list of item positions")
-    return {"item": store.next_item(_queue_name(p), user=actor, exclude=exclude)}
+    item = store.next_item(_queue_name(p), user=actor, exclude=exclude)
+    blind = BlindView(store, actor)
+    return {"item": blind.item(item) if blind.hides(_queue_name(p)) else item}
 
 
 def _release(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -246,8 +256,21 @@ def _import(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _annotations(store: ReviewStore, actor: str, p: Params) -> Any:
-    page, next_offset = _offset_page(store.annotations(_queue_name(p)), p)
+    page, next_offset = _offset_page(functools.partial(store.annotations, _queue_name(p)), p)
+    blind = BlindView(store, actor)
+    if blind.hides(_queue_name(p)):
+        page = blind.own_labels(page)  # a page may hold fewer rows than asked: follow next_offset
     return {**_table(page, "annotations"), "next_offset": next_offset}
+
+
+def _gold(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "gold labels")
+    return {"gold": [[k, v] for k, v in sorted(store.gold(_queue_name(p)).items())]}
+
+
+def _adjudications(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "adjudications")
+    return _table(store.adjudications(_queue_name(p)), "adjudications")
 
 
 def _adjudicate(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -297,6 +320,30 @@ def _sign_off(store: ReviewStore, actor: str, p: Params) -> Any:
         note=_text(p, "note", required=False),
     )
     return {"signoff": record}
+
+
+def _register_evidence(store: ReviewStore, actor: str, p: Params) -> Any:
+    """The server registers a run's evidence from its own stores, for a caller who may edit the run."""
+    from .logging import resolve_run_id
+    from .registration import register_on_server
+
+    run_id = str(_text(p, "run_id"))
+    resolve_run_id(run_id)
+    if not _may_edit_run():
+        raise PermissionDeniedError(
+            f"{actor} cannot register the evidence of run {run_id}: needs permission to edit the run"
+        )
+    (seq, digest), payload = register_on_server(
+        store, run_id, model_uri=_text(p, "model_uri", required=False), actor=actor
+    )
+    return {"seq": seq, "hash": digest, "registration": payload}
+
+
+def _may_edit_run() -> bool:
+    """Whether basic-auth lets the caller edit the request's ``run_id`` (as it would for a log call)."""
+    from mlflow.server.auth import sender_is_admin, validate_can_update_run
+
+    return bool(sender_is_admin() or validate_can_update_run())
 
 
 def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -351,17 +398,16 @@ def _gate(record: bool) -> Handler:
 def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
     after, limit = _int(p, "after_seq", default=0), _limit(p)
     filters = {k: _text(p, k, required=False) for k in ("subject", "actor", "action")}
-    # Unfiltered, sequence numbers are 1..head without gaps, so the first after+limit+1 events hold the page.
-    read_to = None if any(filters.values()) else after + limit + 1
-    frame = store.audit_events(**filters, limit=read_to)
-    frame = frame[frame["seq"] > after].head(limit + 1)
+    frame = store.audit_events(**filters, after_seq=after, limit=limit + 1)
     more = len(frame) > limit
     frame = frame.head(limit)
-    return {**_table(frame, "events"), "next_after_seq": int(frame["seq"].iloc[-1]) if more else None}
+    next_after = int(frame["seq"].iloc[-1]) if more else None
+    # Others' labels on blind queues are left out after the page is cut: a page may hold fewer events.
+    return {**_table(BlindView(store, actor).events(frame), "events"), "next_after_seq": next_after}
 
 
 def _audit_event(store: ReviewStore, actor: str, p: Params) -> Any:
-    return {"event": store.audit_event(_int(p, "seq", minimum=1))}
+    return {"event": BlindView(store, actor).event(store.audit_event(_int(p, "seq", minimum=1)))}
 
 
 def _verify(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -390,12 +436,7 @@ ROUTES: tuple[Route, ...] = (
         _create_queue,
     ),
     Route("queues/progress", "GET", ("queue",), lambda s, a, p: {"progress": s.progress(_queue_name(p))}),
-    Route(
-        "queues/gold",
-        "GET",
-        ("queue",),
-        lambda s, a, p: {"gold": [[k, v] for k, v in sorted(s.gold(_queue_name(p)).items())]},
-    ),
+    Route("queues/gold", "GET", ("queue",), _gold),
     Route("queues/labels", "GET", ("queue",), _queue_labels),
     Route("items/list", "GET", ("queue", "offset", "limit"), _items),
     Route("items/next", "POST", ("queue", "exclude"), _next_item),
@@ -404,12 +445,7 @@ ROUTES: tuple[Route, ...] = (
     Route("annotations/create", "POST", ("queue", "position", "label", "comment", "source"), _annotate),
     Route("annotations/import", "POST", ("queue", "records", "source"), _import),
     Route("annotations/withdraw", "POST", ("queue", "position"), _withdraw),
-    Route(
-        "adjudications/list",
-        "GET",
-        ("queue",),
-        lambda s, a, p: _table(s.adjudications(_queue_name(p)), "adjudications"),
-    ),
+    Route("adjudications/list", "GET", ("queue",), _adjudications),
     Route("adjudications/create", "POST", ("queue", "position", "label", "note"), _adjudicate),
     Route(
         "roles/list",
@@ -426,6 +462,7 @@ ROUTES: tuple[Route, ...] = (
         lambda s, a, p: _table(s.signoffs(_text(p, "run_id", required=False)), "signoffs"),
     ),
     Route("signoffs/create", "POST", ("run_id", "check", "approve", "note"), _sign_off),
+    Route("evidence/register", "POST", ("run_id", "model_uri"), _register_evidence),
     Route(
         "snapshots/list",
         "GET",
@@ -579,7 +616,13 @@ def register_api(flask_app: Any) -> None:
 
 
 def declare_exact_paths(*paths: str) -> None:
-    """Add whole paths to basic-auth's self-authorizing routes (matched as the whole path, see app.py)."""
+    """Tell basic-auth that these routes authorize inside (the store checks roles), by their whole paths.
+
+    basic-auth refuses authenticated non-admins on routes it has no validator for ("fail closed"). It
+    keeps the routes whose handlers authorize themselves in a private tuple of path suffixes; there is
+    no public hook, so we extend that tuple and fail loudly if a future MLflow renames it. A whole path
+    is the narrowest suffix: it matches that route only (the pages under ``/hitl/`` declare theirs too).
+    """
     from mlflow.server import auth
 
     suffixes = getattr(auth, "_HANDLER_INTERNAL_AUTHZ_SUFFIXES", None)

@@ -16,14 +16,9 @@ request exactly as MLflow's handler will (:mod:`.routes`) and applying the rules
 Once MLflow has accepted a write, the server records who did it (:mod:`.identity`: the creators of
 runs, registered models and model versions), and audits renames and deletions.
 
-It also serves the human actions that must carry a verified identity, acting as the authenticated
-user (never as a name in the request body):
-
-- ``POST /api/2.0/mlflow-hitl/signoffs`` ``{run_id, check, approve, note}``: a sign-off;
-- ``POST /api/2.0/mlflow-hitl/roles`` ``{user, role, grant}``: grant or revoke a role (admins only).
-
-The pages under ``/hitl/`` (:mod:`.pages`) and the review API under ``/hitl/api/`` (:mod:`.api`)
-act as the authenticated user too.
+It also serves the review store under ``/hitl/api/`` (:mod:`.api`, listed in ``docs/api.md``) and the
+pages under ``/hitl/`` (:mod:`.pages`): every human action (labels, sign-offs, roles, evidence
+registration) acting as the authenticated user, never as a name in the request body.
 
 Run it with the same settings MLflow's basic-auth needs (``MLFLOW_FLASK_SERVER_SECRET_KEY``,
 ``MLFLOW_AUTH_ADMIN_PASSWORD`` the first time, optionally ``MLFLOW_AUTH_CONFIG_PATH``) and, if the
@@ -36,8 +31,6 @@ import os
 from typing import Any
 
 __all__ = ["create_app"]
-
-_API = "/api/2.0/mlflow-hitl"
 
 
 def _review_store() -> Any:
@@ -52,13 +45,6 @@ def _denied(message: str) -> Any:
     response = jsonify({"error_code": "PERMISSION_DENIED", "message": message})
     response.status_code = 403
     return response
-
-
-def _parameters() -> dict[str, Any]:
-    from flask import request
-
-    body = request.get_json(silent=True) if request.data else None
-    return {**request.args.to_dict(), **(body if isinstance(body, dict) else {})}
 
 
 def _actor() -> str:
@@ -161,61 +147,6 @@ def _authenticated_user() -> str:
     return str(user)
 
 
-def _answer(action: Any) -> Any:
-    """Run a store action for the authenticated user and map our errors onto MLflow's error JSON."""
-    from flask import jsonify
-
-    from ..errors import HitlError, NotFoundError, PermissionDeniedError
-
-    try:
-        return jsonify(action(_authenticated_user()))
-    except (PermissionDeniedError, PermissionError) as exc:
-        return _denied(str(exc))
-    except HitlError as exc:
-        code, status = (
-            ("RESOURCE_DOES_NOT_EXIST", 404)
-            if isinstance(exc, NotFoundError)
-            else ("INVALID_PARAMETER_VALUE", 400)
-        )
-        response = jsonify({"error_code": code, "message": str(exc)})
-        response.status_code = status
-        return response
-
-
-def _signoff() -> Any:
-    params = _parameters()
-
-    def sign(user: str) -> dict[str, Any]:
-        from .logging import resolve_run_id
-
-        resolve_run_id(str(params.get("run_id", "")) or None)
-        record = _review_store().sign_off(
-            run_id=str(params.get("run_id", "")),
-            check=str(params.get("check", "")),
-            user=user,
-            approve=params.get("approve") is True,
-            note=params.get("note"),
-        )
-        return {"signoff": record}
-
-    return _answer(sign)
-
-
-def _role() -> Any:
-    params = _parameters()
-
-    def change(actor: str) -> dict[str, Any]:
-        store = _review_store()
-        member, role = str(params.get("user", "")), str(params.get("role", ""))
-        if params.get("grant", True) is False:
-            store.revoke_role(member, role, actor=actor)
-        else:
-            store.grant_role(member, role, actor=actor)
-        return {"user": member, "role": role, "granted": params.get("grant", True) is not False, "by": actor}
-
-    return _answer(change)
-
-
 def _use_server_stores() -> None:
     """Point this process's MLflow client at the server's own backend stores."""
     import mlflow
@@ -242,27 +173,6 @@ def create_app() -> Any:
     # Registered after basic-auth's own check, so every request is authenticated first.
     flask_app.before_request(_guard)
     flask_app.after_request(_after)
-    flask_app.add_url_rule(f"{_API}/signoffs", "mlflow_hitl_signoff", _signoff, methods=["POST"])
-    flask_app.add_url_rule(f"{_API}/roles", "mlflow_hitl_role", _role, methods=["POST"])
     register_api(flask_app)
     register_pages(flask_app)
-    _declare_self_authorizing(f"{_API}/signoffs", f"{_API}/roles")
     return served
-
-
-def _declare_self_authorizing(*routes: str) -> None:
-    """Tell basic-auth that our handlers authorize internally (the store checks roles).
-
-    basic-auth refuses authenticated non-admins on routes it has no validator for ("fail closed").
-    It keeps the routes whose handlers authorize themselves in a private tuple; there is no public
-    hook, so we extend that tuple and fail loudly if a future MLflow renames it.
-    """
-    from mlflow.server import auth
-
-    suffixes = getattr(auth, "_HANDLER_INTERNAL_AUTHZ_SUFFIXES", None)
-    if not isinstance(suffixes, tuple):
-        raise RuntimeError(
-            "this MLflow's basic-auth has no _HANDLER_INTERNAL_AUTHZ_SUFFIXES; update mlflow-hitl"
-        )
-    own = tuple(route[len("/api/2.0") :] for route in routes)
-    auth._HANDLER_INTERNAL_AUTHZ_SUFFIXES = suffixes + tuple(r for r in own if r not in suffixes)

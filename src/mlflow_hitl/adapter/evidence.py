@@ -24,19 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from .._hashing import canonical_json, sha256_file, sha256_hex
-from ..review import AuditKeyring, ReviewStore, event_intact
-from .identity import RUN_CREATED, VERSION_CREATED
+from ..review import ReviewStore
+from .identity import intact, recorded_creator
 from .logging import ARTIFACT_ROOT
 from .registration import REGISTERED, local_path
 
 __all__ = [
-    "RUN_CREATED",
-    "VERSION_CREATED",
     "RunArtifacts",
     "RunEvidence",
     "chained_signoffs",
     "read_run_evidence",
-    "recorded_creator",
     "run_authors",
     "run_events",
     "team_mode",
@@ -134,13 +131,6 @@ def verified_metrics(root: Path, summary: dict[str, Any], problems: list[str]) -
     return metrics
 
 
-def _intact(event: Mapping[str, Any]) -> bool:
-    """The event still hashes to its stored hash: checked on the events a decision rests on, whatever
-    part of the chain the (incremental) verification walked. A signed event needs the server's key
-    (this process's ``MLFLOW_HITL_AUDIT_KEY``): without it, it fails closed."""
-    return event_intact(event, AuditKeyring.from_env())
-
-
 def team_mode() -> bool:
     """Whether decisions are made for a tracking server (inside it, or as its client): then only the
     server's authenticated records name authors; locally, whoever registered the evidence does."""
@@ -165,7 +155,7 @@ def _in_chain(row: Mapping[str, Any], by_seq: Mapping[int, Mapping[str, Any]]) -
         and event["actor"] == row["user"]
         and event["action"] == f"signoff.{row['decision']}"
         and event["subject"] == f"run:{row['run_id']}/check:{row['check_name']}"
-        and _intact(event)
+        and intact(event)
     )
 
 
@@ -182,22 +172,12 @@ def chained_signoffs(
     return [row for row in store.signoffs(run_id).to_dict(orient="records") if _in_chain(row, by_seq)]
 
 
-def recorded_creator(events: list[dict[str, Any]], action: str, subject: str) -> str | None:
-    """The user the server recorded (authenticated) as creating ``subject``: the latest intact event."""
-    for event in reversed(events):
-        if event["action"] == action and event["subject"] == subject and _intact(event):
-            user = json.loads(event["payload"]).get("user")
-            if isinstance(user, str) and user:
-                return user
-    return None
-
-
 def _registrations(events: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
     """The run's intact ``evidence.registered`` events, oldest first, each with its ``digest``: the
     sha256 of its canonical payload, which is what a sign-off approves."""
     out = []
     for event in events:
-        if event["action"] == REGISTERED and event["subject"] == f"run:{run_id}" and _intact(event):
+        if event["action"] == REGISTERED and event["subject"] == f"run:{run_id}" and intact(event):
             payload = json.loads(event["payload"])
             out.append(
                 {
@@ -268,9 +248,14 @@ def _changes(
 
 
 def _authors(
-    events: list[dict[str, Any]], run_id: str, registrations: list[dict[str, Any]], *, team: bool
+    store: ReviewStore,
+    events: list[dict[str, Any]],
+    run_id: str,
+    registrations: list[dict[str, Any]],
+    *,
+    team: bool,
 ) -> tuple[tuple[str, ...], str | None]:
-    creator = recorded_creator(events, RUN_CREATED, f"run:{run_id}")
+    creator = recorded_creator(store, f"run:{run_id}", events=events)
     if team:
         if creator is None:
             return (), f"the server recorded no authenticated creator of run {run_id}"
@@ -286,7 +271,7 @@ def run_authors(store: ReviewStore, run_id: str) -> tuple[str, ...]:
     """Who the gate counts as run ``run_id``'s authors (and so, with separate duties, never as its
     sign-off or its promoter): read exactly as :func:`read_run_evidence` reads them, without the artifacts."""
     events = run_events(store, run_id)
-    authors, _ = _authors(events, run_id, _registrations(events, run_id), team=team_mode())
+    authors, _ = _authors(store, events, run_id, _registrations(events, run_id), team=team_mode())
     return authors
 
 
@@ -333,7 +318,7 @@ def read_run_evidence(store: ReviewStore, run: Any, *, team: bool, plots: bool =
                 "approves": approved[-1]["digest"] if approved else None,
             }
         )
-    authors, author_problem = _authors(events, run_id, registrations, team=team)
+    authors, author_problem = _authors(store, events, run_id, registrations, team=team)
     return RunEvidence(
         run_id=run_id,
         summary=summary,

@@ -32,7 +32,8 @@ from ..gate import (
     policy_hash,
 )
 from ..review import HttpReviewStore, ReviewStore
-from .evidence import VERSION_CREATED, RunEvidence, read_run_evidence, recorded_creator, team_mode
+from .evidence import RunEvidence, read_run_evidence, team_mode
+from .identity import recorded_creator
 from .registration import version_model_digest
 
 __all__ = [
@@ -147,10 +148,7 @@ def _authors(
     """
     if found is None:
         return (), "the version has no run, so its author is unknown"
-    subject = f"model:{model_name}/{version}"
-    creator = recorded_creator(
-        store.audit_events(subject=subject).to_dict(orient="records"), VERSION_CREATED, subject
-    )
+    creator = recorded_creator(store, f"model:{model_name}/{version}")
     if creator is not None:
         return tuple(sorted({*found.authors, creator})), found.author_problem
     if team:

@@ -15,7 +15,10 @@ A rename carries a model's records over to its new name (see :mod:`.guard`), so 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from ..review import AuditKeyring, event_intact
 
 if TYPE_CHECKING:
     from ..review import ReviewStore
@@ -25,6 +28,7 @@ __all__ = [
     "RUN_CREATED",
     "VERSION_CREATED",
     "creation_record",
+    "intact",
     "record_model_created",
     "record_run_created",
     "record_version_created",
@@ -58,9 +62,20 @@ def record_version_created(
     )
 
 
-def creation_record(store: ReviewStore, subject: str) -> dict[str, Any] | None:
-    """The latest creation event of ``subject`` (``run:<id>``, ``model:<name>``, ``model:<name>/<v>``), or ``None``.
+def intact(event: Mapping[str, Any]) -> bool:
+    """Whether a stored event still hashes to its stored hash: checked on every event a decision rests
+    on, whatever part of the chain the (incremental) verification walked. A signed event needs the
+    server's key (this process's ``MLFLOW_HITL_AUDIT_KEY``): without it, it fails closed."""
+    return event_intact(event, AuditKeyring.from_env())
 
+
+def creation_record(
+    store: ReviewStore, subject: str, *, events: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any] | None:
+    """The latest intact creation event of ``subject`` (``run:<id>``, ``model:<name>``, ``model:<name>/<v>``):
+    its ``seq``, ``actor`` and payload; ``None`` when there is none, or it names nobody.
+
+    ``events``: the subject's events, already read (a run's, for its evidence); else they are read here.
     A version's record counts only when it is newer than its model's own creation record: a model
     deleted and created again under the same name starts its versions at 1, and the old model's
     version 1 must not name the new one's author.
@@ -68,24 +83,29 @@ def creation_record(store: ReviewStore, subject: str) -> dict[str, Any] | None:
     action = next((a for a in _ACTIONS if _matches(a, subject)), None)
     if action is None:
         return None
-    # One walk of the model's events (the store matches subjects by prefix) finds the version's record
-    # and the model's: the audit table has no index on subjects, so each query reads every event.
-    root = subject.split("/", 1)[0]
-    events = store.audit_events(subject=root, action="identity.")
-    own = events[(events["subject"] == subject) & (events["action"] == action)]
-    if own.empty:
+    if events is None:
+        events = store.audit_events(subject=subject, action=action).to_dict(orient="records")
+    own = [e for e in events if e["subject"] == subject and e["action"] == action and intact(e)]
+    if not own:
         return None
-    latest = own.iloc[-1]
+    latest = own[-1]
     if action == VERSION_CREATED:
-        models = events[(events["subject"] == root) & (events["action"] == MODEL_CREATED)]
-        if not models.empty and int(models.iloc[-1]["seq"]) > int(latest["seq"]):
+        root = subject.split("/", 1)[0]
+        # The model's creations only: the action filter keeps its versions' events out of the answer.
+        models = store.audit_events(subject=root, action=MODEL_CREATED).to_dict(orient="records")
+        if any(e["subject"] == root and int(e["seq"]) > int(latest["seq"]) for e in models):
             return None
-    return {"seq": int(latest["seq"]), "actor": latest["actor"], **json.loads(latest["payload"])}
+    payload = json.loads(latest["payload"])
+    if not isinstance(payload.get("user"), str) or not payload["user"]:
+        return None
+    return {**payload, "seq": int(latest["seq"]), "actor": latest["actor"]}
 
 
-def recorded_creator(store: ReviewStore, subject: str) -> str | None:
+def recorded_creator(
+    store: ReviewStore, subject: str, *, events: Sequence[Mapping[str, Any]] | None = None
+) -> str | None:
     """The authenticated user recorded as creator of ``subject`` (see :func:`creation_record`), or ``None``."""
-    record = creation_record(store, subject)
+    record = creation_record(store, subject, events=events)
     return None if record is None else str(record["user"])
 
 

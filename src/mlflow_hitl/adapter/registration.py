@@ -13,6 +13,11 @@ Which model was evaluated: the model URI ``validate`` was given (a ``PyFuncModel
 model); for a model object in memory, the one model the run logged before ``validate`` ran. A run
 that logged none, or several, has no evaluated model on record and no version made from it passes.
 
+In team mode the tracking server registers (``POST /hitl/api/evidence/register``, :func:`register_on_server`):
+it reads the run's files and the model from its own stores, computes every digest itself and records the
+event as the authenticated user, who must be allowed to edit the run; the client only names the run and
+the model it evaluated, which must be a model of that run.
+
 The gate judges a run's artifacts against that record, never against the run's own (rewritable)
 manifest, and compares the record's model digest with the digest of the version's actual files. A
 second ``log_validation`` into the same run registers again: the newest registration is the one in
@@ -37,10 +42,13 @@ from ..errors import first_line
 __all__ = [
     "REGISTERED",
     "evaluated_model_uri",
+    "evidence_payload",
     "local_path",
     "model_digest",
     "model_digest_at",
+    "model_location",
     "register_evidence",
+    "register_on_server",
     "version_model_digest",
 ]
 
@@ -154,43 +162,162 @@ def evaluated_model_uri(model: Any, run_id: str) -> tuple[str | None, str | None
     return None, f"run {run_id} logged {len(ids)} models ({', '.join(ids)}): pass the evaluated model's URI"
 
 
-def register_evidence(
-    run_id: str, summary_path: Path, *, model: Any, fingerprints: Mapping[str, Any] | None
-) -> tuple[int, str] | None:
-    """Append the ``evidence.registered`` event for the evidence just logged to ``run_id``; its ``(seq, hash)``.
-
-    With no review store to record into (an in-memory MLflow store, a remote one without
-    ``MLFLOW_HITL_STORE_URI``), a warning says the evidence stays unregistered: the gate then refuses
-    every version made from the run.
-    """
-    from .review import open_store
-
-    model_uri, problem = evaluated_model_uri(model, run_id)
+def evidence_payload(
+    summary_path: Path,
+    model_uri: str | None,
+    problem: str | None,
+    fingerprints: Mapping[str, Any] | None,
+    *,
+    location: str | None = None,
+) -> dict[str, Any]:
+    """The ``evidence.registered`` payload: ``summary_path``'s digest, the evaluated model's digest (read
+    at ``location``, by default ``model_uri``), or the ``problem`` that kept it from being taken, and the
+    data fingerprints."""
     digest = None
-    if model_uri is not None:
+    if model_uri is not None and problem is None:
         try:
-            digest = model_digest_at(model_uri)
+            digest = model_digest_at(location or model_uri)
         except Exception as exc:  # any artifact store's own error type
             problem = f"the evaluated model {model_uri!r} cannot be read: {first_line(exc)}"
-    payload = {
+    return {
         "summary_sha256": sha256_file(summary_path),
         "model_sha256": digest,
         "model_uri": model_uri,
         "model_problem": problem,
         "fingerprints": dict(fingerprints or {}),
     }
+
+
+def register_evidence(
+    run_id: str, summary_path: Path, *, model: Any, fingerprints: Mapping[str, Any] | None
+) -> tuple[int, str] | None:
+    """Append the ``evidence.registered`` event for the evidence just logged to ``run_id``; its ``(seq, hash)``.
+
+    In team mode (the review store is a tracking server's API) the server registers it: it hashes the
+    run's files and the evaluated model itself and records the event as the authenticated user
+    (:func:`register_on_server`); nothing the client computed is recorded. With no review store to
+    record into (an in-memory MLflow store), or a server that refuses, a warning says the evidence stays
+    unregistered: the gate then refuses every version made from the run.
+    """
+    from ..errors import HitlError
+    from ..review import HttpReviewStore
+    from .review import open_store
+
+    model_uri, problem = evaluated_model_uri(model, run_id)
     try:
         store = open_store()
     except Exception as exc:  # no store configured, or none that opens: the gate will say so too
-        warnings.warn(
-            f"the evidence of run {run_id} is not registered ({first_line(exc)}): no version made "
-            "from this run passes a gate",
-            stacklevel=3,
-        )
+        _unregistered(run_id, exc)
         return None
     try:
+        if isinstance(store, HttpReviewStore):
+            return store.register_evidence(run_id, model_uri=model_uri)
+        payload = evidence_payload(summary_path, model_uri, problem, fingerprints)
         return store.record_event(
             actor=acting_user(), action=REGISTERED, subject=f"run:{run_id}", payload=payload
         )
+    except HitlError as exc:
+        if not isinstance(store, HttpReviewStore):
+            raise
+        _unregistered(run_id, exc)
+        return None
     finally:
         store.close()
+
+
+def _unregistered(run_id: str, reason: Exception) -> None:
+    warnings.warn(
+        f"the evidence of run {run_id} is not registered ({first_line(reason)}): no version made "
+        "from this run passes a gate",
+        stacklevel=4,
+    )
+
+
+def model_location(client: Any, model_uri: str, run_id: str) -> tuple[str | None, str | None]:
+    """``(artifact location, None)`` of a model of run ``run_id`` named by ``model_uri``, or ``(None, why not)``.
+
+    For the server, which reads only its own stores and only models the run itself produced: a logged
+    model (``models:/<model id>``), a registered version (``models:/<name>/<version>``) or a path in
+    the run (``runs:/<run id>/<path>``). Never a path on the server's disk.
+    """
+    from mlflow.exceptions import MlflowException
+
+    refused = (
+        None,
+        f"model URI {model_uri!r} is not a model of run {run_id} the server can read "
+        "(models:/<model id>, models:/<name>/<version> or runs:/<run id>/<path>)",
+    )
+    scheme, _, rest = model_uri.partition(":/")
+    parts = rest.strip("/").split("/")
+    if scheme not in ("models", "runs") or not all(parts) or ".." in parts:
+        return refused
+    try:
+        if scheme == "models" and len(parts) == 1 and parts[0].startswith("m-"):
+            logged = client.get_logged_model(parts[0])
+            return (logged.artifact_location, None) if logged.source_run_id == run_id else refused
+        if scheme == "models" and len(parts) == 2 and parts[1].isdigit():
+            version = client.get_model_version(parts[0], parts[1])
+            return (_download_location(client, version), None) if version.run_id == run_id else refused
+        if scheme == "runs" and len(parts) >= 2 and parts[0] == run_id:
+            path = "/".join(parts[1:])
+            logged = client.search_logged_models(
+                experiment_ids=[client.get_run(run_id).info.experiment_id],
+                filter_string=f"source_run_id = '{run_id}' AND name = '{path}'",
+            )
+            if len(logged) == 1:
+                return logged[0].artifact_location, None
+            return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}", None
+    except MlflowException as exc:
+        return None, f"model {model_uri!r} cannot be found: {first_line(exc)}"
+    return refused
+
+
+def register_on_server(
+    store: Any, run_id: str, *, model_uri: str | None, actor: str
+) -> tuple[tuple[int, str], dict[str, Any]]:
+    """Register run ``run_id``'s evidence from the tracking server's own stores: ``((seq, hash), payload)``.
+
+    Team mode's registration (``POST /hitl/api/evidence/register``): the server reads ``hitl/summary.json``
+    and every file its manifest names from the run's artifacts, refuses evidence that does not match its
+    own manifest, takes the data fingerprints from the summary and hashes the evaluated model's files
+    (``model_uri``, checked by :func:`model_location`; ``None``: the one model the run logged).
+    """
+    import json
+
+    import mlflow
+
+    from ..errors import InputError
+    from .evidence import RunArtifacts, verify_folder
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    problem = None
+    if model_uri is None:
+        model_uri, problem = evaluated_model_uri(None, run_id)
+    location = None
+    if model_uri is not None:
+        location, problem = model_location(client, model_uri, run_id)
+    artifacts = RunArtifacts(run)
+    try:
+        root = artifacts.folder()
+        summary_path = None if root is None else root / "summary.json"
+        if summary_path is None or not summary_path.is_file():
+            raise InputError(f"run {run_id} has no hitl/summary.json to register: log the evidence first")
+        summary_bytes = summary_path.read_bytes()
+        try:
+            details = json.loads(summary_bytes).get("details") or {}
+        except (ValueError, AttributeError) as exc:
+            raise InputError(f"run {run_id}'s hitl/summary.json is not a JSON object") from exc
+        snapshots = store.snapshots(run_id=run_id).to_dict(orient="records")
+        problems = verify_folder(root, summary_bytes, snapshots)
+        if problems:
+            raise InputError(
+                f"run {run_id}'s hitl/ files do not match its summary.json: {'; '.join(problems[:3])}"
+            )
+        payload = evidence_payload(
+            summary_path, model_uri, problem, details.get("fingerprints"), location=location
+        )
+    finally:
+        artifacts.close()
+    event = store.record_event(actor=actor, action=REGISTERED, subject=f"run:{run_id}", payload=payload)
+    return event, payload

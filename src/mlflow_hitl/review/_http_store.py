@@ -30,7 +30,7 @@ from .._plain import plain_json
 from .._progress import Progress
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError
 from ._audit import ChainVerification
-from ._records import AnnotationRecord, ImportReport, Item, Queue, QueueLabels
+from ._records import AnnotationRecord, ImportReport, Item, Queue, QueueLabels, check_page
 
 __all__ = ["HttpReviewStore"]
 
@@ -159,13 +159,18 @@ class HttpReviewStore:
             raise error(str(answer.get("message") or f"HTTP {response.status_code}"))
         return answer
 
-    def _pages(self, route: str, key: str, params: Mapping[str, Any]) -> list[Any]:
+    def _pages(
+        self, route: str, key: str, params: Mapping[str, Any], offset: int, limit: int | None
+    ) -> list[Any]:
+        """Rows from ``offset`` on, in pages of at most 10,000, until ``limit`` rows or the end."""
+        check_page(offset, limit)
         rows: list[Any] = []
-        offset: int | None = 0
-        while offset is not None:
-            answer = self._call("GET", route, {**params, "offset": offset, "limit": _PAGE})
+        at: int | None = offset
+        while at is not None and (limit is None or len(rows) < limit):
+            page = _PAGE if limit is None else min(_PAGE, limit - len(rows))
+            answer = self._call("GET", route, {**params, "offset": at, "limit": page})
             rows.extend(answer[key])
-            offset = answer["next_offset"]
+            at = answer["next_offset"]
         return rows
 
     # -- queues ---------------------------------------------------------------------------------
@@ -215,8 +220,8 @@ class HttpReviewStore:
     def progress(self, name: str) -> dict[str, int]:
         return dict(self._call("GET", "queues/progress", {"queue": name})["progress"])
 
-    def items(self, name: str) -> list[Item]:
-        return [Item(**i) for i in self._pages("items/list", "items", {"queue": name})]
+    def items(self, name: str, *, offset: int = 0, limit: int | None = None) -> list[Item]:
+        return [Item(**i) for i in self._pages("items/list", "items", {"queue": name}, offset, limit)]
 
     def queue_labels(self, name: str) -> QueueLabels:
         """As :meth:`ReviewStore.queue_labels`: the queue, items, labels, adjudications and gold of one read."""
@@ -280,9 +285,10 @@ class HttpReviewStore:
         answer = self._call("POST", "annotations/import", {"queue": name, "records": body, "source": source})
         return ImportReport(added=int(answer["added"]), unchanged=int(answer["unchanged"]))
 
-    def annotations(self, name: str) -> pd.DataFrame:
+    def annotations(self, name: str, *, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
         columns = ["item", "rater", "label", "comment", "source", "created_at"]
-        return pd.DataFrame(self._pages("annotations/list", "annotations", {"queue": name}), columns=columns)
+        rows = self._pages("annotations/list", "annotations", {"queue": name}, offset, limit)
+        return pd.DataFrame(rows, columns=columns)
 
     def adjudicate(self, name: str, *, position: int, user: str, label: Any, note: str | None = None) -> None:
         self._call(
@@ -374,6 +380,14 @@ class HttpReviewStore:
             return dict(self._call("POST", "gate/check", query)["decision"])
         return dict(self._call("GET", "gate/decision", query)["decision"])
 
+    def register_evidence(self, run_id: str, *, model_uri: str | None) -> tuple[int, str]:
+        """Ask the server to register run ``run_id``'s evidence (``evidence.registered``); the event's
+        ``(seq, hash)``. The server hashes the run's files and the model ``model_uri`` (a model of the
+        run; ``None``: the one model the run logged) itself. Not part of the SQL store: locally the
+        adapter records the event."""
+        answer = self._call("POST", "evidence/register", {"run_id": run_id, "model_uri": model_uri})
+        return int(answer["seq"]), str(answer["hash"])
+
     # -- audit ----------------------------------------------------------------------------------
 
     def record_event(
@@ -413,13 +427,15 @@ class HttpReviewStore:
         subject: str | None = None,
         actor: str | None = None,
         action: str | None = None,
+        after_seq: int = 0,
         limit: int | None = None,
     ) -> pd.DataFrame:
-        """Events in order, fetched in pages of at most 10,000; ``limit`` stops early."""
+        """Events in order after ``after_seq``, fetched in pages of at most 10,000; ``limit`` stops early."""
+        check_page(after_seq, limit, "after_seq")
         filters = {"subject": subject, "actor": actor, "action": action}
         rows: list[dict[str, Any]] = []
         columns: list[str] = []
-        after: int | None = 0
+        after: int | None = after_seq
         while after is not None and (limit is None or len(rows) < limit):
             page = _PAGE if limit is None else min(_PAGE, limit - len(rows))
             answer = self._call("GET", "audit/events", {**filters, "after_seq": after, "limit": page})

@@ -22,7 +22,7 @@ from . import _schema as t
 from ._audit import utc_now
 from ._engine import INSERT_CHUNK, SqlStoreBase
 from ._lookups import dump_label, item_from_row, load_queue, queue_from_row
-from ._records import Item, Queue, QueueLabels, check_user
+from ._records import Item, Queue, QueueLabels, check_page, check_user
 
 __all__ = ["SqlQueues"]
 
@@ -129,14 +129,24 @@ class SqlQueues(SqlStoreBase):
             "adjudicated": int(adjudicated),
         }
 
-    def items(self, name: str) -> list[Item]:
-        with self._read() as conn:
-            return _items(conn, load_queue(conn, name))
+    def items(self, name: str, *, offset: int = 0, limit: int | None = None) -> list[Item]:
+        """The queue's items in position order; ``offset``/``limit``: one page of them, read as a page.
 
-    def annotations(self, name: str) -> pd.DataFrame:
-        """Every label of the queue: columns ``item`` (position), ``rater``, ``label``, ``comment``, ``source``, ``created_at``."""
+        Positions are 0..n-1, so the page is the index range ``position >= offset``: reading page 200
+        of 500 items costs what reading page 1 does.
+        """
+        check_page(offset, limit)
         with self._read() as conn:
-            return _annotations(conn, load_queue(conn, name))
+            return _items(conn, load_queue(conn, name), offset=offset, limit=limit)
+
+    def annotations(self, name: str, *, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
+        """Every label of the queue: columns ``item`` (position), ``rater``, ``label``, ``comment``, ``source``, ``created_at``.
+
+        ``offset``/``limit``: one page of them, in the same order (item position, then time given).
+        """
+        check_page(offset, limit)
+        with self._read() as conn:
+            return _annotations(conn, load_queue(conn, name), offset=offset, limit=limit)
 
     def gold(self, name: str) -> dict[int, Any]:
         """Known labels of gold items, by position."""
@@ -236,15 +246,19 @@ def _item_records(
     return records
 
 
-def _items(conn: Connection, queue: Queue) -> list[Item]:
-    rows = conn.execute(
-        sa.select(t.items).where(t.items.c.queue_id == queue.id).order_by(t.items.c.position)
-    ).all()
-    return [item_from_row(queue, r) for r in rows]
+def _items(conn: Connection, queue: Queue, *, offset: int = 0, limit: int | None = None) -> list[Item]:
+    query = sa.select(t.items).where(t.items.c.queue_id == queue.id).order_by(t.items.c.position)
+    if offset:
+        query = query.where(t.items.c.position >= offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [item_from_row(queue, r) for r in conn.execute(query).all()]
 
 
-def _annotations(conn: Connection, queue: Queue) -> pd.DataFrame:
-    rows = conn.execute(
+def _annotations(
+    conn: Connection, queue: Queue, *, offset: int = 0, limit: int | None = None
+) -> pd.DataFrame:
+    query = (
         sa.select(
             t.items.c.position,
             t.annotations.c.user,
@@ -256,8 +270,12 @@ def _annotations(conn: Connection, queue: Queue) -> pd.DataFrame:
         .select_from(t.annotations.join(t.items))
         .where(t.items.c.queue_id == queue.id)
         .order_by(t.items.c.position, t.annotations.c.id)
-    ).all()
-    frame = pd.DataFrame(rows, columns=["item", "rater", "label", "comment", "source", "created_at"])
+        .offset(offset or None)
+        .limit(limit)
+    )
+    frame = pd.DataFrame(
+        conn.execute(query).all(), columns=["item", "rater", "label", "comment", "source", "created_at"]
+    )
     frame["label"] = [json.loads(v) for v in frame["label"]]
     return frame
 

@@ -1,6 +1,7 @@
 """The values the review store takes and gives, whatever its backend (SQL here, HTTP next).
 
-``check_user`` is the one rule every backend applies to an acting user's name.
+``check_user`` is the one rule every backend applies to an acting user's name, ``check_page`` the one
+for the bounds of a paged read.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["AnnotationRecord", "ImportReport", "Item", "Queue", "QueueLabels", "check_user"]
+__all__ = ["AnnotationRecord", "ImportReport", "Item", "Queue", "QueueLabels", "check_page", "check_user"]
 
 
 def check_user(user: str, what: str = "user") -> str:
@@ -24,6 +25,13 @@ def check_user(user: str, what: str = "user") -> str:
     if len(user) > 200:
         raise InputError(f"{what} is longer than 200 characters")
     return user.strip()
+
+
+def check_page(start: int, limit: int | None, what: str = "offset") -> None:
+    """Refuse a page that starts below 0 or holds fewer than one row (``limit=None``: to the end)."""
+    for name, value, minimum in ((what, start, 0), ("limit", 1 if limit is None else limit, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InputError(f"{name} must be a whole number ≥ {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True)

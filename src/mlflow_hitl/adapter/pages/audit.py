@@ -106,7 +106,9 @@ def events_page(
     answer = call("audit/events", **wanted.routed, after_seq=start, limit=limit)
     rows = [e for e in answer["events"] if e["seq"] <= last]
     more = answer["next_after_seq"] is not None and len(rows) == len(answer["events"])
-    following = rows[-1]["seq"] if more and rows and rows[-1]["seq"] < last else None
+    # The API's cursor, not the last row shown: a blind queue's events may be left out of a page.
+    cursor = answer["next_after_seq"]
+    following = cursor if more and cursor is not None and cursor < last else None
     return rows, following, head
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...errors import PermissionDeniedError
 from ...review import QueueConsensus, consensus_of
 from ._web import Page, query, render, run_page, store
 
@@ -46,7 +47,12 @@ def summarize(queue: Any, *, with_consensus: bool = True) -> QueueSummary:
     """A queue's progress and (when asked) its consensus and agreement, read through the API's routes."""
     client = store()
     progress = client.progress(queue.name)
-    state = consensus_of(client.queue_labels(queue.name)) if with_consensus and progress["labels"] else None
+    state = None
+    if with_consensus and progress["labels"]:
+        try:
+            state = consensus_of(client.queue_labels(queue.name))
+        except PermissionDeniedError:  # a blind queue's labels are for its adjudicators and admins
+            state = None
     return QueueSummary(queue=queue, progress=progress, consensus=state, run_link=run_page(queue.run_id))
 
 
