@@ -365,6 +365,7 @@ def run_story(output: Path) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     tracking_uri = f"sqlite:///{output / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # the demo's own registry too, whatever MLFLOW_REGISTRY_URI says
     experiment = mlflow.get_experiment_by_name("hitl-demo")
     experiment_id = (
         experiment.experiment_id

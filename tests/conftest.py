@@ -18,6 +18,7 @@ from hitl_support import (  # noqa: F401 (the tests import these from here)
     free_port,
     log_run_with_evidence,
     make_arrests_model,
+    mlflow_state_restored,
     postgres_database,
     shared_server,
     split_arrests,
@@ -36,6 +37,13 @@ CHROMIUM_FLAGS = [
 
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///:memory:")  # never the user's ./mlruns
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_state_restored():
+    """No test leaves MLflow pointed at its store or server for the next one."""
+    with mlflow_state_restored():
+        yield
 
 
 @pytest.fixture(autouse=True)

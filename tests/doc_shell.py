@@ -28,6 +28,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from hitl_support import MLFLOW_STATE_VARIABLES, mlflow_state_restored
+
 CLIENT = """\
 #!{python} -IS
 import base64, json, os, socket, sys
@@ -101,32 +103,17 @@ def _read_all(conn: socket.socket) -> bytes:
 @contextlib.contextmanager
 def as_a_new_process() -> Iterator[None]:
     """MLflow's tracking URI, registry URI and active experiment as a new process finds them: unset,
-    so only the environment counts; the ones set before come back after. MLflow's setters also
-    export them to the environment (``MLFLOW_TRACKING_URI``, ...), which is saved and restored too."""
+    so only the environment counts; the ones set before come back after."""
     import mlflow
     from mlflow.tracking import fluent
-    from mlflow.tracking._model_registry import utils as registry
-    from mlflow.tracking._tracking_service import utils as tracking
 
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-    saved = tracking._tracking_uri, registry._registry_uri, fluent._active_experiment_id
-    saved_env = {name: os.environ.get(name) for name in names}
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
-    fluent._active_experiment_id = None
-    for name in names:
-        os.environ.pop(name, None)
-    try:
+    with mlflow_state_restored():
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        fluent._active_experiment_id = None
+        for name in MLFLOW_STATE_VARIABLES:
+            os.environ.pop(name, None)
         yield
-    finally:
-        mlflow.set_tracking_uri(saved[0])
-        mlflow.set_registry_uri(saved[1])
-        fluent._active_experiment_id = saved[2]
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _invoke(request: dict) -> dict:

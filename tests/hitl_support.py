@@ -147,6 +147,42 @@ def log_run_with_evidence(
     return run.info.run_id
 
 
+# What MLflow's setters export to the environment besides their module globals.
+MLFLOW_STATE_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+)
+
+
+@contextlib.contextmanager
+def mlflow_state_restored() -> Iterator[None]:
+    """MLflow's tracking URI, registry URI and active experiment after the block as before it.
+
+    ``mlflow.set_tracking_uri`` and ``set_registry_uri`` set module globals and the environment; a test
+    that points MLflow at a server would otherwise send the next test's registry calls there.
+    """
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    saved = tracking._tracking_uri, registry._registry_uri, fluent._active_experiment_id
+    saved_env = {name: os.environ.get(name) for name in MLFLOW_STATE_VARIABLES}
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+        fluent._active_experiment_id = saved[2]
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

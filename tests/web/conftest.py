@@ -9,14 +9,14 @@ Queues are made in the store by ``eng``; every step under test is taken in the b
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from hitl_support import log_run_with_evidence
+from hitl_support import log_run_with_evidence, mlflow_state_restored
 from mlflow_hitl.review import ReviewStore
 
 PASSWORDS = {
@@ -114,21 +114,25 @@ def make_queue(
     )
 
 
-@pytest.fixture(scope="session")
-def signoff_run(site, arrests_model, arrests_split):
-    """A run made by ``eng`` through the server, with calibration and fairness evidence registered."""
-    synthetic, real, _ = arrests_split
+@contextlib.contextmanager
+def as_engineer(site):
+    """MLflow's client and ours pointed at the server as ``eng`` for the block, as they were after it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_USERNAME", "eng")
         patch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS["eng"])
         patch.setenv("MLFLOW_HITL_USER", "eng")
         patch.setenv("MLFLOW_HITL_STORE_URI", site.store_uri)
         patch.setenv("MLFLOW_TRACKING_URI", site.url)
-        mlflow.set_tracking_uri(site.url)
-        mlflow.set_registry_uri(site.url)
-        try:
-            mlflow.set_experiment("web-signoff")
-            run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
-        finally:
-            mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///:memory:"))
-    return run_id
+        with mlflow_state_restored():
+            mlflow.set_tracking_uri(site.url)
+            mlflow.set_registry_uri(site.url)
+            yield
+
+
+@pytest.fixture(scope="session")
+def signoff_run(site, arrests_model, arrests_split):
+    """A run made by ``eng`` through the server, with calibration and fairness evidence registered."""
+    synthetic, real, _ = arrests_split
+    with as_engineer(site):
+        mlflow.set_experiment("web-signoff")
+        return log_run_with_evidence(arrests_model, synthetic, real, input_example=False)

@@ -6,41 +6,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 
 import mlflow
 import pytest
 import requests
 
-from hitl_support import log_run_with_evidence
+from hitl_support import LENIENT_POLICY, log_run_with_evidence
 from mlflow_hitl.adapter.gate import set_policy
 
-from .conftest import PASSWORDS, XSS
+from .conftest import PASSWORDS, XSS, as_engineer
 
 pytestmark = pytest.mark.web
 
 MODEL = "web-release"
-POLICY = """
-[protect]
-aliases = ["champion"]
-stages = ["Production"]
-
-[checks.calibration]
-max = { ece = 0.5 }
-
-[[signoffs]]
-check = "fairness"
-role = "fairness-reviewer"
-count = 1
-
-[[signoffs]]
-check = "release"
-role = "release-manager"
-count = 1
-
-[duties]
-separate = true
-"""
+# The lenient policy of the other server tests, with a release sign-off too.
+POLICY = LENIENT_POLICY + '[[signoffs]]\ncheck = "release"\nrole = "release-manager"\ncount = 1\n'
 RELEASE_URL = f"/hitl/release?model={MODEL}&version=1"
 
 
@@ -49,21 +29,11 @@ def released(site, arrests_model, arrests_split):
     """``eng``'s own run registered as version 1 of ``web-release`` under a policy asking for a fairness
     and a release sign-off; ``rita`` is the release manager. Returns the run id."""
     synthetic, real, _ = arrests_split
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_USERNAME", "eng")
-        patch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS["eng"])
-        patch.setenv("MLFLOW_HITL_USER", "eng")
-        patch.setenv("MLFLOW_HITL_STORE_URI", site.store_uri)
-        patch.setenv("MLFLOW_TRACKING_URI", site.url)
-        mlflow.set_tracking_uri(site.url)
-        mlflow.set_registry_uri(site.url)
-        try:
-            mlflow.set_experiment("web-release")
-            run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
-            mlflow.register_model(f"runs:/{run_id}/model", MODEL)
-            set_policy(site.store, MODEL, POLICY, actor="root")
-        finally:
-            mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///:memory:"))
+    with as_engineer(site):
+        mlflow.set_experiment("web-release")
+        run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
+        mlflow.register_model(f"runs:/{run_id}/model", MODEL)
+        set_policy(site.store, MODEL, POLICY, actor="root")
     return run_id
 
 
