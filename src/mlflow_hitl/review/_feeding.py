@@ -159,16 +159,14 @@ class QueueFeeder:
         retry_seconds: float = 5.0,
         max_spool_bytes: int = 256 * 2**20,
     ) -> None:
-        for name, value in (
-            ("batch_rows", batch_rows),
-            ("max_pending_rows", max_pending_rows),
-            ("max_spool_bytes", max_spool_bytes),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a whole number ≥ 1, got {value!r}")
-        for name, value in (("flush_seconds", flush_seconds), ("retry_seconds", retry_seconds)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InputError(f"{name} must be a number of seconds > 0, got {value!r}")
+        self.check_options(
+            batch_rows=batch_rows,
+            flush_seconds=flush_seconds,
+            max_pending_rows=max_pending_rows,
+            retry_seconds=retry_seconds,
+            max_spool_bytes=max_spool_bytes,
+            raters_per_item=raters_per_item,
+        )
         self.queue = queue
         self.classes = list(classes)
         self.router = Router(rule)
@@ -199,6 +197,17 @@ class QueueFeeder:
         atexit.register(self.close)
         with self._lock:
             self._ensure_thread()  # at once: spool files an earlier process left are re-sent without waiting for traffic
+
+    @staticmethod
+    def check_options(**options: Any) -> None:
+        """Refuse a count that is not a whole number ≥ 1 or a time that is not a positive number of
+        seconds (``flush_seconds``, ``retry_seconds``), so a model is refused when logged, not when served."""
+        for name, value in options.items():
+            if name.endswith("_seconds"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise InputError(f"{name} must be a number of seconds > 0, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number ≥ 1, got {value!r}")
 
     # -- the request path -----------------------------------------------------------------------
 
@@ -291,7 +300,8 @@ class QueueFeeder:
             self._pending_rows = 0
         self._spool.rotate()
         stats = self.stats()
-        _log.info(
+        _log.log(
+            logging.WARNING if stats["dropped"] else logging.INFO,
             "mlflow-hitl routing to %r stopped: %s rows seen, %s routed, %s appended, %s spooled, %s dropped %s",
             self.queue,
             stats["rows"],
