@@ -225,3 +225,37 @@ def test_mlflow_models_serve_routes_the_uncertain_requests_and_loses_nothing_whi
         process.wait(timeout=60)
     log = (folder / "serve.log").read_text()
     assert "review store unavailable" in log and "review store is back" in log
+
+
+def test_the_cli_wraps_a_registered_model_and_refuses_bad_rules_with_exit_2(logged, arrests_model):
+    from click.testing import CliRunner
+
+    from mlflow_hitl.cli import cli
+
+    name = "fraud-serving"
+    mlflow.register_model(logged["base"], name)
+    args = [
+        "--tracking-uri",
+        logged["tracking_uri"],
+        "serve",
+        "wrap",
+        f"models:/{name}/1",
+        "--queue",
+        "cli-q",
+    ]
+    done = CliRunner().invoke(
+        cli, [*args, "--threshold", "0.7", "--budget", "20/hour", "--raters", "2", "--format", "json"]
+    )
+    assert done.exit_code == 0, done.output
+    answer = json.loads(done.stdout)
+    config = mlflow.pyfunc.load_model(answer["model_uri"]).model_config
+    assert (config["queue"], config["threshold"], config["budget"], config["raters_per_item"]) == (
+        "cli-q",
+        0.7,
+        "20/hour",
+        2,
+    )
+    assert config["wrapped_model_uri"] == f"models:/{name}/1"
+    refused = CliRunner().invoke(cli, [*args, "--budget", "lots"])
+    assert refused.exit_code == 2 and "budget must look like 500/day" in refused.output
+    assert "Traceback" not in refused.output

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._review_options import ROUTING_STRATEGIES
 from ..errors import InputError
 from ._sampling import RANDOM_CONTROL, uncertainty_scores
 
 __all__ = ["ROUTING_STRATEGIES", "Budget", "Router", "RoutingRule"]
 
-ROUTING_STRATEGIES = ("least-confidence", "margin", "entropy")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3_600, "day": 86_400, "week": 604_800}
 
 
