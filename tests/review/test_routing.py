@@ -272,3 +272,13 @@ def test_rows_still_in_memory_are_flushed_when_the_process_exits(tmp_path):
     assert [i.row_key for i in ReviewStore(url).items("prod")] == [f"r{i}" for i in range(5)]
     event = ReviewStore(url).audit_events(action="queue.create")
     assert json.loads(event["payload"].iloc[0])["items"] == 5
+
+
+def test_a_frame_larger_than_the_buffer_is_routed_on_the_callers_thread_not_dropped(tmp_path):
+    url = f"sqlite:///{tmp_path / 'hitl.db'}"
+    feeder = _feeder(tmp_path, url, max_pending_rows=10)
+    frame = _frame(np.r_[np.full(30, 0.5), np.full(70, 0.99)])
+    feeder.submit(frame, ["Yes"] * 100)
+    assert len(ReviewStore(url).items("prod")) == 30  # already there when submit returns
+    assert feeder.stats()["dropped"] == 0
+    feeder.close()

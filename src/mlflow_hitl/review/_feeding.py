@@ -179,6 +179,7 @@ class QueueFeeder:
         self._max_pending, self._retry_seconds = max_pending_rows, float(retry_seconds)
 
         self._lock = threading.Condition()
+        self._working = threading.Lock()  # one batch at a time reaches the store and the spool
         self._pending: list[tuple[pd.DataFrame, np.ndarray | None, np.ndarray | str]] = []
         self._pending_rows = 0
         self._taken = self._done = 0  # rows handed to the thread, and rows it has finished with
@@ -217,8 +218,10 @@ class QueueFeeder:
         """Hand a request's rows (with the model's answer for them) to the background thread.
 
         Never raises and never waits on the store: when the buffer holds ``max_pending_rows`` the
-        rows are dropped and counted. ``request_ids`` (one per row) default to a fresh id per request
-        with the row's position (``<hex>-0``, ``<hex>-1``...).
+        rows are dropped and counted. One frame larger than the whole buffer (batch scoring) is
+        routed here instead, on the caller's thread: a batch job waits for its rows to be routed
+        (and appended or spooled) rather than losing them. ``request_ids`` (one per row) default to
+        a fresh id per request with the row's position (``<hex>-0``, ``<hex>-1``...).
         """
         try:
             n = len(rows)
@@ -230,13 +233,18 @@ class QueueFeeder:
                 self._counts["requests"] += 1
                 self._counts["rows"] += n
                 self._ensure_thread()
-                if self._pending_rows + n > self._max_pending or self._stopping:
-                    self._dropped["buffer_full" if not self._stopping else "at_exit"] += n
-                    return
-                self._pending.append((rows, labels, ids))
-                self._pending_rows += n
-                if self._pending_rows >= self._batch_rows:
-                    self._lock.notify_all()
+                inline = n > self._max_pending and not self._stopping
+                if not inline:
+                    if self._pending_rows + n > self._max_pending or self._stopping:
+                        self._dropped["at_exit" if self._stopping else "buffer_full"] += n
+                        return
+                    self._pending.append((rows, labels, ids))
+                    self._pending_rows += n
+                    if self._pending_rows >= self._batch_rows:
+                        self._lock.notify_all()
+            if inline:
+                with self._working:
+                    self._process([(rows, labels, ids)])
         except Exception:  # routing must never fail a prediction
             _log.exception("mlflow-hitl could not take a request's rows for routing")
 
@@ -324,10 +332,11 @@ class QueueFeeder:
                 self._taken += n
                 stopping = self._stopping
             try:
-                if batch:
-                    self._process(batch)
-                if time.monotonic() >= self._retry_at or stopping:
-                    self._replay()
+                with self._working:
+                    if batch:
+                        self._process(batch)
+                    if time.monotonic() >= self._retry_at or stopping:
+                        self._replay()
             except Exception:  # a bug must not end the thread: the next batches still get routed
                 _log.exception("mlflow-hitl routing failed on a batch of %d rows", n)
             finally:
