@@ -259,3 +259,22 @@ def test_the_cli_wraps_a_registered_model_and_refuses_bad_rules_with_exit_2(logg
     refused = CliRunner().invoke(cli, [*args, "--budget", "lots"])
     assert refused.exit_code == 2 and "budget must look like 500/day" in refused.output
     assert "Traceback" not in refused.output
+
+
+def test_the_routed_model_checks_input_as_the_wrapped_one_and_answers_the_same(
+    logged, arrests_model, tmp_path
+):
+    info = log_routed_model(
+        logged["base"], queue="schema", store_uri=f"sqlite:///{tmp_path / 'hitl.db'}", spool_dir=str(tmp_path)
+    )
+    routed, bare = mlflow.pyfunc.load_model(info.model_uri), mlflow.pyfunc.load_model(logged["base"])
+    frame = logged["production"][list(arrests_model.feature_names_in_)].head(50)
+    shuffled = frame[frame.columns[::-1]].astype({"age": "int32"})  # columns reordered, a narrower int
+    assert routed.predict(shuffled).tolist() == bare.predict(shuffled).tolist()
+    for bad in (frame.drop(columns=["age"]), frame.assign(age="old")):
+        with pytest.raises(mlflow.exceptions.MlflowException) as refused:
+            routed.predict(bad)
+        with pytest.raises(mlflow.exceptions.MlflowException) as expected:
+            bare.predict(bad)
+        assert refused.value.error_code == expected.value.error_code
+    routed.unwrap_python_model().flush()
