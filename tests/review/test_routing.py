@@ -282,3 +282,13 @@ def test_a_frame_larger_than_the_buffer_is_routed_on_the_callers_thread_not_drop
     assert len(ReviewStore(url).items("prod")) == 30  # already there when submit returns
     assert feeder.stats()["dropped"] == 0
     feeder.close()
+
+
+def test_a_queue_the_store_refuses_to_make_is_counted_as_rejected_not_retried_forever(tmp_path):
+    url = f"sqlite:///{tmp_path / 'hitl.db'}"
+    feeder = _feeder(tmp_path, url, classes=["only-one"])  # a queue needs two classes
+    feeder.submit(_frame([0.5]), ["Yes"])
+    assert feeder.flush()
+    stats = feeder.stats()
+    assert stats["dropped_by_cause"]["rejected"] == 1 and stats["spooled"] == 0 and stats["store"] == "up"
+    feeder.close()

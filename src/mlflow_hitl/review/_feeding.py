@@ -306,7 +306,9 @@ class QueueFeeder:
             self._dropped["at_exit"] += self._pending_rows
             self._pending.clear()
             self._pending_rows = 0
-        self._spool.rotate()
+        if self._working.acquire(timeout=1.0):  # not under a thread still writing the spool
+            self._spool.rotate()
+            self._working.release()
         stats = self.stats()
         _log.log(
             logging.WARNING if stats["dropped"] else logging.INFO,
@@ -348,15 +350,18 @@ class QueueFeeder:
                 return
 
     def _process(self, batch: list[tuple[pd.DataFrame, np.ndarray | None, np.ndarray | str]]) -> None:
-        frames = [rows for rows, _, _ in batch]
-        frame = frames[0].reset_index(drop=True) if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        try:
+        n = sum(len(rows) for rows, _, _ in batch)
+        try:  # a request that is not a table (a tensor model's array) cannot be queued as rows either
+            frames = [rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows) for rows, _, _ in batch]
+            frame = (
+                pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+            )
             proba = np.asarray(self._score(frame), dtype=float)
             selection = self.router.route(proba)
         except Exception as exc:
             with self._lock:
-                self._dropped["scoring_failed"] += len(frame)
-            _log.warning("mlflow-hitl could not score %d rows for routing: %s", len(frame), first_line(exc))
+                self._dropped["scoring_failed"] += n
+            _log.warning("mlflow-hitl could not score %d rows for routing: %s", n, first_line(exc))
             return
         if selection.empty:
             return
@@ -458,8 +463,11 @@ class QueueFeeder:
                 **values,
                 **self._queue_options,
             )
-        except InputError:
-            store.queue(self.queue)  # made by another process meanwhile (else NotFoundError: not that)
+        except InputError as exc:
+            try:
+                store.queue(self.queue)  # made by another process meanwhile?
+            except NotFoundError:
+                raise exc from None  # no: the rows or the classes themselves were refused
             return self._append(store, payload)
         return ImportReport(added=len(payload["request_ids"]), unchanged=0)
 
