@@ -117,7 +117,7 @@ def main() -> None:
     import mlflow
     import sklearn
 
-    from mlflow_hitl.serving import log_routed_model
+    from mlflow_hitl.serving import FeederSettings, log_routed_model
 
     folder = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     os.environ["MLFLOW_HITL_STORE_URI"] = f"sqlite:///{folder / 'hitl.db'}"
@@ -136,7 +136,7 @@ def main() -> None:
             base.model_uri,
             queue="bench",
             budget=args.budget,
-            batch_rows=args.feeder_batch,
+            feeder=FeederSettings(batch_rows=args.feeder_batch),
             spool_dir=str(folder / "spool"),
         )
     bare = mlflow.pyfunc.load_model(base.model_uri)

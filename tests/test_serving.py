@@ -20,7 +20,7 @@ import requests
 from hitl_support import free_port, log_sklearn_model
 from mlflow_hitl.errors import InputError
 from mlflow_hitl.review import ReviewStore, Router, RoutingRule
-from mlflow_hitl.serving import log_routed_model
+from mlflow_hitl.serving import FeederSettings, log_routed_model
 
 RULE = {"strategy": "least-confidence", "threshold": 0.6, "control_share": 0.05, "seed": 3}
 
@@ -92,7 +92,7 @@ def test_batch_scoring_answers_as_the_model_and_queues_the_uncertain_rows(logged
         ({"strategy": "random"}, "cannot route single requests"),
         ({"id_column": "age"}, "id_column 'age' is one of the model's own inputs"),
         ({"queue": ""}, "queue must be a non-empty name"),
-        ({"flush_seconds": 0}, "flush_seconds must be a number of seconds > 0"),
+        ({"feeder": {"flush_seconds": 1}}, "feeder must be a FeederSettings"),
         ({"raters_per_item": 0}, "raters_per_item must be a whole number ≥ 1"),
     ],
 )
@@ -168,8 +168,7 @@ def test_mlflow_models_serve_routes_the_uncertain_requests_and_loses_nothing_whi
         queue="prod-uncertain",
         budget=None,
         id_column="request_id",
-        flush_seconds=0.2,
-        retry_seconds=0.5,
+        feeder=FeederSettings(flush_seconds=0.2, retry_seconds=0.5),
         **RULE,
     )
     spool = folder / "serve-spool"

@@ -8,6 +8,6 @@ was unsure about to a review queue. See ``docs/serving.md``.
 """
 
 from .adapter.serving import SPOOL_DIR_ENV, RoutedModel, log_routed_model
-from .review import Budget, RoutingRule
+from .review import Budget, FeederSettings, RoutingRule
 
-__all__ = ["SPOOL_DIR_ENV", "Budget", "RoutedModel", "RoutingRule", "log_routed_model"]
+__all__ = ["SPOOL_DIR_ENV", "Budget", "FeederSettings", "RoutedModel", "RoutingRule", "log_routed_model"]

@@ -1,6 +1,7 @@
 """Routing served requests to review: the rule (threshold, control share, budget) and the feeder that
 appends off the request path, against a real SQLite store that goes away and comes back."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,15 @@ import pandas as pd
 import pytest
 
 from mlflow_hitl.errors import InputError
-from mlflow_hitl.review import Budget, QueueFeeder, ReviewStore, Router, RoutingRule, uncertainty_scores
+from mlflow_hitl.review import (
+    Budget,
+    FeederSettings,
+    QueueFeeder,
+    ReviewStore,
+    Router,
+    RoutingRule,
+    uncertainty_scores,
+)
 
 CLASSES = ["No", "Yes"]
 
@@ -121,6 +130,9 @@ def _score(frame):
 
 
 def _feeder(tmp_path, url, **options):
+    tuning = {"flush_seconds": 0.05, "retry_seconds": 0.2}
+    for name in [k for k in options if k in {f.name for f in dataclasses.fields(FeederSettings)}]:
+        tuning[name] = options.pop(name)
     settings = {
         "queue": "prod",
         "classes": CLASSES,
@@ -129,8 +141,7 @@ def _feeder(tmp_path, url, **options):
         "rule": RoutingRule(control_share=0.0),
         "actor": "serving",
         "spool_dir": tmp_path / "spool",
-        "flush_seconds": 0.05,
-        "retry_seconds": 0.2,
+        "settings": FeederSettings(**tuning),
         **options,
     }
     return QueueFeeder(**settings)
@@ -257,12 +268,12 @@ def test_rows_still_in_memory_are_flushed_when_the_process_exits(tmp_path):
     script = textwrap.dedent(
         f"""
         import numpy as np, pandas as pd
-        from mlflow_hitl.review import QueueFeeder, ReviewStore, RoutingRule
+        from mlflow_hitl.review import FeederSettings, QueueFeeder, ReviewStore, RoutingRule
         feeder = QueueFeeder(
             queue="prod", classes=["No", "Yes"], actor="serving", spool_dir={str(tmp_path / "spool")!r},
             score=lambda f: np.column_stack([1 - f["x"], f["x"]]),
             open_store=lambda: ReviewStore({url!r}), rule=RoutingRule(control_share=0.0),
-            flush_seconds=60,
+            settings=FeederSettings(flush_seconds=60),
         )
         for i in range(5):
             feeder.submit(pd.DataFrame({{"x": [0.5]}}), ["Yes"], [f"r{{i}}"])
@@ -292,3 +303,17 @@ def test_a_queue_the_store_refuses_to_make_is_counted_as_rejected_not_retried_fo
     stats = feeder.stats()
     assert stats["dropped_by_cause"]["rejected"] == 1 and stats["spooled"] == 0 and stats["store"] == "up"
     feeder.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"flush_seconds": 0}, "flush_seconds must be a number of seconds > 0"),
+        ({"retry_seconds": "soon"}, "retry_seconds must be a number of seconds > 0"),
+        ({"batch_rows": 0}, "batch_rows must be a whole number ≥ 1"),
+        ({"max_pending_rows": 2.5}, "max_pending_rows must be a whole number ≥ 1"),
+    ],
+)
+def test_impossible_feeder_settings_are_refused_with_one_line(settings, match):
+    with pytest.raises(InputError, match=match):
+        FeederSettings(**settings)

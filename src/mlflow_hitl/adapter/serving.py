@@ -16,6 +16,7 @@ a ``store_uri`` given at log time is used only if it holds no password. The spoo
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import re
@@ -29,7 +30,7 @@ import pandas as pd
 
 from .._identity import acting_user
 from ..errors import InputError, ModelError, first_line
-from ..review import QueueFeeder, RoutingRule
+from ..review import FeederSettings, QueueFeeder, RoutingRule
 from .model import as_classifier
 from .review import store_for
 
@@ -40,7 +41,7 @@ __all__ = ["SPOOL_DIR_ENV", "RoutedModel", "log_routed_model"]
 
 SPOOL_DIR_ENV = "MLFLOW_HITL_SPOOL_DIR"
 _MODEL_ARTIFACT = "model"
-_FEEDER_OPTIONS = ("batch_rows", "flush_seconds", "max_pending_rows", "retry_seconds", "max_spool_bytes")
+_SETTINGS = tuple(f.name for f in dataclasses.fields(FeederSettings))
 
 
 class RoutedModel(mlflow.pyfunc.PythonModel):
@@ -69,7 +70,7 @@ class RoutedModel(mlflow.pyfunc.PythonModel):
             raters_per_item=int(config.get("raters_per_item", 1)),
             blind=bool(config.get("blind", False)),
             run_id=config.get("run_id"),
-            **{k: config[k] for k in _FEEDER_OPTIONS if config.get(k) is not None},
+            settings=FeederSettings(**{k: config[k] for k in _SETTINGS if k in config}),
         )
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow reads hints as a schema)
@@ -201,11 +202,7 @@ def log_routed_model(
     raters_per_item: int = 1,
     blind: bool = False,
     registered_model_name: str | None = None,
-    batch_rows: int = 256,
-    flush_seconds: float = 1.0,
-    max_pending_rows: int = 10_000,
-    retry_seconds: float = 5.0,
-    max_spool_bytes: int = 256 * 2**20,
+    feeder: FeederSettings | None = None,
 ) -> ModelInfo:
     """Log ``model`` wrapped so that serving it also routes its uncertain requests to queue ``queue``.
 
@@ -218,7 +215,7 @@ def log_routed_model(
     request has it (a client's retry is then queued once), else a fresh id per request and row.
 
     The queue is created by the first routed batch (``raters_per_item``, ``blind``, the wrapped
-    model's run). The remaining options tune the feeder (:class:`~mlflow_hitl.review.QueueFeeder`).
+    model's run). ``feeder`` tunes batching, bounds and retries (:class:`~mlflow_hitl.review.FeederSettings`).
     Logs to the active run (one is started if none is); returns MLflow's ``ModelInfo``.
     """
     rule = RoutingRule(
@@ -226,14 +223,10 @@ def log_routed_model(
     )
     if not isinstance(queue, str) or not queue.strip() or len(queue) > 200:
         raise InputError("queue must be a non-empty name of at most 200 characters")
-    QueueFeeder.check_options(
-        batch_rows=batch_rows,
-        flush_seconds=flush_seconds,
-        max_pending_rows=max_pending_rows,
-        retry_seconds=retry_seconds,
-        max_spool_bytes=max_spool_bytes,
-        raters_per_item=raters_per_item,
-    )
+    if isinstance(raters_per_item, bool) or not isinstance(raters_per_item, int) or raters_per_item < 1:
+        raise InputError(f"raters_per_item must be a whole number ≥ 1, got {raters_per_item!r}")
+    if feeder is not None and not isinstance(feeder, FeederSettings):
+        raise InputError(f"feeder must be a FeederSettings, got {type(feeder).__name__}")
     with tempfile.TemporaryDirectory() as folder:
         model_uri = _wrapped_model(model, Path(folder))
         try:
@@ -251,11 +244,7 @@ def log_routed_model(
             "blind": bool(blind),
             "run_id": info.run_id,
             "wrapped_model_uri": model_uri if isinstance(model, str) else None,
-            "batch_rows": batch_rows,
-            "flush_seconds": flush_seconds,
-            "max_pending_rows": max_pending_rows,
-            "retry_seconds": retry_seconds,
-            "max_spool_bytes": max_spool_bytes,
+            **dataclasses.asdict(feeder or FeederSettings()),
         }
         signature = _signature(info, id_column)
         requirements = _requirements(model_uri)

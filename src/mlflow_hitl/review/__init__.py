@@ -20,7 +20,7 @@ from ._agreement import AgreementResult, agreement
 from ._anchors import AnchorLog, FileAnchorLog
 from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
-from ._feeding import DROP_CAUSES, QueueFeeder
+from ._feeding import DROP_CAUSES, FeederSettings, QueueFeeder
 from ._http_store import HttpReviewStore
 from ._interchange import (
     csv_tasks,
@@ -52,6 +52,7 @@ __all__ = [
     "DROP_CAUSES",
     "ROUTING_STRATEGIES",
     "Budget",
+    "FeederSettings",
     "QueueFeeder",
     "Router",
     "RoutingRule",

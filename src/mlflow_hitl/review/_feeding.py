@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ try:  # POSIX: a spool file being written is locked, so another process never re
 except ImportError:  # pragma: no cover - Windows: one process per spool folder
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["DROP_CAUSES", "QueueFeeder"]
+__all__ = ["DROP_CAUSES", "FeederSettings", "QueueFeeder"]
 
 _log = logging.getLogger("mlflow_hitl.serving")
 DROP_CAUSES = ("buffer_full", "spool_full", "rejected", "scoring_failed", "at_exit")
@@ -132,12 +134,39 @@ def _payload_from_line(line: str) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class FeederSettings:
+    """How a :class:`QueueFeeder` batches, bounds and retries; checked when made, so a routed model with
+    impossible settings is refused when it is logged, not when it is served.
+
+    ``batch_rows``/``flush_seconds``: a batch is scored and sent every so many rows or seconds;
+    ``max_pending_rows``: rows waiting in memory at most; ``retry_seconds``: how often a store that
+    was away is tried again; ``max_spool_bytes``: the spool's size on disk at most.
+    """
+
+    batch_rows: int = 256
+    flush_seconds: float = 1.0
+    max_pending_rows: int = 10_000
+    retry_seconds: float = 5.0
+    max_spool_bytes: int = 256 * 2**20
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name.endswith("_seconds"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise InputError(f"{field.name} must be a number of seconds > 0, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{field.name} must be a whole number ≥ 1, got {value!r}")
+
+
 class QueueFeeder:
     """Routes served rows to review queue ``queue`` without ever holding up a request; see the module docstring.
 
     ``score(frame)`` gives the model's class probabilities (columns in the order of ``classes``);
     ``open_store()`` opens the review store (again after a failure). The queue is created, with
-    ``raters_per_item``/``blind``/``run_id``, by the first batch that finds it missing.
+    ``raters_per_item``/``blind``/``run_id``, by the first batch that finds it missing. ``settings``:
+    see :class:`FeederSettings`.
     """
 
     def __init__(
@@ -153,20 +182,8 @@ class QueueFeeder:
         raters_per_item: int = 1,
         blind: bool = False,
         run_id: str | None = None,
-        batch_rows: int = 256,
-        flush_seconds: float = 1.0,
-        max_pending_rows: int = 10_000,
-        retry_seconds: float = 5.0,
-        max_spool_bytes: int = 256 * 2**20,
+        settings: FeederSettings = FeederSettings(),
     ) -> None:
-        self.check_options(
-            batch_rows=batch_rows,
-            flush_seconds=flush_seconds,
-            max_pending_rows=max_pending_rows,
-            retry_seconds=retry_seconds,
-            max_spool_bytes=max_spool_bytes,
-            raters_per_item=raters_per_item,
-        )
         self.queue = queue
         self.classes = list(classes)
         self.router = Router(rule)
@@ -174,9 +191,10 @@ class QueueFeeder:
         self._open_store = open_store
         self._actor = actor
         self._queue_options = {"raters_per_item": raters_per_item, "blind": blind, "run_id": run_id}
-        self._spool = _Spool(Path(spool_dir), max_spool_bytes)
-        self._batch_rows, self._flush_seconds = batch_rows, float(flush_seconds)
-        self._max_pending, self._retry_seconds = max_pending_rows, float(retry_seconds)
+        self.settings = settings
+        self._spool = _Spool(Path(spool_dir), settings.max_spool_bytes)
+        self._batch_rows, self._flush_seconds = settings.batch_rows, float(settings.flush_seconds)
+        self._max_pending, self._retry_seconds = settings.max_pending_rows, float(settings.retry_seconds)
 
         self._lock = threading.Condition()
         self._working = threading.Lock()  # one batch at a time reaches the store and the spool
@@ -198,17 +216,6 @@ class QueueFeeder:
         atexit.register(self.close)
         with self._lock:
             self._ensure_thread()  # at once: spool files an earlier process left are re-sent without waiting for traffic
-
-    @staticmethod
-    def check_options(**options: Any) -> None:
-        """Refuse a count that is not a whole number ≥ 1 or a time that is not a positive number of
-        seconds (``flush_seconds``, ``retry_seconds``), so a model is refused when logged, not when served."""
-        for name, value in options.items():
-            if name.endswith("_seconds"):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                    raise InputError(f"{name} must be a number of seconds > 0, got {value!r}")
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a whole number ≥ 1, got {value!r}")
 
     # -- the request path -----------------------------------------------------------------------
 
