@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import requests
 
-from hitl_support import free_port, log_sklearn_model
+from hitl_support import free_port, log_sklearn_model, wait_until_up
 from mlflow_hitl.errors import InputError
 from mlflow_hitl.review import ReviewStore, Router, RoutingRule
 from mlflow_hitl.serving import FeederSettings, log_routed_model
@@ -119,14 +119,7 @@ def _serve(model_uri, env, log_path, timeout=180.0):
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            started = time.perf_counter()
-            while True:
-                with contextlib.suppress(requests.RequestException):
-                    if requests.get(f"{url}/ping", timeout=1).status_code == 200:
-                        break
-                if process.poll() is not None or time.perf_counter() - started > timeout:
-                    raise RuntimeError("mlflow models serve did not start:\n" + log_path.read_text()[-3000:])
-                time.sleep(0.25)
+            wait_until_up(process, f"{url}/ping", log_path, timeout, "mlflow models serve")
             yield url, process
         finally:
             if process.poll() is None:
