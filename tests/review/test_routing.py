@@ -196,15 +196,16 @@ def test_a_store_that_goes_away_and_comes_back_loses_nothing(tmp_path):
 
 def test_memory_and_disk_are_bounded_and_what_does_not_fit_is_counted(tmp_path):
     url = f"sqlite:///{tmp_path / 'hitl.db'}"
-    release = threading.Event()
+    busy, release = threading.Event(), threading.Event()
 
     def slow_score(frame):
+        busy.set()
         release.wait(30)
         return _score(frame)
 
     feeder = _feeder(tmp_path, url, score=slow_score, max_pending_rows=10, batch_rows=1)
     feeder.submit(_frame([0.5]), ["Yes"])  # the thread takes it and waits in the model
-    time.sleep(0.3)
+    assert busy.wait(30)
     started = time.perf_counter()
     for _ in range(15):
         feeder.submit(_frame([0.5]), ["Yes"])
