@@ -229,6 +229,23 @@ def create_users(url: str, users: Mapping[str, str], *, admin: tuple[str, str]) 
             raise RuntimeError(f"cannot create user {user}: {created.text}")
 
 
+def wait_until_up(
+    process: subprocess.Popen, health_url: str, log_path: Path, timeout: float, what: str
+) -> None:
+    """Return once ``health_url`` answers 200; ``RuntimeError`` with the end of the log when ``process``
+    exits first or ``timeout`` seconds pass."""
+    import requests
+
+    started = time.perf_counter()
+    while True:
+        with contextlib.suppress(requests.RequestException):  # not up yet, or too busy to answer
+            if requests.get(health_url, timeout=1).status_code == 200:
+                return
+        if process.poll() is not None or time.perf_counter() - started > timeout:
+            raise RuntimeError(f"{what} did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.25)
+
+
 @contextlib.contextmanager
 def mlflow_hitl_server(
     backend: str, *, artifacts: Path, env: Mapping[str, str], log_path: Path, timeout: float = 120.0
@@ -237,7 +254,6 @@ def mlflow_hitl_server(
 
     Raises ``RuntimeError`` with the end of the server's log when it exits or is not healthy in time.
     """
-    import requests
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -266,14 +282,7 @@ def mlflow_hitl_server(
             stderr=log,
         )
         try:
-            started = time.perf_counter()
-            while True:
-                with contextlib.suppress(requests.RequestException):  # not up yet, or too busy to answer
-                    if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                if process.poll() is not None or time.perf_counter() - started > timeout:
-                    raise RuntimeError("mlflow server did not start:\n" + log_path.read_text()[-3000:])
-                time.sleep(0.25)
+            wait_until_up(process, f"{url}/health", log_path, timeout, "mlflow server")
             yield url
         finally:
             process.terminate()

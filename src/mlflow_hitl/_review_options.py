@@ -4,11 +4,13 @@ by these names and the CLI offers them, without the CLI importing pandas or SQLA
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "METHODS", "STRATEGIES"]
+__all__ = ["DEFAULT_MIN_AGREEMENT", "METHODS", "ROUTING_STRATEGIES", "STRATEGIES"]
 
 # Consensus methods (mlflow_hitl.review.consensus).
 METHODS: tuple[str, ...] = ("majority", "dawid-skene")
 # How rows are picked for review (mlflow_hitl.review.select_for_review); the first is the default.
 STRATEGIES: tuple[str, ...] = ("least-confidence", "margin", "entropy", "random")
+# How a served model decides one request at a time (mlflow_hitl.review.RoutingRule): the scores, not "random".
+ROUTING_STRATEGIES: tuple[str, ...] = STRATEGIES[:3]
 # With three raters a 2-1 split (agreement 2/3) is accepted; with two, any disagreement is a tie.
 DEFAULT_MIN_AGREEMENT = 0.6

@@ -21,7 +21,7 @@ from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, server_decision
 from mlflow_hitl.adapter.review import store_for
 from mlflow_hitl.errors import HitlError, InputError, NotFoundError, PermissionDeniedError
 from mlflow_hitl.gate import decision_hash, parse_policy, policy_hash
-from mlflow_hitl.review import AnnotationRecord, HttpReviewStore, ReviewStore
+from mlflow_hitl.review import AnnotationRecord, HttpReviewStore, ImportReport, ReviewStore
 
 ADMIN = "admin"
 PASSWORDS = {
@@ -623,3 +623,27 @@ def test_the_cli_checks_and_promotes_through_the_server_which_decides(team, monk
     with acting_as(ADMIN):
         aliases = mlflow.MlflowClient(tracking_uri=team["url"]).get_registered_model("gated-cli").aliases
     assert "champion" not in aliases
+
+
+def test_on_both_stores_a_production_queue_grows_once_per_request_id(any_store, request):
+    name = f"grow-{request.node.callspec.id}"
+    make_queue(any_store, name, n=2, k=1, actor="dana")
+    rows = pd.DataFrame({"age": [50.0, 51.0, np.nan], "colour": ["Black", "White", "Black"]})
+    batch = {
+        "rows": rows,
+        "selection": pd.DataFrame({"row": [0, 2], "reason": ["least-confidence", "random-control"]}),
+        "request_ids": ["req-a", "req-b", "req-c"],
+        "predictions": ["No", "Yes", "No"],
+        "confidences": [0.55, 0.9, 0.51],
+        "actor": "dana",
+    }
+    assert any_store.append_items(name, **batch) == ImportReport(added=2, unchanged=0)
+    assert any_store.append_items(name, **batch) == ImportReport(added=0, unchanged=2)
+    items = any_store.items(name)
+    assert [(i.position, i.row_key, i.reason) for i in items[2:]] == [
+        (2, "req-a", "least-confidence"),
+        (3, "req-c", "random-control"),
+    ]
+    assert items[3].payload == {"age": None, "colour": "Black"} and items[3].prediction == "No"
+    appended = any_store.audit_events(subject=f"queue:{name}", action="queue.append")
+    assert appended["actor"].tolist() == ["dana"]  # over HTTP: the user the server authenticated

@@ -230,6 +230,22 @@ def _withdraw(store: ReviewStore, actor: str, p: Params) -> Any:
     return {}
 
 
+def _append_items(store: ReviewStore, actor: str, p: Params) -> Any:
+    request_ids = p.get("request_ids")
+    if not isinstance(request_ids, list):
+        raise InputError("'request_ids' must be a list with one id per row")
+    report = store.append_items(
+        _queue_name(p),
+        rows=_frame_from_json(p, "rows"),
+        selection=_frame_from_json(p, "selection"),
+        request_ids=request_ids,
+        actor=actor,
+        predictions=p.get("predictions"),
+        confidences=p.get("confidences"),
+    )
+    return {"added": report.added, "unchanged": report.unchanged}
+
+
 def _import(store: ReviewStore, actor: str, p: Params) -> Any:
     records = p.get("records")
     if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
@@ -441,6 +457,12 @@ ROUTES: tuple[Route, ...] = (
     Route("items/list", "GET", ("queue", "offset", "limit"), _items),
     Route("items/next", "POST", ("queue", "exclude"), _next_item),
     Route("items/release", "POST", ("queue", "position"), _release),
+    Route(
+        "items/append",
+        "POST",
+        ("queue", "rows", "selection", "request_ids", "predictions", "confidences"),
+        _append_items,
+    ),
     Route("annotations/list", "GET", ("queue", "offset", "limit"), _annotations),
     Route("annotations/create", "POST", ("queue", "position", "label", "comment", "source"), _annotate),
     Route("annotations/import", "POST", ("queue", "records", "source"), _import),

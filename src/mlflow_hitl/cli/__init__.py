@@ -15,6 +15,7 @@ from ._dossier import dossier
 from ._gate import gate, lineage, policy
 from ._governance import audit, roles, signoff
 from ._review import consensus, labels, queue, review
+from ._serve import serve
 from ._tracking import DefaultStoreGuard
 from ._validate import validate
 
@@ -57,6 +58,19 @@ def cli(ctx: click.Context, tracking_uri: str | None) -> None:
         ctx.meta[_GUARD] = DefaultStoreGuard()
 
 
-for command in (validate, queue, review, consensus, labels, signoff, roles, audit, policy, gate, lineage):
+for command in (
+    validate,
+    queue,
+    review,
+    consensus,
+    labels,
+    signoff,
+    roles,
+    audit,
+    policy,
+    gate,
+    lineage,
+    serve,
+):
     cli.add_command(command)
 cli.add_command(dossier)

@@ -2,6 +2,9 @@
 
 - :func:`select_for_review`, :func:`uncertainty_scores`: route the least-confident rows (plus a
   random control share and edge cases) to reviewers; every pick records why.
+- :class:`RoutingRule`, :class:`Router`, :class:`QueueFeeder`: the rule a served model routes its
+  uncertain requests by, and the background feeder that appends them to a growing queue without ever
+  holding up a prediction (:mod:`mlflow_hitl.serving` wraps a model with them).
 - :class:`ReviewStore`: queues, reservations, annotations, adjudications, roles, sign-offs and
   verified-label snapshots in SQLite or PostgreSQL, every human action in a tamper-evident hash chain.
   The rest of the code depends on :class:`ReviewStoreProtocol` (and its parts :class:`QueueStore`,
@@ -17,6 +20,7 @@ from ._agreement import AgreementResult, agreement
 from ._anchors import AnchorLog, FileAnchorLog
 from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
+from ._feeding import DROP_CAUSES, FeederSettings, QueueFeeder
 from ._http_store import HttpReviewStore
 from ._interchange import (
     csv_tasks,
@@ -28,6 +32,7 @@ from ._interchange import (
 from ._interface import AuditStore, GovernanceStore, QueueStore, ReviewStoreProtocol
 from ._keyring import AuditKeyring
 from ._queueing import queue_for_review, queue_from_validation
+from ._routing import ROUTING_STRATEGIES, Budget, Router, RoutingRule
 from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
 from ._snapshot import SNAPSHOT_FILES, LabelSnapshot, build_snapshot
 from ._store import (
@@ -44,6 +49,13 @@ from ._verified import DEFAULT_MIN_AGREEMENT, QueueConsensus, consensus_of, queu
 
 __all__ = [
     "DEFAULT_MIN_AGREEMENT",
+    "DROP_CAUSES",
+    "ROUTING_STRATEGIES",
+    "Budget",
+    "FeederSettings",
+    "QueueFeeder",
+    "Router",
+    "RoutingRule",
     "METHODS",
     "ROLES",
     "SIGNOFF_ROLES",

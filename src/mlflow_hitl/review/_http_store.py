@@ -211,6 +211,32 @@ class HttpReviewStore:
         )
         return _queue(answer["queue"])
 
+    def append_items(
+        self,
+        name: str,
+        *,
+        rows: pd.DataFrame,
+        selection: pd.DataFrame,
+        request_ids: Sequence[str],
+        actor: str,
+        predictions: Sequence[Any] | None = None,
+        confidences: Sequence[float] | None = None,
+    ) -> ImportReport:
+        """As :meth:`ReviewStore.append_items`; the server's authenticated user appends (``actor`` is not sent)."""
+        answer = self._call(
+            "POST",
+            "items/append",
+            {
+                "queue": name,
+                "rows": _split(rows),
+                "selection": _split(selection),
+                "request_ids": [plain_json(v) for v in request_ids],
+                "predictions": None if predictions is None else [plain_json(v) for v in predictions],
+                "confidences": None if confidences is None else [plain_json(v) for v in confidences],
+            },
+        )
+        return ImportReport(added=int(answer["added"]), unchanged=int(answer["unchanged"]))
+
     def queue(self, name: str) -> Queue:
         return _queue(self._call("GET", "queues/get", {"queue": name})["queue"])
 

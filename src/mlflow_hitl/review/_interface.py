@@ -43,6 +43,18 @@ class QueueStore(Protocol):
         gold: Mapping[Any, Any] | None = None,
     ) -> Queue: ...
 
+    def append_items(
+        self,
+        name: str,
+        *,
+        rows: pd.DataFrame,
+        selection: pd.DataFrame,
+        request_ids: Sequence[str],
+        actor: str,
+        predictions: Sequence[Any] | None = None,
+        confidences: Sequence[float] | None = None,
+    ) -> ImportReport: ...
+
     def queue(self, name: str) -> Queue: ...
 
     def queues(self) -> list[Queue]: ...

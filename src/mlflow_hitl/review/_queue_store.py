@@ -1,4 +1,5 @@
-"""Queues in the SQL store: creating one from a selection, and reading its items and labels.
+"""Queues in the SQL store: creating one from a selection, growing it as requests come, and reading
+its items and labels.
 
 Every read of a queue's labels has a function over a connection, so :meth:`SqlQueues.queue_labels`
 can make them all in one transaction (what consensus and published files must agree on).
@@ -17,12 +18,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .._hashing import canonical_json, sha256_hex
 from ..errors import InputError
 from . import _schema as t
 from ._audit import utc_now
-from ._engine import INSERT_CHUNK, SqlStoreBase
+from ._engine import IN_CHUNK, INSERT_CHUNK, SqlStoreBase
 from ._lookups import dump_label, item_from_row, load_queue, queue_from_row
-from ._records import Item, Queue, QueueLabels, check_page, check_user
+from ._records import ImportReport, Item, Queue, QueueLabels, check_page, check_user
 
 __all__ = ["SqlQueues"]
 
@@ -93,6 +95,63 @@ class SqlQueues(SqlStoreBase):
                 },
             )
         return self.queue(name)
+
+    def append_items(
+        self,
+        name: str,
+        *,
+        rows: pd.DataFrame,
+        selection: pd.DataFrame,
+        request_ids: Sequence[str],
+        actor: str,
+        predictions: Sequence[Any] | None = None,
+        confidences: Sequence[float] | None = None,
+    ) -> ImportReport:
+        """Add the ``selection`` of ``rows`` to the end of queue ``name``, each item keyed by its request id.
+
+        A production queue grows as requests come (see :mod:`mlflow_hitl.serving`): ``selection``,
+        ``predictions`` and ``confidences`` are as in :meth:`create_queue`, and ``request_ids`` holds
+        one id per row of ``rows``, stored as the item's ``row_key``. Appending is idempotent by
+        request id: an id already in the queue (or repeated in the call) is not queued again, so a
+        sender may retry a batch whose answer it never got. ``rows`` must have the queue's columns.
+        Returns how many items were ``added`` and how many were already there (``unchanged``); one
+        ``queue.append`` audit event records the added ones.
+        """
+        actor = check_user(actor, "actor")
+        _check_selection(rows, selection, predictions, confidences)
+        keys = _request_ids(request_ids, len(rows))
+        first = ~pd.Series(keys[selection["row"].to_numpy()]).duplicated().to_numpy()
+        records = _item_records(rows.set_axis(keys), selection[first], predictions, confidences, {})
+        with self._write() as tx:
+            queue = load_queue(tx.conn, name)
+            if sorted(queue.columns) != sorted(str(c) for c in rows.columns):
+                raise InputError(
+                    f"rows have columns {[str(c) for c in rows.columns]}; queue {name!r} has {list(queue.columns)}"
+                )
+            queued = _queued_keys(tx.conn, queue.id, [r["row_key"] for r in records])
+            fresh = [r for r in records if r["row_key"] not in queued]
+            if fresh:
+                start = tx.conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(t.items.c.position) + 1, 0)).where(
+                        t.items.c.queue_id == queue.id
+                    )
+                ).scalar_one()
+                for offset, record in enumerate(fresh):
+                    record.update(queue_id=queue.id, position=int(start) + offset)
+                for chunk in range(0, len(fresh), INSERT_CHUNK):
+                    tx.conn.execute(sa.insert(t.items), fresh[chunk : chunk + INSERT_CHUNK])
+                tx.event(
+                    actor=actor,
+                    action="queue.append",
+                    subject=f"queue:{name}",
+                    payload={
+                        "items": len(fresh),
+                        "first_position": int(start),
+                        "duplicates": len(selection) - len(fresh),
+                        "request_ids_sha256": sha256_hex(canonical_json([r["row_key"] for r in fresh])),
+                    },
+                )
+        return ImportReport(added=len(fresh), unchanged=len(selection) - len(fresh))
 
     def queue(self, name: str) -> Queue:
         with self._read() as conn:
@@ -192,6 +251,21 @@ def _check_queue(
         raise InputError(f"a queue needs at least two distinct classes, got {classes}")
     if isinstance(raters_per_item, bool) or not isinstance(raters_per_item, int) or raters_per_item < 1:
         raise InputError(f"raters_per_item must be a whole number ≥ 1, got {raters_per_item!r}")
+    _check_selection(rows, selection, predictions, confidences)
+    unknown_gold = sorted({dump_label(v) for v in gold.values()} - {dump_label(c) for c in classes})
+    if unknown_gold:
+        raise InputError(f"gold labels {unknown_gold} are not among the classes {classes}")
+
+
+def _check_selection(
+    rows: pd.DataFrame,
+    selection: pd.DataFrame,
+    predictions: Sequence[Any] | None,
+    confidences: Sequence[float] | None,
+) -> None:
+    """Refuse a selection that does not pick rows of ``rows``, or per-row values of another length."""
+    if not isinstance(rows, pd.DataFrame) or not isinstance(selection, pd.DataFrame):
+        raise InputError("rows and selection must be DataFrames")
     if "row" not in selection.columns or "reason" not in selection.columns:
         raise InputError("selection must have 'row' and 'reason' columns (from select_for_review)")
     if len(selection) == 0:
@@ -202,9 +276,6 @@ def _check_queue(
     for label, values in (("predictions", predictions), ("confidences", confidences)):
         if values is not None and len(values) != len(rows):
             raise InputError(f"{label} has {len(values)} entries for {len(rows)} rows")
-    unknown_gold = sorted({dump_label(v) for v in gold.values()} - {dump_label(c) for c in classes})
-    if unknown_gold:
-        raise InputError(f"gold labels {unknown_gold} are not among the classes {classes}")
 
 
 def _item_records(
@@ -325,3 +396,28 @@ def _float_or_none(value: Any) -> float | None:
         return None
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def _request_ids(request_ids: Sequence[str], n: int) -> np.ndarray:
+    """The request ids as an object array, one non-empty string of at most 200 characters per row."""
+    ids = np.asarray(list(request_ids), dtype=object)
+    if len(ids) != n:
+        raise InputError(f"request_ids has {len(ids)} entries for {n} rows")
+    bad = [i for i in ids if not isinstance(i, str) or not i or len(i) > 200]
+    if bad:
+        raise InputError(f"request ids must be non-empty strings of at most 200 characters, got {bad[0]!r}")
+    return ids
+
+
+def _queued_keys(conn: Connection, queue_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` the queue already holds (as row keys)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), IN_CHUNK):
+        found.update(
+            conn.execute(
+                sa.select(t.items.c.row_key).where(
+                    t.items.c.queue_id == queue_id, t.items.c.row_key.in_(keys[start : start + IN_CHUNK])
+                )
+            ).scalars()
+        )
+    return found
