@@ -156,6 +156,26 @@ def test_bad_input_exits_2_with_one_line(tracking_uri, files, model_run, tmp_pat
     assert "hitl.status" not in mlflow.MlflowClient().get_run(model_run).data.tags  # nothing logged
 
 
+def test_a_refused_validation_leaves_no_empty_run_behind(tracking_uri, files, arrests_model, tmp_path):
+    """A model outside any run gets a new ``hitl-validate`` run; refused input must not leave it FAILED and empty."""
+    import sklearn
+
+    folder = tmp_path / "model"
+    mlflow.sklearn.save_model(
+        arrests_model, folder, pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
+    )
+    args = ["--model-uri", str(folder), "--real", str(files["real"]), "--target", ARRESTS_TARGET]
+    refused = invoke(tracking_uri, "validate", *args, "--checks", "fairness")
+    assert refused.exit_code == 2 and "needs sensitive_features" in refused.stderr
+    assert mlflow.search_runs(search_all_experiments=True).empty  # none left, not even FAILED
+    logged = invoke(tracking_uri, "validate", *args, "--checks", "calibration")
+    assert logged.exit_code in (0, 1), logged.output
+    runs = mlflow.search_runs(search_all_experiments=True)
+    assert runs["tags.mlflow.runName"].tolist() == ["hitl-validate"] and runs["status"].tolist() == [
+        "FINISHED"
+    ]
+
+
 def test_missing_required_option_is_a_usage_error(tracking_uri):
     result = invoke(tracking_uri, "validate", "--real", "x.csv")
     assert result.exit_code == 2

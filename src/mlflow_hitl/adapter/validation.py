@@ -18,6 +18,7 @@ from .._progress import Progress
 from .._result import ValidationResult
 from .._validate import validate_classifier
 from ..config import ValidationConfig
+from ..errors import InputError, ModelError
 from .logging import log_validation, resolve_run_id, run_id_for_model_uri
 from .model import as_classifier
 
@@ -125,5 +126,16 @@ def validate_model_uri(model_uri: str, *, run_id: str | None, log: bool, **optio
         return validate(model_uri, run_id=target_run, **options)
     import mlflow
 
-    with mlflow.start_run(run_name="hitl-validate") as run:
-        return validate(model_uri, run_id=run.info.run_id, **options)
+    run = mlflow.start_run(run_name="hitl-validate")
+    try:
+        result = validate(model_uri, run_id=run.info.run_id, **options)
+    except (InputError, ModelError):
+        # Refused before any evidence was logged: the run made for it would be an empty FAILED run.
+        mlflow.end_run("KILLED")
+        mlflow.MlflowClient().delete_run(run.info.run_id)
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run()
+    return result
