@@ -3,7 +3,7 @@
 The run's author (a non-admin with MANAGE, MLflow's default here) uses only what the server lets her
 do: overwrite ``hitl/`` artifacts of her run after the sign-off, with the manifest hashes recomputed,
 and register a version whose source is another model under the passing run's id. The gate, in the
-client and in the server, judges the run against its registration in the audit chain.
+client and in the server, judges the run against its registration in the audit chain, on SQLite and PostgreSQL.
 """
 
 import json
@@ -30,16 +30,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 USERS = {"alice": "Alice-pass-word-1", "dana": "Dana-pass-word-1", "rita": "Rita-pass-word-1"}
 
 
-@pytest.fixture(scope="module")
-def server(hitl_server_sqlite):
-    """The session's shared SQLite server, with alice, dana and rita as non-admin users."""
-    hitl_server_sqlite.users(USERS)
-    hitl_server_sqlite.roles({"dana": ["fairness-reviewer"]})
-    return {
-        "url": hitl_server_sqlite.url,
-        "store_uri": hitl_server_sqlite.store_uri,
-        "model": unique_name("fraud"),
-    }
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request):
+    """The session's shared server of each backend, with alice, dana and rita as non-admin users."""
+    shared = request.getfixturevalue(f"hitl_server_{request.param}")
+    shared.users(USERS)
+    shared.roles({"dana": ["fairness-reviewer"]})
+    return {"url": shared.url, "store_uri": shared.store_uri, "model": unique_name("fraud")}
 
 
 def _as(monkeypatch, server, user):
