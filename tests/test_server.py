@@ -170,3 +170,8 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
     assert set(granted["actor"]) == {"rita"}
     for route, body in ATTEMPTS[4:]:
         assert _post(server, route, body).status_code == 403  # hitl.* tags stay the server's own
+
+
+def test_a_server_without_an_audit_key_says_what_it_cannot_promise(hitl_server_sqlite):
+    log = (hitl_server_sqlite.folder / "server.log").read_text()
+    assert "mlflow-hitl: no audit key (MLFLOW_HITL_AUDIT_KEY" in log

@@ -175,4 +175,19 @@ def create_app() -> Any:
     flask_app.after_request(_after)
     register_api(flask_app)
     register_pages(flask_app)
+    _warn_without_audit_key()
     return served
+
+
+def _warn_without_audit_key() -> None:
+    """Say at start-up what a server without the audit key cannot promise (docs/security.md)."""
+    import logging
+
+    from ..review import AuditKeyring
+
+    if AuditKeyring.from_env() is None:
+        logging.getLogger(__name__).warning(
+            "mlflow-hitl: no audit key (MLFLOW_HITL_AUDIT_KEY or MLFLOW_HITL_AUDIT_KEY_FILE): the audit chain "
+            "detects naive edits only, and labels withheld on blind queues could be guessed from the hashes "
+            "of neighbouring events; see docs/security.md"
+        )
