@@ -196,64 +196,65 @@ def verify_chain(
     total = 0 if expected_head is None else max(expected_head[0] - walk.walked_from + 1, 0)
     outside = dict(anchors or {})
     for row in rows:
-        seq, time, actor, action, subject, payload, prev_hash, stored_hash = row[:8]
-        key_id = row[8] if len(row) > 8 else None
-        if seq != walk.expected_seq:
-            kind = "missing" if seq > walk.expected_seq else "out of order or duplicated"
-            return walk.result(walk.expected_seq, f"event {walk.expected_seq} is {kind} (found {seq} next)")
-        if walk.anchored and walk.count == 0:
-            # The anchor was verified with the events before it; its stored hash must not have moved.
-            if stored_hash != walk.prev:
-                return walk.result(seq, f"event {seq} was altered since it was verified (its hash changed)")
-        elif prev_hash != walk.prev:
-            return walk.result(seq, f"event {seq} does not link to event {seq - 1} (prev_hash differs)")
-        if problem := _signature_problem(walk, seq, key_id, keyring):
-            return walk.result(seq, problem)
-        computed = event_hash(
-            seq=seq,
-            time=time,
-            actor=actor,
-            action=action,
-            subject=subject,
-            payload=payload,
-            prev_hash=prev_hash,
-            key_id=key_id,
-            keyring=keyring,
-        )
-        if computed != stored_hash:
-            return walk.result(seq, f"event {seq} was altered (its hash does not match its content)")
-        if seq in outside:
-            walk.anchors_checked += 1
-            if outside[seq] != stored_hash:
-                return walk.result(seq, f"event {seq} differs from the hash anchored outside the database")
-        if key_id:
-            walk.key_ids.add(key_id)
-            walk.keyed_seq = walk.keyed_seq or seq
-        else:
-            walk.unkeyed += 1
-        walk.prev, walk.expected_seq, walk.count = stored_hash, walk.expected_seq + 1, walk.count + 1
+        if broken := _event_problem(walk, row, keyring, outside):
+            return walk.result(*broken)
         if progress is not None and walk.count % _PROGRESS_EVERY == 0:
             progress(walk.count, max(total, walk.count))
     if progress is not None:
         progress(walk.count, max(total, walk.count))
+    broken = _ending_problem(walk, outside, expected_head)
+    return walk.result(*broken) if broken else walk.result()
+
+
+def _event_problem(
+    walk: _Walk, row: Sequence[Any], keyring: AuditKeyring | None, outside: Mapping[int, str]
+) -> tuple[int, str] | None:
+    """``(seq, problem)`` if the next stored event breaks the chain; else the walk advances past it."""
+    seq, time, actor, action, subject, payload, prev_hash, stored_hash = row[:8]
+    key_id = row[8] if len(row) > 8 else None
+    if seq != walk.expected_seq:
+        kind = "missing" if seq > walk.expected_seq else "out of order or duplicated"
+        return walk.expected_seq, f"event {walk.expected_seq} is {kind} (found {seq} next)"
     if walk.anchored and walk.count == 0:
-        return walk.result(walk.expected_seq, f"event {walk.expected_seq}, verified before, is missing")
+        # The anchor was verified with the events before it; its stored hash must not have moved.
+        if stored_hash != walk.prev:
+            return seq, f"event {seq} was altered since it was verified (its hash changed)"
+    elif prev_hash != walk.prev:
+        return seq, f"event {seq} does not link to event {seq - 1} (prev_hash differs)"
+    if problem := _signature_problem(walk, seq, key_id, keyring):
+        return seq, problem
+    fields = dict(seq=seq, time=time, actor=actor, action=action, subject=subject, payload=payload)
+    if event_hash(**fields, prev_hash=prev_hash, key_id=key_id, keyring=keyring) != stored_hash:
+        return seq, f"event {seq} was altered (its hash does not match its content)"
+    if seq in outside:
+        walk.anchors_checked += 1
+        if outside[seq] != stored_hash:
+            return seq, f"event {seq} differs from the hash anchored outside the database"
+    if key_id:
+        walk.key_ids.add(key_id)
+        walk.keyed_seq = walk.keyed_seq or seq
+    else:
+        walk.unkeyed += 1
+    walk.prev, walk.expected_seq, walk.count = stored_hash, walk.expected_seq + 1, walk.count + 1
+    return None
+
+
+def _ending_problem(
+    walk: _Walk, outside: Mapping[int, str], expected_head: tuple[int, str] | None
+) -> tuple[int, str] | None:
+    """``(seq, problem)`` if the chain stops short: of its anchor, of an outside anchor, or of its recorded head."""
+    if walk.anchored and walk.count == 0:
+        return walk.expected_seq, f"event {walk.expected_seq}, verified before, is missing"
     last_anchor = max((seq for seq in outside if seq >= walk.walked_from), default=0)
-    if last_anchor > walk.expected_seq - 1:
-        first = walk.expected_seq
-        return walk.result(
-            first,
+    first = walk.expected_seq
+    if last_anchor > first - 1:
+        return first, (
             f"events {first}..{last_anchor} are missing: the chain ends at {first - 1} "
-            f"but event {last_anchor} was anchored outside the database",
+            f"but event {last_anchor} was anchored outside the database"
         )
-    if expected_head is not None and expected_head != (walk.expected_seq - 1, walk.prev):
-        head_seq, head_hash = expected_head
-        if head_seq >= walk.expected_seq:
-            return walk.result(
-                walk.expected_seq,
-                f"events {walk.expected_seq}..{head_seq} are missing (recorded head is {head_seq})",
-            )
-        return walk.result(
-            head_seq, f"the recorded chain head ({head_seq}, {head_hash[:12]}) does not match the events"
-        )
-    return walk.result()
+    if expected_head is None or expected_head == (first - 1, walk.prev):
+        return None
+    head_seq, head_hash = expected_head
+    if head_seq >= first:
+        return first, f"events {first}..{head_seq} are missing (recorded head is {head_seq})"
+    return head_seq, f"the recorded chain head ({head_seq}, {head_hash[:12]}) does not match the events"
