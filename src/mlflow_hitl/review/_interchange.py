@@ -25,7 +25,7 @@ import csv
 import io
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -312,21 +312,48 @@ def read_annotations_csv(
     match ignoring case and surrounding spaces; comma, semicolon (Excel in many locales) and tab
     separated files are read, and so is the UTF-8 byte-order mark Excel writes.
     """
+    rows, delimiter = _sheet_rows(data)
+    header = next(rows, None)
+    if not header:
+        raise InputError(f"{_CSV} for queue {queue.name!r} is empty; expected a header with item and label")
+    column = _sheet_columns(header, user)
+    records: list[AnnotationRecord] = []
+    ignored = 0
+    for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet counts
+        if not any(value.strip() for value in row):  # a blank line, not an item
+            continue
+        if len(row) > len(header) or column["label"] >= len(row):
+            # Cells shifted by a stray or missing separator: whatever the label column holds is not
+            # the label, and an unlabelled-looking row would be counted as "not labelled yet".
+            raise InputError(
+                f"{_CSV}: row {number} has {len(row)} cell(s) where the header has {len(header)} "
+                f"(a stray or missing {delimiter!r} separator, or an unquoted one inside a cell?)"
+            )
+        record = _sheet_record(number, row, column, user)
+        if record is None:
+            ignored += 1
+        else:
+            records.append(record)
+    return records, ignored
+
+
+def _sheet_rows(data: bytes | str) -> tuple[Iterator[list[str]], str]:
+    """The sheet's rows and their separator (comma, semicolon or tab), from UTF-8 text with or without a BOM."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InputError(f"{_CSV}: not UTF-8 text ({exc}); save the sheet as 'CSV UTF-8'") from exc
     text = data.removeprefix("\ufeff")
-    first_line = text.split("\n", 1)[0]
     try:
-        delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
+        delimiter = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t").delimiter
     except csv.Error:  # a single column has no separator to find
         delimiter = ","
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(rows, None)
-    if not header:
-        raise InputError(f"{_CSV} for queue {queue.name!r} is empty; expected a header with item and label")
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), delimiter
+
+
+def _sheet_columns(header: list[str], user: str | None) -> dict[str, int]:
+    """Where ``item``, ``label`` and, if present, ``user`` and ``comment`` are, matched ignoring case and spaces."""
     keys = [h.strip().lower() for h in header]
     column: dict[str, int] = {}
     for name in ("item", "label", "user", "comment"):
@@ -344,39 +371,29 @@ def read_annotations_csv(
         raise InputError(
             f"{_CSV}: no 'user' column; add one, or name the rater of the whole sheet (user=...)"
         )
+    return column
 
-    records: list[AnnotationRecord] = []
-    ignored = 0
-    for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet counts
 
-        def cell(name: str, row: list[str] = row) -> str:
-            at = column.get(name)
-            return row[at].strip() if at is not None and at < len(row) else ""
+def _sheet_record(
+    number: int, row: list[str], column: Mapping[str, int], user: str | None
+) -> AnnotationRecord | None:
+    """Row ``number``'s label as a record; ``None`` when its label cell is empty (not labelled yet)."""
 
-        if not any(value.strip() for value in row):  # a blank line, not an item
-            continue
-        if len(row) > len(header) or column["label"] >= len(row):
-            # Cells shifted by a stray or missing separator: whatever the label column holds is not
-            # the label, and an unlabelled-looking row would be counted as "not labelled yet".
-            raise InputError(
-                f"{_CSV}: row {number} has {len(row)} cell(s) where the header has {len(header)} "
-                f"(a stray or missing {delimiter!r} separator, or an unquoted one inside a cell?)"
-            )
-        label = cell("label")
-        if not label:
-            ignored += 1
-            continue
-        try:
-            position = int(cell("item"))
-        except ValueError:
-            raise InputError(
-                f"{_CSV}: row {number}, column 'item': {cell('item')!r} is not a whole number "
-                "(keep the item positions csv_tasks wrote)"
-            ) from None
-        rater = cell("user") or user
-        if not rater:
-            raise InputError(f"{_CSV}: row {number}, column 'user' is empty; fill it or pass user=...")
-        records.append(
-            AnnotationRecord(position=position, user=rater, label=label, comment=cell("comment") or None)
-        )
-    return records, ignored
+    def cell(name: str) -> str:
+        at = column.get(name)
+        return row[at].strip() if at is not None and at < len(row) else ""
+
+    label = cell("label")
+    if not label:
+        return None
+    try:
+        position = int(cell("item"))
+    except ValueError:
+        raise InputError(
+            f"{_CSV}: row {number}, column 'item': {cell('item')!r} is not a whole number "
+            "(keep the item positions csv_tasks wrote)"
+        ) from None
+    rater = cell("user") or user
+    if not rater:
+        raise InputError(f"{_CSV}: row {number}, column 'user' is empty; fill it or pass user=...")
+    return AnnotationRecord(position=position, user=rater, label=label, comment=cell("comment") or None)
