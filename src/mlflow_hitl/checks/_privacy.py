@@ -343,6 +343,11 @@ def _near_pool(
     return comparison, threshold
 
 
+def _share_test(kind: str, tested: str, baseline: str, a1: int, n1: int, a2: int, n2: int) -> Comparison:
+    """Hits ``a1`` of ``n1`` tested rows against ``a2`` of ``n2`` baseline rows; the excess is the shares' difference."""
+    return Comparison(kind, tested, baseline, a1, n1, a2, n2, a1 / n1 - a2 / n2, _one_sided_p(a1, n1, a2, n2))
+
+
 def _fisher(
     kind: str,
     tested: str,
@@ -397,28 +402,8 @@ def _real_vs_itself(
         "real_vs_itself",
         "every real row against the other real rows (no source or holdout given)",
         sizes,
-        Comparison(
-            "exact",
-            tested,
-            base,
-            a1,
-            n_syn,
-            a2,
-            n_real,
-            a1 / n_syn - a2 / n_real,
-            _one_sided_p(a1, n_syn, a2, n_real),
-        ),
-        Comparison(
-            "near",
-            tested,
-            base,
-            b1,
-            n_dcr_syn,
-            b2,
-            n_dcr_real,
-            b1 / n_dcr_syn - b2 / n_dcr_real,
-            _one_sided_p(b1, n_dcr_syn, b2, n_dcr_real),
-        ),
+        _share_test("exact", tested, base, a1, n_syn, a2, n_real),
+        _share_test("near", tested, base, b1, n_dcr_syn, b2, n_dcr_real),
         None,
         None,
     )
