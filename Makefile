@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint clean postgres chromium
+.PHONY: demo test bench lint clean postgres chromium java
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ chromium:
 	  echo "installing Chromium (Debian package chromium) for the web pages' tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The Spark tests run pyspark on a local JVM; Java 17+ comes from Debian's packages when missing.
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing a Java runtime (Debian package default-jre-headless) for the Spark tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
+
 ## test: set up and run the test suite
-test: $(STAMP) postgres chromium
+test: $(STAMP) postgres chromium java
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## bench: the benchmarks behind docs/performance.md (slow: evidently at 1M rows takes minutes)

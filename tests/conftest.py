@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import mlflow
@@ -205,3 +206,29 @@ def browser():
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield launched
         launched.close()
+
+
+# -- one local Spark session per test run, for the Spark path ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One ``local[2]`` Spark session for the run (Java from ``make java``); small shuffles, no UI."""
+    if shutil.which("java") is None:
+        pytest.fail("Java is not installed: run `make java` (apt-get install default-jre-headless)")
+    from pyspark.sql import SparkSession
+
+    # The Python workers use this venv's libraries (the model's scikit-learn among them).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("mlflow-hitl-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

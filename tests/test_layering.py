@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mlflow_hitl"
-PURE_LAYERS = ("checks", "review", "gate")
+PURE_LAYERS = ("checks", "review", "gate", "spark")
 
 
 def _modules() -> list[Path]:

@@ -1,0 +1,33 @@
+"""The evidence over every row of a Spark DataFrame, on the executors (``pip install mlflow-hitl[spark]``).
+
+``validate`` and queue creation accept a ``pyspark.sql.DataFrame`` wherever they accept a pandas one.
+The model is scored on the executors; each check then reads statistics merged across partitions
+(counts, binned sums, quantile sketches with a stated error bound, a seeded sample only where the
+method is per-row), and the check's own formulas, shared with the pandas path, turn them into the
+same metrics. Nothing proportional to the row count is collected to the driver.
+
+Importing this package does not import pyspark: :func:`is_spark_frame` recognises a Spark
+DataFrame by its type's module, so the pandas path never pays for (or needs) Spark.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["is_spark_frame", "require_pyspark"]
+
+
+def is_spark_frame(obj: Any) -> bool:
+    """Whether ``obj`` is a Spark DataFrame (classic or Spark Connect), without importing pyspark."""
+    kind = type(obj)
+    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
+
+
+def require_pyspark() -> None:
+    """Raise one clear line when the Spark path is asked for and pyspark is not installed."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise InputError("a Spark DataFrame needs pyspark: pip install 'mlflow-hitl[spark]'") from exc
