@@ -95,10 +95,28 @@ class Api:
         return self.store.audit_events(action=action, subject=subject)
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    """A module that sets ``SERVER_BACKENDS = BACKENDS`` attacks the server of each backend in turn."""
+    backends = getattr(metafunc.module, "SERVER_BACKENDS", None)
+    if backends and "backend_kind" in metafunc.fixturenames:
+        metafunc.parametrize("backend_kind", backends, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def backend_kind():
-    """The backend of the server this module attacks (SQLite; a module may parametrize it)."""
-    return "sqlite"
+def backend_kind(request):
+    """The backend of the server this module attacks: SQLite unless the module parametrizes it."""
+    return getattr(request, "param", "sqlite")
+
+
+def refused(response, rule: str | None = None) -> None:
+    """The guard refused the request (403 PERMISSION_DENIED), naming ``rule`` when given."""
+    assert response.status_code == 403, response.text
+    assert response.json()["error_code"] == "PERMISSION_DENIED"
+    if rule is not None:
+        assert f"rule {rule}" in response.json()["message"], response.text
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,12 @@ import pytest
 
 from mlflow_hitl.adapter.identity import recorded_creator
 
-from .conftest import GOLD_POLICY, OPEN_POLICY
+from .conftest import BACKENDS, GOLD_POLICY, OPEN_POLICY, refused
 
 pytestmark = pytest.mark.security
+SERVER_BACKENDS = BACKENDS
 
 ALIAS = "api/2.0/mlflow/registered-models/alias"
-
-
-def _refused(response, rule: str | None = None) -> None:
-    assert response.status_code == 403, response.text
-    assert response.json()["error_code"] == "PERMISSION_DENIED"
-    if rule is not None:
-        assert f"rule {rule}" in response.json()["message"], response.text
 
 
 @pytest.mark.parametrize("user", ["eve", "admin"])
@@ -47,13 +41,13 @@ def test_exemptions_rest_on_what_the_server_recorded_at_creation(api, user):
             "POST",
         ),
     ):
-        _refused(api.call(method, f"api/2.0/mlflow/{route}", user, json=body), "tag.prompt_flag")
-    _refused(api.post(ALIAS, {"name": name, "alias": "champion", "version": "1"}, user))
+        refused(api.call(method, f"api/2.0/mlflow/{route}", user, json=body), "tag.prompt_flag")
+    refused(api.post(ALIAS, {"name": name, "alias": "champion", "version": "1"}, user))
     assert api.alias_version(name, "champion") is None
 
     # Created as a prompt, but its version has a run: not exempt.
     prompt_with_run = api.model(user, tags={"mlflow.prompt.is_prompt": "true"})
-    _refused(api.post(ALIAS, {"name": prompt_with_run, "alias": "champion", "version": "1"}, user))
+    refused(api.post(ALIAS, {"name": prompt_with_run, "alias": "champion", "version": "1"}, user))
 
     # A real prompt (created with the flag, a placeholder source, no run): exempt, and the change audited.
     prompt = api.fresh_name("prompt")
@@ -77,7 +71,7 @@ def test_exemptions_rest_on_what_the_server_recorded_at_creation(api, user):
     assert list(exempt["actor"]) == [user]
     # Once it has a policy, it is a gated model like any other.
     api.set_policy(prompt, GOLD_POLICY)
-    _refused(api.post(ALIAS, {"name": prompt, "alias": "gold", "version": "1"}, user))
+    refused(api.post(ALIAS, {"name": prompt, "alias": "gold", "version": "1"}, user))
     assert api.alias_version(prompt, "gold") is None
 
 
@@ -87,14 +81,14 @@ def test_hitl_tags_are_refused_on_every_route_that_writes_tags(api, user):
     name = api.model(user)
     forged = [{"key": "hitl.gate.alias.champion", "value": '{"passed": true}'}]
     new = api.fresh_name()
-    _refused(
+    refused(
         api.post("api/2.0/mlflow/registered-models/create", {"name": new, "tags": forged}, user), "tag.hitl"
     )
     assert (
         api.call("GET", "api/2.0/mlflow/registered-models/get", "admin", params={"name": new}).status_code
         == 404
     )
-    _refused(api.version(name, user, tags={"HITL.gate.alias.champion": "{}"}), "tag.hitl")
+    refused(api.version(name, user, tags={"HITL.gate.alias.champion": "{}"}), "tag.hitl")
     for method, route, body in (
         (
             "POST",
@@ -110,7 +104,7 @@ def test_hitl_tags_are_refused_on_every_route_that_writes_tags(api, user):
         ("DELETE", "registered-models/delete-tag", {"name": name, "key": "hitl.policy_hash"}),
         ("POST", "model-versions/set-tag", {"name": name, "version": "1", "key": "hitl.x", "value": "1"}),
     ):
-        _refused(api.call(method, f"ajax-api/2.0/mlflow/{route}", user, json=body), "tag.hitl")
+        refused(api.call(method, f"ajax-api/2.0/mlflow/{route}", user, json=body), "tag.hitl")
     assert not [k for k in api.tags(name, "1") if k.lower().strip().startswith("hitl.")]
     assert set(api.events("guard.refused", f"model:{name}")["actor"]) == {user}
 
@@ -125,22 +119,22 @@ def test_taking_a_protected_alias_or_stage_away_needs_the_release_role(api):
     api.set_policy(name, GOLD_POLICY)
     for user in ("eve", "admin"):  # MLflow's admin holds no review-store role
         for alias in ("champion", "Champion"):
-            _refused(api.call("DELETE", ALIAS, user, json={"name": name, "alias": alias}), "alias.delete")
-        _refused(
+            refused(api.call("DELETE", ALIAS, user, json={"name": name, "alias": alias}), "alias.delete")
+        refused(
             api.call(
                 "DELETE", "api/2.0/mlflow/model-versions/delete", user, json={"name": name, "version": "1"}
             ),
             "version.delete",
         )
-        _refused(
+        refused(
             api.call("DELETE", "api/2.0/mlflow/registered-models/delete", user, json={"name": name}),
             "model.delete",
         )
         archive = {**stage, "stage": "archived"}
-        _refused(api.post("api/2.0/mlflow/model-versions/transition-stage", archive, user), "stage.leave")
+        refused(api.post("api/2.0/mlflow/model-versions/transition-stage", archive, user), "stage.leave")
     assert api.alias_version(name, "champion") == "1"
-    refused = api.events("guard.refused", f"model:{name}")
-    assert {"eve", "admin"} == set(refused["actor"])
+    refusals = api.events("guard.refused", f"model:{name}")
+    assert {"eve", "admin"} == set(refusals["actor"])
     assert api.call("DELETE", ALIAS, "rita", json={"name": name, "alias": "champion"}).status_code == 200
     assert api.alias_version(name, "champion") is None
     granted = api.events("guard.granted", f"model:{name}")
@@ -159,8 +153,8 @@ def test_policies_follow_the_model_through_a_rename(api):
     new = api.fresh_name("renamed")
     rename = "api/2.0/mlflow/registered-models/rename"
     for user in ("eve", "admin"):
-        _refused(api.post(rename, {"name": name, "new_name": new}, user), "rename.policy")
-        _refused(
+        refused(api.post(rename, {"name": name, "new_name": new}, user), "rename.policy")
+        refused(
             api.post(rename, {"name": name, "newName": new}, user), "rename.policy"
         )  # the proto's JSON name
     assert api.post(rename, {"name": name, "new_name": new}, "root").status_code == 200
@@ -168,7 +162,7 @@ def test_policies_follow_the_model_through_a_rename(api):
     assert (
         api.tags(new)["hitl.policy_hash"] == api.store.policy(new)["policy_hash"]
     )  # the server's own mirror
-    _refused(
+    refused(
         api.post(ALIAS, {"name": new, "alias": "gold", "version": "1"})
     )  # gold: protected by its own policy
     assert api.alias_version(new, "gold") is None
@@ -179,7 +173,7 @@ def test_policies_follow_the_model_through_a_rename(api):
 
     # A model without a policy may not take a name that holds one (it would be judged by that policy).
     plain = api.model("eve")
-    _refused(api.post(rename, {"name": plain, "new_name": new}, "root"), "rename.policy")
+    refused(api.post(rename, {"name": plain, "new_name": new}, "root"), "rename.policy")
 
 
 def test_creators_are_recorded_from_authentication(api):
