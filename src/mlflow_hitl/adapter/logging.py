@@ -24,7 +24,7 @@ from typing import Any
 
 from .._hashing import sha256_file
 from .._result import ValidationResult
-from ..checks.registry import CHECKS
+from ..checks.registry import ALL_CHECKS
 from ..errors import NotFoundError
 from ..report import render_report, render_summary_markdown
 
@@ -63,7 +63,7 @@ def logged_metrics(result: ValidationResult, *, all_metrics: bool = False) -> di
     """
     out: dict[str, float] = {}
     for check_name, check in result.checks.items():
-        spec = CHECKS.get(check_name)
+        spec = ALL_CHECKS.get(check_name)
         names = spec.headline(check.metrics) if spec is not None else list(check.metrics)
         if all_metrics:
             names += [n for n in check.metrics if n not in set(names)]
