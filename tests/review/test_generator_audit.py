@@ -7,6 +7,7 @@ for a generator whose rows are resampled real ones, and high exactly in the grou
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -17,6 +18,7 @@ from mlflow_hitl.checks import generator_audit_check
 from mlflow_hitl.errors import InputError
 from mlflow_hitl.review import (
     AUDIT_CLASSES,
+    AUDIT_TAGS,
     NOT_REALISTIC,
     REALISTIC,
     AnnotationRecord,
@@ -24,9 +26,12 @@ from mlflow_hitl.review import (
     audit_comment,
     csv_tasks,
     generator_audit_inputs,
+    label_studio_config,
     label_studio_tasks,
     queue_generator_audit,
+    read_annotations_csv,
     read_audit_comment,
+    read_label_studio_export,
 )
 
 FAST = {"n_bootstrap": 300}
@@ -233,3 +238,60 @@ def test_nothing_labelled_yet_is_insufficient_evidence(store):
     )
     result = generator_audit_check(*generator_audit_inputs(store.queue_labels("audit")), config=FAST)
     assert result.status.value == "insufficient_evidence" and "too few labelled rows" in result.summary
+
+
+def small_audit(store):
+    real = real_rows(300)
+    return queue_generator_audit(
+        store, "audit", synthetic=resampled(real, 200), real=real, sensitive="sex", per_group=3, actor="lead"
+    )
+
+
+def test_a_sheet_has_a_tags_column_and_its_tags_come_back_in_the_comment(store):
+    queue = small_audit(store)
+    sheet = pd.read_csv(io.StringIO(csv_tasks(queue, store.items("audit"))))
+    assert list(sheet.columns[-3:]) == ["label", "tags", "comment"]
+    sheet["label"] = [NOT_REALISTIC, REALISTIC] * (len(sheet) // 2) + [REALISTIC] * (len(sheet) % 2)
+    sheet.loc[0, ["tags", "comment"]] = ["Stereotyped; other", "too neat"]
+    records, ignored = read_annotations_csv(sheet.to_csv(index=False), queue=queue, user="ann")
+    assert ignored == 0 and records[0].comment == "[tags: stereotyped, other] too neat"
+    assert records[1].comment is None
+    store.import_annotations("audit", records, actor="lead", source="csv")
+    _, judgements = generator_audit_inputs(store.queue_labels("audit"))
+    assert judgements.loc[0, "tags"] == ("stereotyped", "other") and judgements.loc[0, "note"] == "too neat"
+    sheet.loc[1, "tags"] = "weird"
+    with pytest.raises(InputError, match="row 3, column 'tags': unknown reason tag 'weird'"):
+        read_annotations_csv(sheet.to_csv(index=False), queue=queue, user="ann")
+
+
+def test_label_studio_offers_the_reasons_and_reads_them_back(store):
+    queue = small_audit(store)
+    config = label_studio_config(queue)
+    assert '<Choices name="tags" toName="item" choice="multiple"' in config
+    assert all(f'<Choice value="{tag}" />' in config for tag in AUDIT_TAGS)
+    assert all(f'<Choice value="{c}" />' in config for c in AUDIT_CLASSES)
+    tasks = label_studio_tasks(queue, store.items("audit"))
+    assert all("predictions" not in task for task in tasks)
+    tasks[0]["annotations"] = [
+        {
+            "id": 7,
+            "completed_by": {"email": "ann@example.org"},
+            "result": [
+                {
+                    "from_name": "label",
+                    "to_name": "item",
+                    "type": "choices",
+                    "value": {"choices": [NOT_REALISTIC]},
+                },
+                {"from_name": "tags", "to_name": "item", "type": "choices", "value": {"choices": ["other"]}},
+                {
+                    "from_name": "comment",
+                    "to_name": "item",
+                    "type": "textarea",
+                    "value": {"text": ["a 9-year-old CEO"]},
+                },
+            ],
+        }
+    ]
+    records, _ = read_label_studio_export(json.dumps(tasks), queue=queue)
+    assert [(r.label, r.comment) for r in records] == [(NOT_REALISTIC, "[tags: other] a 9-year-old CEO")]
