@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from hitl_support import TELL, answer, leaking, real_rows, resampled
 from mlflow_hitl.checks import generator_audit_check
 from mlflow_hitl.errors import InputError
 from mlflow_hitl.review import (
@@ -21,7 +21,6 @@ from mlflow_hitl.review import (
     AUDIT_TAGS,
     NOT_REALISTIC,
     REALISTIC,
-    AnnotationRecord,
     ReviewStore,
     audit_comment,
     csv_tasks,
@@ -35,31 +34,6 @@ from mlflow_hitl.review import (
 )
 
 FAST = {"n_bootstrap": 300}
-TELL = "astronaut"  # an occupation the real data never has
-
-
-def real_rows(n: int = 900, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "sex": rng.choice(["F", "M"], n),
-            "race": rng.choice(["A", "B", "C"], n),
-            "age": rng.integers(18, 80, n),
-            "occupation": rng.choice(["clerk", "nurse", "driver", "teacher"], n),
-        }
-    )
-
-
-def resampled(real: pd.DataFrame, n: int = 600, seed: int = 1) -> pd.DataFrame:
-    """An indistinguishable generator: its rows are real rows drawn again."""
-    return real.sample(n, replace=True, random_state=seed).reset_index(drop=True)
-
-
-def leaking(real: pd.DataFrame, group: str = "B") -> pd.DataFrame:
-    """A generator that leaks a tell in one race group only."""
-    synthetic = resampled(real)
-    synthetic.loc[synthetic["race"] == group, "occupation"] = TELL
-    return synthetic
 
 
 @pytest.fixture
@@ -67,26 +41,6 @@ def store(tmp_path):
     store = ReviewStore(f"sqlite:///{tmp_path / 'hitl.db'}")
     yield store
     store.close()
-
-
-def answer(store, name: str, *, spots_tell: bool, raters=("ann", "bob"), seed: int = 0) -> None:
-    """Every rater answers every item: at random, except that a rater who spots the tell flags it."""
-    rng = np.random.default_rng(seed)
-    records = []
-    for item in store.items(name):
-        for rater in raters:
-            tell = spots_tell and item.payload["occupation"] == TELL
-            flagged = tell or rng.random() < 0.3
-            tags = ["implausible-combination"] if tell else (["other"] if flagged else [])
-            records.append(
-                AnnotationRecord(
-                    position=item.position,
-                    user=rater,
-                    label=NOT_REALISTIC if flagged else REALISTIC,
-                    comment=audit_comment(tags, "odd job" if tell else None),
-                )
-            )
-    store.import_annotations(name, records, actor="lead", source="csv")
 
 
 def test_the_queue_is_stratified_blind_and_mixed_with_real_controls(store):
