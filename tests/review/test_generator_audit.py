@@ -113,19 +113,18 @@ def test_tags_round_trip_through_the_comment():
         audit_comment(["weird"], None)
 
 
+def audited(store, synthetic, real, *, spots_tell: bool):
+    """The generator_audit result of simulated raters on a queue of ``synthetic`` rows (by sex and race)."""
+    queue_generator_audit(
+        store, "audit", synthetic=synthetic, real=real, sensitive=["sex", "race"], per_group=20, actor="lead"
+    )
+    answer(store, "audit", spots_tell=spots_tell)
+    return generator_audit_check(*generator_audit_inputs(store.queue_labels("audit")), config=FAST)
+
+
 def test_people_who_cannot_tell_give_an_auc_near_one_half(store):
     real = real_rows()
-    queue_generator_audit(
-        store,
-        "audit",
-        synthetic=resampled(real),
-        real=real,
-        sensitive=["sex", "race"],
-        per_group=20,
-        actor="lead",
-    )
-    answer(store, "audit", spots_tell=False)
-    result = generator_audit_check(*generator_audit_inputs(store.queue_labels("audit")), config=FAST)
+    result = audited(store, resampled(real), real, spots_tell=False)
     m = result.metrics
     assert m["human_auc_ci_low"] <= 0.5 <= m["human_auc_ci_high"] and abs(m["human_auc"] - 0.5) < 0.1
     assert m["human_accuracy_ci_low"] <= 0.5 <= m["human_accuracy_ci_high"]
@@ -136,17 +135,7 @@ def test_people_who_cannot_tell_give_an_auc_near_one_half(store):
 
 def test_a_tell_in_one_group_shows_in_that_group_only(store):
     real = real_rows()
-    queue_generator_audit(
-        store,
-        "audit",
-        synthetic=leaking(real),
-        real=real,
-        sensitive=["sex", "race"],
-        per_group=20,
-        actor="lead",
-    )
-    answer(store, "audit", spots_tell=True)
-    result = generator_audit_check(*generator_audit_inputs(store.queue_labels("audit")), config=FAST)
+    result = audited(store, leaking(real), real, spots_tell=True)
     m = result.metrics
     assert m["race.B.human_auc"] > 0.95 and m["race.B.human_auc_ci_low"] > 0.7
     for race in "AC":

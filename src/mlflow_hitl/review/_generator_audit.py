@@ -32,6 +32,7 @@ import pandas as pd
 
 from .._hashing import canonical_json
 from .._review_options import GENERATOR_AUDIT
+from .._validation import differing_columns
 from ..errors import InputError
 from ._interface import QueueStore
 from ._records import Queue, QueueLabels
@@ -149,8 +150,7 @@ def _sensitive(sensitive: Any, synthetic: pd.DataFrame, real: pd.DataFrame) -> l
 
 def _same_columns(synthetic: pd.DataFrame, real: pd.DataFrame) -> None:
     """Refuse sets with different columns: a reviewer would tell them apart by that alone."""
-    only_synthetic = [str(c) for c in synthetic.columns if c not in real.columns]
-    only_real = [str(c) for c in real.columns if c not in synthetic.columns]
+    only_synthetic, only_real = differing_columns(synthetic, real)
     if only_synthetic or only_real:
         raise InputError(
             "synthetic and real must have the same columns (reviewers would tell them apart by that alone); "
