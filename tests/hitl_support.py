@@ -379,3 +379,63 @@ def shared_server(kind: str, folder: Path, backend: str, store_uri: str) -> Iter
         backend, artifacts=folder / "artifacts", env=env, log_path=folder / "server.log"
     ) as url:
         yield SharedServer(kind, url, backend, store_uri, folder, admin)
+
+
+# -- a generator audit with simulated raters ----------------------------------------------------------
+
+TELL = "astronaut"  # an occupation the real data never has
+
+
+def real_rows(n: int = 900, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "sex": rng.choice(["F", "M"], n),
+            "race": rng.choice(["A", "B", "C"], n),
+            "age": rng.integers(18, 80, n),
+            "occupation": rng.choice(["clerk", "nurse", "driver", "teacher"], n),
+        }
+    )
+
+
+def resampled(real: pd.DataFrame, n: int = 600, seed: int = 1) -> pd.DataFrame:
+    """An indistinguishable generator: its rows are real rows drawn again."""
+    return real.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+
+
+def leaking(real: pd.DataFrame, group: str = "B") -> pd.DataFrame:
+    """A generator that leaks a tell in one race group only."""
+    synthetic = resampled(real)
+    synthetic.loc[synthetic["race"] == group, "occupation"] = TELL
+    return synthetic
+
+
+def simulated_answer(
+    row: Mapping[str, Any], rng: np.random.Generator, *, spots_tell: bool
+) -> tuple[str, list[str], str | None]:
+    """``(label, reason tags, note)`` of one simulated rater: at random (30 % "not realistic") whatever the
+    row, except that a rater who spots the tell always flags a row that shows it, and says why."""
+    if spots_tell and row["occupation"] == TELL:
+        return "not realistic", ["implausible-combination"], "odd job"
+    if rng.random() < 0.3:
+        return "not realistic", ["other"], None
+    return "realistic", [], None
+
+
+def answer(
+    store: Any, name: str, *, spots_tell: bool, raters: Sequence[str] = ("ann", "bob"), seed: int = 0
+) -> None:
+    """Every rater answers every item of generator-audit queue ``name`` (see :func:`simulated_answer`)."""
+    from mlflow_hitl.review import AnnotationRecord, audit_comment
+
+    rng = np.random.default_rng(seed)
+    records = []
+    for item in store.items(name):
+        for rater in raters:
+            label, tags, note = simulated_answer(item.payload, rng, spots_tell=spots_tell)
+            records.append(
+                AnnotationRecord(
+                    position=item.position, user=rater, label=label, comment=audit_comment(tags, note)
+                )
+            )
+    store.import_annotations(name, records, actor="lead", source="csv")

@@ -12,6 +12,7 @@ from .errors import HitlError
 
 if TYPE_CHECKING:
     from .adapter.dossier import dossier, verify_dossier
+    from .adapter.generator_audit import generator_audit_results
     from .adapter.review import publish_labels, verified_labels
     from .adapter.validation import validate
     from .config import ValidationConfig
@@ -26,6 +27,7 @@ __all__ = [
     "ValidationResult",
     "__version__",
     "dossier",
+    "generator_audit_results",
     "publish_labels",
     "validate",
     "verified_labels",
@@ -49,6 +51,10 @@ def __getattr__(name: str) -> Any:
         from .adapter import dossier
 
         return getattr(dossier, name)
+    if name == "generator_audit_results":
+        from .adapter.generator_audit import generator_audit_results
+
+        return generator_audit_results
     if name in ("publish_labels", "verified_labels"):
         from .adapter import review
 

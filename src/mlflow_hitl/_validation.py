@@ -21,6 +21,7 @@ __all__ = [
     "check_frame",
     "check_labels",
     "check_probabilities",
+    "differing_columns",
     "numeric_and_categorical",
 ]
 
@@ -133,6 +134,14 @@ def check_probabilities(y_prob: Any, input_name: str, *, n_classes: int | None =
             f"{input_name} rows must sum to 1; found sums from {sums.min():.3g} to {sums.max():.3g}"
         )
     return arr / sums[:, None]
+
+
+def differing_columns(synthetic: pd.DataFrame, real: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """``(only in synthetic, only in real)``: the column names one frame has and the other lacks, as text."""
+    return (
+        [str(c) for c in synthetic.columns if c not in real.columns],
+        [str(c) for c in real.columns if c not in synthetic.columns],
+    )
 
 
 def check_consistent_length(**arrays: Any) -> int:

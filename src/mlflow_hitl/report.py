@@ -19,7 +19,7 @@ from typing import Any
 
 from ._format import MISSING, number
 from ._result import CheckResult, Status, ValidationResult
-from .checks.registry import CHECKS
+from .checks.registry import ALL_CHECKS
 
 __all__ = ["render_report", "render_summary_markdown"]
 
@@ -63,7 +63,7 @@ def _metric_rows(check: CheckResult, names: Iterable[str]) -> str:
 
 def _shown(check: CheckResult, name: str) -> str:
     """A metric as people read it: counts and yes/no flags as whole numbers, the rest to 3 decimals."""
-    spec = CHECKS.get(check.name)
+    spec = ALL_CHECKS.get(check.name)
     value = check.metrics[name]
     if spec is not None and spec.is_count(name) and value == value:
         return number(int(value))
@@ -72,7 +72,7 @@ def _shown(check: CheckResult, name: str) -> str:
 
 def _threshold_sources(check: CheckResult) -> list[tuple[str, Any, str]]:
     """``(setting, value, source)``: ``default`` when the value is the setting's default, else ``config``."""
-    spec = CHECKS.get(check.name)
+    spec = ALL_CHECKS.get(check.name)
     defaults: dict[str, Any] = {}
     if spec is not None:
         defaults = {f.name: getattr(spec.settings(), f.name) for f in dataclasses.fields(spec.settings)}
@@ -94,7 +94,7 @@ def _equal(default: Any, value: Any) -> bool:
 
 
 def _check_section(check: CheckResult) -> str:
-    spec = CHECKS.get(check.name)
+    spec = ALL_CHECKS.get(check.name)
     headline = spec.headline(check.metrics) if spec is not None else list(check.metrics)
     thresholds = "".join(
         f"<tr><td><code>{_e(k)}</code></td><td class=num>{_e(number(v))}</td><td>{source}</td></tr>"

@@ -156,3 +156,45 @@ def test_pages_carry_a_strict_content_security_policy(site):
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert "<script>" not in answer.text and " style=" not in answer.text  # nothing inline
     assert requests.get(f"{site.url}/hitl/queues", timeout=60).status_code == 401
+
+
+def test_a_generator_audit_asks_realism_and_reasons_and_hides_the_truth(site):
+    from hitl_support import real_rows, resampled
+    from mlflow_hitl.review import generator_audit_inputs, queue_generator_audit
+
+    real = real_rows(200)
+    queue_generator_audit(
+        site.store,
+        "web-audit",
+        synthetic=resampled(real, 100),
+        real=real,
+        sensitive="sex",
+        per_group=2,
+        actor="eng",
+    )
+    page = site.page("alice")
+    seen = []
+    page.goto("/hitl/label?queue=web-audit")
+    seen.append(page.content())
+    page.get_by_role("button", name="Start labelling").click()
+    page.get_by_role("heading", name="Item 0").wait_for()
+    seen.append(page.content())
+    site.shoot(page, "label-generator-audit")
+    assert page.get_by_role("button", name="not realistic").is_visible()
+    page.get_by_label("stereotyped").check()
+    page.get_by_label("other").check()
+    page.get_by_label("Comment").fill("too tidy")
+    page.get_by_label("Comment").blur()
+    page.get_by_label("other").focus()
+    press(page, "2")  # a key answers with a ticked check box in focus
+    page.get_by_role("heading", name="Item 1").wait_for()
+    seen.append(page.content())
+    page.get_by_role("button", name="realistic", exact=True).click()
+    page.get_by_role("heading", name="Item 2").wait_for()
+    everything = "\n".join(seen).lower()
+    for secret in ("synthetic", "generator-audit", "selected by", "gold"):
+        assert secret not in everything, secret
+    _, judgements = generator_audit_inputs(site.store.queue_labels("web-audit"))
+    assert judgements["label"].tolist() == ["not realistic", "realistic"]
+    assert judgements["tags"].tolist() == [("stereotyped", "other"), ()]
+    assert judgements["note"].tolist() == ["too tidy", None]

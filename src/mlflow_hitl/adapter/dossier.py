@@ -97,7 +97,7 @@ def _copy_evidence(run_id: str, target: Path) -> dict[str, Any]:
 
 def _checks(summary: dict[str, Any], evidence: Path) -> list[dict[str, Any]]:
     """Each check as its copied ``result.json`` says, with the paths of its plots and files in the dossier."""
-    from ..checks.registry import CHECKS
+    from ..checks.registry import ALL_CHECKS
 
     listed = sorted(summary.get("manifest", {}))
     out = []
@@ -105,7 +105,7 @@ def _checks(summary: dict[str, Any], evidence: Path) -> list[dict[str, Any]]:
         path = evidence / name / "result.json"
         result = json.loads(path.read_bytes()) if path.is_file() else {}
         metrics = result.get("metrics", {})
-        spec = CHECKS.get(name)
+        spec = ALL_CHECKS.get(name)
         files = [f"{_EVIDENCE}/{r}" for r in listed if r.startswith(f"{name}/")]
         out.append(
             {

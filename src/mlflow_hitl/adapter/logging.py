@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from .._hashing import sha256_file
-from .._result import ValidationResult
-from ..checks.registry import CHECKS
-from ..errors import NotFoundError
+from .._result import CheckResult, ValidationResult
+from ..checks.registry import ALL_CHECKS
+from ..errors import InputError, NotFoundError
 from ..report import render_report, render_summary_markdown
 
 __all__ = [
     "ARTIFACT_ROOT",
+    "log_check",
     "log_text_artifact",
     "log_validation",
     "logged_metrics",
@@ -63,7 +64,7 @@ def logged_metrics(result: ValidationResult, *, all_metrics: bool = False) -> di
     """
     out: dict[str, float] = {}
     for check_name, check in result.checks.items():
-        spec = CHECKS.get(check_name)
+        spec = ALL_CHECKS.get(check_name)
         names = spec.headline(check.metrics) if spec is not None else list(check.metrics)
         if all_metrics:
             names += [n for n in check.metrics if n not in set(names)]
@@ -178,6 +179,58 @@ def log_validation(
         synchronous=True,
     )
     return result
+
+
+def _logged_check(root: Path, name: str) -> CheckResult:
+    """Check ``name`` as a run's ``hitl/<name>/`` holds it: its ``result.json`` and the files it lists."""
+    data = json.loads((root / name / "result.json").read_bytes())
+    return CheckResult(
+        name=name,
+        status=data["status"],
+        metrics={k: float("nan") if v is None else v for k, v in data.get("metrics", {}).items()},
+        thresholds=data.get("thresholds", {}),
+        details=data.get("details", {}),
+        artifacts={f: (root / name / f).read_bytes() for f in data.get("artifacts", [])},
+        summary=data.get("summary", ""),
+    )
+
+
+def log_check(check: CheckResult, *, run_id: str) -> ValidationResult:
+    """Add ``check`` to run ``run_id``'s evidence, keeping every other check already logged there.
+
+    For a check computed outside ``validate`` (a generator audit from people's answers): the run's
+    evidence is read back, checked against its own manifest (evidence that no longer matches it is
+    refused, not re-registered as if intact), ``check`` replaces any earlier result of the same name,
+    and the whole is logged again by :func:`log_validation`, so the summary, the report, the tags and
+    the audit chain's registration cover every check. A later sign-off approves the new registration.
+    """
+    import mlflow
+
+    from .evidence import RunArtifacts, verify_folder
+
+    artifacts = RunArtifacts(mlflow.MlflowClient().get_run(run_id))
+    try:
+        root = artifacts.folder()
+        summary_path = None if root is None else root / "summary.json"
+        if root is None or summary_path is None or not summary_path.is_file():
+            return log_validation(ValidationResult(checks={check.name: check}), run_id=run_id)
+        summary_bytes = summary_path.read_bytes()
+        problems = verify_folder(root, summary_bytes, [])
+        if problems:
+            raise InputError(
+                f"run {run_id}'s evidence does not match its hitl/summary.json ({problems[0]}): "
+                f"log it again with validate before adding {check.name}"
+            )
+        summary = json.loads(summary_bytes)
+        kept = {name: _logged_check(root, name) for name in summary.get("checks", {}) if name != check.name}
+        merged = ValidationResult(
+            checks={**kept, check.name: check},
+            skipped={k: v for k, v in summary.get("skipped", {}).items() if k != check.name},
+            details=summary.get("details", {}),
+        )
+    finally:
+        artifacts.close()
+    return log_validation(merged, run_id=run_id, model=merged.details.get("model_uri"))
 
 
 def run_id_for_model_uri(model_uri: str) -> str | None:

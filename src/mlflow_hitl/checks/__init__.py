@@ -9,6 +9,8 @@ the thresholds of its config section, and returns the same immutable result type
 - :func:`adversarial_check`: controlled perturbations of real rows and how confidence follows accuracy.
 - :func:`fairness_check`: per-group metrics (fairlearn), disparities with bootstrap intervals, bias amplification.
 - :func:`generator_check`: realism (fidelity, classifier two-sample test) and privacy (copies of real rows).
+- :func:`generator_audit_check`: how well *people* tell the generator's rows from real ones, per group
+  (from a generator-audit review queue; logged by ``mlflow-hitl generator-audit results``).
 
 :mod:`mlflow_hitl.checks.registry` lists them with what each declares (settings, inputs, key metrics,
 default gate bounds). The functions are loaded on first use, so importing this package (or the
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from ._drift import drift_check, drift_table
     from ._fairness import fairness_check
     from ._generator import generator_check
+    from ._generator_audit import generator_audit_check
 
 # Public name -> the module that defines it.
 _HOMES = {
@@ -35,6 +38,7 @@ _HOMES = {
     "drift_check": "._drift",
     "drift_table": "._drift",
     "fairness_check": "._fairness",
+    "generator_audit_check": "._generator_audit",
     "generator_check": "._generator",
 }
 
@@ -45,6 +49,7 @@ __all__ = [
     "drift_check",
     "drift_table",
     "fairness_check",
+    "generator_audit_check",
     "generator_check",
 ]
 

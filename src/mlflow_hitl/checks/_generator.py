@@ -25,7 +25,7 @@ import pandas as pd
 from .._format import number
 from .._result import CheckResult, Status
 from .._settings import Settings, resolve_section, thresholds_of
-from .._validation import check_frame, numeric_and_categorical
+from .._validation import check_frame, differing_columns, numeric_and_categorical
 from ..errors import ConfigError, InputError
 from ._ecdf import ks_statistic, merge_samples
 from ._keys import unique_key_parts
@@ -303,8 +303,7 @@ def _check_inputs(
     if columns is None:
         synthetic = check_frame(synthetic, "synthetic")
         real = check_frame(real, "real")
-        only_syn = [str(c) for c in synthetic.columns if c not in real.columns]
-        only_real = [str(c) for c in real.columns if c not in synthetic.columns]
+        only_syn, only_real = differing_columns(synthetic, real)
         if only_syn or only_real:
             raise InputError(
                 "synthetic and real have different columns "

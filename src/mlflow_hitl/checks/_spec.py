@@ -23,7 +23,7 @@ import pandas as pd
 from .._result import CheckResult
 from .._settings import Settings
 
-__all__ = ["CheckSpec", "ValidationInputs"]
+__all__ = ["BaseCheckSpec", "CheckSpec", "ReviewCheckSpec", "ValidationInputs"]
 
 
 @dataclass(frozen=True)
@@ -69,39 +69,20 @@ DataRead = Sequence[tuple[str, Sequence[str]]]
 
 
 @dataclass(frozen=True)
-class CheckSpec:
-    """One check, declared once.
+class BaseCheckSpec:
+    """What every check declares, however it is computed (see :class:`CheckSpec` for the fields).
 
-    - ``name``: the check's name everywhere (``validate(checks=...)``, ``hitl.<name>.*`` metrics,
-      ``hitl/<name>/`` artifacts, ``[checks.<name>]`` in a gate policy, ``docs/checks/<name>.md``).
-    - ``settings``: its config section; ``ValidationConfig.<name>``; range rules in its ``check_ranges``.
-    - ``missing``: why ``validate`` must skip it for these inputs (an input it needs was not given), or None.
-    - ``run``: how ``validate`` runs it on the prepared inputs and its resolved settings.
-    - ``key_metrics``: the check's headline metrics, as name patterns (``*`` and ``?`` as in
-      :func:`fnmatch.fnmatchcase`), most telling first: logged as MLflow metrics by default and shown
-      first in the report, in this order. Every metric stays in ``result.json``.
-    - ``counts``: patterns of metrics that count rows, columns or group members, or flag yes/no (0/1):
-      facts about the data, not measures to chart, so never logged as MLflow metrics (they stay in
-      ``result.json`` and the report).
-    - ``gate_max`` / ``gate_min``: metric pattern -> the setting whose default is the default gate
-      policy's bound on it; ``gate_allow_status``: the statuses the default policy accepts.
-    - ``data_read``: for a check that reads data only, never the model, the columns it reads of each
-      input: its result is then reused for identical data (``validate(reuse=True)``). None: never reused.
-    - ``render``: evidence rendered only when the result is logged (an HTML page, say), added to a
-      computed (possibly reused) result; ``validate(log=False)`` never pays for it.
+    ``validate`` computes a :class:`CheckSpec`; people's answers in a review queue compute a
+    :class:`ReviewCheckSpec`. Both log the same result shape and are held to a gate policy alike.
     """
 
     name: str
     settings: type[Settings]
-    missing: Callable[[ValidationInputs], str | None]
-    run: Callable[[ValidationInputs, Any], CheckResult]
     key_metrics: tuple[str, ...]
     counts: tuple[str, ...] = ()
     gate_max: Mapping[str, str] = field(default_factory=dict)
     gate_min: Mapping[str, str] = field(default_factory=dict)
     gate_allow_status: tuple[str, ...] = ("passed",)
-    data_read: Callable[[ValidationInputs], DataRead] | None = None
-    render: Callable[[CheckResult, ValidationInputs, Any], CheckResult] | None = None
 
     def metric_range(self, pattern: str) -> tuple[float, float] | None:
         """The values a metric matched by ``pattern`` can take (``ece``, ``*.ece``, ``sex.ece``), else None.
@@ -127,7 +108,55 @@ class CheckSpec:
         """Whether metric ``name`` is a count or a yes/no flag (see ``counts``)."""
         return any(fnmatchcase(name, pattern) for pattern in self.counts)
 
+
+@dataclass(frozen=True)
+class CheckSpec(BaseCheckSpec):
+    """One check, declared once.
+
+    - ``name``: the check's name everywhere (``validate(checks=...)``, ``hitl.<name>.*`` metrics,
+      ``hitl/<name>/`` artifacts, ``[checks.<name>]`` in a gate policy, ``docs/checks/<name>.md``).
+    - ``settings``: its config section; ``ValidationConfig.<name>``; range rules in its ``check_ranges``.
+    - ``missing``: why ``validate`` must skip it for these inputs (an input it needs was not given), or None.
+    - ``run``: how ``validate`` runs it on the prepared inputs and its resolved settings.
+    - ``key_metrics``: the check's headline metrics, as name patterns (``*`` and ``?`` as in
+      :func:`fnmatch.fnmatchcase`), most telling first: logged as MLflow metrics by default and shown
+      first in the report, in this order. Every metric stays in ``result.json``.
+    - ``counts``: patterns of metrics that count rows, columns or group members, or flag yes/no (0/1):
+      facts about the data, not measures to chart, so never logged as MLflow metrics (they stay in
+      ``result.json`` and the report).
+    - ``gate_max`` / ``gate_min``: metric pattern -> the setting whose default is the default gate
+      policy's bound on it; ``gate_allow_status``: the statuses the default policy accepts.
+    - ``data_read``: for a check that reads data only, never the model, the columns it reads of each
+      input: its result is then reused for identical data (``validate(reuse=True)``). None: never reused.
+    - ``render``: evidence rendered only when the result is logged (an HTML page, say), added to a
+      computed (possibly reused) result; ``validate(log=False)`` never pays for it.
+    """
+
+    missing: Callable[[ValidationInputs], str | None] = field(kw_only=True)
+    run: Callable[[ValidationInputs, Any], CheckResult] = field(kw_only=True)
+    data_read: Callable[[ValidationInputs], DataRead] | None = field(default=None, kw_only=True)
+    render: Callable[[CheckResult, ValidationInputs, Any], CheckResult] | None = field(
+        default=None, kw_only=True
+    )
+
     @property
     def module(self) -> str:
         """The module that declares and computes the check (and every metric name it logs)."""
         return self.run.__module__
+
+
+@dataclass(frozen=True)
+class ReviewCheckSpec(BaseCheckSpec):
+    """A check computed from people's answers in a review queue, not by ``validate``.
+
+    Its own command logs it to a run (``hitl/<name>/``, merged into the run's evidence); a gate policy
+    holds it to ``[checks.<name>]`` and people sign it off like any check, but the default policy does
+    not require it: not every model has such a queue. ``compute``: the public function computing it.
+    """
+
+    compute: Callable[..., CheckResult] = field(kw_only=True)
+
+    @property
+    def module(self) -> str:
+        """The module that declares and computes the check (and every metric name it logs)."""
+        return self.compute.__module__

@@ -13,6 +13,7 @@ import click
 
 from ._dossier import dossier
 from ._gate import gate, lineage, policy
+from ._generator_audit import generator_audit
 from ._governance import audit, roles, signoff
 from ._review import consensus, labels, queue, review
 from ._serve import serve
@@ -64,6 +65,7 @@ for command in (
     review,
     consensus,
     labels,
+    generator_audit,
     signoff,
     roles,
     audit,

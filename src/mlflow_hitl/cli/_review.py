@@ -9,10 +9,11 @@ import click
 
 from .._format import number
 from .._progress import or_silent
-from .._review_options import DEFAULT_MIN_AGREEMENT, METHODS, STRATEGIES
+from .._review_options import DEFAULT_MIN_AGREEMENT, GENERATOR_AUDIT, METHODS, QUEUE_KINDS, STRATEGIES
 from ._common import (
     BadInput,
     acting_user,
+    csv_list,
     emit_json,
     json_text,
     open_store,
@@ -38,13 +39,22 @@ def queue() -> None:
     \b
     Example:
       mlflow-hitl queue create --run-id R --data prod.csv --size 300 --raters 3 --blind --name fraud-al-1
+      mlflow-hitl queue create --kind generator-audit --synthetic syn.csv --real real.csv \\
+          --sensitive sex,race --per-group 40 --raters 2 --run-id G --name gen-audit-1
     """
 
 
 @queue.command("create")
 @click.option("--name", required=True, help="Queue name, unique in the store.")
 @click.option(
-    "--data", "data_path", required=True, type=click.Path(), help="Rows to choose from (.csv or .parquet)."
+    "--kind",
+    type=click.Choice(list(QUEUE_KINDS)),
+    default="model",
+    show_default=True,
+    help="model: rows the model is unsure of; generator-audit: a blind realism audit of synthetic rows.",
+)
+@click.option(
+    "--data", "data_path", type=click.Path(), help="Rows to choose from (.csv or .parquet); --kind model."
 )
 @click.option(
     "--run-id", help="The run whose model scores the rows; the queue and its snapshots belong to it."
@@ -56,7 +66,7 @@ def queue() -> None:
     default="least-confidence",
     show_default=True,
 )
-@click.option("--size", type=click.IntRange(min=1), required=True, help="How many rows to queue.")
+@click.option("--size", type=click.IntRange(min=1), help="How many rows to queue; --kind model.")
 @click.option(
     "--raters", type=click.IntRange(min=1), default=1, show_default=True, help="Independent labels per item."
 )
@@ -70,6 +80,27 @@ def queue() -> None:
     help="Share of uniformly random control rows.",
 )
 @click.option("--gold-column", help="Column with known labels for gold items (hidden from reviewers).")
+@click.option(
+    "--synthetic", "synthetic_path", type=click.Path(), help="The generator's rows; --kind generator-audit."
+)
+@click.option(
+    "--real", "real_path", type=click.Path(), help="Real rows, shown as controls; --kind generator-audit."
+)
+@click.option(
+    "--sensitive", help="Columns to stratify by, comma separated (e.g. sex,race); --kind generator-audit."
+)
+@click.option(
+    "--per-group",
+    type=click.IntRange(min=1),
+    help="Synthetic rows per group and per large-enough intersection; --kind generator-audit.",
+)
+@click.option(
+    "--control-ratio",
+    type=click.FloatRange(0, 10, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Real rows per synthetic row, per group; --kind generator-audit.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @store_option
 @user_option
@@ -77,22 +108,33 @@ def queue() -> None:
 @translate_errors
 def queue_create(
     name: str,
-    data_path: str,
+    kind: str,
+    data_path: str | None,
     run_id: str | None,
     model_uri: str | None,
     strategy: str,
-    size: int,
+    size: int | None,
     raters: int,
     blind: bool,
     group_column: str | None,
     random_share: float,
     gold_column: str | None,
+    synthetic_path: str | None,
+    real_path: str | None,
+    sensitive: str | None,
+    per_group: int | None,
+    control_ratio: float,
     seed: int,
     store_uri: str | None,
     user: str | None,
     output_format: str,
 ) -> None:
     """Score rows with a run's model and queue the least-confident ones for review.
+
+    With --kind generator-audit: a blind queue of synthetic rows, --per-group of every --sensitive
+    group (and of every intersection large enough), mixed with real rows as controls (--control-ratio
+    per synthetic row), in a seeded order. Reviewers answer realistic or not realistic, with reason
+    tags; nobody labelling sees which rows are synthetic.
 
     \b
     Example:
@@ -103,6 +145,25 @@ def queue_create(
     from ..adapter.logging import resolve_run_id
     from ..adapter.review import queue_from_model
 
+    if kind == GENERATOR_AUDIT:
+        _create_generator_audit(
+            name,
+            run_id=run_id,
+            synthetic_path=synthetic_path,
+            real_path=real_path,
+            sensitive=sensitive,
+            per_group=per_group,
+            control_ratio=control_ratio,
+            raters=raters,
+            seed=seed,
+            store_uri=store_uri,
+            user=user,
+            output_format=output_format,
+        )
+        return
+    if data_path is None or size is None:
+        option = "--data" if data_path is None else "--size"
+        raise BadInput(f"Missing option '{option}' (a --kind model queue needs it)")
     if model_uri is None and run_id is None:
         raise BadInput("pass --run-id (its model scores the rows) or --model-uri")
     if run_id is not None:
@@ -136,6 +197,65 @@ def queue_create(
     click.echo(
         f"queue {created.name}: {number(progress['items'])} items × {created.raters_per_item} rater(s), "
         f"classes {', '.join(map(str, created.classes))}{', blind' if created.blind else ''}"
+    )
+
+
+def _create_generator_audit(
+    name: str,
+    *,
+    run_id: str | None,
+    synthetic_path: str | None,
+    real_path: str | None,
+    sensitive: str | None,
+    per_group: int | None,
+    control_ratio: float,
+    raters: int,
+    seed: int,
+    store_uri: str | None,
+    user: str | None,
+    output_format: str,
+) -> None:
+    """``queue create --kind generator-audit``: read both sets, sample them, create the blind queue."""
+    from .._io import read_table
+    from ..review import queue_generator_audit
+
+    if synthetic_path is None or real_path is None or sensitive is None or per_group is None:
+        given = {
+            "--synthetic": synthetic_path,
+            "--real": real_path,
+            "--sensitive": sensitive,
+            "--per-group": per_group,
+        }
+        raise BadInput(
+            f"--kind {GENERATOR_AUDIT} needs {', '.join(o for o, v in given.items() if v is None)}"
+        )
+    if run_id is not None:
+        from ..adapter.logging import resolve_run_id
+
+        resolve_run_id(run_id)
+    synthetic = read_table(synthetic_path, "--synthetic")
+    real = read_table(real_path, "--real")
+    store = open_store(store_uri)
+    created = queue_generator_audit(
+        store,
+        name,
+        synthetic=synthetic,
+        real=real,
+        sensitive=csv_list(sensitive),
+        per_group=per_group,
+        control_ratio=control_ratio,
+        raters_per_item=raters,
+        actor=acting_user(user),
+        run_id=run_id,
+        seed=seed,
+    )
+    progress = store.progress(name)
+    if output_format == "json":
+        emit_json({"queue": created.name, "run_id": created.run_id, "kind": GENERATOR_AUDIT, **progress})
+        return
+    click.echo(
+        f"queue {created.name}: generator audit of {number(progress['items'])} rows (synthetic and real, "
+        f"shuffled) × {created.raters_per_item} rater(s), blind"
     )
 
 
@@ -243,6 +363,8 @@ def review_label(queue_name: str, store_uri: str | None, user: str | None) -> No
                 break
             skipped.add(item.position)
             continue
+        if queue_.strategy == GENERATOR_AUDIT:
+            comment = _audit_reasons(comment)
         store.annotate(
             queue_name,
             position=item.position,
@@ -255,6 +377,30 @@ def review_label(queue_name: str, store_uri: str | None, user: str | None) -> No
     else:
         click.echo("\nnothing left for you in this queue")
     click.echo(f"{user} labelled {labelled} item(s) in {queue_name}")
+
+
+def _audit_reasons(comment: str | None) -> str | None:
+    """A generator audit's reason tags, asked after the answer and folded into the comment
+    (``other`` asks what, unless a comment already says)."""
+    from ..errors import InputError
+    from ..review import AUDIT_TAGS, audit_comment, read_audit_comment
+
+    menu = " ".join(f"[{i}] {tag}" for i, tag in enumerate(AUDIT_TAGS, 1))
+    by_number = {str(i): tag for i, tag in enumerate(AUDIT_TAGS, 1)}
+    while True:
+        typed = click.prompt(
+            f"reasons, comma separated (enter: none): {menu}", default="", show_default=False
+        )
+        parts = [by_number.get(p.strip(), p.strip()) for p in typed.split(",") if p.strip()]
+        try:
+            tagged = audit_comment(parts, comment)
+            break
+        except InputError as exc:
+            click.echo(f"  {exc}")
+    tags, note = read_audit_comment(tagged)
+    if "other" in tags and not note:
+        note = click.prompt("other: what is wrong with it", default="", show_default=False) or None
+    return audit_comment(tags, note)
 
 
 _EXPORT_FORMATS = click.Choice(["label-studio", "label-studio-config", "csv"])

@@ -35,7 +35,7 @@ else:  # Python 3.10
 from .._hashing import canonical_json, sha256_hex
 from .._result import frozen_mapping
 from .._roles import signoff_role
-from ..checks.registry import CHECK_NAMES, CHECKS, SIGNOFF_CHECKS
+from ..checks.registry import ALL_CHECKS, CHECK_NAMES, CHECKS, SIGNOFF_CHECKS, BaseCheckSpec
 from ..errors import ConfigError
 
 __all__ = [
@@ -160,6 +160,17 @@ def policy_hash(policy: Policy) -> str:
     return sha256_hex(canonical_json(policy.to_dict()))
 
 
+def _default_rule(spec: BaseCheckSpec) -> CheckRule:
+    """The rule a policy holds ``spec``'s check to when it names the check without bounds."""
+    return CheckRule(
+        spec.name,
+        # each bound is the default of the setting the check declares for it (CheckSpec.gate_max/min)
+        max={pattern: getattr(spec.settings(), setting) for pattern, setting in spec.gate_max.items()},
+        min={pattern: getattr(spec.settings(), setting) for pattern, setting in spec.gate_min.items()},
+        allow_status=spec.gate_allow_status,
+    )
+
+
 def default_policy() -> Policy:
     """The strict policy used when a registered model has none (``examples/policy.toml`` is this, commented).
 
@@ -169,22 +180,16 @@ def default_policy() -> Policy:
       required fairness sign-off is exactly the human review that status asks for), and bounded by the
       checks' own default thresholds, so an author who loosened ``config`` at validation time still
       cannot pass the gate.
+      The checks people's answers compute (``generator_audit``, see ``REVIEW_CHECKS``) are not
+      required: not every model has such a queue. A policy that names one (``[checks.generator_audit]``)
+      holds it to the bounds given, else to the check's own defaults.
     - One ``fairness-reviewer`` who is not the model's author approves fairness.
     - No review queue is required (``min_verified_items = 0``): verified labels need a queue that not
       every model has, and a default nobody can meet gets switched off; the human check in the default
       is the fairness sign-off. Teams that review labels raise it.
     - Separation of duties: the run's author may neither sign off nor promote; the audit chain must verify.
     """
-    checks = [
-        CheckRule(
-            name,
-            # each bound is the default of the setting the check declares for it (CheckSpec.gate_max/min)
-            max={pattern: getattr(spec.settings(), setting) for pattern, setting in spec.gate_max.items()},
-            min={pattern: getattr(spec.settings(), setting) for pattern, setting in spec.gate_min.items()},
-            allow_status=spec.gate_allow_status,
-        )
-        for name, spec in CHECKS.items()
-    ]
+    checks = [_default_rule(spec) for spec in CHECKS.values()]
     return Policy(
         protect_aliases=("champion", "production"),
         protect_stages=("Production", "Staging"),
@@ -449,8 +454,13 @@ class _Reader:
         return tuple(canonical)
 
     def checks(self, value: Any) -> dict[str, CheckRule]:
-        self.table(value, ("checks",), CHECK_NAMES)
-        return {name: self.check(name, value[name], self.defaults.checks[name]) for name in value}
+        self.table(value, ("checks",), tuple(ALL_CHECKS))
+        return {
+            name: self.check(
+                name, value[name], self.defaults.checks.get(name) or _default_rule(ALL_CHECKS[name])
+            )
+            for name in value
+        }
 
     def check(self, name: str, value: Any, default: CheckRule) -> CheckRule:
         path = ("checks", name)
@@ -502,7 +512,7 @@ class _Reader:
                         f"check, without {prefix!r}; write {fixed!r}",
                     )
             out[pattern] = self.number(limit, where)
-            valid = CHECKS[check].metric_range(pattern)
+            valid = ALL_CHECKS[check].metric_range(pattern)
             if valid is not None and not valid[0] <= out[pattern] <= valid[1]:
                 raise self.fail(
                     where,

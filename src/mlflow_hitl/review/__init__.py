@@ -12,6 +12,8 @@
 - :func:`queue_consensus`, :func:`build_snapshot`: a queue's verified labels, and the files that publish them.
 - :func:`label_studio_tasks`, :func:`read_label_studio_export`, :func:`csv_tasks`,
   :func:`read_annotations_csv`: round trips through Label Studio and spreadsheets.
+- :func:`queue_generator_audit`, :func:`generator_audit_inputs`: a blind queue in which people judge
+  synthetic rows (stratified by group, real rows as controls) for realism, and their answers read back.
 - :func:`consensus` (:func:`majority_vote`, :func:`dawid_skene`), :func:`agreement`,
   :func:`needs_adjudication`: one label per item, how much raters agree, and what a person must settle.
 """
@@ -21,6 +23,20 @@ from ._anchors import AnchorLog, FileAnchorLog
 from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
 from ._feeding import DROP_CAUSES, FeederSettings, QueueFeeder
+from ._generator_audit import (
+    AUDIT_CLASSES,
+    AUDIT_TAGS,
+    GENERATOR_AUDIT,
+    NOT_REALISTIC,
+    REALISTIC,
+    AuditSample,
+    audit_comment,
+    generator_audit_inputs,
+    generator_audit_sample,
+    is_generator_audit,
+    queue_generator_audit,
+    read_audit_comment,
+)
 from ._http_store import HttpReviewStore
 from ._interchange import (
     csv_tasks,
@@ -48,6 +64,18 @@ from ._store import (
 from ._verified import DEFAULT_MIN_AGREEMENT, QueueConsensus, consensus_of, queue_consensus
 
 __all__ = [
+    "AUDIT_CLASSES",
+    "AUDIT_TAGS",
+    "GENERATOR_AUDIT",
+    "NOT_REALISTIC",
+    "REALISTIC",
+    "AuditSample",
+    "audit_comment",
+    "generator_audit_inputs",
+    "generator_audit_sample",
+    "is_generator_audit",
+    "queue_generator_audit",
+    "read_audit_comment",
     "DEFAULT_MIN_AGREEMENT",
     "DROP_CAUSES",
     "ROUTING_STRATEGIES",

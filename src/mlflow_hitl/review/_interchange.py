@@ -14,6 +14,10 @@ class ``1``.
 A blind queue's items already hold no prediction (:class:`Item`), and the writers leave the prediction
 fields out altogether rather than writing them empty.
 
+A generator-audit queue also asks for reason tags (:data:`AUDIT_TAGS`): a second, multiple choice named
+``tags`` in the Label Studio config, a ``tags`` column in the sheet. The readers fold the tags into the
+annotation's comment (:func:`audit_comment`), where the results read them back.
+
 The formats are a few documented dicts, one XML element tree and the standard ``csv`` module, so they
 are written here: ``label-studio-sdk`` would build the same dicts but pulls in lxml, OpenCV and a numpy
 pin.
@@ -29,6 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
+from ._generator_audit import AUDIT_TAGS, audit_comment, is_generator_audit
 from ._store import AnnotationRecord, Item, Queue
 
 __all__ = [
@@ -44,19 +49,21 @@ _CSV = "annotations CSV"
 # Keys of a task's data that belong to us; a payload column with one of these names is renamed.
 _HITL_KEYS = ("hitl_queue", "hitl_item", "hitl_row_key", "hitl_payload")
 _COMMENT = "comment"  # the name of the free-text note's TextArea in our labelling config
+_TAGS = "tags"  # a generator audit's reason tags: the Choices tag in Label Studio, the column in a sheet
 _CSV_ITEM = ("item", "row_key", "reason", "score")
 _CSV_MODEL = ("prediction", "confidence")  # left out for blind queues
 _CSV_ANSWER = ("label", "comment")
 
 
-def _check_tag_names(from_name: str, to_name: str) -> None:
+def _check_tag_names(from_name: str, to_name: str, queue: Queue) -> None:
     for what, name in (("from_name", from_name), ("to_name", to_name)):
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"{what} must be a non-empty Label Studio tag name, got {name!r}")
-    if len({from_name, to_name, _COMMENT}) != 3:
+    ours = (_COMMENT, _TAGS) if is_generator_audit(queue) else (_COMMENT,)
+    if len({from_name, to_name, *ours}) != 2 + len(ours):
         raise InputError(
             f"from_name ({from_name!r}) and to_name ({to_name!r}) must differ from each other "
-            f"and from {_COMMENT!r}, the note's tag"
+            f"and from {' and '.join(map(repr, ours))}, the note's{' and the reasons' if len(ours) > 1 else ''} tag"
         )
 
 
@@ -97,7 +104,7 @@ def label_studio_tasks(
     queue is blind, ``predictions`` holds the model's label as a ``choices`` result with
     ``score`` = its confidence; Label Studio pre-selects it for the reviewer.
     """
-    _check_tag_names(from_name, to_name)
+    _check_tag_names(from_name, to_name, queue)
     _check_items(queue, items)
     names = _renamed(queue.columns, _HITL_KEYS)
     tasks = []
@@ -131,9 +138,9 @@ def label_studio_config(queue: Queue, *, from_name: str = "label", to_name: str 
     """The labelling interface to paste into a Label Studio project: the row as a table, one choice per class.
 
     A single required radio choice (one label per item, as the store expects) and an optional note,
-    read back as the annotation's comment.
+    read back as the annotation's comment; a generator audit adds the reason tags as a multiple choice.
     """
-    _check_tag_names(from_name, to_name)
+    _check_tag_names(from_name, to_name, queue)
     view = ET.Element("View")
     ET.SubElement(view, "Header", value="Item $hitl_item (row $hitl_row_key)")
     ET.SubElement(view, "Table", name=to_name, value="$hitl_payload")
@@ -148,6 +155,13 @@ def label_studio_config(queue: Queue, *, from_name: str = "label", to_name: str 
     )
     for label in queue.classes:
         ET.SubElement(choices, "Choice", value=_choice(label))
+    if is_generator_audit(queue):
+        ET.SubElement(view, "Header", value="Why? (optional; other: say what in the note)", size="6")
+        reasons = ET.SubElement(
+            view, "Choices", name=_TAGS, toName=to_name, choice="multiple", showInLine="true"
+        )
+        for tag in AUDIT_TAGS:
+            ET.SubElement(reasons, "Choice", value=tag)
     ET.SubElement(
         view,
         "TextArea",
@@ -200,7 +214,13 @@ def read_label_studio_export(
         if not isinstance(annotations, list):
             raise InputError(f"{_LS}: {where} has annotations that are not a list")
         for annotation in annotations:
-            record = _ls_record(annotation, position=position, where=where, from_name=from_name)
+            record = _ls_record(
+                annotation,
+                position=position,
+                where=where,
+                from_name=from_name,
+                audit=is_generator_audit(queue),
+            )
             if record is None:
                 ignored += 1
             else:
@@ -209,9 +229,12 @@ def read_label_studio_export(
 
 
 def _ls_record(
-    annotation: Any, *, position: int, where: str, from_name: str | None
+    annotation: Any, *, position: int, where: str, from_name: str | None, audit: bool
 ) -> AnnotationRecord | None:
-    """One annotation as a record, or ``None`` when it was cancelled or chose nothing."""
+    """One annotation as a record, or ``None`` when it was cancelled or chose nothing.
+
+    ``audit``: the queue is a generator audit, whose ``tags`` choices are reasons, not the label.
+    """
     if not isinstance(annotation, dict):
         raise InputError(f"{_LS}: {where} has an annotation that is not an object")
     annotation_id = annotation.get("id")
@@ -223,7 +246,8 @@ def _ls_record(
     if not isinstance(result, list):
         raise InputError(f"{_LS}: {where} has no result list")
     results = [r for r in result if isinstance(r, dict)]
-    every_choice = [r for r in results if r.get("type") == "choices"]
+    reasons = [r for r in results if audit and r.get("type") == "choices" and r.get("from_name") == _TAGS]
+    every_choice = [r for r in results if r.get("type") == "choices" and not any(r is t for t in reasons)]
     answers = [r for r in every_choice if from_name is None or r.get("from_name") == from_name]
     if every_choice and not answers:  # a from_name that matches nothing would silently ignore everything
         tags = sorted({str(r.get("from_name")) for r in every_choice})
@@ -254,11 +278,18 @@ def _ls_record(
         for text in r["value"].get("text", [])
         if isinstance(text, str) and text.strip()
     ]
+    comment = "\n".join(notes) or None
+    if reasons:
+        tags = [t for r in reasons if isinstance(r.get("value"), dict) for t in r["value"].get("choices", [])]
+        try:
+            comment = audit_comment(tags, comment)
+        except InputError as exc:
+            raise InputError(f"{_LS}: {where}: {exc}") from None
     return AnnotationRecord(
         position=position,
         user=_ls_rater(annotation.get("completed_by"), where),
         label=chosen[0],
-        comment="\n".join(notes) or None,
+        comment=comment,
         external_id=None if annotation_id is None else f"label-studio:{annotation_id}",
     )
 
@@ -283,20 +314,27 @@ def csv_tasks(queue: Queue, items: Sequence[Item]) -> str:
 
     Columns: ``item``, ``row_key``, ``reason``, ``score``, then ``prediction`` and ``confidence``
     unless the queue is blind, then the payload columns (a payload column named like one of these,
-    or ``user``, is written as ``row.<name>``), then ``label`` and ``comment``.
+    or ``user``, is written as ``row.<name>``), then ``label`` and ``comment``; a generator audit
+    has ``tags`` between them (reason tags, separated by ``;``).
     """
     _check_items(queue, items)
-    names = _renamed(queue.columns, (*_CSV_ITEM, *_CSV_MODEL, *_CSV_ANSWER, "user"))
+    answer = _sheet_answer(queue)
+    names = _renamed(queue.columns, (*_CSV_ITEM, *_CSV_MODEL, *answer, "user"))
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*_CSV_ITEM, *(() if queue.blind else _CSV_MODEL), *names.values(), *_CSV_ANSWER])
+    writer.writerow([*_CSV_ITEM, *(() if queue.blind else _CSV_MODEL), *names.values(), *answer])
     for item in items:
         model = () if queue.blind else (item.prediction, item.confidence)
         payload = (item.payload.get(c) for c in queue.columns)
         writer.writerow(
-            [item.position, item.row_key, item.reason, item.score, *model, *payload, "", ""]
+            [item.position, item.row_key, item.reason, item.score, *model, *payload, *("" for _ in answer)]
         )  # csv writes None as an empty cell
     return out.getvalue()
+
+
+def _sheet_answer(queue: Queue) -> tuple[str, ...]:
+    """The columns a reviewer fills in: the label and a comment, and a generator audit's reason tags."""
+    return ("label", _TAGS, "comment") if is_generator_audit(queue) else _CSV_ANSWER
 
 
 def read_annotations_csv(
@@ -316,7 +354,7 @@ def read_annotations_csv(
     header = next(rows, None)
     if not header:
         raise InputError(f"{_CSV} for queue {queue.name!r} is empty; expected a header with item and label")
-    column = _sheet_columns(header, user)
+    column = _sheet_columns(header, user, _sheet_answer(queue))
     records: list[AnnotationRecord] = []
     ignored = 0
     for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet counts
@@ -329,7 +367,7 @@ def read_annotations_csv(
                 f"{_CSV}: row {number} has {len(row)} cell(s) where the header has {len(header)} "
                 f"(a stray or missing {delimiter!r} separator, or an unquoted one inside a cell?)"
             )
-        record = _sheet_record(number, row, column, user)
+        record = _sheet_record(number, row, column, user, audit=is_generator_audit(queue))
         if record is None:
             ignored += 1
         else:
@@ -352,11 +390,12 @@ def _sheet_rows(data: bytes | str) -> tuple[Iterator[list[str]], str]:
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), delimiter
 
 
-def _sheet_columns(header: list[str], user: str | None) -> dict[str, int]:
-    """Where ``item``, ``label`` and, if present, ``user`` and ``comment`` are, matched ignoring case and spaces."""
+def _sheet_columns(header: list[str], user: str | None, answer: tuple[str, ...]) -> dict[str, int]:
+    """Where ``item``, ``label`` and, if present, ``user``, ``comment`` (and a generator audit's ``tags``)
+    are, matched ignoring case and spaces."""
     keys = [h.strip().lower() for h in header]
     column: dict[str, int] = {}
-    for name in ("item", "label", "user", "comment"):
+    for name in ("item", "user", *answer):
         found = [i for i, key in enumerate(keys) if key == name]
         if len(found) > 1:
             raise InputError(f"{_CSV}: column {name!r} appears {len(found)} times in the header")
@@ -375,9 +414,12 @@ def _sheet_columns(header: list[str], user: str | None) -> dict[str, int]:
 
 
 def _sheet_record(
-    number: int, row: list[str], column: Mapping[str, int], user: str | None
+    number: int, row: list[str], column: Mapping[str, int], user: str | None, *, audit: bool
 ) -> AnnotationRecord | None:
-    """Row ``number``'s label as a record; ``None`` when its label cell is empty (not labelled yet)."""
+    """Row ``number``'s label as a record; ``None`` when its label cell is empty (not labelled yet).
+
+    ``audit``: the queue is a generator audit, whose ``tags`` cell joins the comment as reason tags.
+    """
 
     def cell(name: str) -> str:
         at = column.get(name)
@@ -396,4 +438,10 @@ def _sheet_record(
     rater = cell("user") or user
     if not rater:
         raise InputError(f"{_CSV}: row {number}, column 'user' is empty; fill it or pass user=...")
-    return AnnotationRecord(position=position, user=rater, label=label, comment=cell("comment") or None)
+    comment = cell("comment") or None
+    if audit:
+        try:
+            comment = audit_comment(cell(_TAGS), comment)
+        except InputError as exc:
+            raise InputError(f"{_CSV}: row {number}, column 'tags': {exc}") from None
+    return AnnotationRecord(position=position, user=rater, label=label, comment=comment)

@@ -7,6 +7,10 @@ own from the browser, so nothing else could carry them.
 
 Every action is a form ``POST`` (CSRF-checked) answered by a redirect to the next item: a reload
 never labels twice, and each reservation is made by an action, never by merely opening a page.
+
+A generator audit asks whether each row is realistic (its two classes as the buttons) and offers the
+reason tags as check boxes, sent with the answer and kept in its comment. Its items look alike
+whichever set they came from: the page shows the row and nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import NotFoundError
+from ...review import AUDIT_TAGS, audit_comment, is_generator_audit
 from ._web import Page, attempt, call, class_by_text, form, query, redirect, render, run_page, store
 
 __all__ = ["PAGES"]
@@ -49,6 +54,7 @@ def _show(refusal: Any = None) -> Any:
         done=query("done") == "1",
         run_link=run_page(queue.run_id),
         keys=list(zip(range(1, 10), queue.classes, strict=False)),
+        audit_tags=AUDIT_TAGS if is_generator_audit(queue) else (),
     )
 
 
@@ -84,12 +90,17 @@ def _act() -> Any:
         if refusal:
             return _show(refusal)
         return redirect("label", queue=name, item=where, skipped=",".join(map(str, skipped)) or None)
-    label = class_by_text(client.queue(name).classes).get(
-        request.form.get("label", ""), request.form.get("label")
-    )
+    queue = client.queue(name)
+    label = class_by_text(queue.classes).get(request.form.get("label", ""), request.form.get("label"))
+    tags = request.form.getlist("tags") if is_generator_audit(queue) else []
     refusal = attempt(
         lambda: client.annotate(
-            name, position=where, user="", label=label, comment=form("comment"), source=_SOURCE
+            name,
+            position=where,
+            user="",
+            label=label,
+            comment=audit_comment(tags, form("comment")),
+            source=_SOURCE,
         )
     )
     return _show(refusal) if refusal else _next(name, skipped, last=where)

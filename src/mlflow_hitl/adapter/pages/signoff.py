@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..._roles import signoff_role
-from ...checks.registry import CHECKS, SIGNOFF_CHECKS
+from ...checks.registry import ALL_CHECKS, SIGNOFF_CHECKS
 from ...errors import InputError, NotFoundError
 from ..evidence import read_run_evidence
 from ._web import (
@@ -45,7 +45,7 @@ def _run(run_id: str) -> Any:
 
 def _key_numbers(check: str, metrics: dict[str, float]) -> list[tuple[str, float]]:
     """The check's declared key metrics from the verified result files (all of them for an unknown check)."""
-    spec = CHECKS.get(check)
+    spec = ALL_CHECKS.get(check)
     prefix = f"{check}."
     own = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
     if spec is None:

@@ -3,7 +3,9 @@
 (function () {
   "use strict";
   function typing(target) {
-    return target && (target.tagName === "TEXTAREA" || target.tagName === "INPUT" || target.isContentEditable);
+    // A ticked check box is not typing: the answer's key still works after choosing reasons.
+    var text = target && target.tagName === "INPUT" && target.type !== "checkbox";
+    return target && (target.tagName === "TEXTAREA" || text || target.isContentEditable);
   }
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) {
