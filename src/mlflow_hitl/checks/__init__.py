@@ -5,7 +5,8 @@ inputs at the door (naming the input that is wrong), computes its metrics, judge
 the thresholds of its config section, and returns the same immutable result type.
 
 - :func:`drift_check` and :func:`drift_table`: per-column drift, evidently's tests, our engine.
-- :func:`calibration_check` and :func:`calibration_metrics`: ECE, adaptive ECE, MCE, Brier, log loss, OE.
+- :func:`calibration_check` and :func:`calibration_metrics`: ECE, adaptive ECE, MCE, Brier, log loss, OE;
+  :func:`calibration_from_stats` the same verdict from their sums (:class:`CalibrationStats`).
 - :func:`adversarial_check`: controlled perturbations of real rows and how confidence follows accuracy.
 - :func:`fairness_check`: per-group metrics (fairlearn), disparities with bootstrap intervals, bias amplification;
   :func:`fairness_from_counts` the same audit from rows counted per cell (:class:`FairnessCounts`).
@@ -25,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._adversarial import adversarial_check
-    from ._calibration import calibration_check, calibration_metrics
+    from ._calibration import (
+        CalibrationGroupStats,
+        CalibrationStats,
+        calibration_check,
+        calibration_from_stats,
+        calibration_metrics,
+        uniform_edges,
+    )
     from ._drift import drift_check, drift_table
     from ._fairness import FairnessCounts, fairness_check, fairness_from_counts
     from ._generator import generator_check
@@ -34,7 +42,11 @@ if TYPE_CHECKING:
 # Public name -> the module that defines it.
 _HOMES = {
     "adversarial_check": "._adversarial",
+    "CalibrationGroupStats": "._calibration",
+    "CalibrationStats": "._calibration",
     "calibration_check": "._calibration",
+    "calibration_from_stats": "._calibration",
+    "uniform_edges": "._calibration",
     "calibration_metrics": "._calibration",
     "drift_check": "._drift",
     "drift_table": "._drift",
@@ -46,9 +58,12 @@ _HOMES = {
 }
 
 __all__ = [
+    "CalibrationGroupStats",
+    "CalibrationStats",
     "FairnessCounts",
     "adversarial_check",
     "calibration_check",
+    "calibration_from_stats",
     "calibration_metrics",
     "drift_check",
     "drift_table",
@@ -56,6 +71,7 @@ __all__ = [
     "fairness_from_counts",
     "generator_audit_check",
     "generator_check",
+    "uniform_edges",
 ]
 
 
