@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         uniform_edges,
     )
     from ._drift import drift_check, drift_table
-    from ._fairness import FairnessCounts, fairness_check, fairness_from_counts
+    from ._fairness import TOO_MANY_GROUPS, FairnessCounts, fairness_check, fairness_from_counts
     from ._generator import generator_check
     from ._generator_audit import generator_audit_check
 
@@ -50,6 +50,7 @@ _HOMES = {
     "calibration_metrics": "._calibration",
     "drift_check": "._drift",
     "drift_table": "._drift",
+    "TOO_MANY_GROUPS": "._fairness",
     "FairnessCounts": "._fairness",
     "fairness_check": "._fairness",
     "fairness_from_counts": "._fairness",
@@ -58,6 +59,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "TOO_MANY_GROUPS",
     "CalibrationGroupStats",
     "CalibrationStats",
     "FairnessCounts",

@@ -33,7 +33,14 @@ from ._plots import new_figure, to_png
 from ._seeding import named_rng
 from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["SPEC", "FairnessConfig", "FairnessCounts", "fairness_check", "fairness_from_counts"]
+__all__ = [
+    "SPEC",
+    "TOO_MANY_GROUPS",
+    "FairnessConfig",
+    "FairnessCounts",
+    "fairness_check",
+    "fairness_from_counts",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,6 +94,12 @@ class FairnessConfig(Settings):
 
 # NaN in a sensitive column is its own group: people who did not state their group are often the
 # ones an audit most needs to see, and dropping them would hide exactly that.
+# The refusal of a sensitive column with more groups than max_groups (real and synthetic values together,
+# a missing value being one group). Whoever builds FairnessCounts from many rows checks it first.
+TOO_MANY_GROUPS = (
+    "sensitive column {column!r} has {groups} distinct values, more than max_groups={max_groups}; "
+    "bin it first (e.g. pd.cut) or raise max_groups"
+)
 # Joins feature names and group values of the intersection, as fairlearn prints them.
 _JOIN = "&"
 # Metric keys are "<feature>.<group>.<metric>": "." would break that structure and "&", "(", "," are
@@ -418,8 +431,7 @@ def _groupings(
         codes, groups = _group_codes(values, str(column))
         if len(groups) > config.max_groups:
             raise InputError(
-                f"sensitive column {column!r} has {len(groups)} distinct values, more than max_groups="
-                f"{config.max_groups}; bin it first (e.g. pd.cut) or raise max_groups"
+                TOO_MANY_GROUPS.format(column=column, groups=len(groups), max_groups=config.max_groups)
             )
         columns.append((str(column), codes, groups))
     skipped = []
