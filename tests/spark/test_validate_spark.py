@@ -285,3 +285,37 @@ def test_bad_input_is_refused_as_the_pandas_path_refuses_it(
     same = functools.partial(re.sub, r"'\d+ years'", "'<age> years'")
     assert same(str(spark_error)) == same(str(pandas_error))
     assert "\n" not in str(spark_error)
+
+
+def test_a_model_without_probabilities_is_audited_for_fairness_and_skips_calibration(spark, breast_cancer):
+    from sklearn.linear_model import RidgeClassifier
+
+    frame, _, features = breast_cancer
+    model = RidgeClassifier().fit(frame[features], frame["target"])
+    options = {"target": "target", "sensitive_features": ["size"], "features": features, "log": False}
+    options["checks"], options["config"] = ["calibration", "fairness"], {"fairness": {"n_bootstrap": 50}}
+    theirs = mlflow_hitl.validate(model, real=frame, **options)
+    ours = mlflow_hitl.validate(model, real=spark.createDataFrame(frame), **options)
+    assert dict(ours.checks["fairness"].metrics) == dict(theirs.checks["fairness"].metrics)
+    assert ours.skipped == theirs.skipped and "calibration" in ours.skipped
+    assert ours.details["classes"] == list(theirs.details["classes"])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [[0.7, 0.7], [1.2, -0.2], [float("nan"), 1.0]],
+    ids=["sum above 1", "outside 0 to 1", "NaN"],
+)
+def test_probabilities_the_pandas_path_refuses_are_refused_in_its_words(spark, bad):
+    from mlflow_hitl.checks import calibration_check
+    from mlflow_hitl.spark._calibration import calibration_stats
+
+    probabilities = [bad, [0.6, 0.4], [0.1, 0.9]]
+    rows = [(y, "a", p) for y, p in zip("aba", probabilities, strict=True)]
+    scored = spark.createDataFrame(rows, "y string, _hitl_pred string, _hitl_proba array<double>")
+    with pytest.raises(HitlError) as pandas_error:
+        calibration_check(list("aba"), probabilities, classes=["a", "b"])
+    with pytest.raises(HitlError) as spark_error:
+        calibration_stats(scored, target="y", classes=["a", "b"], sensitive=[], n_bins=5)
+    assert str(spark_error.value) == str(pandas_error.value)
+    assert type(spark_error.value) is type(pandas_error.value)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_probabilities
 from ..checks import CalibrationGroupStats, CalibrationStats, uniform_edges
 from ._inputs import column, on_executors
 from ._scoring import PRED, PROBA
@@ -50,11 +51,26 @@ def _bin_id(conf: Any, edges: np.ndarray) -> Any:
     return functools.reduce(operator.add, inner) if inner else F.lit(0)
 
 
-def _row_terms(scored: Any, target: str, classes: Sequence[Any], sensitive: Sequence[str]) -> Any:
-    """One row per real row: ``_c`` confidence, ``_a`` correct (0/1), ``_b`` Brier term, ``_l`` -log p(true), groups ``_g<i>``."""
+def _total() -> Any:
+    """Each row's probabilities summed: the pandas path divides by it (renormalising float noise)."""
     from pyspark.sql import functions as F
 
-    total = F.aggregate(F.col(PROBA), F.lit(0.0), lambda acc, x: acc + x)
+    return F.aggregate(F.col(PROBA), F.lit(0.0), lambda acc, x: acc + x)
+
+
+def _invalid(total: Any) -> Any:
+    """Probabilities ``check_probabilities`` refuses: NaN, outside [0, 1], or a sum more than 1e-3 from 1."""
+    from pyspark.sql import functions as F
+
+    return F.exists(F.col(PROBA), lambda p: F.isnan(p) | (p < 0) | (p > 1)) | (F.abs(total - 1.0) > 1e-3)
+
+
+def _row_terms(scored: Any, target: str, classes: Sequence[Any], sensitive: Sequence[str]) -> Any:
+    """One row per real row: ``_c`` confidence, ``_a`` correct (0/1), ``_b`` Brier term, ``_l`` -log p(true),
+    ``_x`` 1 when the probabilities are not ones ``check_probabilities`` accepts, groups ``_g<i>``."""
+    from pyspark.sql import functions as F
+
+    total = _total()
     idx = functools.reduce(
         lambda expr, item: expr.when(column(target) == F.lit(item[1]), item[0]),
         list(enumerate(classes))[1:],
@@ -70,6 +86,7 @@ def _row_terms(scored: Any, target: str, classes: Sequence[Any], sensitive: Sequ
         brier = squares - 2.0 * p_true + 1.0
     return scored.select(
         (F.array_max(F.col(PROBA)) / total).alias("_c"),
+        _invalid(total).cast("long").alias("_x"),
         (F.col(PRED) == column(target)).cast("double").alias("_a"),
         brier.alias("_b"),
         (-F.log(F.least(F.greatest(p_true, F.lit(_EPS)), F.lit(1.0 - _EPS)))).alias("_l"),
@@ -142,6 +159,7 @@ def calibration_stats(
         F.sum("_a").alias("_a"),
         F.sum("_b").alias("_b"),
         F.sum("_l").alias("_l"),
+        F.sum("_x").alias("_x"),
     ]
     groups = [f"_g{i}" for i in range(len(sensitive))]
     if groups:
@@ -152,6 +170,19 @@ def calibration_stats(
     rows = on_executors(query.collect)
     overall_gid = 2 ** len(groups) - 1
     overall = [r for r in rows if r["_gid"] == overall_gid]
+    if sum(r["_x"] for r in overall):
+        # Refused in the pandas path's words and numbers: the rows holding the extreme sums and values
+        # (NaN sorts above every number) fail check_probabilities exactly as all the rows do.
+        proba, total = F.col(PROBA), _total()
+        extremes = scored.agg(
+            F.min_by(proba, total),
+            F.max_by(proba, total),
+            F.min_by(proba, F.array_min(proba)),
+            F.max_by(proba, F.array_max(proba)),
+        )
+        check_probabilities(
+            np.asarray(on_executors(extremes.first), dtype=float), "y_prob", n_classes=len(classes)
+        )
 
     quantiles = [float(q) for q in np.linspace(0.0, 1.0, n_bins + 1)]
     edges = on_executors(lambda: terms.agg(F.percentile_approx("_c", quantiles, ACCURACY)).first()[0])
