@@ -21,7 +21,7 @@ from ..errors import InputError
 from ._inputs import column, on_executors
 from ._scoring import PRED
 
-__all__ = ["fairness_counts"]
+__all__ = ["fairness_counts", "refuse_many_groups"]
 
 
 def _missing_as_null(frame: Any, name: str) -> Any:
@@ -35,8 +35,11 @@ def _missing_as_null(frame: Any, name: str) -> Any:
     return col
 
 
-def _refuse_many_groups(frames: Sequence[Any], sensitive: Sequence[str], max_groups: int) -> None:
-    """The pandas path's refusal of a sensitive column with more than ``max_groups`` groups, counted exactly."""
+def refuse_many_groups(frames: Sequence[Any], sensitive: Sequence[str], max_groups: int) -> None:
+    """The pandas path's refusal of a sensitive column with more than ``max_groups`` groups, counted exactly.
+
+    ``validate_spark`` asks before the model is scored, so a doomed audit costs one job, not a model pass.
+    """
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
@@ -68,10 +71,13 @@ def _sensitive(cells: pd.DataFrame, sensitive: Sequence[str]) -> pd.DataFrame:
 
 
 def fairness_counts(
-    scored: Any, *, target: str, sensitive: Sequence[str], synthetic: Any | None, max_groups: int
+    scored: Any, *, target: str, sensitive: Sequence[str], synthetic: Any | None
 ) -> FairnessCounts:
-    """The audit's counts over every real row (``scored``: with the prediction) and every synthetic row."""
-    _refuse_many_groups([scored] if synthetic is None else [scored, synthetic], sensitive, max_groups)
+    """The audit's counts over every real row (``scored``: with the prediction) and every synthetic row.
+
+    The caller has refused too many groups first (:func:`refuse_many_groups`): the cells collected
+    here are then bounded by the groups and labels.
+    """
     real = _cells(scored, sensitive, [target, PRED])
     counts: dict[str, Any] = {
         "sensitive": _sensitive(real, sensitive),

@@ -46,7 +46,7 @@ from ..config import ValidationConfig, resolve_config
 from ..errors import InputError, ModelError
 from . import SAMPLE_ROWS, is_spark_frame, require_pyspark
 from ._calibration import ACCURACY, adaptive_ece_bound, calibration_stats
-from ._fairness import fairness_counts
+from ._fairness import fairness_counts, refuse_many_groups
 from ._inputs import Checked, as_spark, checked, column, on_executors, require_columns
 from ._scoring import PRED, PROBA, scored
 
@@ -192,7 +192,6 @@ def _fairness(data: SparkInputs, name: str, settings: Any) -> CheckResult:
         target=data.target,
         sensitive=data.sensitive,
         synthetic=data.frame("synthetic"),
-        max_groups=settings.max_groups,
     )
     result = fairness_from_counts(counts, config=settings)
     return annotated(result, {metric: exact() for metric in result.metrics})
@@ -349,7 +348,8 @@ def validate_spark(
     from a sketch (with its bound) or from a sample (with its size). ``details["fingerprints"]``
     holds an order-independent digest per input, computed on the executors (see
     :func:`~mlflow_hitl.spark._inputs.checked`). Results are never reused between calls, and
-    ``result.scored`` is ``None`` (the scored rows stay on the executors).
+    ``result.scored`` is ``None`` (the scored rows stay on the executors). A sensitive column with
+    more than ``max_groups`` groups is refused before the model is scored, not after.
     """
     require_pyspark()
     if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 1:
@@ -369,6 +369,9 @@ def validate_spark(
         role: None if frame is None else as_spark(frame, role, session) for role, frame in given.items()
     }
     inputs, feature_cols, feature_source = _checked_inputs(model, frames, target, sensitive, features)
+    if "fairness" in selected and sensitive:
+        audited = [inputs[role].frame for role in ("real", "synthetic") if role in inputs]
+        refuse_many_groups(audited, sensitive, settings.fairness.max_groups)
 
     from pyspark import StorageLevel
 
