@@ -22,11 +22,23 @@ from ._validation import check_frame, check_labels
 from .checks.registry import CHECK_NAMES, CHECKS, CheckSpec, ValidationInputs
 from .config import ValidationConfig, resolve_config
 from .errors import InputError, ModelError
+from .spark import SAMPLE_ROWS, is_spark_frame
 
-__all__ = ["CHECK_NAMES", "Classifier", "validate_classifier"]
+__all__ = [
+    "CHECK_NAMES",
+    "ROLES",
+    "Classifier",
+    "feature_columns",
+    "prepare_inputs",
+    "refuse_unrunnable",
+    "select_checks",
+    "sensitive_and_target",
+    "unknown_labels",
+    "validate_classifier",
+]
 
 # holdout and source: real rows the generator never saw, and the rows it learned from (generator check).
-_ROLES = ("real", "synthetic", "production", "holdout", "source")
+ROLES = ("real", "synthetic", "production", "holdout", "source")
 
 
 class Classifier(Protocol):
@@ -46,7 +58,7 @@ class Classifier(Protocol):
     def description(self) -> str: ...
 
 
-def _select_checks(requested: Sequence[str] | str | None) -> list[str]:
+def select_checks(requested: Sequence[str] | str | None) -> list[str]:
     if requested is None:
         return list(CHECK_NAMES)
     names = [requested] if isinstance(requested, str) else list(requested)
@@ -60,7 +72,7 @@ def _select_checks(requested: Sequence[str] | str | None) -> list[str]:
     return [n for n in CHECK_NAMES if n in names]
 
 
-def _sensitive_and_target(sensitive_features: Sequence[str] | str, target: Any) -> list[str]:
+def sensitive_and_target(sensitive_features: Sequence[str] | str, target: Any) -> list[str]:
     """The sensitive columns as a list; the target must be a column name that is not one of them."""
     names = [sensitive_features] if isinstance(sensitive_features, str) else list(sensitive_features)
     if len(set(names)) != len(names):
@@ -72,21 +84,20 @@ def _sensitive_and_target(sensitive_features: Sequence[str] | str, target: Any) 
     return names
 
 
-def _features(
-    model: Classifier, real: pd.DataFrame, target: str, explicit: Sequence[str] | None
+def feature_columns(
+    model: Classifier, columns: Sequence[Any], target: str, explicit: Sequence[str] | None
 ) -> tuple[list[str], str]:
-    """The model's feature columns and where that list came from.
+    """The model's feature columns and where that list came from, given real's ``columns``.
 
     Order of precedence: the caller's explicit list, the model's signature or
     ``feature_names_in_``, else every column but the target.
     """
-    check_frame(real, "real", columns=[target])  # presence of the target first
     if explicit is not None:
         features, source = list(explicit), "argument"
     elif model.feature_names is not None:
         features, source = list(model.feature_names), model.feature_source or "model"
     else:
-        features, source = [c for c in real.columns if c != target], "all columns but the target"
+        features, source = [c for c in columns if c != target], "all columns but the target"
     if target in features:
         raise InputError(f"target {target!r} is listed among the model's features")
     return features, source
@@ -109,7 +120,8 @@ def _classes_and_proba(
     return classes, None, y_pred
 
 
-def _unknown_labels(y: np.ndarray, classes: Sequence[Any], input_name: str) -> None:
+def unknown_labels(y: np.ndarray, classes: Sequence[Any], input_name: str) -> None:
+    """Refuse labels in ``y`` (the rows' labels, or just their distinct values) that are not ``classes``."""
     unknown = sorted(set(y.tolist()) - set(classes), key=str)
     if unknown:
         raise InputError(
@@ -117,7 +129,7 @@ def _unknown_labels(y: np.ndarray, classes: Sequence[Any], input_name: str) -> N
         )
 
 
-def _prepare(
+def prepare_inputs(
     model: Classifier,
     *,
     real: pd.DataFrame,
@@ -130,7 +142,8 @@ def _prepare(
     source: pd.DataFrame | None = None,
 ) -> tuple[ValidationInputs, str]:
     """Every input checked once, and the model asked once on the real rows; plus the features' source."""
-    feature_cols, feature_source = _features(model, real, target, features)
+    check_frame(real, "real", columns=[target])  # presence of the target first
+    feature_cols, feature_source = feature_columns(model, list(real.columns), target, features)
     read = list(dict.fromkeys([*feature_cols, target, *sensitive]))
     real_checked = check_frame(real, "real", columns=read)
     y_true = check_labels(real_checked[target], f"real[{target!r}]")
@@ -145,7 +158,7 @@ def _prepare(
     )
     X_real = real_checked[feature_cols]
     classes, proba, y_pred = _classes_and_proba(model, X_real, y_true)
-    _unknown_labels(y_true, classes, f"real[{target!r}]")
+    unknown_labels(y_true, classes, f"real[{target!r}]")
     inputs = ValidationInputs(
         real=real_checked,
         X_real=X_real,
@@ -166,7 +179,7 @@ def _prepare(
     return inputs, feature_source
 
 
-def _refuse_unrunnable(selected: Sequence[str], inputs: ValidationInputs) -> None:
+def refuse_unrunnable(selected: Sequence[str], inputs: ValidationInputs) -> None:
     """An InputError naming each requested check that cannot run on these inputs, and why."""
     reasons = {name: reason for name in selected if (reason := CHECKS[name].missing(inputs))}
     if reasons:
@@ -190,7 +203,7 @@ def _reuse_key(
 def _details(
     model: Classifier, inputs: ValidationInputs, feature_source: str, prints: Mapping[str, Fingerprints]
 ) -> dict[str, Any]:
-    frames = {role: inputs.frame(role) for role in _ROLES}
+    frames = {role: inputs.frame(role) for role in ROLES}
     return {
         "model": model.description,
         "features": inputs.features,
@@ -225,17 +238,42 @@ def validate_classifier(
     source: pd.DataFrame | None = None,
     strict_checks: bool = False,
     progress: Progress | None = None,
+    spark_sample_rows: int = SAMPLE_ROWS,
 ) -> ValidationResult:
     """Run every selected check the inputs allow on a resolved model (``mlflow_hitl.validate`` documents
     the arguments). ``render``: also render the evidence that is made only to be logged (evidently's pages).
     ``strict_checks``: a check named in ``checks`` whose inputs are missing is an :class:`InputError`
     before any check runs, instead of a skip (asking for fairness without sensitive features is a
     mistake in the request, not a lack of evidence). ``progress(done, total)`` is told after each check.
+
+    When any input is a Spark DataFrame, :func:`mlflow_hitl.spark.validate_spark` runs the checks on
+    the executors instead (``spark_sample_rows`` bounds the rows its sampled checks read).
     """
-    selected = _select_checks(checks)
+    given = (real, synthetic, production, holdout, source)
+    if any(is_spark_frame(frame) for frame in given):
+        from .spark import validate_spark
+
+        return validate_spark(
+            model,
+            real=real,
+            target=target,
+            synthetic=synthetic,
+            production=production,
+            sensitive_features=sensitive_features,
+            features=features,
+            checks=checks,
+            config=config,
+            render=render,
+            holdout=holdout,
+            source=source,
+            strict_checks=strict_checks,
+            progress=progress,
+            sample_rows=spark_sample_rows,
+        )
+    selected = select_checks(checks)
     settings = resolve_config(config)
-    sensitive = _sensitive_and_target(sensitive_features, target)
-    inputs, feature_source = _prepare(
+    sensitive = sensitive_and_target(sensitive_features, target)
+    inputs, feature_source = prepare_inputs(
         model,
         real=real,
         target=target,
@@ -247,8 +285,8 @@ def validate_classifier(
         source=source,
     )
     if strict_checks and checks is not None:
-        _refuse_unrunnable(selected, inputs)
-    prints = {role: Fingerprints(frame) for role in _ROLES if (frame := inputs.frame(role)) is not None}
+        refuse_unrunnable(selected, inputs)
+    prints = {role: Fingerprints(frame) for role in ROLES if (frame := inputs.frame(role)) is not None}
     results: dict[str, CheckResult] = {}
     skipped: dict[str, str] = {}
     reused: list[str] = []

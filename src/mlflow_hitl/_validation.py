@@ -22,8 +22,33 @@ __all__ = [
     "check_labels",
     "check_probabilities",
     "differing_columns",
+    "duplicate_columns_message",
+    "missing_columns_message",
+    "missing_labels_message",
     "numeric_and_categorical",
+    "too_few_rows_message",
 ]
+
+
+# The wording of the refusals below, shared with the Spark path's checks so both say the same thing.
+
+
+def duplicate_columns_message(input_name: str, duplicated: Sequence[Any]) -> str:
+    dupes = sorted({str(c) for c in duplicated})
+    return f"{input_name} has duplicate column names: {', '.join(dupes)}"
+
+
+def missing_columns_message(input_name: str, missing: Sequence[Any], columns: Sequence[Any]) -> str:
+    available = ", ".join(map(str, list(columns)[:20]))
+    return f"{input_name} is missing column(s) {', '.join(map(str, missing))}; it has: {available}"
+
+
+def too_few_rows_message(input_name: str, rows: int, min_rows: int = 1) -> str:
+    return f"{input_name} has {rows} row(s); at least {min_rows} needed"
+
+
+def missing_labels_message(input_name: str, missing: int) -> str:
+    return f"{input_name} has {missing} missing label(s); drop or label those rows first"
 
 
 def check_frame(
@@ -40,18 +65,14 @@ def check_frame(
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"{input_name} must be a pandas DataFrame, got {type(data).__name__}")
     if data.columns.duplicated().any():
-        dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
-        raise InputError(f"{input_name} has duplicate column names: {', '.join(dupes)}")
+        raise InputError(duplicate_columns_message(input_name, data.columns[data.columns.duplicated()]))
     if columns is not None:
         missing = [c for c in columns if c not in data.columns]
         if missing:
-            available = ", ".join(map(str, data.columns[:20]))
-            raise InputError(
-                f"{input_name} is missing column(s) {', '.join(map(str, missing))}; it has: {available}"
-            )
+            raise InputError(missing_columns_message(input_name, missing, data.columns))
         data = data.loc[:, list(columns)]
     if len(data) < min_rows:
-        raise InputError(f"{input_name} has {len(data)} row(s); at least {min_rows} needed")
+        raise InputError(too_few_rows_message(input_name, len(data), min_rows))
     if data.shape[1] == 0:
         raise InputError(f"{input_name} has no columns")
     # Column by column: one float copy of a wide frame would double the memory of big inputs.
@@ -101,9 +122,7 @@ def check_labels(y: Any, input_name: str) -> np.ndarray:
         raise InputError(f"{input_name} is empty")
     missing = pd.isna(arr)
     if missing.any():
-        raise InputError(
-            f"{input_name} has {int(missing.sum())} missing label(s); drop or label those rows first"
-        )
+        raise InputError(missing_labels_message(input_name, int(missing.sum())))
     return arr
 
 

@@ -117,6 +117,7 @@ def _check_section(check: CheckResult) -> str:
     return (
         f'<section id="{_e(check.name)}"><h2>{_e(check.name)} {_badge(check.status)}</h2>'
         f"<p class=finding>{_findings(check.summary)}</p>"
+        f"{f'<p>{_e(line)}</p>' if (line := _computed_line(check.details)) else ''}"
         f"<table><tr><th>headline metric</th><th>value</th></tr>{_metric_rows(check, headline)}</table>"
         f"<details><summary>Every metric ({len(check.metrics):,}), also in "
         f"<code>hitl/{_e(check.name)}/result.json</code></summary>"
@@ -125,6 +126,33 @@ def _check_section(check: CheckResult) -> str:
         f"<table><tr><th>setting</th><th>value</th><th>source</th></tr>{thresholds}</table></details>"
         f"{images}{files}</section>"
     )
+
+
+def _computed_line(details: Mapping[str, Any]) -> str:
+    """How a check's metrics were computed, in one sentence, from ``details["computed"]`` (the Spark path
+    writes it; the pandas path computes every metric exactly on the rows it holds and writes none)."""
+    computed = details.get("computed") or {}
+    if not computed:
+        return ""
+    kinds: dict[str, list[str]] = {}
+    for metric, how in computed.items():
+        kinds.setdefault(how.get("how", "exact"), []).append(metric)
+    parts = []
+    if "exact" in kinds:
+        parts.append(f"{len(kinds['exact']):,} metric(s) exact over every row")
+    for metric in kinds.get("sketch", []):
+        parts.append(f"{metric} from a sketch, within ±{number(computed[metric]['bound'])}")
+    if "sample" in kinds:
+        how = computed[kinds["sample"][0]]
+        rows = ", ".join(
+            f"{role} {number(n)} of {number(how['of'].get(role, n))}" for role, n in how["rows"].items()
+        )
+        parts.append(f"{len(kinds['sample']):,} metric(s) from a seeded sample ({rows} rows)")
+    near = details.get("near_threshold") or []
+    if near:
+        listed = ", ".join(f"{n['metric']} (within ±{number(n['bound'])} of {n['threshold']})" for n in near)
+        parts.append(f"near a threshold, so the verdict on it could differ over the exact rows: {listed}")
+    return "Computed on Spark: " + "; ".join(parts) + "."
 
 
 def _findings(summary: str) -> str:

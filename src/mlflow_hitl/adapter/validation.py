@@ -19,6 +19,7 @@ from .._result import ValidationResult
 from .._validate import validate_classifier
 from ..config import ValidationConfig
 from ..errors import InputError, ModelError
+from ..spark import SAMPLE_ROWS
 from .logging import log_validation, resolve_run_id, run_id_for_model_uri
 from .model import as_classifier
 
@@ -44,6 +45,7 @@ def validate(
     strict_checks: bool = False,
     progress: Progress | None = None,
     log_all_metrics: bool = False,
+    spark_sample_rows: int = SAMPLE_ROWS,
 ) -> ValidationResult:
     """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
 
@@ -87,6 +89,19 @@ def validate(
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column
     holding values other than strings); ``docs/quickstart.md`` says how to recompute one.
+
+    Spark inputs (``pip install 'mlflow-hitl[spark]'``): any of ``real``, ``synthetic``,
+    ``production``, ``holdout`` and ``source`` may be a ``pyspark.sql.DataFrame``; a pandas input
+    given next to one is checked as usual, then made a Spark DataFrame with its session. The model
+    is scored on the executors and nothing proportional to the rows reaches the driver. Fairness is
+    computed exactly from per-cell counts and calibration from binned sums over every row (adaptive
+    ECE from ``percentile_approx`` quantiles, within a stated bound); drift, adversarial and the
+    generator check read a seeded sample of at most ``spark_sample_rows`` rows of each input. Each
+    check's ``details["computed"]`` says per metric how it was computed (``exact``; ``sketch`` with
+    its ``bound``; ``sample`` with its ``rows``), and ``details["near_threshold"]`` lists metrics
+    whose bound reaches across a threshold. Bad input is refused with the pandas path's errors.
+    ``details["fingerprints"]`` holds an order-independent digest computed on the executors (a
+    different hash from the pandas one); ``reuse`` does not apply, and ``result.scored`` is ``None``.
     """
     target_run = resolve_run_id(run_id) if log else None
     result = validate_classifier(
@@ -105,6 +120,7 @@ def validate(
         source=source,
         strict_checks=strict_checks,
         progress=progress,
+        spark_sample_rows=spark_sample_rows,
     )
     if isinstance(model, str):  # for the report's header and summary.json: what was judged
         result = dataclasses.replace(result, details={**result.details, "model_uri": model})

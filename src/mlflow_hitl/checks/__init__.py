@@ -5,9 +5,11 @@ inputs at the door (naming the input that is wrong), computes its metrics, judge
 the thresholds of its config section, and returns the same immutable result type.
 
 - :func:`drift_check` and :func:`drift_table`: per-column drift, evidently's tests, our engine.
-- :func:`calibration_check` and :func:`calibration_metrics`: ECE, adaptive ECE, MCE, Brier, log loss, OE.
+- :func:`calibration_check` and :func:`calibration_metrics`: ECE, adaptive ECE, MCE, Brier, log loss, OE;
+  :func:`calibration_from_stats` the same verdict from their sums (:class:`CalibrationStats`).
 - :func:`adversarial_check`: controlled perturbations of real rows and how confidence follows accuracy.
-- :func:`fairness_check`: per-group metrics (fairlearn), disparities with bootstrap intervals, bias amplification.
+- :func:`fairness_check`: per-group metrics (fairlearn), disparities with bootstrap intervals, bias amplification;
+  :func:`fairness_from_counts` the same audit from rows counted per cell (:class:`FairnessCounts`).
 - :func:`generator_check`: realism (fidelity, classifier two-sample test) and privacy (copies of real rows).
 - :func:`generator_audit_check`: how well *people* tell the generator's rows from real ones, per group
   (from a generator-audit review queue; logged by ``mlflow-hitl generator-audit results``).
@@ -24,33 +26,54 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._adversarial import adversarial_check
-    from ._calibration import calibration_check, calibration_metrics
+    from ._calibration import (
+        CalibrationGroupStats,
+        CalibrationStats,
+        calibration_check,
+        calibration_from_stats,
+        calibration_metrics,
+        uniform_edges,
+    )
     from ._drift import drift_check, drift_table
-    from ._fairness import fairness_check
+    from ._fairness import TOO_MANY_GROUPS, FairnessCounts, fairness_check, fairness_from_counts
     from ._generator import generator_check
     from ._generator_audit import generator_audit_check
 
 # Public name -> the module that defines it.
 _HOMES = {
     "adversarial_check": "._adversarial",
+    "CalibrationGroupStats": "._calibration",
+    "CalibrationStats": "._calibration",
     "calibration_check": "._calibration",
+    "calibration_from_stats": "._calibration",
+    "uniform_edges": "._calibration",
     "calibration_metrics": "._calibration",
     "drift_check": "._drift",
     "drift_table": "._drift",
+    "TOO_MANY_GROUPS": "._fairness",
+    "FairnessCounts": "._fairness",
     "fairness_check": "._fairness",
+    "fairness_from_counts": "._fairness",
     "generator_audit_check": "._generator_audit",
     "generator_check": "._generator",
 }
 
 __all__ = [
+    "TOO_MANY_GROUPS",
+    "CalibrationGroupStats",
+    "CalibrationStats",
+    "FairnessCounts",
     "adversarial_check",
     "calibration_check",
+    "calibration_from_stats",
     "calibration_metrics",
     "drift_check",
     "drift_table",
     "fairness_check",
+    "fairness_from_counts",
     "generator_audit_check",
     "generator_check",
+    "uniform_edges",
 ]
 
 

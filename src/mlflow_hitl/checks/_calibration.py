@@ -5,6 +5,11 @@ definition serves binary and multiclass models. The binned errors (ECE, adaptive
 are written here by hand because scikit-learn has none of them; they reduce to three
 ``np.bincount`` calls, one linear pass over the rows. The adversarial check reuses
 :func:`_binned_errors`, so both checks share one implementation of ECE and OE.
+
+Every metric is a function of a few sums: per-bin counts, confidence and accuracy sums, and the
+totals of the Brier and log-loss terms (:class:`CalibrationStats`). :func:`calibration_from_stats`
+judges those; :func:`calibration_check` computes them from the rows, and the Spark path sums them
+on the executors, so both paths share every formula.
 """
 
 from __future__ import annotations
@@ -30,7 +35,16 @@ from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
 from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["SPEC", "CalibrationConfig", "calibration_check", "calibration_metrics"]
+__all__ = [
+    "SPEC",
+    "CalibrationConfig",
+    "CalibrationGroupStats",
+    "CalibrationStats",
+    "calibration_check",
+    "calibration_from_stats",
+    "calibration_metrics",
+    "uniform_edges",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -116,7 +130,8 @@ def _errors(stats: dict[str, np.ndarray], n: int) -> tuple[float, float, float]:
     return ece, mce, oe
 
 
-def _uniform_edges(n_bins: int) -> np.ndarray:
+def uniform_edges(n_bins: int) -> np.ndarray:
+    """The equal-width bin edges of confidence: ``n_bins + 1`` values from 0 to 1."""
     return np.linspace(0.0, 1.0, n_bins + 1)
 
 
@@ -127,29 +142,104 @@ def _quantile_edges(conf: np.ndarray, n_bins: int) -> np.ndarray:
 
 def _binned_errors(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> dict[str, float]:
     """Equal-width ECE, MCE and OE of top-label confidences: the one implementation both checks use."""
-    ece, mce, oe = _errors(_bin_stats(conf, correct, _uniform_edges(n_bins)), len(conf))
+    ece, mce, oe = _errors(_bin_stats(conf, correct, uniform_edges(n_bins)), len(conf))
     return {"ece": ece, "mce": mce, "overconfidence_error": oe}
 
 
-def _metrics(idx: np.ndarray, prob: np.ndarray, n_bins: int) -> dict[str, float]:
-    """Every calibration metric of validated inputs (labels already encoded as column indices)."""
+@dataclass(frozen=True)
+class CalibrationGroupStats:
+    """One group's sums: rows, right top labels, summed confidence, and its equal-width bins."""
+
+    n: int
+    correct: float
+    confidence: float
+    bins: Mapping[str, np.ndarray]  # counts, conf_sum, acc_sum per equal-width bin
+
+
+@dataclass(frozen=True)
+class CalibrationStats:
+    """The sums every calibration metric is computed from.
+
+    ``bins`` and ``adaptive_bins`` hold per-bin ``counts``, ``conf_sum`` and ``acc_sum``: over the
+    equal-width edges of ``n_bins`` bins, and over ``adaptive_edges`` (equal-mass). ``correct``,
+    ``confidence``, ``brier`` and ``log_loss`` are sums over the rows (right top labels, top-label
+    confidence, the per-row Brier term, -log of the clipped probability of the true class).
+    ``groups``: per sensitive feature, ``(value, stats)`` per group, in the order the groups appear.
+    """
+
+    n: int
+    correct: float
+    confidence: float
+    brier: float
+    log_loss: float
+    bins: Mapping[str, np.ndarray]
+    adaptive_edges: np.ndarray
+    adaptive_bins: Mapping[str, np.ndarray]
+    groups: Mapping[str, Sequence[tuple[Any, CalibrationGroupStats]]] | None = None
+
+
+def _row_stats(
+    idx: np.ndarray, prob: np.ndarray, n_bins: int, groups: pd.DataFrame | None = None
+) -> CalibrationStats:
+    """The sums of :class:`CalibrationStats` from validated rows (labels encoded as column indices)."""
     n = len(idx)
     conf, correct = _top_label(prob, idx)
     p_true = prob[np.arange(n), idx]
     if prob.shape[1] == 2:
         # Binary: sklearn's brier_score_loss on the positive class (column 1), range [0, 1].
-        brier = float(np.mean((prob[:, 1] - (idx == 1)) ** 2))
+        brier = (prob[:, 1] - (idx == 1)) ** 2
     else:
-        # Multiclass: mean over rows of sum_k (p_k - 1[y = k])^2, range [0, 2] (Brier 1950).
-        brier = float(np.mean((prob**2).sum(axis=1) - 2.0 * p_true + 1.0))
-    adaptive_ece, _, _ = _errors(_bin_stats(conf, correct, _quantile_edges(conf, n_bins)), n)
+        # Multiclass: sum_k (p_k - 1[y = k])^2 per row, range [0, 2] (Brier 1950).
+        brier = (prob**2).sum(axis=1) - 2.0 * p_true + 1.0
+    edges = uniform_edges(n_bins)
+    adaptive_edges = _quantile_edges(conf, n_bins)
+    by_group = None
+    if groups is not None:
+        by_group = {}
+        for feature in groups.columns:
+            codes, values = pd.factorize(groups[feature], use_na_sentinel=False)
+            rows = []
+            for code, value in enumerate(values):
+                mask = codes == code
+                rows.append(
+                    (
+                        value,
+                        CalibrationGroupStats(
+                            n=int(mask.sum()),
+                            correct=float(correct[mask].sum()),
+                            confidence=float(conf[mask].sum()),
+                            bins=_bin_stats(conf[mask], correct[mask], edges),
+                        ),
+                    )
+                )
+            by_group[feature] = rows
+    return CalibrationStats(
+        n=n,
+        correct=float(correct.sum()),
+        confidence=float(conf.sum()),
+        brier=float(brier.sum()),
+        log_loss=float(-np.log(np.clip(p_true, _EPS, 1.0 - _EPS)).sum()),
+        bins=_bin_stats(conf, correct, edges),
+        adaptive_edges=adaptive_edges,
+        adaptive_bins=_bin_stats(conf, correct, adaptive_edges),
+        groups=by_group,
+    )
+
+
+def _metrics(stats: CalibrationStats) -> dict[str, float]:
+    """Every overall calibration metric, from the sums (means are sum / n, as ``np.mean`` takes them)."""
+    n = stats.n
+    ece, mce, oe = _errors(stats.bins, n)
+    adaptive_ece, _, _ = _errors(stats.adaptive_bins, n)
     return {
-        **_binned_errors(conf, correct, n_bins),
+        "ece": ece,
+        "mce": mce,
+        "overconfidence_error": oe,
         "adaptive_ece": adaptive_ece,
-        "brier": brier,
-        "log_loss": float(-np.mean(np.log(np.clip(p_true, _EPS, 1.0 - _EPS)))),
-        "accuracy": float(correct.mean()),
-        "mean_confidence": float(conf.mean()),
+        "brier": float(stats.brier / n),
+        "log_loss": float(stats.log_loss / n),  # -S / n is exactly -(S / n)
+        "accuracy": float(stats.correct / n),
+        "mean_confidence": float(stats.confidence / n),
     }
 
 
@@ -172,7 +262,7 @@ def calibration_metrics(y_true: Any, y_prob: Any, *, classes: Sequence, n_bins: 
     """
     n_bins = resolve_section("calibration", CalibrationConfig, {"n_bins": n_bins}).n_bins  # its rules
     _, idx, prob = _validated(y_true, y_prob, classes)
-    return _metrics(idx, prob, n_bins)
+    return _metrics(_row_stats(idx, prob, n_bins))
 
 
 # --------------------------------------------------------------------------- the check
@@ -243,46 +333,40 @@ def _reliability_png(bins: dict[str, list], ece: float, oe: float, n: int) -> by
 
 
 def _group_metrics(
-    groups: pd.DataFrame, idx: np.ndarray, prob: np.ndarray, cfg: CalibrationConfig
+    groups: Mapping[str, Sequence[tuple[Any, CalibrationGroupStats]]], cfg: CalibrationConfig
 ) -> tuple[dict[str, float], dict[str, Any], list[str]]:
     """Per sensitive feature and value: metrics, a details table, and the groups that breach a maximum."""
     metrics: dict[str, float] = {}
     table: dict[str, Any] = {}
     breaches: list[str] = []
-    conf, correct = _top_label(prob, idx)
-    for feature, feature_key in zip(groups.columns, unique_key_parts(groups.columns), strict=True):
-        codes, values = pd.factorize(groups[feature], use_na_sentinel=False)
+    for (feature, values), feature_key in zip(groups.items(), unique_key_parts(groups), strict=True):
         rows: dict[str, Any] = {}
-        for code, (value, key) in enumerate(zip(values, unique_key_parts(values), strict=True)):
-            mask = codes == code
-            count = int(mask.sum())
+        keys = unique_key_parts(value for value, _ in values)
+        for (value, stats), key in zip(values, keys, strict=True):
+            count = stats.n
             prefix = f"{feature_key}.{key}"
             metrics[f"{prefix}.count"] = count
             if count < cfg.min_samples:
                 rows[str(value)] = {"count": count, "status": "insufficient_evidence"}
                 continue
-            errs = _binned_errors(conf[mask], correct[mask], cfg.n_bins)
-            accuracy = float(correct[mask].mean())
+            ece, _, oe = _errors(stats.bins, count)
+            accuracy = float(stats.correct / count)
             metrics.update(
                 {
-                    f"{prefix}.ece": errs["ece"],
-                    f"{prefix}.overconfidence_error": errs["overconfidence_error"],
+                    f"{prefix}.ece": ece,
+                    f"{prefix}.overconfidence_error": oe,
                     f"{prefix}.accuracy": accuracy,
                 }
             )
-            breached = (
-                errs["ece"] > cfg.max_ece or errs["overconfidence_error"] > cfg.max_overconfidence_error
-            )
+            breached = ece > cfg.max_ece or oe > cfg.max_overconfidence_error
             if breached:
-                breaches.append(
-                    f"{feature}={value} (n={count}): ECE {errs['ece']:.3f}, OE {errs['overconfidence_error']:.3f}"
-                )
+                breaches.append(f"{feature}={value} (n={count}): ECE {ece:.3f}, OE {oe:.3f}")
             rows[str(value)] = {
                 "count": count,
-                "ece": errs["ece"],
-                "overconfidence_error": errs["overconfidence_error"],
+                "ece": ece,
+                "overconfidence_error": oe,
                 "accuracy": accuracy,
-                "mean_confidence": float(conf[mask].mean()),
+                "mean_confidence": float(stats.confidence / count),
                 "status": "needs_review" if breached else "passed",
             }
         table[str(feature)] = rows
@@ -350,17 +434,29 @@ def calibration_check(
     ``min_samples`` get only a count and are not judged.
     """
     cfg = resolve_section("calibration", CalibrationConfig, config)
-    n_bins = cfg.n_bins
     labels, idx, prob = _validated(y_true, y_prob, classes)
     if groups is not None:
         groups = check_frame(groups, "groups").reset_index(drop=True)
         check_consistent_length(y_true=idx, groups=groups)
-    n = len(idx)
-    metrics = _metrics(idx, prob, n_bins)
-    conf, correct = _top_label(prob, idx)
-    uniform_edges = _uniform_edges(n_bins)
-    quantile_edges = _quantile_edges(conf, n_bins)
-    bins = _bins_table(_bin_stats(conf, correct, uniform_edges), uniform_edges)
+    return calibration_from_stats(_row_stats(idx, prob, cfg.n_bins, groups), classes=labels, config=cfg)
+
+
+def calibration_from_stats(
+    stats: CalibrationStats, *, classes: Sequence, config: CalibrationConfig | Mapping[str, Any] | None = None
+) -> CheckResult:
+    """The verdict of :func:`calibration_check` from the sums its metrics are made of.
+
+    ``stats.bins`` must be binned over ``uniform_edges(config.n_bins)``; ``classes`` are the
+    probability columns' labels, in order. The Spark path sums the statistics on the executors and
+    calls this, so both paths judge with the same formulas.
+    """
+    cfg = resolve_section("calibration", CalibrationConfig, config)
+    labels = check_classes(classes)
+    if stats.n < 1:
+        raise InputError("the calibration statistics hold no rows")
+    n = stats.n
+    metrics = _metrics(stats)
+    bins = _bins_table(stats.bins, uniform_edges(cfg.n_bins))
     details: dict[str, Any] = {
         "n": n,
         "classes": [str(c) for c in labels],
@@ -370,11 +466,11 @@ def calibration_check(
             else "multiclass Brier score: mean over rows of the sum over classes of squared errors"
         ),
         "bins": bins,
-        "adaptive_bins": _bins_table(_bin_stats(conf, correct, quantile_edges), quantile_edges),
+        "adaptive_bins": _bins_table(stats.adaptive_bins, stats.adaptive_edges),
     }
     breaches: list[str] = []
-    if groups is not None:
-        group_metrics, details["groups"], breaches = _group_metrics(groups, idx, prob, cfg)
+    if stats.groups is not None:
+        group_metrics, details["groups"], breaches = _group_metrics(stats.groups, cfg)
         metrics.update(group_metrics)
         details["insufficient_groups"] = _insufficient_groups(details["groups"])
     metrics["count"] = n

@@ -6,6 +6,11 @@ every metric involved is a weighted mean over those cells, so the numbers are th
 cost follows the number of groups and labels, not of rows (``docs/performance.md`` has the
 figures). The same counts drive the bootstrap (see :func:`_bootstrap`), which is why it is
 vectorised over replicates rather than calling fairlearn once per replicate.
+
+Those counts are also the check's input: :func:`fairness_from_counts` audits a
+:class:`FairnessCounts` (rows per observed cell), which the Spark path aggregates on the executors;
+:func:`fairness_check` hands it the rows themselves, each a cell of one row. Both paths run the same
+formulas on the same counts, so they give the same numbers and, with the same seed, the same intervals.
 """
 
 from __future__ import annotations
@@ -28,7 +33,14 @@ from ._plots import new_figure, to_png
 from ._seeding import named_rng
 from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["SPEC", "FairnessConfig", "fairness_check"]
+__all__ = [
+    "SPEC",
+    "TOO_MANY_GROUPS",
+    "FairnessConfig",
+    "FairnessCounts",
+    "fairness_check",
+    "fairness_from_counts",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -82,6 +94,12 @@ class FairnessConfig(Settings):
 
 # NaN in a sensitive column is its own group: people who did not state their group are often the
 # ones an audit most needs to see, and dropping them would hide exactly that.
+# The refusal of a sensitive column with more groups than max_groups (real and synthetic values together,
+# a missing value being one group). Whoever builds FairnessCounts from many rows checks it first.
+TOO_MANY_GROUPS = (
+    "sensitive column {column!r} has {groups} distinct values, more than max_groups={max_groups}; "
+    "bin it first (e.g. pd.cut) or raise max_groups"
+)
 # Joins feature names and group values of the intersection, as fairlearn prints them.
 _JOIN = "&"
 # Metric keys are "<feature>.<group>.<metric>": "." would break that structure and "&", "(", "," are
@@ -151,14 +169,91 @@ def fairness_check(
     y_pred = check_labels(y_pred, "y_pred")
     sensitive = check_frame(_as_frame(sensitive_features), "sensitive_features")
     check_consistent_length(y_true=y_true, y_pred=y_pred, sensitive_features=sensitive)
-    labels = _Labels.of(y_true, y_pred, positive_label)
-    synthetic_positive, synthetic_sensitive = _synthetic_inputs(
-        synthetic_y, synthetic_sensitive, sensitive, labels
+    synthetic_y, synthetic_sensitive = _synthetic_rows(synthetic_y, synthetic_sensitive, sensitive)
+    counts = FairnessCounts(
+        sensitive=sensitive,
+        y_true=y_true,
+        y_pred=y_pred,
+        count=np.ones(len(y_true), dtype=np.int64),
+        synthetic_sensitive=synthetic_sensitive,
+        synthetic_y=synthetic_y,
+        synthetic_count=None if synthetic_y is None else np.ones(len(synthetic_y), dtype=np.int64),
+    )
+    return fairness_from_counts(counts, positive_label=positive_label, config=config)
+
+
+@dataclass(frozen=True)
+class FairnessCounts:
+    """What the fairness audit needs to know of the rows: how many fall in each observed cell.
+
+    A cell is one combination of the sensitive values, the true label and the predicted label
+    (``sensitive``, ``y_true``, ``y_pred`` hold one entry per cell, ``count`` its rows); the
+    synthetic set's cells combine the sensitive values and the label. A missing sensitive value
+    (NaN or None) is a value of its own. Rows may repeat a cell: counts of equal cells add up, so
+    the rows themselves (each with count 1) are valid counts, and so are counts merged from
+    partitions.
+    """
+
+    sensitive: pd.DataFrame
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    count: np.ndarray
+    synthetic_sensitive: pd.DataFrame | None = None
+    synthetic_y: np.ndarray | None = None
+    synthetic_count: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        check_consistent_length(
+            sensitive=self.sensitive, y_true=self.y_true, y_pred=self.y_pred, count=self.count
+        )
+        check_consistent_length(
+            synthetic_sensitive=self.synthetic_sensitive,
+            synthetic_y=self.synthetic_y,
+            synthetic_count=self.synthetic_count,
+        )
+        if (self.synthetic_y is None) != (self.synthetic_count is None) or (self.synthetic_y is None) != (
+            self.synthetic_sensitive is None
+        ):
+            raise InputError("synthetic_sensitive, synthetic_y and synthetic_count go together: all or none")
+        for name, count in (("count", self.count), ("synthetic_count", self.synthetic_count)):
+            if count is not None and (
+                np.asarray(count).dtype.kind not in "iu" or (np.asarray(count) < 0).any()
+            ):
+                raise InputError(f"{name} must hold whole numbers of rows, none negative")
+
+
+def fairness_from_counts(
+    counts: FairnessCounts,
+    *,
+    positive_label: Any = None,
+    config: FairnessConfig | Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """The fairness audit of :func:`fairness_check`, from rows counted per cell instead of the rows.
+
+    The same metrics, intervals and verdict as :func:`fairness_check` on the rows those counts
+    summarise: every number is a weighted mean over the cells, and the bootstrap draws the cells'
+    counts (multinomially), so only the counts matter. This is how the Spark path audits every
+    row without collecting them: it counts the cells on the executors.
+    """
+    config = resolve_section("fairness", FairnessConfig, config)
+    count = np.asarray(counts.count, dtype=np.int64)
+    if count.sum() == 0:
+        raise InputError("the counts hold no rows")
+    labels = _Labels.of(counts.y_true, counts.y_pred, positive_label)
+    synthetic_positive = (
+        None if counts.synthetic_y is None else _synthetic_positive(counts.synthetic_y, labels)
+    )
+    synthetic_count = (
+        None if counts.synthetic_count is None else np.asarray(counts.synthetic_count, dtype=np.int64)
+    )
+    sensitive = counts.sensitive.reset_index(drop=True)
+    synthetic_sensitive = (
+        None if counts.synthetic_sensitive is None else counts.synthetic_sensitive.reset_index(drop=True)
     )
 
     features, skipped = _groupings(sensitive, synthetic_sensitive, config)
     audits = [
-        _audit(feature, key, labels, synthetic_positive, config)
+        _audit(feature, key, labels, count, synthetic_positive, synthetic_count, config)
         for feature, key in zip(features, unique_key_parts([f.name for f in features]), strict=True)
     ]
 
@@ -168,9 +263,9 @@ def fairness_check(
         "positive_label": labels.positive,
         "classes": labels.classes,
         "predicted_labels_not_in_y_true": labels.unseen,
-        "n_rows": len(y_true),
-        "n_synthetic_rows": None if synthetic_positive is None else len(synthetic_positive),
-        "missing_values": _missing_counts(sensitive, synthetic_sensitive),
+        "n_rows": int(count.sum()),
+        "n_synthetic_rows": None if synthetic_count is None else int(synthetic_count.sum()),
+        "missing_values": _missing_counts(sensitive, count, synthetic_sensitive, synthetic_count),
         "features": {a.name: a.details for a in audits},
         "skipped": skipped,
         "status_rule": STATUS_RULE,
@@ -263,10 +358,10 @@ def _listing(values: list[Any], limit: int = 10) -> str:
     return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
 
 
-def _synthetic_inputs(
-    synthetic_y: Any, synthetic_sensitive: Any, sensitive: pd.DataFrame, labels: _Labels
+def _synthetic_rows(
+    synthetic_y: Any, synthetic_sensitive: Any, sensitive: pd.DataFrame
 ) -> tuple[np.ndarray | None, pd.DataFrame | None]:
-    """Whether each synthetic row's label is the positive class, and its sensitive columns."""
+    """The synthetic labels and sensitive columns, checked; both or neither."""
     if synthetic_y is None and synthetic_sensitive is None:
         return None, None
     if synthetic_y is None or synthetic_sensitive is None:
@@ -281,13 +376,18 @@ def _synthetic_inputs(
         _as_frame(synthetic_sensitive), "synthetic_sensitive", columns=list(sensitive.columns)
     )
     check_consistent_length(synthetic_y=y, synthetic_sensitive=frame)
+    return y, frame
+
+
+def _synthetic_positive(y: np.ndarray, labels: _Labels) -> np.ndarray:
+    """Whether each synthetic label is the positive class; refused when none is a real class."""
     synthetic_classes = _sorted_classes(y, "synthetic_y")
     if not any(c in labels.classes for c in synthetic_classes):
         raise InputError(
             f"synthetic_y shares no label with y_true (y_true: {_listing(labels.classes)}; "
             f"synthetic_y: {_listing(synthetic_classes)}); encode them the same way"
         )
-    return labels.is_positive(y), frame
+    return labels.is_positive(y)
 
 
 @dataclass(frozen=True)
@@ -331,8 +431,7 @@ def _groupings(
         codes, groups = _group_codes(values, str(column))
         if len(groups) > config.max_groups:
             raise InputError(
-                f"sensitive column {column!r} has {len(groups)} distinct values, more than max_groups="
-                f"{config.max_groups}; bin it first (e.g. pd.cut) or raise max_groups"
+                TOO_MANY_GROUPS.format(column=column, groups=len(groups), max_groups=config.max_groups)
             )
         columns.append((str(column), codes, groups))
     skipped = []
@@ -356,10 +455,21 @@ def _groupings(
     return groupings, skipped
 
 
-def _missing_counts(sensitive: pd.DataFrame, synthetic: pd.DataFrame | None) -> dict[str, dict[str, int]]:
-    counts = {"real": {str(c): int(n) for c, n in sensitive.isna().sum().items() if n}}
-    if synthetic is not None:
-        counts["synthetic"] = {str(c): int(n) for c, n in synthetic.isna().sum().items() if n}
+def _missing_counts(
+    sensitive: pd.DataFrame,
+    count: np.ndarray,
+    synthetic: pd.DataFrame | None,
+    synthetic_count: np.ndarray | None,
+) -> dict[str, dict[str, int]]:
+    """Rows with a missing value, per sensitive column, in each set."""
+
+    def missing(frame: pd.DataFrame, weight: np.ndarray) -> dict[str, int]:
+        rows = {str(c): int(weight[frame[c].isna().to_numpy()].sum()) for c in frame.columns}
+        return {c: n for c, n in rows.items() if n}
+
+    counts = {"real": missing(sensitive, count)}
+    if synthetic is not None and synthetic_count is not None:
+        counts["synthetic"] = missing(synthetic, synthetic_count)
     return counts
 
 
@@ -401,9 +511,10 @@ class _Cells:
     positives: np.ndarray  # rows per group whose true label is positive
 
     @classmethod
-    def of(cls, grouping: _Grouping, labels: _Labels) -> _Cells:
+    def of(cls, grouping: _Grouping, labels: _Labels, count: np.ndarray) -> _Cells:
         n_groups, k, positive = len(grouping.groups), len(labels.classes), labels.positive_code
-        cell, weight = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_counts=True)
+        cell, inverse = np.unique((grouping.codes * k + labels.true) * k + labels.pred, return_inverse=True)
+        weight = np.bincount(inverse.ravel(), weights=count, minlength=len(cell)).astype(np.int64)
         group, true, pred = cell // (k * k), cell // k % k, cell % k
         true_pos, pred_pos = (true == positive).astype(int), (pred == positive).astype(int)
         confusion = np.bincount(
@@ -523,10 +634,12 @@ def _audit(
     grouping: _Grouping,
     key: str,
     labels: _Labels,
+    count: np.ndarray,
     synthetic_positive: np.ndarray | None,
+    synthetic_count: np.ndarray | None,
     config: FairnessConfig,
 ) -> _Audit:
-    cells = _Cells.of(grouping, labels)
+    cells = _Cells.of(grouping, labels, count)
     reasons = _exclusion_reasons(cells, config)
     eligible = np.array([r is None for r in reasons])
     group_keys = unique_key_parts(grouping.groups)
@@ -562,9 +675,9 @@ def _audit(
             grouping.name,
         )
         findings += disparity_findings
-    if synthetic_positive is not None:
+    if synthetic_positive is not None and synthetic_count is not None:
         amplification, amplification_findings, representation = _amplification(
-            grouping, cells.confusion, eligible, synthetic_positive, config
+            grouping, cells.confusion, eligible, synthetic_positive, synthetic_count, config
         )
         numbers.update(amplification)
         findings += amplification_findings
@@ -740,14 +853,21 @@ def _amplification(
     confusion: np.ndarray,
     eligible: np.ndarray,
     synthetic_positive: np.ndarray,
+    synthetic_count: np.ndarray,
     config: FairnessConfig,
 ) -> tuple[dict[str, float], list[tuple[Status, str]], dict[str, dict[str, Any]]]:
     """Representation of each group in both sets and the bias amplification of the synthetic labels."""
     n_groups = len(grouping.groups)
     real_counts = confusion.sum(axis=2)  # [group, label is positive]
-    synthetic_counts = np.bincount(
-        grouping.synthetic_codes * 2 + synthetic_positive.astype(int), minlength=n_groups * 2
-    ).reshape(n_groups, 2)
+    synthetic_counts = (
+        np.bincount(
+            grouping.synthetic_codes * 2 + synthetic_positive.astype(int),
+            weights=synthetic_count,
+            minlength=n_groups * 2,
+        )
+        .astype(np.int64)
+        .reshape(n_groups, 2)
+    )
     real_size, synthetic_size = real_counts.sum(axis=1), synthetic_counts.sum(axis=1)
     representation = {}
     for g in np.flatnonzero(real_size + synthetic_size):

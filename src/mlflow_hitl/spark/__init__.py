@@ -6,17 +6,36 @@ The model is scored on the executors; each check then reads statistics merged ac
 method is per-row), and the check's own formulas, shared with the pandas path, turn them into the
 same metrics. Nothing proportional to the row count is collected to the driver.
 
+- :func:`validate_spark`: what ``validate`` runs when an input is a Spark DataFrame; its runner
+  table (``RUNNERS``) says how each check runs on Spark.
+
 Importing this package does not import pyspark: :func:`is_spark_frame` recognises a Spark
-DataFrame by its type's module, so the pandas path never pays for (or needs) Spark.
+DataFrame by its type's module, so the pandas path never pays for (or needs) Spark, and
+:func:`validate_spark` is loaded on first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 
-__all__ = ["is_spark_frame", "require_pyspark"]
+if TYPE_CHECKING:
+    from ._validate import RUNNERS, validate_spark
+
+__all__ = ["RUNNERS", "SAMPLE_ROWS", "is_spark_frame", "require_pyspark", "validate_spark"]
+
+# The most rows per input a check that works row by row reads on the Spark path: a seeded sample.
+SAMPLE_ROWS = 100_000
+
+_HOMES = {"RUNNERS": "._validate", "validate_spark": "._validate"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_spark_frame(obj: Any) -> bool:

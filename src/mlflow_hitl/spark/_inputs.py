@@ -1,0 +1,137 @@
+"""Spark inputs checked at the door, refused in the pandas path's words, and Spark's errors made one line.
+
+A pandas input given next to a Spark one is checked as the pandas path checks it and then turned into
+a Spark DataFrame with the Spark input's session, so every input is read the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .. import errors
+from .._validation import (
+    check_frame,
+    duplicate_columns_message,
+    missing_columns_message,
+    missing_labels_message,
+    too_few_rows_message,
+)
+from ..errors import InputError, ModelError, first_line
+from . import is_spark_frame
+
+__all__ = ["Checked", "as_spark", "checked", "column", "on_executors", "require_columns"]
+
+T = TypeVar("T")
+
+# A library error raised on an executor reaches the driver inside Spark's PythonException, as the
+# last lines of the worker's traceback: "mlflow_hitl.errors.ModelError: LogisticRegression.predict failed: ...".
+_OUR_ERROR = re.compile(r"^mlflow_hitl\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
+def column(name: str) -> Any:
+    """The column called ``name``, quoted so dots and spaces in it are part of the name."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def on_executors(action: Callable[[], T]) -> T:
+    """Run a Spark action; a failure in our code or the model's on an executor becomes one line.
+
+    The error raised there (``ModelError`` when the model's call failed) is raised again here with its
+    own message, instead of Spark's page of JVM and Python traceback.
+    """
+    from pyspark.errors import PythonException
+
+    try:
+        return action()
+    except PythonException as exc:
+        text = str(exc)
+        ours = _OUR_ERROR.findall(text)
+        if ours:
+            kind, message = ours[-1]
+            error = getattr(errors, kind, None)
+            if isinstance(error, type) and issubclass(error, errors.HitlError):
+                raise error(message) from exc
+        lines = [line for line in text.splitlines() if line.strip()]
+        raise ModelError(
+            f"the model failed on the executors: {lines[-1] if lines else first_line(exc)}"
+        ) from exc
+
+
+def as_spark(frame: Any, input_name: str, session: Any) -> Any:
+    """``frame`` as a Spark DataFrame of ``session``: a pandas frame is checked (as the pandas path does) and converted."""
+    if is_spark_frame(frame):
+        return frame
+    pandas_frame = check_frame(frame, input_name, min_rows=0)
+    try:
+        return session.createDataFrame(pandas_frame)
+    except Exception as exc:  # pyspark's and Arrow's type inference raise several kinds
+        raise InputError(
+            f"{input_name} could not be turned into a Spark DataFrame: {first_line(exc)}"
+        ) from exc
+
+
+def require_columns(frame: Any, input_name: str, columns: Sequence[str]) -> None:
+    """Refuse duplicate column names and any of ``columns`` the frame lacks (read from the schema, no job)."""
+    names = list(frame.columns)
+    duplicated = [c for c in dict.fromkeys(names) if names.count(c) > 1]
+    if duplicated:
+        raise InputError(duplicate_columns_message(input_name, duplicated))
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise InputError(missing_columns_message(input_name, missing, names))
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An input as the checks read it: ``columns`` selected, infinities as nulls; its rows and fingerprint."""
+
+    frame: Any
+    rows: int
+    fingerprint: str
+
+
+def _finite(frame: Any, name: str) -> Any:
+    """The column with +-inf turned into null, as the pandas path turns them into NaN."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, FloatType
+
+    col = column(name)
+    if isinstance(frame.schema[name].dataType, (DoubleType, FloatType)):
+        col = F.when(col.isin(float("inf"), float("-inf")), F.lit(None)).otherwise(col)
+    return col.alias(name)
+
+
+def checked(frame: Any, input_name: str, columns: Sequence[str], *, labels: str | None = None) -> Checked:
+    """``frame[columns]`` checked as ``check_frame`` (and, for ``labels``, ``check_labels``) checks a pandas one.
+
+    One job counts the rows, the missing labels and the fingerprint: the SHA-256 of the columns, their
+    types, the row count and the exact sum (a 38-digit decimal) of Spark's 64-bit ``xxhash64`` row
+    hashes. A sum does not depend on the rows' order or partitioning, so the same rows give the same
+    fingerprint however they are split; it is a different hash from the pandas path's, so compare a
+    Spark input's fingerprint with another Spark input's.
+    """
+    from pyspark.sql import functions as F
+
+    require_columns(frame, input_name, columns)
+    selected = frame.select(*[_finite(frame, c) for c in columns])
+    aggregates = [
+        F.count(F.lit(1)),
+        F.sum(F.xxhash64(*[column(c) for c in columns]).cast("decimal(38,0)")),
+    ]
+    if labels is not None:
+        aggregates.append(F.sum(column(labels).isNull().cast("long")))
+    row = on_executors(lambda: selected.agg(*aggregates).first())
+    rows = int(row[0])
+    if rows < 1:
+        raise InputError(too_few_rows_message(input_name, rows))
+    if labels is not None and row[2]:
+        raise InputError(missing_labels_message(f"{input_name}[{labels!r}]", int(row[2])))
+    schema = "\0".join(f"{f.name}\0{f.dataType.simpleString()}" for f in selected.schema.fields)
+    digest = hashlib.sha256(f"spark-xxhash64-sum\0{schema}\0{rows}\0{row[1]}".encode()).hexdigest()
+    return Checked(selected, rows, digest)

@@ -1,0 +1,433 @@
+"""``validate`` over Spark DataFrames: inputs checked and the model scored on the executors, then each check
+run the way its entry in :data:`RUNNERS` says.
+
+How each check runs on Spark (every result says so per metric in ``details["computed"]``):
+
+- ``fairness``: exact. Rows per (sensitive values, true label, predicted label) cell are counted on
+  the executors and audited by the pandas path's own :func:`~mlflow_hitl.checks.fairness_from_counts`;
+  the bootstrap draws those counts, so the same seed gives the same intervals.
+- ``calibration``: exact for every metric but adaptive ECE (equal-width bin sums, Brier and log-loss
+  totals summed on the executors, judged by :func:`~mlflow_hitl.checks.calibration_from_stats`);
+  adaptive ECE bins at ``percentile_approx`` quantiles, a sketch with a stated bound.
+- ``drift``, ``adversarial``, ``generator``: a seeded sample of at most ``sample_rows`` rows of each
+  input (``DataFrame.sample`` with a fixed seed, then ``limit``), collected and run through the
+  pandas path; each metric is labelled a sample, with its size.
+
+A runner takes the prepared :class:`SparkInputs`, the check's name and its settings, and returns the
+check's :class:`~mlflow_hitl.CheckResult` with :func:`annotated` ``computed`` labels; putting an
+engine for another check in :data:`RUNNERS` is all it takes to swap one in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._progress import Progress
+from .._result import CheckResult, ValidationResult
+from .._validate import (
+    ROLES,
+    Classifier,
+    feature_columns,
+    prepare_inputs,
+    refuse_unrunnable,
+    select_checks,
+    sensitive_and_target,
+    unknown_labels,
+)
+from ..checks import calibration_from_stats, fairness_from_counts
+from ..checks.registry import CHECKS, ValidationInputs
+from ..config import ValidationConfig, resolve_config
+from ..errors import InputError, ModelError
+from . import SAMPLE_ROWS, is_spark_frame, require_pyspark
+from ._calibration import ACCURACY, adaptive_ece_bound, calibration_stats
+from ._fairness import fairness_counts, refuse_many_groups
+from ._inputs import Checked, as_spark, checked, column, on_executors, require_columns
+from ._scoring import PRED, PROBA, scored
+
+__all__ = [
+    "RUNNERS",
+    "SAMPLE_SEED",
+    "SparkInputs",
+    "annotated",
+    "exact",
+    "sample",
+    "sketch",
+    "validate_spark",
+]
+
+# The seed of every sample the sampled checks read: the same data gives the same sample.
+SAMPLE_SEED = 0
+# A model without probabilities: its classes are the labels seen, which must be few.
+_MAX_LABELS = 10_000
+
+
+def exact() -> dict[str, Any]:
+    """A metric computed over every row, exactly (up to the order floating-point sums are added in)."""
+    return {"how": "exact"}
+
+
+def sketch(bound: float, method: str) -> dict[str, Any]:
+    """A metric from a mergeable sketch: within ``bound`` of the exact value."""
+    return {"how": "sketch", "bound": float(bound), "method": method}
+
+
+def sample(rows: Mapping[str, int], of: Mapping[str, int]) -> dict[str, Any]:
+    """A metric computed on a seeded sample: ``rows`` read of each input, out of ``of``."""
+    return {"how": "sample", "rows": dict(rows), "of": dict(of)}
+
+
+def _near_threshold(result: CheckResult, computed: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Metrics whose stated bound reaches across a threshold they are judged by: their verdict could differ."""
+    spec = CHECKS.get(result.name)
+    if spec is None:
+        return []
+    bounds = {**spec.gate_max, **spec.gate_min}
+    near = []
+    for metric, how in computed.items():
+        bound = how.get("bound")
+        if not bound or metric not in result.metrics:
+            continue
+        for pattern, setting in bounds.items():
+            threshold = result.thresholds.get(setting)
+            if (
+                fnmatchcase(metric, pattern)
+                and threshold is not None
+                and abs(result.metrics[metric] - float(threshold)) <= bound
+            ):
+                near.append(
+                    {
+                        "metric": metric,
+                        "value": result.metrics[metric],
+                        "threshold": setting,
+                        "bound": bound,
+                    }
+                )
+    return near
+
+
+def annotated(result: CheckResult, computed: Mapping[str, Mapping[str, Any]]) -> CheckResult:
+    """``result`` saying how each metric was computed (``details["computed"]``) and which sit within
+    their bound of a threshold (``details["near_threshold"]``, a verdict the bound could overturn)."""
+    return replace(
+        result,
+        details={
+            **result.details,
+            "computed": {name: dict(how) for name, how in computed.items()},
+            "near_threshold": _near_threshold(result, computed),
+        },
+    )
+
+
+@dataclass
+class SparkInputs:
+    """Everything :func:`validate_spark` prepared once, for the runners to share.
+
+    ``inputs``: each given input, checked (columns selected, rows counted). ``scored``: the real rows'
+    target, sensitive columns and the model's :data:`~mlflow_hitl.spark._scoring.PRED` (and
+    ``PROBA``), persisted on the executors while the checks run. ``sampled`` is made on first use.
+    """
+
+    model: Classifier
+    inputs: Mapping[str, Checked]
+    scored: Any
+    target: str
+    features: list[str]
+    sensitive: list[str]
+    classes: tuple[Any, ...]
+    sample_rows: int
+    render: bool = False
+    _sampled: tuple[ValidationInputs, dict[str, int]] | None = field(default=None, repr=False)
+
+    def frame(self, role: str) -> Any:
+        checked_input = self.inputs.get(role)
+        return None if checked_input is None else checked_input.frame
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {role: checked_input.rows for role, checked_input in self.inputs.items()}
+
+    def sampled(self) -> tuple[ValidationInputs, dict[str, int]]:
+        """The pandas path's prepared inputs on a seeded sample of at most ``sample_rows`` rows of each input."""
+        if self._sampled is None:
+            frames = {
+                role: _sample(checked_input, self.sample_rows) for role, checked_input in self.inputs.items()
+            }
+            prepared, _ = prepare_inputs(
+                self.model,
+                real=frames["real"],
+                target=self.target,
+                synthetic=frames.get("synthetic"),
+                production=frames.get("production"),
+                sensitive=self.sensitive,
+                features=self.features,
+                holdout=frames.get("holdout"),
+                source=frames.get("source"),
+            )
+            self._sampled = prepared, {role: len(frame) for role, frame in frames.items()}
+        return self._sampled
+
+
+def _sample(checked_input: Checked, rows: int) -> pd.DataFrame:
+    """At most ``rows`` rows, seeded: all of them when there are no more; collected as pandas."""
+    frame = checked_input.frame
+    if checked_input.rows > rows:
+        # Bernoulli sampling: ask for a few standard deviations more than needed, then cut at ``rows``.
+        fraction = min(1.0, (rows + 5 * rows**0.5 + 10) / checked_input.rows)
+        frame = frame.sample(fraction=fraction, seed=SAMPLE_SEED).limit(rows)
+    return on_executors(frame.toPandas)
+
+
+Runner = Callable[[SparkInputs, str, Any], CheckResult]
+
+
+def _fairness(data: SparkInputs, name: str, settings: Any) -> CheckResult:
+    counts = fairness_counts(
+        data.scored,
+        target=data.target,
+        sensitive=data.sensitive,
+        synthetic=data.frame("synthetic"),
+    )
+    result = fairness_from_counts(counts, config=settings)
+    return annotated(result, {metric: exact() for metric in result.metrics})
+
+
+def _calibration(data: SparkInputs, name: str, settings: Any) -> CheckResult:
+    stats = calibration_stats(
+        data.scored,
+        target=data.target,
+        classes=data.classes,
+        sensitive=data.sensitive,
+        n_bins=settings.n_bins,
+    )
+    result = calibration_from_stats(stats, classes=data.classes, config=settings)
+    computed = {metric: exact() for metric in result.metrics}
+    computed["adaptive_ece"] = sketch(
+        adaptive_ece_bound(settings.n_bins, stats.n),
+        f"equal-mass bins at percentile_approx quantiles (relative rank error 1/{ACCURACY})",
+    )
+    return annotated(result, computed)
+
+
+def _sampled(data: SparkInputs, name: str, settings: Any) -> CheckResult:
+    inputs, rows = data.sampled()
+    spec = CHECKS[name]
+    result = spec.run(inputs, settings)
+    if data.render and spec.render is not None:
+        result = spec.render(result, inputs, settings)
+    how = sample(rows, data.rows)
+    return annotated(result, {metric: how for metric in result.metrics})
+
+
+# Check name -> how it runs on Spark.
+RUNNERS: Mapping[str, Runner] = {
+    "drift": _sampled,
+    "calibration": _calibration,
+    "adversarial": _sampled,
+    "fairness": _fairness,
+    "generator": _sampled,
+}
+
+
+def _python(value: Any) -> Any:
+    """A numpy scalar as the plain Python value Spark's literals take."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _classes(model: Classifier, frame: Any, target: str, rows: int) -> tuple[Any, ...]:
+    """The class order, checked as the pandas path checks it (probability width, labels the model does not know)."""
+    from pyspark.sql import functions as F
+
+    if model.predict_proba is None:
+        labels = frame.select(column(target).alias("_v")).union(frame.select(F.col(PRED).alias("_v")))
+        values = [r[0] for r in on_executors(labels.distinct().limit(_MAX_LABELS + 1).collect)]
+        if len(values) > _MAX_LABELS:
+            raise InputError(
+                f"real[{target!r}] and the predictions hold more than {_MAX_LABELS:,} labels; is it a label?"
+            )
+        return tuple(sorted(values, key=str))
+    classes = tuple(model.classes or ())
+    known = [_python(c) for c in classes]
+    outside = ~column(target).isin(known) if known else F.lit(True)
+    widths = on_executors(
+        lambda: frame.agg(F.min(F.size(PROBA)), F.max(F.size(PROBA)), F.sum(outside.cast("long"))).first()
+    )
+    if widths[0] != len(classes) or widths[1] != len(classes):
+        width = widths[1] if widths[1] != len(classes) else widths[0]
+        raise ModelError(
+            f"{model.description}.predict_proba returned shape ({rows}, {width}); expected ({rows}, {len(classes)})"
+        )
+    if widths[2]:
+        found = frame.where(outside).select(column(target)).distinct().limit(1000)
+        unknown_labels(
+            np.asarray([r[0] for r in on_executors(found.collect)], dtype=object),
+            classes,
+            f"real[{target!r}]",
+        )
+    return classes
+
+
+def _outline(data: SparkInputs, model: Classifier) -> ValidationInputs:
+    """Which inputs there are, in the shape the checks' ``missing`` reads (the frames are Spark's)."""
+    k = len(data.classes)
+    return ValidationInputs(
+        real=data.frame("real"),
+        X_real=data.frame("real"),
+        synthetic=data.frame("synthetic"),
+        production=data.frame("production"),
+        target=data.target,
+        features=data.features,
+        sensitive=data.sensitive,
+        y_true=np.empty(0),
+        y_pred=np.empty(0),
+        classes=data.classes,
+        proba=None if model.predict_proba is None else np.empty((0, k)),
+        predict_proba=model.predict_proba,
+        model=model.description,
+        holdout=data.frame("holdout"),
+        source=data.frame("source"),
+    )
+
+
+def _checked_inputs(
+    model: Classifier,
+    frames: Mapping[str, Any],
+    target: str,
+    sensitive: list[str],
+    features: Sequence[str] | None,
+) -> tuple[dict[str, Checked], list[str], str]:
+    """Each given input checked, in the pandas path's order and words; the features and where they came from."""
+    real = frames["real"]
+    require_columns(real, "real", [target])  # presence of the target first
+    feature_cols, feature_source = feature_columns(model, list(real.columns), target, features)
+    read = list(dict.fromkeys([*feature_cols, target, *sensitive]))
+    generator_cols = list(dict.fromkeys([*feature_cols, target]))
+    columns = {
+        "real": read,
+        "synthetic": read,
+        "production": feature_cols,
+        "holdout": generator_cols,
+        "source": generator_cols,
+    }
+    inputs = {
+        role: checked(frames[role], role, columns[role], labels=target if role == "real" else None)
+        for role in ROLES
+        if frames.get(role) is not None
+    }
+    return inputs, feature_cols, feature_source
+
+
+def validate_spark(
+    model: Classifier,
+    *,
+    real: Any,
+    target: str,
+    synthetic: Any | None = None,
+    production: Any | None = None,
+    sensitive_features: Sequence[str] | str = (),
+    features: Sequence[str] | None = None,
+    checks: Sequence[str] | str | None = None,
+    config: ValidationConfig | Mapping[str, Any] | None = None,
+    render: bool = False,
+    holdout: Any | None = None,
+    source: Any | None = None,
+    strict_checks: bool = False,
+    progress: Progress | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+) -> ValidationResult:
+    """:func:`mlflow_hitl._validate.validate_classifier` when an input is a Spark DataFrame (same arguments).
+
+    A pandas input next to a Spark one is checked as the pandas path checks it, then made a Spark
+    DataFrame with the Spark input's session. The model is scored on the executors; each check runs
+    as :data:`RUNNERS` says, and its ``details["computed"]`` says per metric whether it is exact,
+    from a sketch (with its bound) or from a sample (with its size). ``details["fingerprints"]``
+    holds an order-independent digest per input, computed on the executors (see
+    :func:`~mlflow_hitl.spark._inputs.checked`). Results are never reused between calls, and
+    ``result.scored`` is ``None`` (the scored rows stay on the executors). A sensitive column with
+    more than ``max_groups`` groups is refused before the model is scored, not after.
+    """
+    require_pyspark()
+    if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 1:
+        raise InputError(f"spark_sample_rows must be a whole number of at least 1, got {sample_rows!r}")
+    selected = select_checks(checks)
+    settings = resolve_config(config)
+    sensitive = sensitive_and_target(sensitive_features, target)
+    given = {
+        "real": real,
+        "synthetic": synthetic,
+        "production": production,
+        "holdout": holdout,
+        "source": source,
+    }
+    session = next(frame for frame in given.values() if is_spark_frame(frame)).sparkSession
+    frames = {
+        role: None if frame is None else as_spark(frame, role, session) for role, frame in given.items()
+    }
+    inputs, feature_cols, feature_source = _checked_inputs(model, frames, target, sensitive, features)
+    if "fairness" in selected and sensitive:
+        audited = [inputs[role].frame for role in ("real", "synthetic") if role in inputs]
+        refuse_many_groups(audited, sensitive, settings.fairness.max_groups)
+
+    from pyspark import StorageLevel
+
+    real_checked = inputs["real"]
+    with_predictions = scored(
+        real_checked.frame,
+        features=feature_cols,
+        label_type=real_checked.frame.schema[target].dataType,
+        predict=model.predict,
+        predict_proba=model.predict_proba,
+        classes=model.classes,
+    )
+    kept = [column(target), *[column(c) for c in sensitive], column(PRED)]
+    if model.predict_proba is not None:
+        kept.append(column(PROBA))
+    scored_rows = with_predictions.select(*kept).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        classes = _classes(model, scored_rows, target, real_checked.rows)
+        data = SparkInputs(
+            model=model,
+            inputs=inputs,
+            scored=scored_rows,
+            target=target,
+            features=feature_cols,
+            sensitive=sensitive,
+            classes=classes,
+            sample_rows=sample_rows,
+            render=render,
+        )
+        outline = _outline(data, model)
+        if strict_checks and checks is not None:
+            refuse_unrunnable(selected, outline)
+        results: dict[str, CheckResult] = {}
+        skipped: dict[str, str] = {}
+        for done, name in enumerate(selected):
+            if progress is not None:
+                progress(done, len(selected))
+            reason = CHECKS[name].missing(outline)
+            if reason:
+                skipped[name] = reason
+                continue
+            results[name] = RUNNERS[name](data, name, getattr(settings, name))
+    finally:
+        scored_rows.unpersist()
+    if progress is not None:
+        progress(len(selected), len(selected))
+    details = {
+        "model": model.description,
+        "features": feature_cols,
+        "features_source": feature_source,
+        "sensitive_features": sensitive,
+        "target": target,
+        "classes": list(classes),
+        "probabilities": model.predict_proba is not None,
+        "rows": {role: None if role not in inputs else inputs[role].rows for role in ROLES},
+        "fingerprints": {role: None if role not in inputs else inputs[role].fingerprint for role in ROLES},
+        "engine": {"name": "spark", "sample_rows": sample_rows, "sample_seed": SAMPLE_SEED},
+    }
+    return ValidationResult(checks=results, skipped=skipped, details=details, scored=None)
