@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ._drift import (
         ColumnVerdict,
         PairTable,
+        check_same_columns,
+        checked_drift_columns,
         drift_check,
         drift_result_of,
         drift_table,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 # Public name -> the module that defines it.
 _HOMES = {
     "ColumnVerdict": "._drift",
+    "check_same_columns": "._drift",
+    "checked_drift_columns": "._drift",
     "PairTable": "._drift",
     "drift_result_of": "._drift",
     "drift_verdict_table": "._drift",
@@ -90,6 +94,8 @@ __all__ = [
     "calibration_check",
     "calibration_metrics",
     "cdf_gap",
+    "check_same_columns",
+    "checked_drift_columns",
     "column_kind",
     "ColumnVerdict",
     "counts_test",

@@ -57,6 +57,8 @@ __all__ = [
     "SPEC",
     "ColumnVerdict",
     "DriftConfig",
+    "check_same_columns",
+    "checked_drift_columns",
     "PairTable",
     "drift_check",
     "drift_result_of",
@@ -207,30 +209,42 @@ def _column_verdict(column: Any, reference: pd.Series, current: pd.Series) -> Co
 # --------------------------------------------------------------------------- public API
 
 
+def checked_drift_columns(columns: Any) -> list[Any] | None:
+    """``columns=`` as a list, or ``None`` for all; a string or an empty list is refused."""
+    if columns is None:
+        return None
+    if isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
+        raise InputError(f"columns must be a list of column names, got {columns!r}")
+    columns = list(columns)
+    if not columns:
+        raise InputError("columns is empty; pass at least one column name, or None for all")
+    return columns
+
+
+def check_same_columns(reference_columns: Sequence[Any], current_columns: Sequence[Any]) -> None:
+    """Without ``columns=``, both sets must hold the same columns: say which are in one set only."""
+    only_ref = [str(c) for c in reference_columns if c not in current_columns]
+    only_cur = [str(c) for c in current_columns if c not in reference_columns]
+    if only_ref or only_cur:
+        found = "; ".join(
+            f"only in {name}: {', '.join(cols)}"
+            for name, cols in (("reference", only_ref), ("current", only_cur))
+            if cols
+        )
+        raise InputError(
+            f"reference and current must have the same columns ({found}); "
+            "pass columns= to compare the shared ones"
+        )
+
+
 def _validated_pair(
     reference: Any, current: Any, columns: Sequence[str] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if columns is not None:
-        if isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
-            raise InputError(f"columns must be a list of column names, got {columns!r}")
-        columns = list(columns)
-        if not columns:
-            raise InputError("columns is empty; pass at least one column name, or None for all")
+    columns = checked_drift_columns(columns)
     reference = check_frame(reference, "reference", columns=columns)
     current = check_frame(current, "current", columns=columns)
     if columns is None:
-        only_ref = [str(c) for c in reference.columns if c not in current.columns]
-        only_cur = [str(c) for c in current.columns if c not in reference.columns]
-        if only_ref or only_cur:
-            found = "; ".join(
-                f"only in {name}: {', '.join(cols)}"
-                for name, cols in (("reference", only_ref), ("current", only_cur))
-                if cols
-            )
-            raise InputError(
-                f"reference and current must have the same columns ({found}); "
-                "pass columns= to compare the shared ones"
-            )
+        check_same_columns(list(reference.columns), list(current.columns))
     return reference, current
 
 
