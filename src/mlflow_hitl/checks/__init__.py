@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ._fairness import fairness_check
     from ._generator import generator_check
     from ._generator_audit import generator_audit_check
+    from ._privacy import CopyCounts, PoolCounts
 
 # Public name -> the module that defines it.
 _HOMES = {
@@ -79,6 +80,8 @@ _HOMES = {
     "unsupported_type_error": "._drift_stats",
     "wasserstein_from_quantiles": "._drift_stats",
     "cdf_gap": "._ecdf",
+    "CopyCounts": "._privacy",
+    "PoolCounts": "._privacy",
     "adversarial_check": "._adversarial",
     "calibration_check": "._calibration",
     "calibration_metrics": "._calibration",
@@ -98,6 +101,7 @@ __all__ = [
     "checked_drift_columns",
     "column_kind",
     "ColumnVerdict",
+    "CopyCounts",
     "counts_test",
     "drift_check",
     "drift_result_of",
@@ -111,6 +115,7 @@ __all__ = [
     "mixed_kinds_error",
     "numeric_plan",
     "PairTable",
+    "PoolCounts",
     "QuantileSketch",
     "SketchScore",
     "unsupported_type_error",

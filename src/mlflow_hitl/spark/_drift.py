@@ -310,39 +310,66 @@ def _collected(tagged: Any, wanted: list[tuple[str, int]]) -> dict[tuple[str, in
     return {key: np.asarray(row[f"v{k}"], dtype=np.float64) for k, key in enumerate(wanted)}
 
 
-def _ks_asymptotic(tagged: Any, column: str, reference: np.ndarray, n_current: int) -> float:
-    """The KS p-value against a large current set: its counts below and at each reference value.
+def _ks_asymptotic(
+    tagged: Any, references: Mapping[str, np.ndarray], n_current: Mapping[str, int]
+) -> dict[str, float]:
+    """KS p-values against large current sets: their counts below and at each reference value.
 
     Between two reference values the reference's CDF is flat, so the largest gap is at a reference
     value or just below one; counting the current set there gives every candidate (the pandas path's
-    statistic, to the bit: the same counts go through the same :func:`cdf_gap`).
+    statistic, to the bit: the same counts go through the same :func:`cdf_gap`). One pass for all
+    the columns: each is bucketed by its reference's values and the (column, bucket, equal) cells counted.
     """
+    if not references:
+        return {}
     from pyspark.ml.feature import Bucketizer
     from pyspark.sql import functions as F
 
-    values, ref_counts = np.unique(reference, return_counts=True)
-    current = tagged.where((F.col(_SIDE) == 1) & F.col(column).isNotNull()).select(F.col(column).alias("x"))
-    splits = [-float("inf"), *values.tolist(), float("inf")]
-    bucketed = Bucketizer(splits=splits, inputCol="x", outputCol="b").transform(current)
+    names = list(references)
+    values = {name: np.unique(references[name]) for name in names}
+    current = tagged.where(F.col(_SIDE) == 1).select(
+        *[F.coalesce(F.col(name), F.lit(float("nan"))).alias(f"x{i}") for i, name in enumerate(names)]
+    )
+    bucketed = Bucketizer(
+        splitsArray=[[-float("inf"), *values[name].tolist(), float("inf")] for name in names],
+        inputCols=[f"x{i}" for i in range(len(names))],
+        outputCols=[f"b{i}" for i in range(len(names))],
+        handleInvalid="keep",  # missing values (NaN here) go to a last bucket, left out below
+    ).transform(current)
+    cells = F.array(
+        *[
+            F.struct(
+                F.lit(i).alias("k"),
+                F.col(f"b{i}").alias("b"),
+                F.col(f"x{i}").isin(values[name].tolist()).alias("eq"),
+            )
+            for i, name in enumerate(names)
+        ]
+    )
     rows = (
-        bucketed.groupBy("b", F.col("x").isin(values.tolist()).alias("eq"))
+        bucketed.select(F.explode(cells).alias("e"))
+        .groupBy("e.k", "e.b", "e.eq")
         .agg(F.count(F.lit(1)).alias("n"))
         .collect()
     )
-    in_bucket = np.zeros(len(values) + 1, dtype=np.int64)
-    equal = np.zeros(len(values), dtype=np.int64)
+    in_bucket = {i: np.zeros(len(values[name]) + 2, dtype=np.int64) for i, name in enumerate(names)}
+    equal = {i: np.zeros(len(values[name]) + 1, dtype=np.int64) for i, name in enumerate(names)}
     for r in rows:
-        in_bucket[int(r["b"])] += r["n"]
+        in_bucket[r["k"]][int(r["b"])] += r["n"]
         if r["eq"]:
-            equal[int(r["b"]) - 1] += r["n"]
-    cur_below = np.cumsum(in_bucket)[:-1]  # current values below each reference value
-    ref_at_or_below = np.cumsum(ref_counts)
-    n = len(reference)
-    gaps = np.r_[
-        cdf_gap(ref_at_or_below, cur_below + equal, n, n_current),
-        cdf_gap(ref_at_or_below - ref_counts, cur_below, n, n_current),
-    ]
-    return ks_p_value(float(np.abs(gaps).max(initial=0.0)), n, n_current)
+            equal[r["k"]][int(r["b"]) - 1] += r["n"]
+    scores = {}
+    for i, name in enumerate(names):
+        k, n, m = len(values[name]), len(references[name]), n_current[name]
+        cur_below = np.cumsum(in_bucket[i][: k + 1])[:-1]  # current values below each reference value
+        ref_counts = np.unique(references[name], return_counts=True)[1]
+        ref_at_or_below = np.cumsum(ref_counts)
+        gaps = np.r_[
+            cdf_gap(ref_at_or_below, cur_below + equal[i][:k], n, m),
+            cdf_gap(ref_at_or_below - ref_counts, cur_below, n, m),
+        ]
+        scores[name] = ks_p_value(float(np.abs(gaps).max(initial=0.0)), n, m)
+    return scores
 
 
 # --------------------------------------------------------------------------- the table
@@ -414,12 +441,19 @@ def _ks_scores(tagged: Any, stats: Mapping[str, _Stats], numeric: list[str]) -> 
                 plans[name] = plan
     wanted = [(name, 0) for name in plans] + [(name, 1) for name, plan in plans.items() if plan == "ks_exact"]
     values = _collected(tagged, wanted)
-    scores = {}
-    for name, plan in plans.items():
-        if plan == "ks_exact":
-            scores[name] = float(st.ks_2samp(values[(name, 0)], values[(name, 1)]).pvalue)
-        else:
-            scores[name] = _ks_asymptotic(tagged, name, values[(name, 0)], stats[name].n_current)
+    scores = {
+        name: float(st.ks_2samp(values[(name, 0)], values[(name, 1)]).pvalue)
+        for name, plan in plans.items()
+        if plan == "ks_exact"
+    }
+    asymptotic = [name for name, plan in plans.items() if plan == "ks_asymptotic"]
+    scores.update(
+        _ks_asymptotic(
+            tagged,
+            {name: values[(name, 0)] for name in asymptotic},
+            {name: stats[name].n_current for name in asymptotic},
+        )
+    )
     return scores
 
 
