@@ -14,6 +14,10 @@ the thresholds of its config section, and returns the same immutable result type
 - :func:`generator_audit_check`: how well *people* tell the generator's rows from real ones, per group
   (from a generator-audit review queue; logged by ``mlflow-hitl generator-audit results``).
 
+The formulas under those checks are exported too, for the Spark path (:mod:`mlflow_hitl.spark`): it
+computes the same statistics over a Spark DataFrame (counts, quantile sketches, row-hash joins) and
+calls these functions on them, so both engines share one definition of every metric.
+
 :mod:`mlflow_hitl.checks.registry` lists them with what each declares (settings, inputs, key metrics,
 default gate bounds). The functions are loaded on first use, so importing this package (or the
 registry, which the gate reads on every promotion) does not load each check's own module.
@@ -34,13 +38,59 @@ if TYPE_CHECKING:
         calibration_metrics,
         uniform_edges,
     )
-    from ._drift import drift_check, drift_table
+    from ._drift import (
+        ColumnVerdict,
+        PairTable,
+        check_same_columns,
+        checked_drift_columns,
+        drift_check,
+        drift_result_of,
+        drift_table,
+        drift_verdict_table,
+        validated_drift_pairs,
+        with_drift_report_pages,
+    )
+    from ._drift_stats import (
+        QuantileSketch,
+        SketchScore,
+        column_kind,
+        counts_test,
+        drift_threshold,
+        ks_p_value,
+        mixed_kinds_error,
+        numeric_plan,
+        unsupported_type_error,
+        wasserstein_from_quantiles,
+    )
+    from ._ecdf import cdf_gap
     from ._fairness import TOO_MANY_GROUPS, FairnessCounts, fairness_check, fairness_from_counts
     from ._generator import generator_check
     from ._generator_audit import generator_audit_check
+    from ._privacy import CopyCounts, PoolCounts
 
 # Public name -> the module that defines it.
 _HOMES = {
+    "ColumnVerdict": "._drift",
+    "check_same_columns": "._drift",
+    "checked_drift_columns": "._drift",
+    "PairTable": "._drift",
+    "drift_result_of": "._drift",
+    "drift_verdict_table": "._drift",
+    "validated_drift_pairs": "._drift",
+    "with_drift_report_pages": "._drift",
+    "drift_threshold": "._drift_stats",
+    "QuantileSketch": "._drift_stats",
+    "SketchScore": "._drift_stats",
+    "column_kind": "._drift_stats",
+    "counts_test": "._drift_stats",
+    "ks_p_value": "._drift_stats",
+    "mixed_kinds_error": "._drift_stats",
+    "numeric_plan": "._drift_stats",
+    "unsupported_type_error": "._drift_stats",
+    "wasserstein_from_quantiles": "._drift_stats",
+    "cdf_gap": "._ecdf",
+    "CopyCounts": "._privacy",
+    "PoolCounts": "._privacy",
     "adversarial_check": "._adversarial",
     "CalibrationGroupStats": "._calibration",
     "CalibrationStats": "._calibration",
@@ -67,13 +117,34 @@ __all__ = [
     "calibration_check",
     "calibration_from_stats",
     "calibration_metrics",
+    "cdf_gap",
+    "check_same_columns",
+    "checked_drift_columns",
+    "column_kind",
+    "ColumnVerdict",
+    "CopyCounts",
+    "counts_test",
     "drift_check",
+    "drift_result_of",
     "drift_table",
+    "drift_threshold",
+    "drift_verdict_table",
     "fairness_check",
     "fairness_from_counts",
     "generator_audit_check",
     "generator_check",
     "uniform_edges",
+    "ks_p_value",
+    "mixed_kinds_error",
+    "numeric_plan",
+    "PairTable",
+    "PoolCounts",
+    "QuantileSketch",
+    "SketchScore",
+    "unsupported_type_error",
+    "validated_drift_pairs",
+    "wasserstein_from_quantiles",
+    "with_drift_report_pages",
 ]
 
 

@@ -37,12 +37,36 @@ from .._settings import Settings, resolve_section, thresholds_of
 from .._validation import check_frame
 from ..errors import InputError
 from ._drift_report import chart_png, report_html
+from ._drift_stats import (
+    DRIFT_THRESHOLDS,
+    column_kind,
+    counts_test,
+    is_drifted,
+    ks_p_value,
+    mixed_kinds_error,
+    numeric_plan,
+    unsupported_type_error,
+    wasserstein_norm,
+)
 from ._ecdf import ks_statistic, merge_samples
 from ._encoding import shared_codes
 from ._keys import unique_key_parts
 from ._spec import CheckSpec, ValidationInputs
 
-__all__ = ["SPEC", "DriftConfig", "drift_check", "drift_table"]
+__all__ = [
+    "SPEC",
+    "ColumnVerdict",
+    "DriftConfig",
+    "check_same_columns",
+    "checked_drift_columns",
+    "PairTable",
+    "drift_check",
+    "drift_result_of",
+    "drift_table",
+    "drift_verdict_table",
+    "validated_drift_pairs",
+    "with_drift_report_pages",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -69,32 +93,17 @@ class DriftConfig(Settings):
     seed: int = 0
 
 
-# evidently's default thresholds; p-value tests drift *below* theirs, distances *at or above*.
-_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}
-_SMALL_REFERENCE = 1000  # at most this many non-missing reference values: p-value tests
-_FEW_VALUES = 5  # a numeric column with at most this many distinct values is tested on its counts
-_INT_CATEGORY_LIMIT = 10  # evidently's INTEGER_CARDINALITY_LIMIT
-_KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp(method="auto") is exact up to this size
-_WASSERSTEIN_MIN_NORM = 0.001  # evidently divides by max(std(reference), 0.001)
 _TABLE_COLUMNS = ["column", "kind", "stattest", "threshold", "score", "drifted", "n_reference", "n_current"]
 
 
-class _Verdict(NamedTuple):
+class ColumnVerdict(NamedTuple):
+    """One column's drift test, as either engine found it."""
+
     kind: str
     stattest: str | None  # None: no values in one of the sets, nothing to test
     score: float
     n_reference: int
     n_current: int
-
-
-def _is_drifted(stattest: str, score: float) -> bool:
-    """evidently's comparison for each test (KS alone uses ``<=``)."""
-    threshold = _THRESHOLDS[stattest]
-    if stattest == "ks":
-        return score <= threshold
-    if stattest in ("chisquare", "z"):
-        return score < threshold
-    return score >= threshold
 
 
 # --------------------------------------------------------------------------- column kinds
@@ -108,10 +117,17 @@ def _refuse_unsupported(column: Any, series: pd.Series, input_name: str) -> None
         or pd.api.types.is_complex_dtype(dtype)
         or isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype))
     ):
-        raise InputError(
-            f"{input_name} column {column!r} has dtype {dtype}; drift is tested on numeric and "
-            "categorical columns only: convert it, or leave it out with columns="
-        )
+        raise unsupported_type_error(column, dtype, input_name)
+
+
+def _family(dtype: Any) -> str:
+    if (
+        pd.api.types.is_bool_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or not pd.api.types.is_numeric_dtype(dtype)
+    ):
+        return "cat"
+    return "int" if pd.api.types.is_integer_dtype(dtype) else "float"
 
 
 def _kind(column: Any, reference: pd.Series, current: pd.Series) -> str:
@@ -126,45 +142,14 @@ def _kind(column: Any, reference: pd.Series, current: pd.Series) -> str:
         # Nothing to infer from (and pandas gives an all-missing column float64 whatever it held):
         # take the reference's kind, so the column is reported untested rather than refused.
         current = reference
-    dtype = current.dtype
-    if (
-        pd.api.types.is_bool_dtype(dtype)
-        or isinstance(dtype, pd.CategoricalDtype)
-        or not pd.api.types.is_numeric_dtype(dtype)
-    ):
-        return "cat"
-    if pd.api.types.is_integer_dtype(dtype) and current.nunique() <= _INT_CATEGORY_LIMIT:
-        return "cat"
-    if not pd.api.types.is_numeric_dtype(reference.dtype):
-        raise InputError(
-            f"column {column!r} is numeric in current but {reference.dtype} in reference; "
-            "give it the same type in both sets"
-        )
-    return "num"
+    family = _family(current.dtype)
+    kind = column_kind(family, current.nunique() if family == "int" else 0)
+    if kind == "num" and not pd.api.types.is_numeric_dtype(reference.dtype):  # bool counts as numeric
+        raise mixed_kinds_error(column, reference.dtype)
+    return kind
 
 
 # --------------------------------------------------------------------------- the tests
-
-
-def _counts_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[str, float]:
-    """Chi-square, Z or Jensen-Shannon on the counts of each value seen in either set."""
-    from scipy import special, stats
-    from scipy.spatial import distance
-
-    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
-    if n_ref > _SMALL_REFERENCE:
-        return "jensenshannon", float(distance.jensenshannon(ref_counts / n_ref, cur_counts / n_cur))
-    if len(ref_counts) > 2:
-        # A value only in current has zero expected count: statistic inf, p-value 0, as in evidently.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return "chisquare", float(stats.chisquare(cur_counts, ref_counts * (n_cur / n_ref)).pvalue)
-    if len(ref_counts) == 1:  # one value, the same in both sets
-        return "z", 1.0
-    # Two-proportion Z test, written as evidently writes it (1 - cdf, not sf) so scores agree.
-    p_ref, p_cur = ref_counts[1] / n_ref, cur_counts[1] / n_cur
-    pooled = (ref_counts[1] + cur_counts[1]) / (n_ref + n_cur)
-    z = (p_ref - p_cur) / np.sqrt(pooled * (1 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
-    return "z", float(2 * (1 - special.ndtr(abs(z))))
 
 
 def _categorical_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -192,62 +177,74 @@ def _numeric_test(ref: np.ndarray, cur: np.ndarray) -> tuple[str, float]:
 
     merged = merge_samples(ref, cur)
     n, m = merged.n, merged.m
-    if np.count_nonzero(merged.is_run_end) + 1 <= _FEW_VALUES:  # distinct values in both sets together
+    plan = numeric_plan(n, m, np.count_nonzero(merged.is_run_end) + 1)
+    if plan == "counts":
         stops = np.append(np.flatnonzero(merged.is_run_end), n + m - 1)
         ref_counts = np.diff(merged.ref_below[stops], prepend=0)
-        return _counts_test(ref_counts, np.diff(stops + 1, prepend=0) - ref_counts)
-    if n <= _SMALL_REFERENCE and m <= _KS_EXACT_MAX_N:
+        return counts_test(ref_counts, np.diff(stops + 1, prepend=0) - ref_counts)
+    if plan == "ks_exact":
         # scipy's exact small-sample distribution is private; the sets are small, so call it whole.
         return "ks", float(stats.ks_2samp(ref, cur).pvalue)
-    if n > _SMALL_REFERENCE:
-        norm = max(float(np.std(ref)), _WASSERSTEIN_MIN_NORM)
+    if plan == "wasserstein":
+        norm = wasserstein_norm(float(np.std(ref)))
         return "wasserstein", float(np.dot(np.abs(merged.gap()[:-1]), np.diff(merged.values))) / norm
-    d = ks_statistic(merged)
-    return "ks", float(np.clip(stats.kstwo.sf(d, np.round(n * m / (n + m))), 0.0, 1.0))
+    return "ks", ks_p_value(ks_statistic(merged), n, m)
 
 
-def _column_verdict(column: Any, reference: pd.Series, current: pd.Series) -> _Verdict:
+def _column_verdict(column: Any, reference: pd.Series, current: pd.Series) -> ColumnVerdict:
     kind = _kind(column, reference, current)
     if kind == "num":
         ref, cur = _numeric_values(reference), _numeric_values(current)
         n_ref, n_cur = len(ref), len(cur)
         if n_ref and n_cur:
-            return _Verdict(kind, *_numeric_test(ref, cur), n_ref, n_cur)
+            return ColumnVerdict(kind, *_numeric_test(ref, cur), n_ref, n_cur)
     else:
         ref_counts, cur_counts = _categorical_counts(reference, current)
         n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
         if n_ref and n_cur:
-            return _Verdict(kind, *_counts_test(ref_counts, cur_counts), n_ref, n_cur)
-    return _Verdict(kind, None, float("nan"), n_ref, n_cur)
+            return ColumnVerdict(kind, *counts_test(ref_counts, cur_counts), n_ref, n_cur)
+    return ColumnVerdict(kind, None, float("nan"), n_ref, n_cur)
 
 
 # --------------------------------------------------------------------------- public API
 
 
+def checked_drift_columns(columns: Any) -> list[Any] | None:
+    """``columns=`` as a list, or ``None`` for all; a string or an empty list is refused."""
+    if columns is None:
+        return None
+    if isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
+        raise InputError(f"columns must be a list of column names, got {columns!r}")
+    columns = list(columns)
+    if not columns:
+        raise InputError("columns is empty; pass at least one column name, or None for all")
+    return columns
+
+
+def check_same_columns(reference_columns: Sequence[Any], current_columns: Sequence[Any]) -> None:
+    """Without ``columns=``, both sets must hold the same columns: say which are in one set only."""
+    only_ref = [str(c) for c in reference_columns if c not in current_columns]
+    only_cur = [str(c) for c in current_columns if c not in reference_columns]
+    if only_ref or only_cur:
+        found = "; ".join(
+            f"only in {name}: {', '.join(cols)}"
+            for name, cols in (("reference", only_ref), ("current", only_cur))
+            if cols
+        )
+        raise InputError(
+            f"reference and current must have the same columns ({found}); "
+            "pass columns= to compare the shared ones"
+        )
+
+
 def _validated_pair(
     reference: Any, current: Any, columns: Sequence[str] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if columns is not None:
-        if isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
-            raise InputError(f"columns must be a list of column names, got {columns!r}")
-        columns = list(columns)
-        if not columns:
-            raise InputError("columns is empty; pass at least one column name, or None for all")
+    columns = checked_drift_columns(columns)
     reference = check_frame(reference, "reference", columns=columns)
     current = check_frame(current, "current", columns=columns)
     if columns is None:
-        only_ref = [str(c) for c in reference.columns if c not in current.columns]
-        only_cur = [str(c) for c in current.columns if c not in reference.columns]
-        if only_ref or only_cur:
-            found = "; ".join(
-                f"only in {name}: {', '.join(cols)}"
-                for name, cols in (("reference", only_ref), ("current", only_cur))
-                if cols
-            )
-            raise InputError(
-                f"reference and current must have the same columns ({found}); "
-                "pass columns= to compare the shared ones"
-            )
+        check_same_columns(list(reference.columns), list(current.columns))
     return reference, current
 
 
@@ -265,27 +262,42 @@ def drift_table(
     its ``score`` NaN and its ``drifted`` missing (``pd.NA``), never a quiet ``False``.
     """
     reference, current = _validated_pair(reference, current, columns)
+    verdicts = [_column_verdict(column, reference[column], current[column]) for column in reference.columns]
+    return drift_verdict_table(list(reference.columns), verdicts)
+
+
+def drift_verdict_table(
+    columns: Sequence[Any],
+    verdicts: Sequence[ColumnVerdict],
+    extra: Mapping[str, Sequence[Any]] | None = None,
+) -> pd.DataFrame:
+    """:func:`drift_table`'s table from each column's verdict: the threshold and the drift call added.
+
+    ``extra``: more columns, appended as given (the Spark path says there how each score was found).
+    """
     rows = []
-    for column in reference.columns:
-        verdict = _column_verdict(column, reference[column], current[column])
+    for column, verdict in zip(columns, verdicts, strict=True):
         tested = verdict.stattest is not None
         rows.append(
             {
                 "column": column,
                 "kind": verdict.kind,
                 "stattest": verdict.stattest,
-                "threshold": _THRESHOLDS[verdict.stattest] if tested else float("nan"),
+                "threshold": DRIFT_THRESHOLDS[verdict.stattest] if tested else float("nan"),
                 "score": verdict.score,
-                "drifted": _is_drifted(verdict.stattest, verdict.score) if tested else pd.NA,
+                "drifted": is_drifted(verdict.stattest, verdict.score) if tested else pd.NA,
                 "n_reference": verdict.n_reference,
                 "n_current": verdict.n_current,
             }
         )
     table = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
-    return table.astype({"drifted": "boolean", "n_reference": "int64", "n_current": "int64"})
+    table = table.astype({"drifted": "boolean", "n_reference": "int64", "n_current": "int64"})
+    for name, values in (extra or {}).items():
+        table[name] = list(values)
+    return table
 
 
-def _validated_pairs(pairs: Any) -> dict[str, tuple[Any, Any]]:
+def validated_drift_pairs(pairs: Any) -> dict[str, tuple[Any, Any]]:
     if not isinstance(pairs, Mapping) or not pairs:
         raise InputError(
             "pairs must be a non-empty mapping of name to (reference, current), "
@@ -297,8 +309,15 @@ def _validated_pairs(pairs: Any) -> dict[str, tuple[Any, Any]]:
     return dict(pairs)
 
 
+def _json_value(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The table as JSON-ready records (NaN and NA become None)."""
+    extra = [c for c in table.columns if c not in _TABLE_COLUMNS]
     return [
         {
             "column": str(row.column),
@@ -309,6 +328,7 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
             "drifted": None if pd.isna(row.drifted) else bool(row.drifted),
             "n_reference": int(row.n_reference),
             "n_current": int(row.n_current),
+            **{name: _json_value(getattr(row, name)) for name in extra},
         }
         for row in table.itertuples(index=False)
     ]
@@ -322,6 +342,7 @@ def _render(
     columns: list[Any],
     cfg: DriftConfig,
     table: list[dict[str, Any]],
+    rows: tuple[int, int] | None,
 ) -> dict[str, Any]:
     """Add evidently's HTML, run with our rules (``table``: our verdict per column), to ``artifacts``;
     return what it saw, or why there is no page.
@@ -338,6 +359,7 @@ def _render(
             seed=cfg.seed,
             max_drifted_share=cfg.max_drifted_share,
             table=table,
+            rows=rows,
         )
     except Exception as exc:  # noqa: BLE001 - any evidently error; the message goes to details
         return {"error": f"evidently could not render the report: {type(exc).__name__}: {exc}"}
@@ -346,21 +368,28 @@ def _render(
     return sample
 
 
-def _with_report_pages(
-    result: CheckResult, pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], cfg: DriftConfig
+def with_drift_report_pages(
+    result: CheckResult,
+    pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    cfg: DriftConfig,
+    rows: Mapping[str, tuple[int, int]] | None = None,
 ) -> CheckResult:
     """``result`` with evidently's page ``P.html`` of each pair ``P`` that has a tested column.
 
     What the page saw goes to ``details[P]["report_sample"]``. Separate from judging drift, so
-    ``validate`` renders pages only for the evidence it logs, also on a reused result.
+    ``validate`` renders pages only for the evidence it logs, also on a reused result. ``rows``: each
+    pair's row counts when ``pairs`` hold samples already (the Spark path), for the page's banner.
     """
     details, artifacts = dict(result.details), dict(result.artifacts)
-    for key, (reference, current) in zip(unique_key_parts(list(pairs)), pairs.values(), strict=True):
+    for key, name, (reference, current) in zip(
+        unique_key_parts(list(pairs)), pairs, pairs.values(), strict=True
+    ):
         tested = {row["column"] for row in details[key]["table"] if row["stattest"] is not None}
         if tested:
             columns = [c for c in reference.columns if str(c) in tested]
+            total = None if rows is None else rows[name]
             sample = _render(
-                artifacts, f"{key}.html", reference, current, columns, cfg, details[key]["table"]
+                artifacts, f"{key}.html", reference, current, columns, cfg, details[key]["table"], total
             )
             details[key] = {**details[key], "report_sample": sample}
     return dataclasses.replace(result, details=details, artifacts=artifacts)
@@ -374,14 +403,17 @@ class _Pair(NamedTuple):
     chart: bytes
 
 
-def _judge_pair(
-    key: str, name: Any, reference: Any, current: Any, columns: Sequence[str] | None, cfg: DriftConfig
-) -> _Pair:
-    """One pair's drift table, metrics, status, sentence, details and chart."""
+def _pair_table(name: Any, reference: Any, current: Any, columns: Sequence[str] | None) -> PairTable:
     try:
         table = drift_table(reference, current, columns=columns)
     except InputError as exc:
         raise InputError(f"pairs[{name!r}]: {exc}") from exc
+    return PairTable(table, len(reference), len(current))
+
+
+def _judge_pair(key: str, name: Any, pair: PairTable, cfg: DriftConfig) -> _Pair:
+    """One pair's metrics, status, sentence, details and chart, from its drift table."""
+    table = pair.table
     tested = table[table["stattest"].notna()]
     drifted = [str(c) for c in tested.loc[tested["drifted"].astype(bool), "column"]]
     untested = [str(c) for c in table.loc[table["stattest"].isna(), "column"]]
@@ -392,7 +424,7 @@ def _judge_pair(
     ):
         metrics[f"{key}.{column_key}.score"] = row.score
         metrics[f"{key}.{column_key}.drifted"] = float("nan") if pd.isna(row.drifted) else float(row.drifted)
-    n_ref, n_cur = len(reference), len(current)
+    n_ref, n_cur = pair.n_reference, pair.n_current
     if share > cfg.max_drifted_share:
         status = Status.FAILED
     elif drifted or untested:
@@ -408,6 +440,13 @@ def _judge_pair(
         )
     if untested:
         sentence += f", {len(untested)} untestable (no values in a set: {', '.join(untested)})"
+    near = (
+        [str(c) for c in table.loc[table["near_threshold"].astype(bool), "column"]]
+        if "near_threshold" in table
+        else []
+    )
+    if near:
+        sentence += f", {len(near)} within the estimate's error bound of the threshold ({', '.join(near)})"
     if status is Status.INSUFFICIENT_EVIDENCE:
         sentence += f", but only {min(n_ref, n_cur)} rows in a set (at least {cfg.min_rows} needed)"
     details = {
@@ -419,6 +458,10 @@ def _judge_pair(
         "untested_columns": untested,
         "table": _records(table),
     }
+    if "near_threshold" in table:
+        # A score estimated from sketches whose error bound straddles the threshold: its verdict could
+        # go either way on the exact score, and a reader must know which verdicts those are.
+        details["near_threshold_columns"] = near
     chart = chart_png(table, title=f"{name}: {len(drifted)} of {len(tested)} columns drifted")
     return _Pair(status, sentence, metrics, details, chart)
 
@@ -442,18 +485,33 @@ def drift_check(
     only the *absence* of drift needs enough rows to mean something.
     """
     cfg = resolve_section("drift", DriftConfig, config)
-    pairs = _validated_pairs(pairs)
+    pairs = validated_drift_pairs(pairs)
+    tables = {
+        name: _pair_table(name, reference, current, columns) for name, (reference, current) in pairs.items()
+    }
+    result = drift_result_of(tables, cfg)
+    return with_drift_report_pages(result, pairs, cfg) if cfg.render_report else result
+
+
+class PairTable(NamedTuple):
+    """One pair's drift table and the row counts of its two sets."""
+
+    table: pd.DataFrame
+    n_reference: int
+    n_current: int
+
+
+def drift_result_of(tables: Mapping[Any, PairTable], cfg: DriftConfig) -> CheckResult:
+    """The drift check's result (without evidently's pages) from each named pair's table, on either engine."""
     judged = {
-        key: _judge_pair(key, name, reference, current, columns, cfg)
-        for key, (name, (reference, current)) in zip(
-            unique_key_parts(list(pairs)), pairs.items(), strict=True
-        )
+        key: _judge_pair(key, name, pair, cfg)
+        for key, (name, pair) in zip(unique_key_parts(list(tables)), tables.items(), strict=True)
     }
     metrics = {k: v for pair in judged.values() for k, v in pair.metrics.items()}
     metrics["drifted_share"] = max(metrics[f"{k}.drifted_share"] for k in judged)
     metrics["drifted_count"] = max(metrics[f"{k}.drifted_count"] for k in judged)
     status = worst_status(pair.status for pair in judged.values())
-    result = CheckResult(
+    return CheckResult(
         name="drift",
         status=status,
         metrics=metrics,
@@ -465,7 +523,6 @@ def drift_check(
             f"{'; '.join(pair.sentence for pair in judged.values())}."
         ),
     )
-    return _with_report_pages(result, pairs, cfg) if cfg.render_report else result
 
 
 # --------------------------------------------------------------------------- in validate
@@ -494,7 +551,7 @@ def _run(inputs: ValidationInputs, cfg: DriftConfig) -> CheckResult:
 
 
 def _render_for_log(result: CheckResult, inputs: ValidationInputs, cfg: DriftConfig) -> CheckResult:
-    return _with_report_pages(result, _pairs(inputs), cfg) if cfg.render_report else result
+    return with_drift_report_pages(result, _pairs(inputs), cfg) if cfg.render_report else result
 
 
 def _data_read(inputs: ValidationInputs) -> list[tuple[str, list[str]]]:

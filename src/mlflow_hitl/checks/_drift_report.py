@@ -58,13 +58,15 @@ def report_html(
     seed: int,
     max_drifted_share: float = 0.5,
     table: Sequence[Mapping[str, Any]] = (),
+    rows: tuple[int, int] | None = None,
 ) -> tuple[bytes | None, dict[str, Any]]:
     """evidently 0.7's ``Report([DataDriftPreset()])`` on ``columns``, at most ``sample_size`` rows per set.
 
     ``table``: our verdict on all rows (a row per column: ``column``, ``kind``, ``stattest``,
     ``threshold``, ``drifted``); evidently then uses our column kinds, tests and thresholds, and
     :func:`evidently_drift_share` for ``max_drifted_share``. The rows are sampled before the columns
-    are taken, so a million-row frame is never copied whole.
+    are taken, so a million-row frame is never copied whole. ``rows``: the two sets' row counts when
+    ``reference`` and ``current`` are samples already (drawn on Spark), for the banner.
 
     Returns the standalone HTML (``None`` when no column has values in both samples) and what the
     report saw: sample sizes, seed, the columns left out because their sample was empty, evidently's
@@ -100,7 +102,8 @@ def report_html(
     if theirs is not None:
         sample["evidently_drifted"] = theirs
         sample["evidently_detected"] = theirs / ref_sample.shape[1] >= drift_share
-    banner = _banner(reference, current, ref_sample, cur_sample, rules, empty, max_drifted_share, sample)
+    total = rows if rows is not None else (len(reference), len(current))
+    banner = _banner(total, ref_sample, cur_sample, rules, empty, max_drifted_share, sample)
     return page.replace("<body>", "<body>" + banner, 1).encode("utf-8"), sample
 
 
@@ -144,8 +147,7 @@ def _evidently_count(snapshot: Any) -> int | None:
 
 
 def _banner(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    rows: tuple[int, int],
     ref_sample: pd.DataFrame,
     cur_sample: pd.DataFrame,
     rules: Mapping[str, Mapping[str, Any]],
@@ -155,12 +157,12 @@ def _banner(
 ) -> str:
     """Both verdicts, in plain words, above evidently's page."""
     n_tested = ref_sample.shape[1]
-    sampled = (len(ref_sample), len(cur_sample)) != (len(reference), len(current))
+    sampled = (len(ref_sample), len(cur_sample)) != rows
     seen = (
         f"a seeded sample of {len(ref_sample):,} reference and {len(cur_sample):,} current rows "
-        f"(of {len(reference):,} and {len(current):,})"
+        f"(of {rows[0]:,} and {rows[1]:,})"
         if sampled
-        else f"all {len(reference):,} reference and {len(current):,} current rows"
+        else f"all {rows[0]:,} reference and {rows[1]:,} current rows"
     )
     parts = [
         f"evidently report on {seen}, configured with mlflow-hitl's rules: each column's "

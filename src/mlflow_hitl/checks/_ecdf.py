@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Merged", "ks_statistic", "merge_samples"]
+__all__ = ["Merged", "cdf_gap", "ks_statistic", "merge_samples"]
 
 
 class Merged(NamedTuple):
@@ -26,7 +26,16 @@ class Merged(NamedTuple):
         """Reference CDF minus current CDF at each merged position, computed as scipy computes it
         (count / size, then subtract)."""
         positions = np.arange(1, self.n + self.m + 1)
-        return self.ref_below / self.n - (positions - self.ref_below) / self.m
+        return cdf_gap(self.ref_below, positions - self.ref_below, self.n, self.m)
+
+
+def cdf_gap(ref_at_or_below: np.ndarray, cur_at_or_below: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Reference CDF minus current CDF at some values, from each set's count of values at or below them.
+
+    The KS statistic is its largest absolute value over the values where either CDF steps; the
+    Spark path, which counts the current set only at the reference's values, reads it there.
+    """
+    return ref_at_or_below / n - cur_at_or_below / m
 
 
 def merge_samples(ref: np.ndarray, cur: np.ndarray) -> Merged:

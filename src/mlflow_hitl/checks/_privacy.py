@@ -37,7 +37,15 @@ from ._rows import Encoded, Rows
 if TYPE_CHECKING:
     from ._generator import GeneratorConfig
 
-__all__ = ["Privacy", "assess_privacy", "plot_dcr"]
+__all__ = [
+    "CopyCounts",
+    "PoolCounts",
+    "Privacy",
+    "assess_privacy",
+    "copy_counts",
+    "exact_copy_comparison",
+    "plot_dcr",
+]
 
 # One-hot width per categorical column in the distance space: the search costs time in proportion to the
 # width, so rarer levels share one "other" slot (they look alike to the distance; exact copies are still
@@ -113,15 +121,91 @@ class Privacy:
     source_copies: int | None  # synthetic rows equal to a row of the generator's source
 
 
-def assess_privacy(data: Encoded, cfg: GeneratorConfig, rng: np.random.Generator) -> Privacy:
+@dataclass(frozen=True)
+class PoolCounts:
+    """The training-vs-unseen pool's exact counts: training rows (the source, else real) and unseen rows
+    (the holdout, else real), those no other pool row repeats, and of those the ones a synthetic row equals."""
+
+    training_rows: int
+    unseen_rows: int
+    unique_training: int
+    unique_unseen: int
+    unique_training_copied: int
+    unique_unseen_copied: int
+    unseen_outside_training: int  # unseen rows equal to no training row (real vs source, without a holdout)
+
+
+@dataclass(frozen=True)
+class CopyCounts:
+    """Every exact-copy count the privacy verdict reads, over every row: from row hashes in pandas
+    (:func:`copy_counts`), from hashes joined on the executors on Spark. The formulas read only these."""
+
+    synthetic_rows: int
+    real_rows: int
+    synthetic_in_real: int  # synthetic rows equal to a real row
+    real_duplicated: int  # real rows equal to another real row
+    source_copies: int | None  # synthetic rows equal to a row of the source, when given
+    pool: PoolCounts | None  # when a source or a holdout is given
+
+    @property
+    def exact_share(self) -> float:
+        return self.synthetic_in_real / self.synthetic_rows
+
+    @property
+    def real_dup_share(self) -> float:
+        return self.real_duplicated / self.real_rows
+
+
+def copy_counts(data: Encoded) -> CopyCounts:
+    """:class:`CopyCounts` of the encoded sets, from one 64-bit hash per row."""
+    h_syn, h_real = row_hashes(data.synthetic), row_hashes(data.real)
+    return _copy_counts(data, h_syn, h_real)
+
+
+def _copy_counts(data: Encoded, h_syn: np.ndarray, h_real: np.ndarray) -> CopyCounts:
+    # pandas' hash-table isin: ten times faster than np.isin's sort at a million rows, same answer.
+    synthetic = pd.Series(h_syn)
+    pool = None
+    if data.source is not None or data.holdout is not None:
+        h_train = row_hashes(data.source) if data.source is not None else h_real
+        h_unseen = row_hashes(data.holdout) if data.holdout is not None else h_real
+        hashes = pd.Series(np.r_[h_train, h_unseen])
+        single = ~hashes.duplicated(keep=False).to_numpy()  # rows no other pool row repeats
+        is_train = np.r_[np.ones(len(h_train), bool), np.zeros(len(h_unseen), bool)]
+        copied = hashes.isin(h_syn).to_numpy()
+        pool = PoolCounts(
+            training_rows=len(h_train),
+            unseen_rows=len(h_unseen),
+            unique_training=int((single & is_train).sum()),
+            unique_unseen=int((single & ~is_train).sum()),
+            unique_training_copied=int((copied & single & is_train).sum()),
+            unique_unseen_copied=int((copied & single & ~is_train).sum()),
+            unseen_outside_training=int((~pd.Series(h_unseen).isin(h_train)).sum()),
+        )
+    return CopyCounts(
+        synthetic_rows=len(h_syn),
+        real_rows=len(h_real),
+        synthetic_in_real=int(synthetic.isin(h_real).sum()),
+        real_duplicated=int(pd.Series(h_real).duplicated(keep=False).sum()),
+        source_copies=None if data.source is None else int(synthetic.isin(row_hashes(data.source)).sum()),
+        pool=pool,
+    )
+
+
+def assess_privacy(
+    data: Encoded, cfg: GeneratorConfig, rng: np.random.Generator, counts: CopyCounts | None = None
+) -> Privacy:
     """Every privacy number and the baseline verdict's tests.
 
-    Draws the DCR samples first and the baseline's after, so the older metrics keep their seeded values.
+    ``counts``: the exact-copy counts of every row when ``data`` holds only a seeded sample of the sets
+    (the Spark path counts them on the executors); the distances to closest records are then measured
+    on the sample. Draws the DCR samples first and the baseline's after, so the older metrics keep
+    their seeded values.
     """
     h_syn, h_real = row_hashes(data.synthetic), row_hashes(data.real)
-    # pandas' hash-table isin: ten times faster than np.isin's sort at a million rows, same answer.
-    exact_share = float(pd.Series(h_syn).isin(h_real).mean())
-    real_dup_share = float(pd.Series(h_real).duplicated(keep=False).mean())
+    if counts is None:
+        counts = _copy_counts(data, h_syn, h_real)
+    exact_share, real_dup_share = counts.exact_share, counts.real_dup_share
     space = _Space(data)
     dcr_syn, dcr_real, reference_rows = _distances_to_closest_record(
         data, space, cfg.max_dcr_rows, cfg.max_reference_rows, rng
@@ -129,19 +213,17 @@ def assess_privacy(data: Encoded, cfg: GeneratorConfig, rng: np.random.Generator
     near_threshold = float(np.quantile(dcr_real, cfg.near_copy_quantile))
     near_share = float(np.mean(dcr_syn < near_threshold))
     if data.source is not None or data.holdout is not None:
-        baseline = _training_vs_unseen(data, space, h_syn, h_real, cfg, rng)
+        assert counts.pool is not None
+        baseline = _training_vs_unseen(data, space, h_syn, h_real, counts, cfg, rng)
     else:
         sizes = {
-            "synthetic_rows": len(h_syn),
-            "real_rows": len(h_real),
+            "synthetic_rows": counts.synthetic_rows,
+            "real_rows": counts.real_rows,
             "dcr_synthetic_rows": len(dcr_syn),
             "dcr_real_rows": len(dcr_real),
         }
         near_real_share = float(np.mean(dcr_real < near_threshold))
         baseline = _real_vs_itself(exact_share, real_dup_share, near_share, near_real_share, sizes)
-    source_copies = None
-    if data.source is not None:
-        source_copies = int(pd.Series(h_syn).isin(row_hashes(data.source)).sum())
     return Privacy(
         exact_share=exact_share,
         real_dup_share=real_dup_share,
@@ -151,7 +233,7 @@ def assess_privacy(data: Encoded, cfg: GeneratorConfig, rng: np.random.Generator
         near_threshold=near_threshold,
         near_share=near_share,
         baseline=baseline,
-        source_copies=source_copies,
+        source_copies=counts.source_copies,
     )
 
 
@@ -261,15 +343,21 @@ def _training_vs_unseen(
     space: _Space,
     h_syn: np.ndarray,
     h_real: np.ndarray,
+    counts: CopyCounts,
     cfg: GeneratorConfig,
     rng: np.random.Generator,
 ) -> Baseline:
-    """Do the rows the generator learned from reappear in the synthetic set more often than unseen rows?"""
+    """Do the rows the generator learned from reappear in the synthetic set more often than unseen rows?
+
+    The exact comparison reads ``counts`` (every row); the near one the rows of ``data``.
+    """
+    pool_counts = counts.pool
+    assert pool_counts is not None
     if data.source is not None:
         train, h_train = data.source, row_hashes(data.source)
         unseen = data.holdout if data.holdout is not None else data.real
         h_unseen = row_hashes(data.holdout) if data.holdout is not None else h_real
-        if data.holdout is None and pd.Series(h_unseen).isin(h_train).all():
+        if data.holdout is None and pool_counts.unseen_outside_training == 0:
             raise InputError(
                 "every real row is also in source, so real cannot stand for rows the generator never saw; "
                 "pass holdout= (real rows kept out of the generator's training)"
@@ -283,24 +371,37 @@ def _training_vs_unseen(
         train, h_train, unseen, h_unseen = data.real, h_real, data.holdout, row_hashes(data.holdout)  # type: ignore[arg-type]
         description = "the real rows (as the generator's training rows) vs the holdout (rows it never saw)"
     assert unseen is not None
-    pool = pd.Series(np.r_[h_train, h_unseen])
-    single = ~pool.duplicated(keep=False).to_numpy()  # rows no other real row repeats
-    is_train = np.r_[np.ones(len(train), bool), np.zeros(len(unseen), bool)]
     sizes = {
-        "synthetic_rows": len(h_syn),
-        "training_rows": len(train),
-        "unseen_rows": len(unseen),
-        "unique_training_rows": int((single & is_train).sum()),
-        "unique_unseen_rows": int((single & ~is_train).sum()),
+        "synthetic_rows": counts.synthetic_rows,
+        "training_rows": pool_counts.training_rows,
+        "unseen_rows": pool_counts.unseen_rows,
+        "unique_training_rows": pool_counts.unique_training,
+        "unique_unseen_rows": pool_counts.unique_unseen,
     }
     insufficient = _too_small(sizes, cfg)
     if insufficient:
         return Baseline("training_vs_unseen", description, sizes, None, None, None, insufficient)
-    tested, base = "the generator's training rows that no other real row repeats", "unseen real rows"
-    copied = pool.isin(h_syn).to_numpy()
-    exact = _fisher("exact", tested, base, copied, is_train, single, len(h_syn), rate=1.0)
+    exact = exact_copy_comparison(pool_counts, counts.synthetic_rows)
+    pool = pd.Series(np.r_[h_train, h_unseen])
+    single = ~pool.duplicated(keep=False).to_numpy()  # rows no other real row repeats
+    is_train = np.r_[np.ones(len(train), bool), np.zeros(len(unseen), bool)]
     near, distance = _near_pool(space, train, unseen, is_train, single, data, cfg, rng)
     return Baseline("training_vs_unseen", description, sizes, exact, near, distance, None)
+
+
+def exact_copy_comparison(pool: PoolCounts, synthetic_rows: int) -> Comparison:
+    """Training rows no other real row repeats, copied exactly, against unseen ones: the one-sided test."""
+    return _comparison(
+        "exact",
+        "the generator's training rows that no other real row repeats",
+        "unseen real rows",
+        pool.unique_training_copied,
+        pool.unique_training,
+        pool.unique_unseen_copied,
+        pool.unique_unseen,
+        synthetic_rows,
+        rate=1.0,
+    )
 
 
 def _near_pool(
@@ -366,6 +467,12 @@ def _fisher(
     """
     a1, n1 = int((hit & counted & is_train).sum()), int((counted & is_train).sum())
     a2, n2 = int((hit & counted & ~is_train).sum()), int((counted & ~is_train).sum())
+    return _comparison(kind, tested, baseline, a1, n1, a2, n2, n_queries, rate)
+
+
+def _comparison(
+    kind: str, tested: str, baseline: str, a1: int, n1: int, a2: int, n2: int, n_queries: int, rate: float
+) -> Comparison:
     excess = (a1 / n1 - a2 / n2) * (n1 / rate) / n_queries
     return Comparison(kind, tested, baseline, a1, n1, a2, n2, float(excess), _one_sided_p(a1, n1, a2, n2))
 
