@@ -166,6 +166,37 @@ def test_pages_of_a_subject_are_its_events_in_order_whether_it_has_few_or_many(s
             )
 
 
+def test_pages_of_an_action_prefix_are_its_events_in_order_oldest_or_newest_first(store):
+    # Each action's page comes from the (action, seq) index and the pages are merged: same answer as a filter.
+    actions = ("annotation.create", "annotation.withdraw", "evidence.registered", "annotation")
+    with store._write() as tx:
+        for seq in range(3_000):
+            action = "rare.one" if seq == 1_500 else actions[seq % len(actions)]
+            tx.event(actor="ann", action=action, subject=f"queue:q/item:{seq}", payload={})
+    events = store.audit_events()
+    for prefix in (
+        "annotation",
+        "annotation.",
+        "evidence.registered",
+        "rare",
+        "a",
+        "nothing",
+        "annotation.c",
+    ):
+        mine = events[events["action"].str.startswith(prefix)]
+        for after in (0, 1_000, 2_999):
+            page = store.audit_events(action=prefix, after_seq=after, limit=40)
+            assert page["seq"].tolist() == mine[mine["seq"] > after]["seq"].head(40).tolist(), (prefix, after)
+            newest = store.audit_events(action=prefix, after_seq=after, limit=40, newest_first=True)
+            assert newest["seq"].tolist() == mine[mine["seq"] > after]["seq"].tolist()[::-1][:40], (
+                prefix,
+                after,
+            )
+        assert store.audit_events(action=prefix)["seq"].tolist() == mine["seq"].tolist()
+    both = store.audit_events(action="annotation", actor="ann", subject="queue:q/item:9", limit=5)
+    assert both["seq"].tolist() == [10]
+
+
 def test_labels_typed_as_text_match_integer_classes(store):
     rows = pd.DataFrame({"x": [1.0, 2.0]})
     selection = pd.DataFrame({"row": [0, 1], "reason": ["random-control"] * 2})

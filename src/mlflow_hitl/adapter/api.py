@@ -414,8 +414,10 @@ def _gate(record: bool) -> Handler:
 def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
     after, limit = _int(p, "after_seq", default=0), _limit(p)
     filters = {k: _text(p, k, required=False) for k in ("subject", "actor", "action")}
-    frame = store.audit_events(**filters, after_seq=after, limit=limit + 1)
-    more = len(frame) > limit
+    newest = _bool(p, "newest_first", default=False)
+    frame = store.audit_events(**filters, after_seq=after, limit=limit + 1, newest_first=newest)
+    # Newest first is one page (the newest ``limit``): the cursor pages forward only.
+    more = len(frame) > limit and not newest
     frame = frame.head(limit)
     next_after = int(frame["seq"].iloc[-1]) if more else None
     # Others' labels on blind queues are left out after the page is cut: a page may hold fewer events.
@@ -507,7 +509,12 @@ ROUTES: tuple[Route, ...] = (
     Route("audit/head", "GET", (), lambda s, a, p: dict(zip(("seq", "hash"), s.audit_head(), strict=True))),
     Route("audit/verify", "GET", ("incremental",), _verify),
     Route("audit/event", "GET", ("seq",), _audit_event),
-    Route("audit/events", "GET", ("subject", "actor", "action", "after_seq", "limit"), _audit_events),
+    Route(
+        "audit/events",
+        "GET",
+        ("subject", "actor", "action", "after_seq", "limit", "newest_first"),
+        _audit_events,
+    ),
 )
 
 

@@ -455,10 +455,24 @@ class HttpReviewStore:
         action: str | None = None,
         after_seq: int = 0,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> pd.DataFrame:
-        """Events in order after ``after_seq``, fetched in pages of at most 10,000; ``limit`` stops early."""
+        """Events in order after ``after_seq``, fetched in pages of at most 10,000; ``limit`` stops early.
+
+        ``newest_first`` with ``limit``: the newest ``limit`` events (at most 10,000), newest first, in one
+        call; without ``limit``, every event read in order and turned round.
+        """
         check_page(after_seq, limit, "after_seq")
         filters = {"subject": subject, "actor": actor, "action": action}
+        if newest_first:
+            if limit is None:
+                return self.audit_events(**filters, after_seq=after_seq)[::-1].reset_index(drop=True)
+            answer = self._call(
+                "GET",
+                "audit/events",
+                {**filters, "after_seq": after_seq, "limit": min(limit, _PAGE), "newest_first": True},
+            )
+            return pd.DataFrame(answer["events"], columns=answer["columns"])
         rows: list[dict[str, Any]] = []
         columns: list[str] = []
         after: int | None = after_seq

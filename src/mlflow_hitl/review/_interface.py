@@ -157,6 +157,7 @@ class AuditStore(Protocol):
         action: str | None = None,
         after_seq: int = 0,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> pd.DataFrame: ...
 
 
