@@ -115,3 +115,31 @@ def test_a_user_name_with_script_is_shown_as_text(site):
     page.goto("/hitl/")
     assert page.evaluate("window.__xss") is None
     assert page.get_by_text(XSS).first.is_visible()
+
+
+def test_long_lists_are_paged_with_the_count_shown(site):
+    """Queues and Adjudicate show a page of the list, say how much there is and link to the next page."""
+    make_queue(site.store, "web-paged", pd.DataFrame({"age": range(5)}), raters=2)
+    for position in range(5):  # five disagreements: five items wait for adjudication
+        site.store.annotate("web-paged", position=position, user="alice", label="Yes")
+        site.store.annotate("web-paged", position=position, user="bob", label="No")
+    for n in range(3):
+        make_queue(site.store, f"web-paged-{n}", pd.DataFrame({"age": [n]}))
+    total = len(site.store.queues())  # at least five
+    page = site.page("carol")
+    page.goto("/hitl/queues?limit=2")
+    assert page.get_by_text(f"showing 1–2 of {total:,}").is_visible()
+    assert len(page.locator("tbody tr").all()) == 2
+    page.get_by_role("link", name="next").click()
+    assert page.get_by_text(f"showing 3–4 of {total:,}").is_visible()
+    assert "offset=2" in page.url and "limit=2" in page.url
+
+    page.goto("/hitl/adjudicate?queue=web-paged&limit=2")
+    assert page.get_by_text("showing 1–2 of 5").is_visible()
+    assert [h.get_attribute("id") for h in page.locator("section h2").all()] == ["item-0", "item-1"]
+    page.get_by_role("link", name="next").click()
+    page.get_by_role("link", name="next").click()
+    assert page.get_by_text("showing 5–5 of 5").is_visible()
+    assert page.get_by_role("link", name="next").count() == 0
+    page.goto("/hitl/queues?limit=many")
+    assert page.get_by_text("'limit' must be a whole number, got 'many'").is_visible()

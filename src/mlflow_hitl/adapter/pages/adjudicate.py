@@ -9,11 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 from ...review import consensus_of
-from ._web import Page, attempt, class_by_text, form, missing_role, my_roles, query, redirect, render, store
+from ._web import (
+    Page,
+    attempt,
+    class_by_text,
+    form,
+    missing_role,
+    my_roles,
+    page_window,
+    query,
+    redirect,
+    render,
+    store,
+)
 
 __all__ = ["PAGES"]
 
 _PER_PAGE = 10
+_MOST_PER_PAGE = 50
 
 
 def _show(refusal: Any = None) -> Any:
@@ -21,8 +34,8 @@ def _show(refusal: Any = None) -> Any:
     client = store()
     labels = client.queue_labels(name)
     state = consensus_of(labels)
-    offset = max(int(query("offset") or 0), 0)
-    shown = state.pending[offset : offset + _PER_PAGE]
+    offset, limit = page_window(_PER_PAGE, _MOST_PER_PAGE)
+    shown = state.pending[offset : offset + limit]
     items = {item.position: item for item in labels.items if item.position in set(shown)}
     annotations = labels.annotations
     raters = {
@@ -38,7 +51,7 @@ def _show(refusal: Any = None) -> Any:
         agreement={p: state.labels.loc[p, "agreement"] for p in shown},
         total=len(state.pending),
         offset=offset,
-        limit=_PER_PAGE,
+        limit=limit,
         settled=query("settled"),
         blocked=None if held & {"adjudicator", "admin"} else missing_role("adjudicate", "adjudicator", held),
     )
