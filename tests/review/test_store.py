@@ -142,6 +142,13 @@ def test_pages_read_by_the_store_are_slices_of_the_whole(store):
     pd.testing.assert_frame_equal(
         store.annotations("q", offset=3, limit=4), labels[3:7].reset_index(drop=True)
     )
+    window = labels[(labels["item"] >= 2) & (labels["item"] < 4)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(store.annotations("q", from_position=2, to_position=4), window)
+    pd.testing.assert_frame_equal(
+        store.annotations("q", from_position=2, to_position=4, offset=1, limit=2),
+        window[1:3].reset_index(drop=True),
+    )
+    assert store.annotations("q", from_position=5).empty and len(store.annotations("q", to_position=1)) == 2
     pd.testing.assert_frame_equal(
         store.audit_events(after_seq=4, limit=3), events[events["seq"] > 4].head(3).reset_index(drop=True)
     )

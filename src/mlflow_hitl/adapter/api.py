@@ -272,7 +272,10 @@ def _import(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _annotations(store: ReviewStore, actor: str, p: Params) -> Any:
-    page, next_offset = _offset_page(functools.partial(store.annotations, _queue_name(p)), p)
+    window = {"from_position": _int(p, "from_position", default=0)}
+    if p.get("to_position") is not None:
+        window["to_position"] = _int(p, "to_position")
+    page, next_offset = _offset_page(functools.partial(store.annotations, _queue_name(p), **window), p)
     blind = BlindView(store, actor)
     if blind.hides(_queue_name(p)):
         page = blind.own_labels(page)  # a page may hold fewer rows than asked: follow next_offset
@@ -465,7 +468,9 @@ ROUTES: tuple[Route, ...] = (
         ("queue", "rows", "selection", "request_ids", "predictions", "confidences"),
         _append_items,
     ),
-    Route("annotations/list", "GET", ("queue", "offset", "limit"), _annotations),
+    Route(
+        "annotations/list", "GET", ("queue", "offset", "limit", "from_position", "to_position"), _annotations
+    ),
     Route("annotations/create", "POST", ("queue", "position", "label", "comment", "source"), _annotate),
     Route("annotations/import", "POST", ("queue", "records", "source"), _import),
     Route("annotations/withdraw", "POST", ("queue", "position"), _withdraw),

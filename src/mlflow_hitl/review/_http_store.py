@@ -311,9 +311,19 @@ class HttpReviewStore:
         answer = self._call("POST", "annotations/import", {"queue": name, "records": body, "source": source})
         return ImportReport(added=int(answer["added"]), unchanged=int(answer["unchanged"]))
 
-    def annotations(self, name: str, *, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
+    def annotations(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        from_position: int = 0,
+        to_position: int | None = None,
+    ) -> pd.DataFrame:
         columns = ["item", "rater", "label", "comment", "source", "created_at"]
-        rows = self._pages("annotations/list", "annotations", {"queue": name}, offset, limit)
+        window = {"from_position": from_position, "to_position": to_position}
+        params = {"queue": name, **{k: v for k, v in window.items() if v}}
+        rows = self._pages("annotations/list", "annotations", params, offset, limit)
         return pd.DataFrame(rows, columns=columns)
 
     def adjudicate(self, name: str, *, position: int, user: str, label: Any, note: str | None = None) -> None:

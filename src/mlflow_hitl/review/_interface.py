@@ -63,7 +63,15 @@ class QueueStore(Protocol):
 
     def items(self, name: str, *, offset: int = 0, limit: int | None = None) -> list[Item]: ...
 
-    def annotations(self, name: str, *, offset: int = 0, limit: int | None = None) -> pd.DataFrame: ...
+    def annotations(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        from_position: int = 0,
+        to_position: int | None = None,
+    ) -> pd.DataFrame: ...
 
     def gold(self, name: str) -> dict[int, Any]: ...
 
