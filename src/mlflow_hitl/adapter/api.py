@@ -191,6 +191,11 @@ def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
     }
 
 
+def _label_counts(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "labels")
+    return _table(store.label_counts(_queue_name(p)), "counts")
+
+
 def _items(store: ReviewStore, actor: str, p: Params) -> Any:
     page, next_offset = _offset_page(functools.partial(store.items, _queue_name(p)), p)
     blind = BlindView(store, actor)
@@ -459,6 +464,7 @@ ROUTES: tuple[Route, ...] = (
     Route("queues/progress", "GET", ("queue",), lambda s, a, p: {"progress": s.progress(_queue_name(p))}),
     Route("queues/gold", "GET", ("queue",), _gold),
     Route("queues/labels", "GET", ("queue",), _queue_labels),
+    Route("queues/label-counts", "GET", ("queue",), _label_counts),
     Route("items/list", "GET", ("queue", "offset", "limit"), _items),
     Route("items/next", "POST", ("queue", "exclude"), _next_item),
     Route("items/release", "POST", ("queue", "position"), _release),

@@ -336,6 +336,9 @@ class HttpReviewStore:
     def adjudications(self, name: str) -> pd.DataFrame:
         return _frame(self._call("GET", "adjudications/list", {"queue": name}), "adjudications")
 
+    def label_counts(self, name: str) -> pd.DataFrame:
+        return _frame(self._call("GET", "queues/label-counts", {"queue": name}), "counts")
+
     # -- roles and sign-offs --------------------------------------------------------------------
 
     def grant_role(self, user: str, role: str, *, actor: str) -> None:

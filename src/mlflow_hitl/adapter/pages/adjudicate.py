@@ -1,10 +1,10 @@
 """Adjudicate: the items raters disagree on, with every rater's label and comment, settled by an adjudicator.
 
 The items are those majority-vote consensus sends to adjudication (``mlflow-hitl review adjudicate``
-takes the same), found window by window: the labels of 2,000 item positions at a time
-(``annotations/list`` by position range), tallied with :func:`~mlflow_hitl.review.consensus` and
+takes the same), found window by window: the labels of 250 item positions, then twice as many at each
+read up to 4,000 (``annotations/list`` by position range), tallied with :func:`~mlflow_hitl.review.consensus` and
 :func:`~mlflow_hitl.review.needs_adjudication`, which decide each item from its own labels, until a page
-is full or 20,000 positions were looked at. A page deep in a queue of 100,000 items costs what the first
+is full or 10,000 positions were looked at. A page deep in a queue of 100,000 items costs what the first
 does; the page says how far it looked and links to the next. A user without the ``adjudicator`` role
 sees the items and is told why they cannot settle them.
 """
@@ -37,8 +37,9 @@ __all__ = ["PAGES"]
 
 _PER_PAGE = 10
 _MOST_PER_PAGE = 50
-_WINDOW = 2_000  # item positions whose labels are read and tallied at once
-_MOST_LOOKED_AT = 20_000  # item positions one page view looks through
+_FIRST_WINDOW = 250  # item positions whose labels are read and tallied first; each next read doubles it
+_WINDOW = 4_000  # ... up to this many
+_MOST_LOOKED_AT = 10_000  # item positions one page view looks through
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,15 @@ class Waiting:
 
 def _waiting(client: HttpReviewStore, queue: Any, start: int, wanted: int) -> Waiting:
     """Items from position ``start`` on that wait for a final label: ``wanted`` of them (plus one, to know
-    whether there are more), looking through at most 20,000 positions."""
+    whether there are more), looking through at most 10,000 positions."""
     n_items = client.progress(queue.name)["items"]
     settled = set(client.adjudications(queue.name)["item"].astype(int))
     positions: list[int] = []
     frames, agreement = [], {}
-    at = start
+    at, window = start, _FIRST_WINDOW
     while at < n_items and len(positions) <= wanted and at - start < _MOST_LOOKED_AT:
-        end = min(at + _WINDOW, n_items)
+        end = min(at + window, n_items, start + _MOST_LOOKED_AT)
+        window = min(2 * window, _WINDOW)
         labels = client.annotations(queue.name, from_position=at, to_position=end)
         if not labels.empty:
             result = consensus(labels[["item", "rater", "label"]], classes=list(queue.classes))

@@ -1,6 +1,6 @@
 """Home: my work. The queues that still need labels, the runs whose evidence waits for a sign-off my roles
 allow and I have not given, and my roles. Read through the API's routes; each list is capped at the
-source and the page says so (the first 20 queues, the newest 200 evidence registrations read newest
+source and the page says so (the first 10 queues, the newest 100 evidence registrations read newest
 first from the action index), so the page stays quick however large the store grows.
 """
 
@@ -14,9 +14,9 @@ from ._web import Page, my_roles, render, run_page, store, user
 
 __all__ = ["PAGES"]
 
-_RECENT_RUNS = 20
-_RECENT_REGISTRATIONS = 200  # events read to find the newest runs (a run may be registered more than once)
-_QUEUES = 20
+_RECENT_RUNS = 10
+_RECENT_REGISTRATIONS = 100  # events read to find the newest runs (a run may be registered more than once)
+_QUEUES = 10
 
 
 def _signable(checks: list[str], held: set[str]) -> list[str]:
