@@ -35,6 +35,7 @@ and p95 in ms of the whole request as the client sees it (basic auth, Flask, the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -248,30 +249,64 @@ def pages(run_id: str, head: int, middle: int) -> list[tuple[str, str]]:
     ]
 
 
+def server_process(url: str) -> int:
+    """The process serving ``url``: uvicorn running the app (``--workers 1``: the app runs in it)."""
+    port = url.rsplit(":", 1)[1].encode()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+            if any(b"uvicorn" in w for w in words) and port in words:
+                return int(entry.name)
+    raise RuntimeError(f"no uvicorn process serves {url}")
+
+
+def cpu_ms(pid: int) -> float:
+    """CPU time the process's threads have used (``/proc/<pid>/task/*/schedstat``, in ns), in ms."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e6
+
+
 def time_pages(url: str, run_id: str, head: int, middle: int, n: int) -> list[dict]:
+    """Each page once (cold), then ``n`` times: wall time at the client and CPU time of the server."""
     import requests
 
+    pid = server_process(url)
     results = []
     with requests.Session() as session:
         session.auth = (USER, PASSWORD)
-        print(f"\n{'page':<28} {'cold ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'KB':>7}")
+        print(
+            f"\n{'page':<28} {'cold ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'CPU p50':>8} {'CPU p95':>8} {'KB':>7}"
+        )
         for what, path in pages(run_id, head, middle):
             started = time.perf_counter()
             answer = session.get(url + path, timeout=600)
             cold = (time.perf_counter() - started) * 1000
             if answer.status_code != 200:
                 raise RuntimeError(f"{path}: HTTP {answer.status_code}: {answer.text[:300]}")
-            times = []
+            times, cpu = [], []
             for _ in range(n):
-                started = time.perf_counter()
+                started, used = time.perf_counter(), cpu_ms(pid)
                 session.get(url + path, timeout=600).raise_for_status()
                 times.append((time.perf_counter() - started) * 1000)
-            p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
-            size = len(answer.content) / 1024
-            print(f"{what:<28} {cold:8.0f} {p50:8.0f} {p95:8.0f} {max(times):8.0f} {size:7.1f}", flush=True)
-            results.append(
-                {"page": what, "path": path, "cold": cold, "p50": p50, "p95": p95, "max": max(times)}
+                cpu.append(cpu_ms(pid) - used)
+            row = {
+                "page": what,
+                "path": path,
+                "cold": cold,
+                "p50": float(np.percentile(times, 50)),
+                "p95": float(np.percentile(times, 95)),
+                "cpu_p50": float(np.percentile(cpu, 50)),
+                "cpu_p95": float(np.percentile(cpu, 95)),
+            }
+            print(
+                f"{what:<28} {cold:8.0f} {row['p50']:8.0f} {row['p95']:8.0f} {row['cpu_p50']:8.0f}"
+                f" {row['cpu_p95']:8.0f} {len(answer.content) / 1024:7.1f}",
+                flush=True,
             )
+            results.append(row)
     return results
 
 
@@ -335,8 +370,10 @@ def main() -> None:
                     built.write_text(json.dumps([run_id, head, middle]))
             results = time_pages(url, run_id, head, middle, args.n)
         slow = [r["page"] for r in results if r["p95"] >= 300]
+        busy = [r["page"] for r in results if r["cpu_p95"] >= 300]
         print(
-            f"\nload average at the end: {os.getloadavg()[0]:.1f}; p95 >= 300 ms: {', '.join(slow) or 'none'}"
+            f"\nload average at the end: {os.getloadavg()[0]:.1f}; p95 >= 300 ms: {', '.join(slow) or 'none'};"
+            f" server CPU p95 >= 300 ms: {', '.join(busy) or 'none'}"
         )
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
