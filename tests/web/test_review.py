@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import mlflow
 import pandas as pd
 import pytest
 import requests
 
 from hitl_support import create_users
 
-from .conftest import PASSWORDS, XSS, make_queue
+from .conftest import PASSWORDS, XSS, as_engineer, make_queue
 
 pytestmark = pytest.mark.web
 
@@ -147,3 +148,13 @@ def test_long_lists_are_paged_with_the_count_shown(site):
     assert [h.get_attribute("id") for h in page.locator("section h2").all()] == ["item-0", "item-1"]
     page.goto("/hitl/queues?limit=many")
     assert page.get_by_text("'limit' must be a whole number, got 'many'").is_visible()
+
+
+def test_the_run_description_links_to_its_evidence_page(site, signoff_run):
+    with as_engineer(site):
+        note = mlflow.MlflowClient().get_run(signoff_run).data.tags["mlflow.note.content"]
+    link = f"{site.url}/hitl/signoff?run_id={signoff_run}"
+    assert f"Evidence and sign-off: [{link}]({link})" in note
+    page = site.page("fay")
+    page.goto(link)
+    assert page.locator("h1").inner_text().startswith("Sign off")
