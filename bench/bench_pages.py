@@ -29,7 +29,10 @@ Then ``mlflow server --app-name hitl`` (one worker, basic auth with its credenti
 start it) on that store, and a user ``rev`` holding the reviewer, adjudicator, fairness-reviewer and
 release-manager roles. Each page is fetched once untimed (the cold figure: first template compile, the
 audit chain's first full walk in this process), then ``-n`` timed GETs with one keep-alive session: p50
-and p95 in ms of the whole request as the client sees it (basic auth, Flask, the page, the HTML sent).
+and p95 in ms of the whole request as the client sees it (basic auth, Flask, the page, the HTML sent),
+and of the CPU time the server's process spent on it (``/proc/<pid>/task/*/schedstat``; Linux). On a
+loaded machine the wall time stretches with every wait for a CPU (a page of 100 small reads waits 100
+times); the CPU time is what the page costs. ``--keep DIR`` builds in DIR and reuses it next time.
 """
 
 from __future__ import annotations
