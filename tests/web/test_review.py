@@ -132,20 +132,23 @@ def test_long_lists_are_paged_with_the_count_shown(site):
     assert page.get_by_text(f"showing 1–2 of {total:,}").is_visible()
     assert len(page.locator("tbody tr").all()) == 2
     page.get_by_role("link", name="next").click()
-    assert page.get_by_text(f"showing 3–4 of {total:,}").is_visible()
+    page.get_by_text(f"showing 3–4 of {total:,}").wait_for()  # the next page has loaded
     assert "offset=2" in page.url and "limit=2" in page.url
 
+    def shown(after_loading: str) -> list[str | None]:
+        page.get_by_text(after_loading).wait_for()
+        return [h.get_attribute("id") for h in page.locator("section h2").all()]
+
     page.goto("/hitl/adjudicate?queue=web-paged&limit=2")
-    assert page.get_by_text("showing 2 of more: items 0–1").is_visible()
-    assert [h.get_attribute("id") for h in page.locator("section h2").all()] == ["item-0", "item-1"]
+    assert shown("showing 2 of more: items 0–1") == ["item-0", "item-1"]
     page.get_by_role("link", name="next").click()
-    assert [h.get_attribute("id") for h in page.locator("section h2").all()] == ["item-2", "item-3"]
+    assert shown("showing 2 of more: items 2–3") == ["item-2", "item-3"]
     page.get_by_role("link", name="next").click()
+    assert shown("showing 1 of 1: items 4–4") == ["item-4"]
     assert page.get_by_text("1 item(s) from item 4 on wait for a final label").is_visible()
-    assert page.get_by_text("showing 1 of 1: items 4–4").is_visible()
     assert page.get_by_role("link", name="next").count() == 0
     page.get_by_role("link", name="first").click()
-    assert [h.get_attribute("id") for h in page.locator("section h2").all()] == ["item-0", "item-1"]
+    assert shown("showing 2 of more: items 0–1") == ["item-0", "item-1"]
     page.goto("/hitl/queues?limit=many")
     assert page.get_by_text("'limit' must be a whole number, got 'many'").is_visible()
 
