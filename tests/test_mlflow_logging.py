@@ -10,7 +10,7 @@ import pytest
 import mlflow_hitl
 from conftest import ARRESTS_TARGET, FAST
 from hitl_support import log_sklearn_model, validate_split
-from mlflow_hitl.adapter.logging import logged_metrics
+from mlflow_hitl.adapter.logging import evidence_page, logged_metrics
 from mlflow_hitl.checks.registry import CHECKS
 from mlflow_hitl.errors import NotFoundError
 
@@ -103,6 +103,22 @@ def test_the_run_description_summarises_each_check(logged):
         row = next(line for line in note.splitlines() if line.startswith(f"| {name} |"))
         assert check.status.value in row and check.summary[:40] in row
     assert "hitl/report.html" in note
+    assert "/hitl/signoff" not in note  # logged to a local store: no server has the page
+
+
+def test_the_evidence_page_is_on_the_tracking_server_without_its_credentials():
+    for uri, page in (
+        (
+            "http://ann:secret@mlflow.example.org:5000/",
+            "http://mlflow.example.org:5000/hitl/signoff?run_id=r1",
+        ),
+        ("https://example.org/mlflow", "https://example.org/mlflow/hitl/signoff?run_id=r1"),
+        ("http://[::1]:5000", "http://[::1]:5000/hitl/signoff?run_id=r1"),
+    ):
+        mlflow.set_tracking_uri(uri)
+        assert evidence_page("r1") == page
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    assert evidence_page("r1") is None
 
 
 def test_validating_again_replaces_its_section_and_keeps_the_users_description(

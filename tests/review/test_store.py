@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from mlflow_hitl.errors import InputError, NotFoundError, PermissionDeniedError
+from mlflow_hitl.review import queue_consensus, queue_tally
 from mlflow_hitl.review._audit import GENESIS_HASH, event_hash
 from mlflow_hitl.review._store import AnnotationRecord, ReviewStore
 
@@ -142,6 +143,13 @@ def test_pages_read_by_the_store_are_slices_of_the_whole(store):
     pd.testing.assert_frame_equal(
         store.annotations("q", offset=3, limit=4), labels[3:7].reset_index(drop=True)
     )
+    window = labels[(labels["item"] >= 2) & (labels["item"] < 4)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(store.annotations("q", from_position=2, to_position=4), window)
+    pd.testing.assert_frame_equal(
+        store.annotations("q", from_position=2, to_position=4, offset=1, limit=2),
+        window[1:3].reset_index(drop=True),
+    )
+    assert store.annotations("q", from_position=5).empty and len(store.annotations("q", to_position=1)) == 2
     pd.testing.assert_frame_equal(
         store.audit_events(after_seq=4, limit=3), events[events["seq"] > 4].head(3).reset_index(drop=True)
     )
@@ -164,6 +172,70 @@ def test_pages_of_a_subject_are_its_events_in_order_whether_it_has_few_or_many(s
                 subject,
                 after,
             )
+
+
+def test_pages_of_an_action_prefix_are_its_events_in_order_oldest_or_newest_first(store):
+    # Each action's page comes from the (action, seq) index and the pages are merged: same answer as a filter.
+    actions = ("annotation.create", "annotation.withdraw", "evidence.registered", "annotation")
+    with store._write() as tx:
+        for seq in range(3_000):
+            action = "rare.one" if seq == 1_500 else actions[seq % len(actions)]
+            tx.event(actor="ann", action=action, subject=f"queue:q/item:{seq}", payload={})
+    events = store.audit_events()
+    for prefix in (
+        "annotation",
+        "annotation.",
+        "evidence.registered",
+        "rare",
+        "a",
+        "nothing",
+        "annotation.c",
+    ):
+        mine = events[events["action"].str.startswith(prefix)]
+        for after in (0, 1_000, 2_999):
+            page = store.audit_events(action=prefix, after_seq=after, limit=40)
+            assert page["seq"].tolist() == mine[mine["seq"] > after]["seq"].head(40).tolist(), (prefix, after)
+            newest = store.audit_events(action=prefix, after_seq=after, limit=40, newest_first=True)
+            assert newest["seq"].tolist() == mine[mine["seq"] > after]["seq"].tolist()[::-1][:40], (
+                prefix,
+                after,
+            )
+        assert store.audit_events(action=prefix)["seq"].tolist() == mine["seq"].tolist()
+    both = store.audit_events(action="annotation", actor="ann", subject="queue:q/item:9", limit=5)
+    assert both["seq"].tolist() == [10]
+
+
+def test_a_tally_from_label_counts_says_what_the_consensus_of_every_label_says(store):
+    make_queue(store, n=7, k=3)
+    given = {
+        0: ["Yes", "Yes", "Yes"],  # verified
+        1: ["Yes", "Yes", "No"],  # verified: 2/3 agree
+        2: ["Yes", "No"],  # a tie: pending
+        3: ["No"],  # incomplete
+        4: ["Yes", "No"],  # a tie, then adjudicated: verified
+        5: [],  # adjudicated without labels: verified
+    }
+    for position, labels in given.items():
+        for rater, label in zip(("ann", "bob", "cid"), labels, strict=False):
+            store.annotate("q", position=position, user=rater, label=label)
+    store.grant_role("root", "admin", actor="root")
+    for position in (4, 5):
+        store.adjudicate("q", position=position, user="root", label="No")
+    state, tally = queue_consensus(store, "q"), queue_tally(store, "q")
+    assert (tally.labelled, tally.verified, tally.pending, tally.incomplete, tally.adjudicated) == (
+        6,
+        4,
+        1,
+        1,
+        2,
+    )
+    assert tally.labelled == len(state.labels) and tally.verified == len(state.verified)
+    assert (tally.pending, tally.incomplete) == (len(state.pending), len(state.incomplete))
+    assert tally.krippendorff_alpha == pytest.approx(state.agreement.krippendorff_alpha)
+    counts = store.label_counts("q")
+    assert counts.values.tolist()[:3] == [[0, "Yes", 3], [1, "No", 1], [1, "Yes", 2]]
+    make_queue(store, "empty")
+    assert queue_tally(store, "empty") == type(tally)(0, 0, 0, 0, 0, None)
 
 
 def test_labels_typed_as_text_match_integer_classes(store):

@@ -81,6 +81,7 @@ def _reads(api, queue, user, password=None):
         "items/next": ("POST", {"queue": queue}),
         "annotations/list": ("GET", {"queue": queue}),
         "queues/labels": ("GET", {"queue": queue}),
+        "queues/label-counts": ("GET", {"queue": queue}),
         "queues/gold": ("GET", {"queue": queue}),
         "adjudications/list": ("GET", {"queue": queue}),
         "queues/get": ("GET", {"queue": queue}),
@@ -103,7 +104,7 @@ def test_no_read_of_an_ordinary_reviewer_shows_the_model_the_selection_gold_or_o
         assert status in (200, 403), (route, text)
         for what, secret in SECRETS.items():
             assert str(secret) not in text, f"{route} shows the {what}: {text[:300]}"
-    for route in ("queues/labels", "queues/gold", "adjudications/list"):
+    for route in ("queues/labels", "queues/label-counts", "queues/gold", "adjudications/list"):
         status, text = answers[route]
         assert status == 403 and "eve cannot read the" in text and "it is blind" in text, text
     items = json.loads(answers["items/list"][1])["items"]

@@ -101,7 +101,7 @@ def test_a_release_manager_is_refused_with_reasons_then_promotes_once_signed_off
 def test_the_audit_log_filters_pages_exports_and_shows_script_as_text(site):
     for n in range(5):
         site.store.record_event(
-            actor="web-auditor", action="test.paged", subject=f"queue:web-audit/item:{n}", payload={"n": n}
+            actor="web-auditor", action="test.paged", subject=f"queue:web-log/item:{n}", payload={"n": n}
         )
     site.store.record_event(actor=XSS, action="test.xss", subject=f"queue:{XSS}", payload={"note": XSS})
     page = site.page("nora")
@@ -114,10 +114,10 @@ def test_the_audit_log_filters_pages_exports_and_shows_script_as_text(site):
         seen += rows.locator("td:nth-child(5)").all_inner_texts()
         if expected == 2:
             page.get_by_role("link", name="next").click()
-    assert seen == [f"queue:web-audit/item:{n}" for n in range(5)]
+    assert seen == [f"queue:web-log/item:{n}" for n in range(5)]
     assert page.get_by_role("link", name="next").count() == 0
 
-    page.goto("/hitl/audit?queue=web-audit&action=test.")
+    page.goto("/hitl/audit?queue=web-log&action=test.")
     assert page.locator("tbody tr").count() == 5
     page.goto("/hitl/audit?since=2999-01-01")
     assert page.get_by_text("No events match these filters").is_visible()
@@ -137,7 +137,7 @@ def test_the_audit_log_filters_pages_exports_and_shows_script_as_text(site):
     )
     assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [r["subject"] for r in rows] == [f"queue:web-audit/item:{n}" for n in range(5)]
+    assert [r["subject"] for r in rows] == [f"queue:web-log/item:{n}" for n in range(5)]
     as_json = requests.get(f"{site.url}/hitl/audit/export?action=test.xss&format=json", auth=auth, timeout=60)
     assert [e["actor"] for e in as_json.json()] == [XSS]
     bad = requests.get(f"{site.url}/hitl/audit?since=yesterday", auth=auth, timeout=60)

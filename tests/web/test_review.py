@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import mlflow
 import pandas as pd
 import pytest
 import requests
 
 from hitl_support import create_users
 
-from .conftest import PASSWORDS, XSS, make_queue
+from .conftest import PASSWORDS, XSS, as_engineer, make_queue
 
 pytestmark = pytest.mark.web
 
@@ -115,3 +116,48 @@ def test_a_user_name_with_script_is_shown_as_text(site):
     page.goto("/hitl/")
     assert page.evaluate("window.__xss") is None
     assert page.get_by_text(XSS).first.is_visible()
+
+
+def test_long_lists_are_paged_with_the_count_shown(site):
+    """Queues and Adjudicate show a page of the list, say how much there is and link to the next page."""
+    make_queue(site.store, "web-paged", pd.DataFrame({"age": range(5)}), raters=2)
+    for position in range(5):  # five disagreements: five items wait for adjudication
+        site.store.annotate("web-paged", position=position, user="alice", label="Yes")
+        site.store.annotate("web-paged", position=position, user="bob", label="No")
+    for n in range(3):
+        make_queue(site.store, f"web-paged-{n}", pd.DataFrame({"age": [n]}))
+    total = len(site.store.queues())  # at least five
+    page = site.page("carol")
+    page.goto("/hitl/queues?limit=2")
+    assert page.get_by_text(f"showing 1–2 of {total:,}").is_visible()
+    assert len(page.locator("tbody tr").all()) == 2
+    page.get_by_role("link", name="next").click()
+    page.get_by_text(f"showing 3–4 of {total:,}").wait_for()  # the next page has loaded
+    assert "offset=2" in page.url and "limit=2" in page.url
+
+    def shown(after_loading: str) -> list[str | None]:
+        page.get_by_text(after_loading).wait_for()
+        return [h.get_attribute("id") for h in page.locator("section h2").all()]
+
+    page.goto("/hitl/adjudicate?queue=web-paged&limit=2")
+    assert shown("showing 2 of more: items 0–1") == ["item-0", "item-1"]
+    page.get_by_role("link", name="next").click()
+    assert shown("showing 2 of more: items 2–3") == ["item-2", "item-3"]
+    page.get_by_role("link", name="next").click()
+    assert shown("showing 1 of 1: items 4–4") == ["item-4"]
+    assert page.get_by_text("1 item(s) from item 4 on wait for a final label").is_visible()
+    assert page.get_by_role("link", name="next").count() == 0
+    page.get_by_role("link", name="first").click()
+    assert shown("showing 2 of more: items 0–1") == ["item-0", "item-1"]
+    page.goto("/hitl/queues?limit=many")
+    assert page.get_by_text("'limit' must be a whole number, got 'many'").is_visible()
+
+
+def test_the_run_description_links_to_its_evidence_page(site, signoff_run):
+    with as_engineer(site):
+        note = mlflow.MlflowClient().get_run(signoff_run).data.tags["mlflow.note.content"]
+    link = f"{site.url}/hitl/signoff?run_id={signoff_run}"
+    assert f"Evidence and sign-off: [{link}]({link})" in note
+    page = site.page("fay")
+    page.goto(link)
+    assert page.locator("h1").inner_text().startswith("Sign off")

@@ -191,6 +191,11 @@ def _queue_labels(store: ReviewStore, actor: str, p: Params) -> Any:
     }
 
 
+def _label_counts(store: ReviewStore, actor: str, p: Params) -> Any:
+    BlindView(store, actor).refuse(_queue_name(p), "labels")
+    return _table(store.label_counts(_queue_name(p)), "counts")
+
+
 def _items(store: ReviewStore, actor: str, p: Params) -> Any:
     page, next_offset = _offset_page(functools.partial(store.items, _queue_name(p)), p)
     blind = BlindView(store, actor)
@@ -272,7 +277,10 @@ def _import(store: ReviewStore, actor: str, p: Params) -> Any:
 
 
 def _annotations(store: ReviewStore, actor: str, p: Params) -> Any:
-    page, next_offset = _offset_page(functools.partial(store.annotations, _queue_name(p)), p)
+    window = {"from_position": _int(p, "from_position", default=0)}
+    if p.get("to_position") is not None:
+        window["to_position"] = _int(p, "to_position")
+    page, next_offset = _offset_page(functools.partial(store.annotations, _queue_name(p), **window), p)
     blind = BlindView(store, actor)
     if blind.hides(_queue_name(p)):
         page = blind.own_labels(page)  # a page may hold fewer rows than asked: follow next_offset
@@ -414,8 +422,10 @@ def _gate(record: bool) -> Handler:
 def _audit_events(store: ReviewStore, actor: str, p: Params) -> Any:
     after, limit = _int(p, "after_seq", default=0), _limit(p)
     filters = {k: _text(p, k, required=False) for k in ("subject", "actor", "action")}
-    frame = store.audit_events(**filters, after_seq=after, limit=limit + 1)
-    more = len(frame) > limit
+    newest = _bool(p, "newest_first", default=False)
+    frame = store.audit_events(**filters, after_seq=after, limit=limit + 1, newest_first=newest)
+    # Newest first is one page (the newest ``limit``): the cursor pages forward only.
+    more = len(frame) > limit and not newest
     frame = frame.head(limit)
     next_after = int(frame["seq"].iloc[-1]) if more else None
     # Others' labels on blind queues are left out after the page is cut: a page may hold fewer events.
@@ -454,6 +464,7 @@ ROUTES: tuple[Route, ...] = (
     Route("queues/progress", "GET", ("queue",), lambda s, a, p: {"progress": s.progress(_queue_name(p))}),
     Route("queues/gold", "GET", ("queue",), _gold),
     Route("queues/labels", "GET", ("queue",), _queue_labels),
+    Route("queues/label-counts", "GET", ("queue",), _label_counts),
     Route("items/list", "GET", ("queue", "offset", "limit"), _items),
     Route("items/next", "POST", ("queue", "exclude"), _next_item),
     Route("items/release", "POST", ("queue", "position"), _release),
@@ -463,7 +474,9 @@ ROUTES: tuple[Route, ...] = (
         ("queue", "rows", "selection", "request_ids", "predictions", "confidences"),
         _append_items,
     ),
-    Route("annotations/list", "GET", ("queue", "offset", "limit"), _annotations),
+    Route(
+        "annotations/list", "GET", ("queue", "offset", "limit", "from_position", "to_position"), _annotations
+    ),
     Route("annotations/create", "POST", ("queue", "position", "label", "comment", "source"), _annotate),
     Route("annotations/import", "POST", ("queue", "records", "source"), _import),
     Route("annotations/withdraw", "POST", ("queue", "position"), _withdraw),
@@ -507,7 +520,12 @@ ROUTES: tuple[Route, ...] = (
     Route("audit/head", "GET", (), lambda s, a, p: dict(zip(("seq", "hash"), s.audit_head(), strict=True))),
     Route("audit/verify", "GET", ("incremental",), _verify),
     Route("audit/event", "GET", ("seq",), _audit_event),
-    Route("audit/events", "GET", ("subject", "actor", "action", "after_seq", "limit"), _audit_events),
+    Route(
+        "audit/events",
+        "GET",
+        ("subject", "actor", "action", "after_seq", "limit", "newest_first"),
+        _audit_events,
+    ),
 )
 
 

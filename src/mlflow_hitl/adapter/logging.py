@@ -10,7 +10,8 @@ Layout in the run (the contract other tools read):
   manifest of every other artifact with its sha256, so a later gate can re-verify the evidence;
 - tags ``hitl.status`` (overall), ``hitl.checks`` (``check=status`` pairs, comma separated) and the
   run's description (``mlflow.note.content``): a short markdown summary with each check's status and
-  finding, in a section of its own so a description people wrote is kept.
+  finding, in a section of its own so a description people wrote is kept; when the run is logged to a
+  server, with a link to the run's evidence page there (``/hitl/signoff?run_id=...``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..report import render_report, render_summary_markdown
 
 __all__ = [
     "ARTIFACT_ROOT",
+    "evidence_page",
     "log_check",
     "log_text_artifact",
     "log_validation",
@@ -75,9 +77,26 @@ def logged_metrics(result: ValidationResult, *, all_metrics: bool = False) -> di
     return out
 
 
-def _description(existing: str | None, result: ValidationResult) -> str:
+def evidence_page(run_id: str) -> str | None:
+    """The run's evidence page on the tracking server (``None`` when runs are not logged to a server):
+    where reviewers read the evidence and sign it off."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+
+    import mlflow
+
+    uri = urlsplit(mlflow.get_tracking_uri())
+    if uri.scheme not in ("http", "https") or not uri.hostname:
+        return None
+    host = f"[{uri.hostname}]" if ":" in uri.hostname else uri.hostname  # never the credentials
+    host = host if uri.port is None else f"{host}:{uri.port}"
+    base = urlunsplit((uri.scheme, host, uri.path.rstrip("/"), "", ""))
+    return f"{base}/hitl/signoff?" + urlencode({"run_id": run_id})
+
+
+def _description(existing: str | None, result: ValidationResult, page: str | None = None) -> str:
     """The run's description with our section (between markers) written or replaced, the rest kept."""
-    section = f"{_NOTE_START}\n{render_summary_markdown(result)}\n{_NOTE_END}"
+    link = "" if page is None else f"\n\nEvidence and sign-off: [{page}]({page})"
+    section = f"{_NOTE_START}\n{render_summary_markdown(result)}{link}\n{_NOTE_END}"
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
     existing = existing or ""
@@ -174,7 +193,7 @@ def log_validation(
         tags=[
             RunTag("hitl.status", result.status.value),
             RunTag("hitl.checks", ",".join(f"{n}={c.status.value}" for n, c in result.checks.items())),
-            RunTag(_NOTE, _description(note, result)),
+            RunTag(_NOTE, _description(note, result, evidence_page(run_id))),
         ],
         synchronous=True,
     )

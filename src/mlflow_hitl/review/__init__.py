@@ -9,7 +9,8 @@
   verified-label snapshots in SQLite or PostgreSQL, every human action in a tamper-evident hash chain.
   The rest of the code depends on :class:`ReviewStoreProtocol` (and its parts :class:`QueueStore`,
   :class:`GovernanceStore`, :class:`AuditStore`), which another backend implements in one module.
-- :func:`queue_consensus`, :func:`build_snapshot`: a queue's verified labels, and the files that publish them.
+- :func:`queue_consensus`, :func:`build_snapshot`: a queue's verified labels, and the files that publish them;
+  :func:`queue_tally`: the same counts from the label counts the database makes (the Queues page).
 - :func:`label_studio_tasks`, :func:`read_label_studio_export`, :func:`csv_tasks`,
   :func:`read_annotations_csv`: round trips through Label Studio and spreadsheets.
 - :func:`queue_generator_audit`, :func:`generator_audit_inputs`: a blind queue in which people judge
@@ -61,7 +62,14 @@ from ._store import (
     QueueLabels,
     ReviewStore,
 )
-from ._verified import DEFAULT_MIN_AGREEMENT, QueueConsensus, consensus_of, queue_consensus
+from ._verified import (
+    DEFAULT_MIN_AGREEMENT,
+    QueueConsensus,
+    QueueTally,
+    consensus_of,
+    queue_consensus,
+    queue_tally,
+)
 
 __all__ = [
     "AUDIT_CLASSES",
@@ -123,7 +131,9 @@ __all__ = [
     "queue_for_review",
     "queue_from_validation",
     "queue_consensus",
+    "queue_tally",
     "QueueConsensus",
+    "QueueTally",
     "select_for_review",
     "uncertainty_scores",
 ]

@@ -94,6 +94,15 @@ def _fleiss(pairable: np.ndarray, notes: list[str]) -> float | None:
     return kappa
 
 
+def krippendorff_alpha(pairable: np.ndarray, notes: list[str]) -> float | None:
+    """Krippendorff's alpha (nominal) of an ``items x classes`` count matrix of items with 2 or more ratings
+    (``None``, with a note, when the ratings use a single class)."""
+    if (pairable.sum(axis=0) > 0).sum() < 2:
+        notes.append("krippendorff_alpha is undefined: the paired ratings use a single class")
+        return None
+    return float(krippendorff.alpha(value_counts=pairable, level_of_measurement="nominal"))
+
+
 def agreement(annotations: pd.DataFrame, *, classes: Sequence) -> AgreementResult:
     """Cohen's kappa, Fleiss' kappa, Krippendorff's alpha and percent agreement of the annotations."""
     coded = _encode(annotations, classes)
@@ -109,15 +118,10 @@ def agreement(annotations: pd.DataFrame, *, classes: Sequence) -> AgreementResul
     pair_sizes = pairable.sum(axis=1)
     percent = float(((pairable * (pairable - 1)).sum(axis=1) / (pair_sizes * (pair_sizes - 1))).mean())
     fleiss = _fleiss(pairable, notes)
-    if (pairable.sum(axis=0) > 0).sum() < 2:
-        notes.append("krippendorff_alpha is undefined: the paired ratings use a single class")
-        alpha = None
-    else:
-        alpha = float(krippendorff.alpha(value_counts=pairable, level_of_measurement="nominal"))
     return AgreementResult(
         cohen_kappa=cohen,
         fleiss_kappa=fleiss,
-        krippendorff_alpha=alpha,
+        krippendorff_alpha=krippendorff_alpha(pairable, notes),
         percent_agreement=percent,
         n_items=len(coded.items),
         n_raters=len(coded.raters),

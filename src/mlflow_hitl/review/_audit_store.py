@@ -118,16 +118,19 @@ class SqlAudit(SqlStoreBase):
         action: str | None = None,
         after_seq: int = 0,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> pd.DataFrame:
-        """Events in order; ``subject`` matches a prefix (``queue:q1`` finds every item of q1).
+        """Events in order; ``subject`` matches a prefix (``queue:q1`` finds every item of q1), ``action`` too.
 
         ``after_seq``/``limit``: the page of at most ``limit`` events after event ``after_seq``, read
         from the primary key's range (a page deep in a long chain costs what the first page does), or,
         for a subject with few events, from the subject's index (see :func:`_few_events`).
+        ``newest_first``: the newest events first (with ``limit``, the newest ``limit`` of them).
         """
         check_page(after_seq, limit, "after_seq")
         with self._read() as conn:
-            query = sa.select(t.audit_events).order_by(t.audit_events.c.seq)
+            order = t.audit_events.c.seq.desc() if newest_first else t.audit_events.c.seq
+            query = sa.select(t.audit_events).order_by(order)
             seq, by_subject = t.audit_events.c.seq, True
             if subject is not None and limit is not None and conn.dialect.name == "sqlite":
                 by_subject = _few_events(conn, subject)
@@ -140,11 +143,54 @@ class SqlAudit(SqlStoreBase):
             if actor is not None:
                 query = query.where(t.audit_events.c.actor == actor)
             if action is not None:
-                query = query.where(t.audit_events.c.action.startswith(action, autoescape=True))
-            if limit is not None:
+                query = _by_actions(conn, query, action, limit, newest_first)
+            elif limit is not None:
                 query = query.limit(limit)
-            rows = conn.execute(query).all()
+            rows = [] if query is None else conn.execute(query).all()
         return pd.DataFrame(rows, columns=[c.name for c in t.audit_events.columns])
+
+
+_MOST_ACTIONS = 500
+
+
+def _actions(conn: Any, prefix: str) -> list[str] | None:
+    """The stored actions starting with ``prefix``, found by skipping through the action index (one
+    short read per distinct action: a chain holds a few dozen, however long it is); ``None`` when there
+    are more than 500, and the prefix is matched row by row instead.
+
+    The prefix is matched here, in Python, so the answer does not depend on the database's collation.
+    """
+    found: list[str] = []
+    column, after = t.audit_events.c.action, None
+    for _ in range(_MOST_ACTIONS + 1):
+        step = sa.select(column).order_by(column).limit(1)
+        after = conn.execute(step if after is None else step.where(column > after)).scalar()
+        if after is None:
+            return found
+        if after.startswith(prefix):
+            found.append(after)
+    return None
+
+
+def _by_actions(conn: Any, query: Any, prefix: str, limit: int | None, newest_first: bool) -> Any:
+    """``query`` restricted to the actions starting with ``prefix`` (``None``: no stored action does).
+
+    With ``limit``, each action's page is read from the ``(action, seq)`` index and the pages merged, so
+    a page costs the same for an action of one event or of a million.
+    """
+    column = t.audit_events.c.action
+    actions = _actions(conn, prefix)
+    if actions is None:
+        query = query.where(column.startswith(prefix, autoescape=True))
+    elif not actions:
+        return None
+    elif limit is None or len(actions) == 1:
+        query = query.where(column.in_(actions) if len(actions) > 1 else column == actions[0])
+    else:
+        merged = sa.union_all(*(sa.select(query.where(column == a).limit(limit).subquery()) for a in actions))
+        pages = merged.subquery()
+        query = sa.select(pages).order_by(pages.c.seq.desc() if newest_first else pages.c.seq)
+    return query if limit is None else query.limit(limit)
 
 
 _FEW = 5_000

@@ -204,6 +204,15 @@ def _rater_quality(
 # --------------------------------------------------------------------------- majority vote
 
 
+def majority_of_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Majority vote on an ``items x classes`` count matrix: each item's winning class (its column),
+    the share of its votes the winner got, and whether the top classes tied."""
+    top = counts.max(axis=1)
+    winner = counts.argmax(axis=1)  # argmax returns the first maximum: the earliest class wins ties
+    tie = (counts == top[:, None]).sum(axis=1) > 1
+    return winner, top / counts.sum(axis=1), tie
+
+
 def majority_vote(
     annotations: pd.DataFrame, *, classes: Sequence, gold: Mapping[Hashable, Hashable] | None = None
 ) -> ConsensusResult:
@@ -215,11 +224,8 @@ def majority_vote(
     """
     coded = _encode(annotations, classes)
     gold_codes = _encode_gold(gold, coded)
-    counts = coded.counts
-    top = counts.max(axis=1)
-    winner = counts.argmax(axis=1)  # argmax returns the first maximum: the earliest class wins ties
-    tie = (counts == top[:, None]).sum(axis=1) > 1
-    labels = _labels_frame(coded, winner, top / counts.sum(axis=1), tie)
+    winner, share, tie = majority_of_counts(coded.counts)
+    labels = _labels_frame(coded, winner, share, tie)
     return ConsensusResult(
         method="majority", labels=labels, rater_quality=_rater_quality(coded, winner, gold_codes, None)
     )
@@ -356,4 +362,11 @@ def needs_adjudication(result: ConsensusResult, *, min_agreement: float) -> list
     ):
         raise InputError(f"min_agreement must be a number between 0 and 1, got {min_agreement!r}")
     labels = result.labels
-    return labels.index[(labels["agreement"] < min_agreement) | labels["tie"]].tolist()
+    return labels.index[
+        unsettled(labels["agreement"].to_numpy(), labels["tie"].to_numpy(), min_agreement)
+    ].tolist()
+
+
+def unsettled(agreement: np.ndarray, tie: np.ndarray, min_agreement: float) -> np.ndarray:
+    """Which items go to an adjudicator: agreement below ``min_agreement``, or a tie."""
+    return (agreement < min_agreement) | tie.astype(bool)

@@ -311,9 +311,19 @@ class HttpReviewStore:
         answer = self._call("POST", "annotations/import", {"queue": name, "records": body, "source": source})
         return ImportReport(added=int(answer["added"]), unchanged=int(answer["unchanged"]))
 
-    def annotations(self, name: str, *, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
+    def annotations(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        from_position: int = 0,
+        to_position: int | None = None,
+    ) -> pd.DataFrame:
         columns = ["item", "rater", "label", "comment", "source", "created_at"]
-        rows = self._pages("annotations/list", "annotations", {"queue": name}, offset, limit)
+        window = {"from_position": from_position, "to_position": to_position}
+        params = {"queue": name, **{k: v for k, v in window.items() if v}}
+        rows = self._pages("annotations/list", "annotations", params, offset, limit)
         return pd.DataFrame(rows, columns=columns)
 
     def adjudicate(self, name: str, *, position: int, user: str, label: Any, note: str | None = None) -> None:
@@ -325,6 +335,9 @@ class HttpReviewStore:
 
     def adjudications(self, name: str) -> pd.DataFrame:
         return _frame(self._call("GET", "adjudications/list", {"queue": name}), "adjudications")
+
+    def label_counts(self, name: str) -> pd.DataFrame:
+        return _frame(self._call("GET", "queues/label-counts", {"queue": name}), "counts")
 
     # -- roles and sign-offs --------------------------------------------------------------------
 
@@ -455,10 +468,24 @@ class HttpReviewStore:
         action: str | None = None,
         after_seq: int = 0,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> pd.DataFrame:
-        """Events in order after ``after_seq``, fetched in pages of at most 10,000; ``limit`` stops early."""
+        """Events in order after ``after_seq``, fetched in pages of at most 10,000; ``limit`` stops early.
+
+        ``newest_first`` with ``limit``: the newest ``limit`` events (at most 10,000), newest first, in one
+        call; without ``limit``, every event read in order and turned round.
+        """
         check_page(after_seq, limit, "after_seq")
         filters = {"subject": subject, "actor": actor, "action": action}
+        if newest_first:
+            if limit is None:
+                return self.audit_events(**filters, after_seq=after_seq)[::-1].reset_index(drop=True)
+            answer = self._call(
+                "GET",
+                "audit/events",
+                {**filters, "after_seq": after_seq, "limit": min(limit, _PAGE), "newest_first": True},
+            )
+            return pd.DataFrame(answer["events"], columns=answer["columns"])
         rows: list[dict[str, Any]] = []
         columns: list[str] = []
         after: int | None = after_seq

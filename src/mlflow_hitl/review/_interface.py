@@ -63,11 +63,21 @@ class QueueStore(Protocol):
 
     def items(self, name: str, *, offset: int = 0, limit: int | None = None) -> list[Item]: ...
 
-    def annotations(self, name: str, *, offset: int = 0, limit: int | None = None) -> pd.DataFrame: ...
+    def annotations(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        from_position: int = 0,
+        to_position: int | None = None,
+    ) -> pd.DataFrame: ...
 
     def gold(self, name: str) -> dict[int, Any]: ...
 
     def adjudications(self, name: str) -> pd.DataFrame: ...
+
+    def label_counts(self, name: str) -> pd.DataFrame: ...
 
     def queue_labels(self, name: str) -> QueueLabels: ...
 
@@ -157,6 +167,7 @@ class AuditStore(Protocol):
         action: str | None = None,
         after_seq: int = 0,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> pd.DataFrame: ...
 
 

@@ -198,14 +198,51 @@ class SqlQueues(SqlStoreBase):
         with self._read() as conn:
             return _items(conn, load_queue(conn, name), offset=offset, limit=limit)
 
-    def annotations(self, name: str, *, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
+    def annotations(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        from_position: int = 0,
+        to_position: int | None = None,
+    ) -> pd.DataFrame:
         """Every label of the queue: columns ``item`` (position), ``rater``, ``label``, ``comment``, ``source``, ``created_at``.
 
         ``offset``/``limit``: one page of them, in the same order (item position, then time given).
+        ``from_position``/``to_position``: only the labels of items ``from_position <= position < to_position``,
+        read from the items' position index (the Adjudicate page tallies a queue window by window).
         """
         check_page(offset, limit)
+        check_page(from_position, None, "from_position")
+        if to_position is not None:
+            check_page(to_position, None, "to_position")
         with self._read() as conn:
-            return _annotations(conn, load_queue(conn, name), offset=offset, limit=limit)
+            return _annotations(
+                conn,
+                load_queue(conn, name),
+                offset=offset,
+                limit=limit,
+                positions=(from_position, to_position),
+            )
+
+    def label_counts(self, name: str) -> pd.DataFrame:
+        """How many labels of each class every labelled item has, counted by the database: columns
+        ``item`` (position), ``label``, ``count``. What a tally of the queue needs (:func:`queue_tally`),
+        a few rows per item instead of every label with its rater and comment.
+        """
+        with self._read() as conn:
+            queue = load_queue(conn, name)
+            rows = conn.execute(
+                sa.select(t.items.c.position, t.annotations.c.label, sa.func.count())
+                .select_from(t.annotations.join(t.items))
+                .where(t.items.c.queue_id == queue.id)
+                .group_by(t.items.c.position, t.annotations.c.label)
+                .order_by(t.items.c.position)
+            ).all()
+        frame = pd.DataFrame(rows, columns=["item", "label", "count"])
+        frame["label"] = [json.loads(v) for v in frame["label"]]
+        return frame
 
     def gold(self, name: str) -> dict[int, Any]:
         """Known labels of gold items, by position."""
@@ -327,8 +364,14 @@ def _items(conn: Connection, queue: Queue, *, offset: int = 0, limit: int | None
 
 
 def _annotations(
-    conn: Connection, queue: Queue, *, offset: int = 0, limit: int | None = None
+    conn: Connection,
+    queue: Queue,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    positions: tuple[int, int | None] = (0, None),
 ) -> pd.DataFrame:
+    first, end = positions
     query = (
         sa.select(
             t.items.c.position,
@@ -344,6 +387,10 @@ def _annotations(
         .offset(offset or None)
         .limit(limit)
     )
+    if first:
+        query = query.where(t.items.c.position >= first)
+    if end is not None:
+        query = query.where(t.items.c.position < end)
     frame = pd.DataFrame(
         conn.execute(query).all(), columns=["item", "rater", "label", "comment", "source", "created_at"]
     )

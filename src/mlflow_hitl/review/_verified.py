@@ -11,15 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .._review_options import DEFAULT_MIN_AGREEMENT
-from ._agreement import AgreementResult, agreement
-from ._consensus import consensus, needs_adjudication
+from .._validation import check_classes
+from ._agreement import AgreementResult, agreement, krippendorff_alpha
+from ._consensus import consensus, majority_of_counts, needs_adjudication, unsettled
 from ._interface import QueueStore
 from ._records import QueueLabels
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "QueueConsensus", "consensus_of", "queue_consensus"]
+__all__ = [
+    "DEFAULT_MIN_AGREEMENT",
+    "QueueConsensus",
+    "QueueTally",
+    "consensus_of",
+    "queue_consensus",
+    "queue_tally",
+]
 
 
 _LABEL_COLUMNS = ["row_key", "label", "source", "confidence", "n_labels", "agreement", "raters"]
@@ -131,4 +140,45 @@ def consensus_of(
         incomplete=tuple(sorted(set(incomplete) - set(pending))),
         agreement=stats,
         rater_quality=quality,
+    )
+
+
+@dataclass(frozen=True)
+class QueueTally:
+    """Where a queue stands by majority vote, as counts: what :func:`queue_consensus` (method ``majority``)
+    reports for the queue (``labelled`` items, ``verified``, ``pending``, ``incomplete``, ``adjudicated``,
+    Krippendorff's alpha), tallied from the label counts the database makes instead of from every label."""
+
+    labelled: int
+    verified: int
+    pending: int
+    incomplete: int
+    adjudicated: int
+    krippendorff_alpha: float | None
+
+
+def queue_tally(store: QueueStore, name: str, *, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> QueueTally:
+    """Queue ``name``'s :class:`QueueTally`, from its label counts and adjudications (the Queues page's
+    read: a few rows per item, where :func:`queue_consensus` reads every item, label and comment)."""
+    queue = store.queue(name)
+    counts = store.label_counts(name)
+    settled = np.array(sorted({int(i) for i in store.adjudications(name)["item"]}), dtype=np.int64)
+    classes = check_classes(list(queue.classes), min_classes=1)
+    items, rows = np.unique(counts["item"].to_numpy(dtype=np.int64), return_inverse=True)
+    matrix = np.zeros((len(items), len(classes)), dtype=np.int64)
+    np.add.at(matrix, (rows, classes.get_indexer(counts["label"])), counts["count"].to_numpy(dtype=np.int64))
+    _, share, tie = majority_of_counts(matrix)
+    n_labels = matrix.sum(axis=1)
+    open_ = ~np.isin(items, settled)
+    pending = unsettled(share, tie, min_agreement) & open_
+    incomplete = (n_labels < queue.raters_per_item) & open_ & ~pending
+    labelled = len(np.union1d(items, settled))
+    pairable = matrix[n_labels >= 2]
+    return QueueTally(
+        labelled=labelled,
+        verified=labelled - int(pending.sum()) - int(incomplete.sum()),
+        pending=int(pending.sum()),
+        incomplete=int(incomplete.sum()),
+        adjudicated=len(settled),
+        krippendorff_alpha=krippendorff_alpha(pairable, []) if len(pairable) else None,
     )

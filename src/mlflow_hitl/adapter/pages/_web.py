@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..._format import number, percent
-from ...errors import HitlError, NotFoundError, PermissionDeniedError, first_line
+from ...errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ...review import HttpReviewStore
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "model_link",
     "my_roles",
     "page_url",
+    "page_window",
     "query",
     "redirect",
     "render",
@@ -313,3 +314,15 @@ def query(key: str) -> str | None:
 def class_by_text(classes: Any) -> Mapping[str, Any]:
     """A queue's class from the text a form sent (forms send strings; classes may be numbers)."""
     return {str(c): c for c in classes}
+
+
+def page_window(default: int, most: int) -> tuple[int, int]:
+    """``(offset, limit)`` of a paged list from ``?offset=&limit=`` (limit at most ``most``)."""
+    found = []
+    for key, fallback in (("offset", 0), ("limit", default)):
+        text = query(key)
+        if text is not None and not text.isdigit():
+            raise InputError(f"{key!r} must be a whole number, got {text!r}")
+        found.append(fallback if text is None else int(text))
+    offset, limit = found
+    return offset, min(max(limit, 1), most)

@@ -1,6 +1,7 @@
 """Home: my work. The queues that still need labels, the runs whose evidence waits for a sign-off my roles
-allow and I have not given, and my roles. Read through the API's routes; each list is short and paged
-at the source (the newest registrations only), so the page stays quick however large the store grows.
+allow and I have not given, and my roles. Read through the API's routes; each list is capped at the
+source and the page says so (the first 10 queues, the newest 100 evidence registrations read newest
+first from the action index), so the page stays quick however large the store grows.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from ._web import Page, my_roles, render, run_page, store, user
 
 __all__ = ["PAGES"]
 
-_RECENT_RUNS = 20
-_QUEUES = 50
+_RECENT_RUNS = 10
+_RECENT_REGISTRATIONS = 100  # events read to find the newest runs (a run may be registered more than once)
+_QUEUES = 10
 
 
 def _signable(checks: list[str], held: set[str]) -> list[str]:
@@ -27,8 +29,8 @@ def _waiting_signoffs(held: set[str], me: str) -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
 
     client = store()
-    events = client.audit_events(action=REGISTERED)
-    runs = list(dict.fromkeys(s.split(":", 1)[1] for s in reversed(events["subject"].tolist())))
+    events = client.audit_events(action=REGISTERED, newest_first=True, limit=_RECENT_REGISTRATIONS)
+    runs = list(dict.fromkeys(s.split(":", 1)[1] for s in events["subject"].tolist()))
     waiting = []
     for run_id in runs[:_RECENT_RUNS]:
         try:
@@ -48,7 +50,8 @@ def _home() -> Any:
     me, held = user(), my_roles()
     client = store()
     open_queues = []
-    for queue in client.queues()[:_QUEUES]:
+    queues = client.queues()
+    for queue in queues[:_QUEUES]:
         progress = client.progress(queue.name)
         if progress["labels"] < progress["labels_needed"]:
             open_queues.append((queue, progress))
@@ -56,6 +59,9 @@ def _home() -> Any:
         "home.html",
         roles=sorted(held),
         open_queues=open_queues,
+        queues_looked_at=min(len(queues), _QUEUES),
+        queues_total=len(queues),
+        recent_runs=_RECENT_RUNS,
         waiting=_waiting_signoffs(held, me) if held else [],
     )
 
