@@ -49,7 +49,7 @@ from ._interface import AuditStore, GovernanceStore, QueueStore, ReviewStoreProt
 from ._keyring import AuditKeyring
 from ._queueing import queue_for_review, queue_from_validation
 from ._routing import ROUTING_STRATEGIES, Budget, Router, RoutingRule
-from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
+from ._sampling import STRATEGIES, control_rows, select_among, select_for_review, uncertainty_scores
 from ._snapshot import SNAPSHOT_FILES, LabelSnapshot, build_snapshot
 from ._store import (
     ROLES,
@@ -109,6 +109,7 @@ __all__ = [
     "ReviewStoreProtocol",
     "build_snapshot",
     "consensus_of",
+    "control_rows",
     "agreement",
     "consensus",
     "csv_tasks",
@@ -124,6 +125,7 @@ __all__ = [
     "queue_from_validation",
     "queue_consensus",
     "QueueConsensus",
+    "select_among",
     "select_for_review",
     "uncertainty_scores",
 ]
