@@ -87,38 +87,53 @@ def queue_for_review(
     base = (rows.orderBy(key) if key is not None else rows).withColumn(_ID, F.monotonically_increasing_id())
     if key is not None:
         base = base.persist()  # a sort's partitions may differ between jobs; the positions must not
-    frame = base
+    proba_column = y_prob or PROBA
+
+    def with_proba(frame: Any) -> Any:
+        if y_prob is not None:
+            return frame
+        return scored(
+            frame,
+            features=list(features or ()),
+            label_type=_label_type(classes),
+            predict=predict_proba,
+            predict_proba=predict_proba,
+            classes=classes,
+        )
+
     try:
-        n_rows, position = _positions(frame)
+        n_rows, position = _positions(base)
         if n_rows == 0:
             raise InputError("rows must be a non-empty DataFrame of rows to review")
         control, n_uncertain = control_rows(
             n_rows, size=size, strategy=strategy, random_share=random_share, seed=seed
         )
-        if y_prob is None:
-            frame = scored(
-                frame,
-                features=list(features or ()),
-                label_type=_label_type(classes),
-                predict=predict_proba,
-                predict_proba=predict_proba,
-                classes=classes,
-            )
-        proba_column = y_prob or PROBA
-        frame = _with_scores(frame, proba_column, n_classes=len(classes), strategy=strategy)
-        frame = frame.withColumn(POSITION, position)
-        frame = frame.withColumn(_CONTROL, F.col(POSITION).isin([int(c) for c in control]))
-        picked = _fetch(_candidates(frame, group_column, n_control=len(control), n_uncertain=n_uncertain))
+        # Ranking carries only what it needs through the Python workers and the shuffle: the row id,
+        # the group, the model's inputs, then the probabilities alone.
+        grouping = [group_column] if group_column is not None else []
+        needed = [_ID, *grouping, *(features or ()), *([y_prob] if y_prob else [])]
+        ranked = with_proba(base.select(*dict.fromkeys(needed))).select(_ID, *grouping, proba_column)
+        ranked = _with_scores(ranked, proba_column, n_classes=len(classes), strategy=strategy)
+        ranked = ranked.withColumn(POSITION, position)
+        ranked = ranked.withColumn(_CONTROL, F.col(POSITION).isin([int(c) for c in control]))
+        candidates = _fetch(
+            _candidates(ranked, group_column, n_control=len(control), n_uncertain=n_uncertain)
+        )
+        selection = select_among(
+            candidates.rename(columns={POSITION: "row", SCORE: "score", **dict.fromkeys(grouping, "group")}),
+            n_rows=n_rows,
+            size=size,
+            strategy=strategy,
+            random_share=random_share,
+            seed=seed,
+        )
+        # The chosen rows, whole, and their probabilities again: the model sees only these rows.
+        chosen_rows = base.withColumn(POSITION, position)
+        chosen_rows = chosen_rows.filter(F.col(POSITION).isin([int(r) for r in selection["row"]]))
+        chosen = _fetch(with_proba(chosen_rows)).set_index(POSITION).loc[selection["row"].to_numpy()]
     finally:
         if key is not None:
             base.unpersist()
-    candidates = pd.DataFrame({"row": picked[POSITION].to_numpy(), "score": picked[SCORE].to_numpy()})
-    if group_column is not None:
-        candidates["group"] = picked[group_column].to_numpy()
-    selection = select_among(
-        candidates, n_rows=n_rows, size=size, strategy=strategy, random_share=random_share, seed=seed
-    )
-    chosen = picked.set_index(POSITION).loc[selection["row"].to_numpy()]
     keys = chosen[key].to_numpy() if key is not None else chosen.index.to_numpy()
     proba = check_probabilities(np.stack(chosen[proba_column].to_numpy()), "y_prob", n_classes=len(classes))
     gold = None
@@ -203,10 +218,13 @@ def _with_scores(frame: Any, proba_column: str, *, n_classes: int, strategy: str
 def _candidates(frame: Any, group_column: str | None, *, n_control: int, n_uncertain: int) -> Any:
     """The control rows and the ``n_uncertain`` best-scoring other rows (of each group), ties by position."""
     best = [F.col(SCORE).desc(), F.col(POSITION)]
+    shown = [POSITION, SCORE, *([group_column] if group_column is not None else [])]
     if group_column is None:
-        return frame.orderBy(F.col(_CONTROL).desc(), *best).limit(n_control + n_uncertain)
+        return frame.orderBy(F.col(_CONTROL).desc(), *best).limit(n_control + n_uncertain).select(*shown)
     rank = F.row_number().over(Window.partitionBy(_CONTROL, group_column).orderBy(*best))
-    return frame.withColumn(_RANK, rank).filter(F.col(_CONTROL) | (F.col(_RANK) <= n_uncertain))
+    return (
+        frame.withColumn(_RANK, rank).filter(F.col(_CONTROL) | (F.col(_RANK) <= n_uncertain)).select(*shown)
+    )
 
 
 def _fetch(frame: Any) -> pd.DataFrame:
