@@ -47,7 +47,7 @@ from ._interchange import (
 )
 from ._interface import AuditStore, GovernanceStore, QueueStore, ReviewStoreProtocol
 from ._keyring import AuditKeyring
-from ._queueing import queue_for_review, queue_from_validation
+from ._queueing import queue_for_review, queue_from_validation, queue_selection
 from ._routing import ROUTING_STRATEGIES, Budget, Router, RoutingRule
 from ._sampling import STRATEGIES, control_rows, select_among, select_for_review, uncertainty_scores
 from ._snapshot import SNAPSHOT_FILES, LabelSnapshot, build_snapshot
@@ -123,6 +123,7 @@ __all__ = [
     "needs_adjudication",
     "queue_for_review",
     "queue_from_validation",
+    "queue_selection",
     "queue_consensus",
     "QueueConsensus",
     "select_among",

@@ -16,7 +16,7 @@ from ._interface import QueueStore
 from ._records import Queue
 from ._sampling import select_for_review
 
-__all__ = ["queue_for_review", "queue_from_validation"]
+__all__ = ["queue_for_review", "queue_from_validation", "queue_selection"]
 
 
 def queue_for_review(
@@ -80,6 +80,39 @@ def queue_for_review(
         edge_cases=edge_cases,
         seed=seed,
     )
+    return queue_selection(
+        store,
+        name,
+        rows=rows,
+        selection=selection,
+        proba=proba,
+        classes=classes,
+        actor=actor,
+        raters_per_item=raters_per_item,
+        blind=blind,
+        strategy=strategy,
+        run_id=run_id,
+        gold=gold,
+    )
+
+
+def queue_selection(
+    store: QueueStore,
+    name: str,
+    *,
+    rows: pd.DataFrame,
+    selection: pd.DataFrame,
+    proba: np.ndarray,
+    classes: Sequence[Any],
+    actor: str,
+    raters_per_item: int,
+    blind: bool,
+    strategy: str,
+    run_id: str | None,
+    gold: Mapping[Any, Any] | None,
+) -> Queue:
+    """Create queue ``name`` from the ``selection`` of ``rows``, each item with the model's label and
+    confidence read from ``proba`` (checked class probabilities, one row per row of ``rows``)."""
     return store.create_queue(
         name,
         rows=rows,

@@ -34,7 +34,7 @@ from pyspark.sql import types as T
 from .. import errors
 from .._validation import check_probabilities
 from ..errors import InputError
-from ..review import Queue, QueueStore, control_rows, select_among, uncertainty_scores
+from ..review import Queue, QueueStore, control_rows, queue_selection, select_among, uncertainty_scores
 from ._scoring import PROBA, scored
 
 __all__ = ["queue_for_review"]
@@ -141,18 +141,18 @@ def queue_for_review(
         known = chosen[gold_column].notna().to_numpy()
         gold = dict(zip(keys[known], chosen[gold_column].to_numpy()[known], strict=True))
     shown = [c for c in rows.columns if c not in (key, gold_column, y_prob)]
-    return store.create_queue(
+    return queue_selection(
+        store,
         name,
         rows=chosen[shown].set_axis(pd.Index(keys)),
         selection=selection.assign(row=np.arange(len(selection))),
+        proba=proba,
         classes=classes,
         actor=actor,
         raters_per_item=raters_per_item,
         blind=blind,
         strategy=strategy,
         run_id=run_id,
-        predictions=np.asarray(list(classes), dtype=object)[proba.argmax(axis=1)],
-        confidences=proba.max(axis=1),
         gold=gold,
     )
 
