@@ -16,6 +16,7 @@ from mlflow_hitl.adapter.model import as_classifier
 from mlflow_hitl.adapter.review import queue_from_model
 from mlflow_hitl.errors import InputError
 from mlflow_hitl.review import ReviewStore, queue_for_review
+from mlflow_hitl.spark import queue_for_review as spark_queue
 
 pytestmark = pytest.mark.spark
 
@@ -87,18 +88,14 @@ def keyed_expected(store, production, arrests_model):
     return _items(store, "keyed-pandas"), proba, model.classes
 
 
-@pytest.mark.parametrize("partitions", [1, 5])
-def test_with_a_key_the_choice_does_not_depend_on_the_partitioning(
-    spark, store, production, keyed_expected, partitions
-):
+def test_with_a_key_the_choice_does_not_depend_on_the_partitioning(spark, store, production, keyed_expected):
+    """The rows shuffled into 5 partitions give the queue of the pandas frame sorted by id (one "partition")."""
     (expected, _), proba, classes = keyed_expected
     by_id = production.drop(columns=["gold"]).sort_values("id").assign(proba=list(proba))
-    frame = spark.createDataFrame(by_id.sample(frac=1, random_state=partitions)).repartition(partitions)
-    from mlflow_hitl.spark import queue_for_review as spark_queue
-
+    frame = spark.createDataFrame(by_id.sample(frac=1, random_state=5)).repartition(5)
     spark_queue(
         store,
-        f"keyed-{partitions}",
+        "keyed-5",
         rows=frame,
         y_prob="proba",
         key="id",
@@ -108,7 +105,7 @@ def test_with_a_key_the_choice_does_not_depend_on_the_partitioning(
         group_column="colour",
         seed=1,
     )
-    items, _ = _items(store, f"keyed-{partitions}")
+    items, _ = _items(store, "keyed-5")
     assert items == expected
     assert {item.row_key for item in items} <= {str(i) for i in production["id"]}
 
