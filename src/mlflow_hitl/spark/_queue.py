@@ -20,7 +20,6 @@ independent of how the frame was partitioned, and stores each item under its id.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -31,10 +30,10 @@ from pyspark.sql import Column, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .. import errors
 from .._validation import check_probabilities
-from ..errors import InputError
+from ..errors import HitlError, InputError
 from ..review import Queue, QueueStore, control_rows, queue_selection, select_among, uncertainty_scores
+from ._inputs import on_executors
 from ._scoring import PROBA, scored
 
 __all__ = ["queue_for_review"]
@@ -228,23 +227,17 @@ def _candidates(frame: Any, group_column: str | None, *, n_control: int, n_uncer
 
 
 def _fetch(frame: Any) -> pd.DataFrame:
-    """``frame.toPandas()``, an error raised on an executor by our code coming back as itself, in one line.
+    """``frame.toPandas()``, an error raised on an executor coming back in one line (:func:`on_executors`).
 
     pyspark warns with the worker's traceback before it raises; that warning is dropped when the
     error is ours (the one line says it all) and passed on otherwise.
     """
-    from pyspark.errors import PythonException
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            return frame.toPandas()
-        except PythonException as exc:
-            found = re.search(r"mlflow_hitl\.errors\.(\w+): ([^\n]*)", str(exc))
-            kind = getattr(errors, found[1], None) if found else None
-            if isinstance(kind, type) and issubclass(kind, errors.HitlError):
-                caught.clear()
-                raise kind(found[2]) from None
+            return on_executors(frame.toPandas)
+        except HitlError:
+            caught.clear()
             raise
         finally:
             for warning in caught:
