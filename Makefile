@@ -42,9 +42,10 @@ test: $(STAMP) postgres chromium java
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## bench: the benchmarks behind docs/performance.md (slow: evidently at 1M rows takes minutes)
-bench: $(STAMP)
+bench: $(STAMP) java
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_generator.py
+	$(BIN)/python bench/bench_spark.py --rows 1000000 10000000 50000000
 
 ## lint: ruff, as pre-commit runs it (CI runs it before the tests)
 lint: $(STAMP)

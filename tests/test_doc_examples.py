@@ -121,8 +121,12 @@ def _run_shell(shell: Shell, code: str, where: Path, page: str, line: int) -> No
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_name)
-def test_every_runnable_block_of_the_page_runs_as_written(page, workdir, shell):
+def test_every_runnable_block_of_the_page_runs_as_written(page, workdir, shell, request):
     namespace: dict = {"__name__": "__doc_example__"}
+    runnable = [(line, lang, code) for line, lang, code, why in blocks(page) if why is None]
+    if any("SparkSession" in code for _, _, code in runnable):
+        # The page's getOrCreate() then finds the run's one local[2] session instead of starting another.
+        request.getfixturevalue("spark")
     for line, lang, code, not_run in blocks(page):
         if lang not in RUNNABLE or not_run is not None:
             continue

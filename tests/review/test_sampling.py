@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlflow_hitl.errors import InputError
+from mlflow_hitl.review import control_rows, select_among
 from mlflow_hitl.review._sampling import STRATEGIES, select_for_review, uncertainty_scores
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "review" / "sampling.md"
@@ -442,6 +443,48 @@ def test_nullable_boolean_mask_without_missing_values_is_accepted():
     mask = pd.Series([False, True, False, False], dtype="boolean")
     queue = select_for_review(GOOD, size=1, edge_cases={"x": mask})
     assert queue["row"].tolist() == [1]
+
+
+# --------------------------------------------------------------------------- rows ranked elsewhere
+
+
+def _best_candidates(score, groups, control, n_uncertain):
+    """What an engine ranking rows where they live hands over: the control rows and each group's best."""
+    rows = pd.DataFrame({"row": np.arange(len(score)), "score": score})
+    if groups is not None:
+        rows["group"] = groups
+    rest = rows[~rows["row"].isin(control)].sort_values(["score", "row"], ascending=[False, True])
+    by = rest["group"].fillna("missing") if groups is not None else np.zeros(len(rest))
+    best = rest[rest.groupby(by).cumcount() < n_uncertain]
+    return pd.concat([rows[rows["row"].isin(control)], best]).sample(frac=1, random_state=0)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("random_share", [0.0, 0.3])
+def test_select_among_the_best_candidates_is_the_full_selection(strategy, grouped, random_share):
+    rng = np.random.default_rng(7)
+    n = 500
+    # Rounded probabilities: many exact ties, so the tie-break by position is exercised.
+    prob = rng.dirichlet([1, 1, 1], n).round(1)
+    prob = prob / prob.sum(axis=1, keepdims=True)
+    groups = rng.choice(np.array(["a", "b", "c", None], dtype=object), n, p=[0.6, 0.3, 0.05, 0.05])
+    groups = groups if grouped else None
+    expected = select_for_review(prob, size=40, strategy=strategy, random_share=random_share, groups=groups)
+    score = np.full(n, np.nan) if strategy == "random" else uncertainty_scores(prob, strategy=strategy)
+    control, n_uncertain = control_rows(n, size=40, strategy=strategy, random_share=random_share)
+    assert len(control) + n_uncertain == 40
+    candidates = _best_candidates(score, groups, control, n_uncertain)
+    assert len(candidates) < n
+    chosen = select_among(candidates, n_rows=n, size=40, strategy=strategy, random_share=random_share)
+    pd.testing.assert_frame_equal(chosen, expected)
+
+
+def test_select_among_refuses_candidates_without_the_control_rows():
+    control, _ = control_rows(100, size=10, random_share=0.5)
+    candidates = pd.DataFrame({"row": np.setdiff1d(np.arange(100), control[:1]), "score": 0.5})
+    with pytest.raises(InputError, match="must include every random-control row"):
+        select_among(candidates, n_rows=100, size=10, random_share=0.5)
 
 
 # --------------------------------------------------------------------------- the docs

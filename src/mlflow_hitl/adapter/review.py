@@ -43,6 +43,7 @@ from ..review import (
     build_snapshot,
     queue_for_review,
 )
+from ..spark import is_spark_frame
 from .logging import ARTIFACT_ROOT, resolve_run_id
 from .model import as_classifier
 
@@ -144,14 +145,23 @@ def queue_from_model(
     random_share: float = 0.1,
     gold_column: str | None = None,
     seed: int = 0,
+    key: str | None = None,
 ) -> Any:
     """Score ``data`` with ``model``, pick the rows to review, and create queue ``name``.
 
     ``model`` is anything :func:`mlflow_hitl.validate` takes (a fitted classifier, a pyfunc, a URI).
     The queue shows reviewers every column of ``data`` except ``gold_column`` (known labels of gold
     items, used to measure reviewer accuracy; empty cells are ordinary items).
+
+    ``data`` may be a Spark DataFrame: the model scores it on the executors and only the chosen rows
+    reach the driver and the store (:func:`mlflow_hitl.spark.queue_for_review`). ``key`` (Spark only)
+    names a column of unique row ids: rows are then ranked in key order and each item is stored under
+    its id, whatever the frame's partitioning.
     """
-    if not isinstance(data, pd.DataFrame) or data.empty:
+    if key is not None and not is_spark_frame(data):
+        raise InputError("key is for a Spark DataFrame; index a pandas frame by its ids instead")
+    spark = is_spark_frame(data)
+    if not (spark or isinstance(data, pd.DataFrame)) or (data.isEmpty() if spark else data.empty):
         raise InputError("data must be a non-empty DataFrame of rows to review")
     handle = as_classifier(model)
     if not handle.has_proba:
@@ -164,11 +174,37 @@ def queue_from_model(
                 f"{what} {column!r} is not a column of the data; it has: {', '.join(map(str, data.columns[:20]))}"
             )
     features = (
-        list(handle.feature_names) if handle.feature_names else [c for c in data.columns if c != gold_column]
+        list(handle.feature_names)
+        if handle.feature_names
+        else [c for c in data.columns if c not in (gold_column, key)]
     )
     missing = [c for c in features if c not in data.columns]
     if missing:
         raise InputError(f"data is missing the model's input column(s) {', '.join(missing)}")
+    if spark:
+        if edge_cases is not None:
+            raise InputError("edge_cases are per-row masks of a pandas frame; a Spark DataFrame takes none")
+        from ..spark import queue_for_review as queue_spark_rows
+
+        return queue_spark_rows(
+            store,
+            name,
+            rows=data,
+            classes=list(handle.classes or ()),
+            size=size,
+            actor=actor,
+            predict_proba=handle.predict_proba,
+            features=features,
+            key=key,
+            strategy=strategy,
+            raters_per_item=raters_per_item,
+            blind=blind,
+            group_column=group_column,
+            random_share=random_share,
+            gold_column=gold_column,
+            run_id=run_id,
+            seed=seed,
+        )
     proba = handle.predict_proba(data[features])  # type: ignore[misc]
     gold, shown = None, data
     if gold_column is not None:

@@ -48,9 +48,9 @@ from ._interchange import (
 )
 from ._interface import AuditStore, GovernanceStore, QueueStore, ReviewStoreProtocol
 from ._keyring import AuditKeyring
-from ._queueing import queue_for_review, queue_from_validation
+from ._queueing import queue_for_review, queue_from_validation, queue_selection
 from ._routing import ROUTING_STRATEGIES, Budget, Router, RoutingRule
-from ._sampling import STRATEGIES, select_for_review, uncertainty_scores
+from ._sampling import STRATEGIES, control_rows, select_among, select_for_review, uncertainty_scores
 from ._snapshot import SNAPSHOT_FILES, LabelSnapshot, build_snapshot
 from ._store import (
     ROLES,
@@ -117,6 +117,7 @@ __all__ = [
     "ReviewStoreProtocol",
     "build_snapshot",
     "consensus_of",
+    "control_rows",
     "agreement",
     "consensus",
     "csv_tasks",
@@ -130,10 +131,12 @@ __all__ = [
     "needs_adjudication",
     "queue_for_review",
     "queue_from_validation",
+    "queue_selection",
     "queue_consensus",
     "queue_tally",
     "QueueConsensus",
     "QueueTally",
+    "select_among",
     "select_for_review",
     "uncertainty_scores",
 ]

@@ -11,11 +11,12 @@ import pandas as pd
 from .._result import ValidationResult
 from .._validation import check_probabilities
 from ..errors import InputError
+from ..spark import is_spark_frame
 from ._interface import QueueStore
 from ._records import Queue
 from ._sampling import select_for_review
 
-__all__ = ["queue_for_review", "queue_from_validation"]
+__all__ = ["queue_for_review", "queue_from_validation", "queue_selection"]
 
 
 def queue_for_review(
@@ -41,7 +42,30 @@ def queue_for_review(
 
     Reviewers see every column of ``rows``; the model's label and confidence are stored with each
     item and shown unless the queue is ``blind``.
+
+    ``rows`` may be a Spark DataFrame: ``y_prob`` then names its column of class probabilities and
+    ``groups`` its group column; the rows are ranked on the executors and only the chosen ones
+    reach the store (:func:`mlflow_hitl.spark.queue_for_review`, which also takes a ``key`` column).
     """
+    if is_spark_frame(rows):
+        return _spark_queue(
+            store,
+            name,
+            rows=rows,
+            y_prob=y_prob,
+            classes=classes,
+            size=size,
+            actor=actor,
+            strategy=strategy,
+            raters_per_item=raters_per_item,
+            blind=blind,
+            groups=groups,
+            edge_cases=edge_cases,
+            random_share=random_share,
+            gold=gold,
+            run_id=run_id,
+            seed=seed,
+        )
     if not isinstance(rows, pd.DataFrame) or rows.empty:
         raise InputError("rows must be a non-empty DataFrame of rows to review")
     proba = check_probabilities(y_prob, "y_prob", n_classes=len(classes))
@@ -56,6 +80,39 @@ def queue_for_review(
         edge_cases=edge_cases,
         seed=seed,
     )
+    return queue_selection(
+        store,
+        name,
+        rows=rows,
+        selection=selection,
+        proba=proba,
+        classes=classes,
+        actor=actor,
+        raters_per_item=raters_per_item,
+        blind=blind,
+        strategy=strategy,
+        run_id=run_id,
+        gold=gold,
+    )
+
+
+def queue_selection(
+    store: QueueStore,
+    name: str,
+    *,
+    rows: pd.DataFrame,
+    selection: pd.DataFrame,
+    proba: np.ndarray,
+    classes: Sequence[Any],
+    actor: str,
+    raters_per_item: int,
+    blind: bool,
+    strategy: str,
+    run_id: str | None,
+    gold: Mapping[Any, Any] | None,
+) -> Queue:
+    """Create queue ``name`` from the ``selection`` of ``rows``, each item with the model's label and
+    confidence read from ``proba`` (checked class probabilities, one row per row of ``rows``)."""
     return store.create_queue(
         name,
         rows=rows,
@@ -70,6 +127,31 @@ def queue_for_review(
         confidences=proba.max(axis=1),
         gold=gold,
     )
+
+
+def _spark_queue(
+    store: QueueStore,
+    name: str,
+    *,
+    rows: Any,
+    y_prob: Any,
+    groups: Any,
+    edge_cases: Any,
+    gold: Any,
+    **options: Any,
+) -> Queue:
+    """A queue from a Spark DataFrame, whose columns (not arrays) hold the probabilities and groups."""
+    from ..spark import queue_for_review as spark_queue
+
+    for what, value in (("y_prob", y_prob), ("groups", groups)):
+        if not isinstance(value, str) and (what == "y_prob" or value is not None):
+            raise InputError(f"with a Spark DataFrame of rows, {what} must name one of its columns")
+    if edge_cases is not None or gold is not None:
+        raise InputError(
+            "edge_cases and gold are per-row arrays of a pandas frame; with a Spark DataFrame, "
+            "mark gold items with a gold column (mlflow_hitl.spark.queue_for_review)"
+        )
+    return spark_queue(store, name, rows=rows, y_prob=y_prob, group_column=groups, **options)
 
 
 def queue_from_validation(

@@ -28,7 +28,7 @@ from .._review_options import STRATEGIES
 from .._validation import check_probabilities
 from ..errors import InputError
 
-__all__ = ["STRATEGIES", "select_for_review", "uncertainty_scores"]
+__all__ = ["STRATEGIES", "control_rows", "select_among", "select_for_review", "uncertainty_scores"]
 
 RANDOM_CONTROL = "random-control"
 MISSING_GROUP = "missing"
@@ -221,6 +221,15 @@ def _stratified_top_k(
     return picked[_order(score, picked)]
 
 
+def _uncertain_picks(
+    score: np.ndarray, rest: np.ndarray, codes: np.ndarray | None, labels: np.ndarray | None, k: int
+) -> np.ndarray:
+    """The ``k`` highest-scoring of the ``rest`` rows, split equally across groups when there are groups."""
+    if codes is None:
+        return _top_k(score, rest, k)
+    return _stratified_top_k(score, rest, codes, len(labels), k)
+
+
 def _control_count(size: int, random_share: float) -> int:
     """``random_share * size`` rounded half up; at least one when there is a share and room for it."""
     count = int(np.floor(random_share * size + 0.5))
@@ -285,9 +294,14 @@ def _pick_control(
     With ``random`` every remaining slot is control. The draw always happens (even of zero rows)
     so the seeded ``rng`` sequence matches earlier releases.
     """
-    n_control = room if is_random else min(room, _control_count(size, random_share))
     eligible = np.flatnonzero(~taken)
-    return rng.choice(eligible, n_control, replace=False), len(eligible)
+    n_control = _control_size(room, size, random_share, is_random)
+    return eligible[rng.choice(len(eligible), n_control, replace=False)], len(eligible)
+
+
+def _control_size(room: int, size: int, random_share: float, is_random: bool) -> int:
+    """How many of the ``room`` slots left after the edge cases are random control."""
+    return room if is_random else min(room, _control_count(size, random_share))
 
 
 def _review_frame(
@@ -374,13 +388,82 @@ def select_for_review(
     control, n_eligible = _pick_control(taken, room, size, random_share, is_random, rng)
     taken[control] = True
 
-    rest = np.flatnonzero(~taken)
-    k = room - len(control)
-    if codes is None:
-        uncertain = _top_k(score, rest, k)
-    else:
-        uncertain = _stratified_top_k(score, rest, codes, len(labels), k)
-
+    uncertain = _uncertain_picks(score, np.flatnonzero(~taken), codes, labels, room - len(control))
     return _review_frame(
         score, edge, control, uncertain, edge_names, edge_first, strategy, n_eligible, codes, labels
     )
+
+
+# --------------------------------------------------------------------------- rows ranked where they live
+
+
+def control_rows(
+    n_rows: int, *, size: int, strategy: str = "least-confidence", random_share: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, int]:
+    """The random-control positions :func:`select_for_review` draws from ``n_rows`` rows, and how many
+    uncertainty picks follow them (no edge cases).
+
+    For an engine that ranks rows where they live (a Spark cluster) and must not bring them all to one
+    process: it draws the control rows here, fetches them together with the best-scoring other rows
+    of each group (:func:`select_among`), and gets the very choice :func:`select_for_review` makes
+    over the same rows in the same order. The draw takes memory in the number drawn, not in ``n_rows``.
+    """
+    _check_strategy(strategy)
+    size = _check_count(size, "size")
+    if size <= 0:
+        raise InputError(f"size must be at least 1, got {size}")
+    random_share = _check_share(random_share)
+    rng = np.random.default_rng(_check_count(seed, "seed"))
+    size = min(size, _check_count(n_rows, "n_rows"))
+    n_control = _control_size(size, size, random_share, strategy == "random")
+    return rng.choice(n_rows, n_control, replace=False), size - n_control
+
+
+def select_among(
+    candidates: pd.DataFrame,
+    *,
+    n_rows: int,
+    size: int,
+    strategy: str = "least-confidence",
+    random_share: float = 0.1,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """What :func:`select_for_review` picks from ``n_rows`` rows, given only the rows it can pick.
+
+    ``candidates`` has a ``row`` column (positions among the ``n_rows``), ``score`` (under
+    ``strategy``; NaN for ``random``) and, to split the picks across groups, ``group``. It must hold
+    the :func:`control_rows` and, of the other rows, each group's ``n`` best by score (ties by
+    position), ``n`` being the uncertainty picks :func:`control_rows` returns. More rows do no harm:
+    the equal split only needs to know that a group can fill its share. Returns the frame
+    :func:`select_for_review` returns, ``row`` being positions among the ``n_rows``.
+    """
+    control, k = control_rows(n_rows, size=size, strategy=strategy, random_share=random_share, seed=seed)
+    order = np.argsort(candidates["row"].to_numpy(dtype=np.int64), kind="stable")
+    positions = candidates["row"].to_numpy(dtype=np.int64)[order]
+    score = candidates["score"].to_numpy(dtype=float)[order]
+    # Candidates keep their position order, so ties broken by candidate index are broken by position.
+    control_at = np.searchsorted(positions, control)
+    if (control_at >= len(positions)).any() or (positions[control_at] != control).any():
+        raise InputError("candidates must include every random-control row that control_rows draws")
+    taken = np.zeros(len(positions), dtype=bool)
+    taken[control_at] = True
+    codes, labels = (
+        _check_groups(candidates["group"].to_numpy()[order], len(positions))
+        if "group" in candidates.columns
+        else (None, None)
+    )
+    uncertain = _uncertain_picks(score, np.flatnonzero(~taken), codes, labels, k)
+    frame = _review_frame(
+        score,
+        control_at[:0],
+        control_at,
+        uncertain,
+        [],
+        np.full(len(positions), -1),
+        strategy,
+        n_rows,
+        codes,
+        labels,
+    )
+    frame["row"] = positions[frame["row"].to_numpy()]
+    return frame

@@ -6,6 +6,7 @@ The model is scored on the executors; each check then reads statistics merged ac
 method is per-row), and the check's own formulas, shared with the pandas path, turn them into the
 same metrics. Nothing proportional to the row count is collected to the driver.
 
+- :func:`queue_for_review`: a review queue ranked on the executors, only the chosen rows fetched.
 - :func:`validate_spark`: what ``validate`` runs when an input is a Spark DataFrame; its runner
   table (``RUNNERS``) says how each check runs on Spark.
 
@@ -22,14 +23,23 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError
 
 if TYPE_CHECKING:
+    from ._queue import queue_for_review
     from ._validate import RUNNERS, validate_spark
 
-__all__ = ["RUNNERS", "SAMPLE_ROWS", "is_spark_frame", "require_pyspark", "validate_spark"]
+__all__ = [
+    "RUNNERS",
+    "SAMPLE_ROWS",
+    "is_spark_frame",
+    "queue_for_review",
+    "require_pyspark",
+    "validate_spark",
+]
 
 # The most rows per input a check that works row by row reads on the Spark path: a seeded sample.
 SAMPLE_ROWS = 100_000
 
-_HOMES = {"RUNNERS": "._validate", "validate_spark": "._validate"}
+# The modules behind these names import pyspark; only a caller holding a Spark DataFrame reaches them.
+_HOMES = {"RUNNERS": "._validate", "validate_spark": "._validate", "queue_for_review": "._queue"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,144 @@
+"""Review queues from a Spark DataFrame hold the very items the pandas path queues from the same rows.
+
+The rows are ranked on the executors and only the chosen ones are fetched; the items (row keys,
+order, reasons, scores, groups, payloads, predictions, confidences, gold labels) are compared in a
+real SQLite review store against the pandas path's queue of the same rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mlflow_hitl.adapter.model import as_classifier
+from mlflow_hitl.adapter.review import queue_from_model
+from mlflow_hitl.errors import InputError
+from mlflow_hitl.review import ReviewStore, queue_for_review
+from mlflow_hitl.spark import queue_for_review as spark_queue
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return ReviewStore(f"sqlite:///{tmp_path_factory.mktemp('queue-spark') / 'hitl.db'}")
+
+
+@pytest.fixture(scope="module")
+def production(arrests_split):
+    """Production rows with a gold label on every tenth row, and an id that is not their order."""
+    _, _, production = arrests_split
+    rows = production.copy()
+    rows["gold"] = np.where(np.arange(len(rows)) % 10 == 0, "Yes", None)
+    rows["id"] = np.random.default_rng(3).permutation(len(rows)) * 7 + 1000
+    return rows
+
+
+def _items(store, name):
+    return [dataclasses.replace(item, queue="") for item in store.items(name)], store.gold(name)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "group_column", "random_share"),
+    [("least-confidence", None, 0.1), ("margin", "colour", 0.25)],
+)
+def test_a_spark_frame_queues_the_items_the_pandas_frame_queues(
+    spark, store, production, arrests_model, strategy, group_column, random_share
+):
+    rows = production.drop(columns=["id"])
+    options = dict(
+        model=arrests_model,
+        actor="ana",
+        size=60,
+        strategy=strategy,
+        group_column=group_column,
+        random_share=random_share,
+        gold_column="gold",
+        seed=4,
+    )
+    name = f"{strategy}-{group_column}"
+    expected = queue_from_model(store, f"pandas-{name}", data=rows, **options)
+    got = queue_from_model(store, f"spark-{name}", data=spark.createDataFrame(rows), **options)
+    assert got.classes == expected.classes
+    items, gold = _items(store, f"spark-{name}")
+    assert (items, gold) == _items(store, f"pandas-{name}")
+    assert len(items) == 60 and gold
+    assert {item.reason for item in items} >= {"random-control"}
+
+
+@pytest.fixture(scope="module")
+def keyed_expected(store, production, arrests_model):
+    """The pandas queue of the rows in id order, indexed by id, from an already-scored probabilities column."""
+    rows = production.drop(columns=["gold"]).sort_values("id").set_index("id")
+    model = as_classifier(arrests_model)
+    proba = model.predict_proba(rows)
+    queue_for_review(
+        store,
+        "keyed-pandas",
+        rows=rows,
+        y_prob=proba,
+        classes=model.classes,
+        size=40,
+        actor="ana",
+        groups=rows["colour"],
+        seed=1,
+    )
+    return _items(store, "keyed-pandas"), proba, model.classes
+
+
+def test_with_a_key_the_choice_does_not_depend_on_the_partitioning(spark, store, production, keyed_expected):
+    """The rows shuffled into 5 partitions give the queue of the pandas frame sorted by id (one "partition")."""
+    (expected, _), proba, classes = keyed_expected
+    by_id = production.drop(columns=["gold"]).sort_values("id").assign(proba=list(proba))
+    frame = spark.createDataFrame(by_id.sample(frac=1, random_state=5)).repartition(5)
+    spark_queue(
+        store,
+        "keyed-5",
+        rows=frame,
+        y_prob="proba",
+        key="id",
+        classes=classes,
+        size=40,
+        actor="ana",
+        group_column="colour",
+        seed=1,
+    )
+    items, _ = _items(store, "keyed-5")
+    assert items == expected
+    assert {item.row_key for item in items} <= {str(i) for i in production["id"]}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda rows: rows.limit(0), "data must be a non-empty DataFrame of rows to review"),
+        (lambda rows: rows.drop("age"), "data is missing the model's input column(s) age"),
+        (lambda rows: rows, "group column 'band' is not a column of the data; it has: colour, year"),
+    ],
+    ids=["empty", "missing feature", "missing group column"],
+)
+def test_bad_input_gives_the_pandas_paths_errors(spark, store, production, arrests_model, change, message):
+    rows = production.drop(columns=["gold", "id"])
+    options = dict(
+        model=arrests_model, actor="ana", size=5, group_column="band" if "band" in message else None
+    )
+    pandas_rows = (
+        rows.head(0) if "empty" in message else rows.drop(columns=["age"]) if "age" in message else rows
+    )
+    for data in (pandas_rows, change(spark.createDataFrame(rows))):
+        with pytest.raises(InputError) as raised:
+            queue_from_model(store, "refused", data=data, **options)
+        assert str(raised.value).startswith(message)
+
+
+def test_bad_probabilities_on_the_executors_give_the_pandas_paths_error(spark, store, production):
+    rows = production.drop(columns=["gold", "id"]).head(50)
+    proba = np.column_stack([np.full(50, 1.2), np.full(50, -0.2)])
+    with pytest.raises(InputError, match=r"y_prob must lie in \[0, 1\]") as pandas_error:
+        queue_for_review(store, "bad", rows=rows, y_prob=proba, classes=["No", "Yes"], size=5, actor="ana")
+    frame = spark.createDataFrame(rows.assign(p=list(proba))).repartition(3)
+    with pytest.raises(InputError) as spark_error:
+        queue_for_review(store, "bad", rows=frame, y_prob="p", classes=["No", "Yes"], size=5, actor="ana")
+    assert str(spark_error.value) == str(pandas_error.value)
