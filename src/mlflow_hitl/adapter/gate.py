@@ -45,7 +45,9 @@ __all__ = [
     "gate_tag_text",
     "release_page",
     "internal_writes",
+    "policies_for_run",
     "policy_for",
+    "policy_origin",
     "promote",
     "set_policy",
     "target_of",
@@ -118,6 +120,50 @@ def policy_for(store: ReviewStore, model_name: str) -> tuple[Policy, dict[str, A
     if record is None:
         return default_policy(), None
     return parse_policy(record["policy"], source=f"policy of {model_name} v{record['version']}"), record
+
+
+def policy_origin(model_name: str, record: dict[str, Any] | None) -> str:
+    """Where ``model_name``'s policy comes from, for people: its stored version, who set it and when, its hash."""
+    if record is None:
+        return f"the default policy ({model_name} has none of its own)"
+    return (
+        f"policy of {model_name} v{record['version']}, set by {record['set_by']} "
+        f"{str(record.get('set_at') or '')[:16].replace('T', ' ')} (sha256 {str(record['policy_hash'])[:12]})"
+    )
+
+
+def policies_for_run(run_id: str, *, model_uri: str | None = None) -> dict[str, Policy]:
+    """The gate policies in force for the registered models made from run ``run_id`` (and the one
+    ``model_uri`` names, ``models:/<name>/...``), keyed by :func:`policy_origin`: what the evidence
+    report shows beside each check's own thresholds. ``{}`` when no version exists yet, or when the
+    registry or the review store cannot be read (the report then says the policy was not known)."""
+    from mlflow.exceptions import MlflowException
+
+    from .review import open_store
+
+    names = set()
+    if model_uri and model_uri.startswith("models:/"):
+        name = model_uri[len("models:/") :].split("/", 1)[0]
+        if name and not name.startswith("m-"):
+            names.add(name)
+    with contextlib.suppress(MlflowException):  # a tracking store without a model registry
+        names |= {v.name for v in _client().search_model_versions(f"run_id = '{run_id}'")}
+    if not names:
+        return {}
+    try:
+        store = open_store()
+    except Exception:  # no review store that opens: the report says the policy was not known
+        return {}
+    try:
+        found = {}
+        for name in sorted(names):
+            policy, record = policy_for(store, name)
+            found[policy_origin(name, record)] = policy
+        return found
+    except HitlError:
+        return {}
+    finally:
+        store.close()
 
 
 def set_policy(

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .._hashing import sha256_file
 from .._result import CheckResult, ValidationResult
 from ..checks.registry import ALL_CHECKS
 from ..errors import InputError, NotFoundError
+from ..gate import Policy
 from ..report import render_report, render_summary_markdown
 
 __all__ = [
@@ -93,10 +95,15 @@ def evidence_page(run_id: str) -> str | None:
     return f"{base}/hitl/signoff?" + urlencode({"run_id": run_id})
 
 
-def _description(existing: str | None, result: ValidationResult, page: str | None = None) -> str:
+def _description(
+    existing: str | None,
+    result: ValidationResult,
+    policies: Mapping[str, Policy] | None = None,
+    page: str | None = None,
+) -> str:
     """The run's description with our section (between markers) written or replaced, the rest kept."""
     link = "" if page is None else f"\n\nEvidence and sign-off: [{page}]({page})"
-    section = f"{_NOTE_START}\n{render_summary_markdown(result)}{link}\n{_NOTE_END}"
+    section = f"{_NOTE_START}\n{render_summary_markdown(result, policies=policies)}{link}\n{_NOTE_END}"
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
     existing = existing or ""
@@ -131,7 +138,7 @@ def resolve_run_id(run_id: str | None) -> str | None:
     return run_id
 
 
-def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
+def _write_artifacts(result: ValidationResult, root: Path, policies: Mapping[str, Policy]) -> dict[str, str]:
     """Write every check's files under ``root`` and return the manifest ``{relative path: sha256}``."""
     for name, check in result.checks.items():
         folder = root / name
@@ -139,7 +146,7 @@ def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
         (folder / "result.json").write_text(check.to_json(), encoding="utf-8")
         for filename, content in check.artifacts.items():
             (folder / Path(filename).name).write_bytes(content)
-    (root / "report.html").write_text(render_report(result), encoding="utf-8")
+    (root / "report.html").write_text(render_report(result, policies=policies), encoding="utf-8")
     return {
         path.relative_to(root).as_posix(): sha256_file(path)
         for path in sorted(root.rglob("*"))
@@ -156,11 +163,16 @@ def log_validation(
 
     The evidence is then registered in the audit chain, bound to ``model`` (what ``validate`` was
     given; ``None``: the model the run logged), see :mod:`~mlflow_hitl.adapter.registration`.
+
+    The report and the run's description show the gate policies in force for the registered models
+    already made from the run (:func:`~mlflow_hitl.adapter.gate.policies_for_run`): register the
+    model before validating it to see its gate's bounds beside the checks' own thresholds.
     """
     import mlflow
     from mlflow.entities import Metric, RunTag
     from mlflow.utils.time import get_current_time_millis
 
+    from .gate import policies_for_run
     from .registration import register_evidence
 
     client = mlflow.MlflowClient()
@@ -175,7 +187,8 @@ def log_validation(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / ARTIFACT_ROOT
         root.mkdir()
-        manifest = _write_artifacts(result, root)
+        policies = policies_for_run(run_id, model_uri=model if isinstance(model, str) else None)
+        manifest = _write_artifacts(result, root, policies)
         summary = {
             **result.to_dict(),
             "checks": {name: check.status.value for name, check in result.checks.items()},
@@ -193,7 +206,7 @@ def log_validation(
         tags=[
             RunTag("hitl.status", result.status.value),
             RunTag("hitl.checks", ",".join(f"{n}={c.status.value}" for n, c in result.checks.items())),
-            RunTag(_NOTE, _description(note, result, evidence_page(run_id))),
+            RunTag(_NOTE, _description(note, result, policies, evidence_page(run_id))),
         ],
         synchronous=True,
     )
