@@ -215,10 +215,10 @@ def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
     assert f"<th>model URI</th><td class=finding>{info.model_uri}</td>" in (local / "report.html").read_text()
 
 
-def test_the_report_shows_the_gate_policy_of_the_version_made_from_the_run(
+def test_the_report_shows_the_gate_policy_of_the_registered_model_it_is_validated_for(
     tracking_uri, arrests_model, arrests_split, tmp_path
 ):
-    """Registered before it is validated, a model's report shows its gate's bounds and their origin."""
+    """Validated for its registered model, a run's report shows that model's gate bounds and their origin."""
     from mlflow_hitl.adapter.gate import set_policy
     from mlflow_hitl.adapter.review import open_store
 
@@ -229,9 +229,14 @@ def test_the_report_shows_the_gate_policy_of_the_version_made_from_the_run(
     def validated(name: str | None) -> tuple[str, str]:
         with mlflow.start_run() as run:
             info = log_sklearn_model(arrests_model, real)
-            if name is not None:
-                mlflow.register_model(info.model_uri, name)
-            mlflow_hitl.validate(arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"])
+            mlflow.register_model(info.model_uri, "arrests")
+            mlflow_hitl.validate(
+                arrests_model,
+                real=real,
+                target=ARRESTS_TARGET,
+                checks=["calibration"],
+                registered_model_name=name,
+            )
         folder = tmp_path / run.info.run_id
         mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="hitl", dst_path=str(folder)
@@ -239,9 +244,10 @@ def test_the_report_shows_the_gate_policy_of_the_version_made_from_the_run(
         note = mlflow.MlflowClient().get_run(run.info.run_id).data.tags["mlflow.note.content"]
         return (folder / "hitl" / "report.html").read_text(), note
 
+    # What validate is given decides, not the registry: the same validation logs the same evidence.
     report, note = validated(None)
-    assert "the gate&#x27;s policy was not known when this was logged" in report
-    assert "Release gate" not in note
+    assert "release gate bound" not in report and "Release gate" not in note
+    assert "validate with the registered model&#x27;s name to show its bounds here" in report
 
     report, note = validated("arrests")  # no policy of its own yet: the strict default is in force
     assert "the default policy (arrests has none of its own)" in report
@@ -249,7 +255,10 @@ def test_the_report_shows_the_gate_policy_of_the_version_made_from_the_run(
 
     record = set_policy(store, "arrests", "[checks.calibration]\nmax = { ece = 0.005 }\n", actor="root")
     report, note = validated("arrests")
-    origin = f"policy of arrests v1, set by root {record['set_at'][:16].replace('T', ' ')} (sha256 {record['policy_hash'][:12]})"
+    origin = (
+        f"policy of arrests v1, set by root {record['set_at'][:16].replace('T', ' ')} "
+        f"(sha256 {record['policy_hash'][:12]})"
+    )
     assert origin in report
     assert "<code>ece &lt;= 0.005</code></td><td>❌</td>" in report
     assert f"Release gate ({origin}): 0 of 1 bounds met; unmet: calibration.ece <= 0.005" in note

@@ -166,7 +166,7 @@ def test_the_gate_policys_bounds_show_beside_each_check_with_where_they_came_fro
 
     policy = parse_policy(GATE, source="policy.toml")
     text = html.unescape(_text(render_report(result, created=WHEN, policies={ORIGIN: policy})))
-    assert f"the release gate's bounds, shown with each check: {ORIGIN}" in text
+    assert f"the release gate's bounds in force when this was logged, shown with each check: {ORIGIN}" in text
     calibration = text[text.index("calibration failed Miscalibrated") :]
     ece = result.checks["calibration"].metrics["ece"]
     # the gate's own verdict on its bound, in its own words, and the policy it came from
@@ -184,9 +184,9 @@ def test_the_gate_policys_bounds_show_beside_each_check_with_where_they_came_fro
 def test_without_a_known_policy_the_header_says_where_the_gates_bounds_are(result, page):
     assert "release gate bound" not in page
     assert "(mlflow-hitl policy show &lt;model&gt;)" in page
+    assert "validate with the registered model&#x27;s name to show its bounds here" in page
     looked = _text(render_report(result, created=WHEN, policies={}))
-    assert "the gate&#x27;s policy was not known when this was logged" in looked
-    assert "register the model before validating" in looked
+    assert "the review store holding it could not be read when this was logged" in looked
 
 
 def test_the_run_description_counts_the_gates_bounds_and_names_the_unmet(result):

@@ -214,19 +214,18 @@ def _findings(summary: str) -> str:
 
 def _thresholds_fact(policies: Mapping[str, Policy] | None) -> str:
     own = "each check's own verdict: its defaults, or the config given to validate (each check says which)"
+    gate = (
+        "the release gate judges by the registered model's policy, which can set other bounds "
+        "(mlflow-hitl policy show <model>)"
+    )
     if policies is None:
-        return (
-            f"{own}; the release gate judges by the registered model's policy, which can set other bounds "
-            "(mlflow-hitl policy show <model>)"
-        )
+        return f"{own}; {gate}: validate with the registered model's name to show its bounds here"
     if not policies:
-        return (
-            f"{own}; the gate's policy was not known when this was logged (no registered model version "
-            "came from the run yet: register the model before validating to see its bounds here); the "
-            "release gate judges by the registered model's policy, which can set other bounds "
-            "(mlflow-hitl policy show <model>)"
-        )
-    return f"{own}; the release gate's bounds, shown with each check: " + "; ".join(policies)
+        return f"{own}; {gate}: the review store holding it could not be read when this was logged"
+    return (
+        f"{own}; the release gate's bounds in force when this was logged, shown with each check: "
+        + "; ".join(policies)
+    )
 
 
 def _facts(
@@ -260,6 +259,34 @@ def _facts(
         ("data", "\n".join(data) or MISSING),
         ("thresholds", _thresholds_fact(policies)),
     ]
+
+
+def _earlier_from(entry: Mapping[str, Any], digest: str) -> str:
+    registration = entry.get("registration") or {}
+    when = (
+        f"registered at audit event {registration['seq']}, {str(registration.get('time', ''))[:16].replace('T', ' ')} UTC; "
+        if registration.get("seq") is not None
+        else ""
+    )
+    return f"{when}its summary.json sha256 {digest[:16]}"
+
+
+def _earlier_section(earlier: Mapping[str, Any] | None) -> str:
+    """Files an earlier validation of the run left that this one did not recompute (adapter/earlier.py)."""
+    if not earlier:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(', '.join(f'{c} ({s})' for c, s in entry.get('checks', {}).items()) or MISSING)}</td>"
+        f"<td>{_e(_earlier_from(entry, digest))}</td>"
+        f"<td>{'<br>'.join(f'<code>hitl/{_e(f)}</code>' for f in entry.get('files', ()))}</td></tr>"
+        for digest, entry in earlier.items()
+    )
+    return (
+        "<h2>Kept from an earlier validation</h2><p class=sub>This validation did not run these checks. "
+        "Their files stay in the run, pinned in <code>summary.json</code>'s manifest as that validation "
+        "recorded them; the release gate judges only the checks above.</p>"
+        f"<table><tr><th>checks (status then)</th><th>from</th><th>files</th></tr>{rows}</table>"
+    )
 
 
 def _signoff_section(signoffs: Iterable[Mapping[str, Any]] | None) -> str:
@@ -316,7 +343,8 @@ def render_report(
         "<p class=sub>Human-in-the-loop validation of a model trained on synthetic data. "
         "<code>insufficient_evidence</code> is never a pass.</p>"
         f"<table>{fact_rows}</table><h2>Checks</h2><table><tr><th>check</th><th>status</th><th>finding</th></tr>"
-        f"{overview}</table>{_signoff_section(signoffs)}{sections}</body></html>"
+        f"{overview}</table>{_earlier_section(result.details.get('earlier'))}"
+        f"{_signoff_section(signoffs)}{sections}</body></html>"
     )
 
 
@@ -343,6 +371,17 @@ def _gate_lines(result: ValidationResult, policies: Mapping[str, Policy] | None)
     return [*lines, ""] if lines else []
 
 
+def _earlier_lines(earlier: Mapping[str, Any] | None) -> list[str]:
+    checks = [f"{c} ({s})" for entry in (earlier or {}).values() for c, s in entry.get("checks", {}).items()]
+    if not earlier:
+        return []
+    kept = ", ".join(checks) if checks else "files"
+    return [
+        _cell(f"Kept from an earlier validation, not judged by the gate: {kept} (see hitl/report.html)."),
+        "",
+    ]
+
+
 def render_summary_markdown(result: ValidationResult, *, policies: Mapping[str, Policy] | None = None) -> str:
     """A short markdown summary for the run's description: the status of each check and its finding,
     and, when ``policies`` are known (see :func:`render_report`), how the gate's bounds stand."""
@@ -363,6 +402,7 @@ def render_summary_markdown(result: ValidationResult, *, policies: Mapping[str, 
             *rows,
             "",
             *_gate_lines(result, policies),
+            *_earlier_lines(result.details.get("earlier")),
             "The full evidence: `hitl/report.html`; every metric: `hitl/<check>/result.json`.",
         ]
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -45,7 +45,7 @@ __all__ = [
     "gate_tag_text",
     "release_page",
     "internal_writes",
-    "policies_for_run",
+    "gate_policies",
     "policy_for",
     "policy_origin",
     "promote",
@@ -132,31 +132,22 @@ def policy_origin(model_name: str, record: dict[str, Any] | None) -> str:
     )
 
 
-def policies_for_run(run_id: str, *, model_uri: str | None = None) -> dict[str, Policy]:
-    """The gate policies in force for the registered models made from run ``run_id`` (and the one
-    ``model_uri`` names, ``models:/<name>/...``), keyed by :func:`policy_origin`: what the evidence
-    report shows beside each check's own thresholds. ``{}`` when no version exists yet, or when the
-    registry or the review store cannot be read (the report then says the policy was not known)."""
-    from mlflow.exceptions import MlflowException
-
+def gate_policies(model_names: Iterable[str]) -> dict[str, Policy] | None:
+    """The gate policies in force now for ``model_names``, keyed by :func:`policy_origin`: what the
+    evidence report shows beside each check's own thresholds. ``None`` when no name is given; ``{}``
+    when the review store cannot be read (the report then says the policy was not known)."""
     from .review import open_store
 
-    names = set()
-    if model_uri and model_uri.startswith("models:/"):
-        name = model_uri[len("models:/") :].split("/", 1)[0]
-        if name and not name.startswith("m-"):
-            names.add(name)
-    with contextlib.suppress(MlflowException):  # a tracking store without a model registry
-        names |= {v.name for v in _client().search_model_versions(f"run_id = '{run_id}'")}
+    names = sorted(set(model_names))
     if not names:
-        return {}
+        return None
     try:
         store = open_store()
     except Exception:  # no review store that opens: the report says the policy was not known
         return {}
     try:
         found = {}
-        for name in sorted(names):
+        for name in names:
             policy, record = policy_for(store, name)
             found[policy_origin(name, record)] = policy
         return found

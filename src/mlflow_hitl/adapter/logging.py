@@ -7,7 +7,9 @@ Layout in the run (the contract other tools read):
   and no metric is lost: each check's ``result.json`` holds them all;
 - artifacts ``hitl/<check>/result.json`` plus each check's PNG/HTML files, ``hitl/report.html``
   (the page a person reads first) and ``hitl/summary.json``: status per check, skipped checks and a
-  manifest of every other artifact with its sha256, so a later gate can re-verify the evidence;
+  manifest of every other artifact with its sha256, so a later gate can re-verify the evidence (files
+  an earlier, wider validation of the run left are kept and listed under ``details.earlier``, see
+  :mod:`~mlflow_hitl.adapter.earlier`);
 - tags ``hitl.status`` (overall), ``hitl.checks`` (``check=status`` pairs, comma separated) and the
   run's description (``mlflow.note.content``): a short markdown summary with each check's status and
   finding, in a section of its own so a description people wrote is kept; when the run is logged to a
@@ -138,15 +140,18 @@ def resolve_run_id(run_id: str | None) -> str | None:
     return run_id
 
 
-def _write_artifacts(result: ValidationResult, root: Path, policies: Mapping[str, Policy]) -> dict[str, str]:
-    """Write every check's files under ``root`` and return the manifest ``{relative path: sha256}``."""
+def _write_check_files(result: ValidationResult, root: Path) -> dict[str, str]:
+    """Write every check's files under ``root``; ``{relative path: sha256}`` of what was written."""
     for name, check in result.checks.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "result.json").write_text(check.to_json(), encoding="utf-8")
         for filename, content in check.artifacts.items():
             (folder / Path(filename).name).write_bytes(content)
-    (root / "report.html").write_text(render_report(result, policies=policies), encoding="utf-8")
+    return _digests(root)
+
+
+def _digests(root: Path) -> dict[str, str]:
     return {
         path.relative_to(root).as_posix(): sha256_file(path)
         for path in sorted(root.rglob("*"))
@@ -154,8 +159,25 @@ def _write_artifacts(result: ValidationResult, root: Path, policies: Mapping[str
     }
 
 
+def _model_names(registered_model_name: str | None, model: Any) -> list[str]:
+    """The registered models whose gate the report shows: the one named, and the one a
+    ``models:/<name>/<version>`` (or ``@alias``) URI names (not ``models:/<model id>``)."""
+    names = [registered_model_name] if registered_model_name else []
+    if isinstance(model, str) and model.startswith("models:/"):
+        reference = model[len("models:/") :]
+        name = reference.split("@", 1)[0] if "@" in reference else reference.split("/", 1)[0]
+        if name and name != reference:
+            names.append(name)
+    return names
+
+
 def log_validation(
-    result: ValidationResult, *, run_id: str, model: Any = None, all_metrics: bool = False
+    result: ValidationResult,
+    *,
+    run_id: str,
+    model: Any = None,
+    all_metrics: bool = False,
+    registered_model_name: str | None = None,
 ) -> ValidationResult:
     """Log ``result`` to run ``run_id`` and return it with ``run_id`` set.
 
@@ -164,15 +186,21 @@ def log_validation(
     The evidence is then registered in the audit chain, bound to ``model`` (what ``validate`` was
     given; ``None``: the model the run logged), see :mod:`~mlflow_hitl.adapter.registration`.
 
-    The report and the run's description show the gate policies in force for the registered models
-    already made from the run (:func:`~mlflow_hitl.adapter.gate.policies_for_run`): register the
-    model before validating it to see its gate's bounds beside the checks' own thresholds.
+    Files of checks an earlier validation logged to the run and this one did not run are kept and
+    marked as the earlier validation's (``result.details["earlier"]``, with an
+    :class:`~mlflow_hitl.adapter.earlier.EarlierEvidenceWarning`): see :mod:`~mlflow_hitl.adapter.earlier`.
+
+    The report and the run's description show the gate policy in force for ``registered_model_name``
+    (and for the registered model a ``models:/<name>/<version>`` ``model`` names) beside each check's
+    own thresholds. Only what ``validate`` was given decides this, never the registry's state at
+    logging time, so the same validation logged again is the same evidence.
     """
     import mlflow
     from mlflow.entities import Metric, RunTag
     from mlflow.utils.time import get_current_time_millis
 
-    from .gate import policies_for_run
+    from .earlier import earlier_evidence, logged_summary, warn_earlier
+    from .gate import gate_policies
     from .registration import register_evidence
 
     client = mlflow.MlflowClient()
@@ -187,8 +215,15 @@ def log_validation(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / ARTIFACT_ROOT
         root.mkdir()
-        policies = policies_for_run(run_id, model_uri=model if isinstance(model, str) else None)
-        manifest = _write_artifacts(result, root, policies)
+        written = _write_check_files(result, root)
+        earlier, kept = earlier_evidence(run_id, logged_summary(run_id, ARTIFACT_ROOT), written)
+        if earlier:
+            result = dataclasses.replace(result, details={**result.details, "earlier": earlier})
+            warn_earlier(run_id, earlier, list(result.checks))
+        policies = gate_policies(_model_names(registered_model_name, model))
+        (root / "report.html").write_text(render_report(result, policies=policies), encoding="utf-8")
+        # Files kept from an earlier validation stay pinned at the digest it recorded (see adapter/earlier.py).
+        manifest = {**_digests(root), **kept}
         summary = {
             **result.to_dict(),
             "checks": {name: check.status.value for name, check in result.checks.items()},
