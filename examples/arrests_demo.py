@@ -24,6 +24,10 @@ synthetic training set with the three classic faults:
    approval. The fairness reviewer and the release manager sign off, and the promotion goes through.
 5. Lineage: version 2 traced through the verified-label snapshot it trained on to the queue, the
    raters, the adjudications and the sign-offs.
+6. The loop closes in production (``examples/close_the_loop.py``): the champion serves production rows
+   through a routed model that sends its uncertain ones to a queue; people label them; version 3 is
+   retrained with those labels, and its lineage and dossier reach the production queue, its raters and
+   the champion's sign-offs.
 
 Run it with ``make demo`` (or ``python examples/arrests_demo.py``). The data are also written to
 ``demo-output/data/`` as CSV files, for the command-line examples in the README.
@@ -342,12 +346,38 @@ def _train_and_validate(
             synthetic=synthetic,
             production=production,
             sensitive_features=SENSITIVE,
+            registered_model_name=MODEL_NAME,  # the report shows its gate policy's bounds
         )
     version = mlflow.register_model(logged.model_uri, MODEL_NAME).version
     print(f"\n{name}: HITL status {result.status.value}, registered as {MODEL_NAME} version {version}")
     for check_name, check in result.checks.items():
         print(f"  {check_name:<12} {check.status.value:<22} {check.summary}")
     return model, run, result, str(version)
+
+
+def production_loop(
+    store, data: dict[str, pd.DataFrame], experiment_id: str, output: Path, version: str
+) -> dict:
+    """Step 6, ``examples/close_the_loop.py`` on the champion: serve, route, label, retrain, trace."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "close_the_loop", Path(__file__).with_name("close_the_loop.py")
+    )
+    loop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loop)
+    return loop.close_the_loop(
+        store,
+        MODEL_NAME,
+        version,
+        production=data["production"],
+        truth=data["production_truth"][TARGET],
+        synthetic=data["synthetic_fixed"],
+        real=data["real"],
+        experiment_id=experiment_id,
+        output=output,
+        actor=ENGINEER,
+    )
 
 
 def run_story(output: Path) -> dict:
@@ -459,6 +489,9 @@ def run_story(output: Path) -> dict:
     trace = lineage(MODEL_NAME, second, store=store)
     print(f"\nlineage of {MODEL_NAME} version {second}:")
     print(render_tree(trace), end="")
+
+    # 6. The loop closes in production.
+    loop = production_loop(store, data, experiment_id, output, second)
     return {
         "tracking_uri": tracking_uri,
         "first": {"version": first, "run_id": run.info.run_id, "result": result, "decision": first_decision},
@@ -471,6 +504,7 @@ def run_story(output: Path) -> dict:
         },
         "queue": queue_name,
         "lineage": trace,
+        "loop": loop,
         "audit": store.verify_audit(),
     }
 
@@ -494,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  lineage:     mlflow-hitl --tracking-uri {store} lineage models:/{MODEL_NAME}/{story['second']['version']} --format html -o lineage.html"
     )
     print(f"  the audit:   mlflow-hitl --tracking-uri {store} audit verify")
+    print(
+        f"  the loop:    {story['loop']['dossier'].path}/index.html (version {story['loop']['version']}'s dossier)"
+    )
     password = secrets.token_urlsafe(9)
     print("  the UI, with the gate enforced (MLflow basic auth: log in as admin with this password):")
     print(
