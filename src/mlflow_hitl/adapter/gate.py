@@ -18,8 +18,8 @@ import contextvars
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import urlencode
 
+from .._urls import release_page
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..gate import (
     Evidence,
@@ -289,11 +289,6 @@ def check_gate(
     if record and is_protected(policy, target):
         _record(store, decision, action="gate.check", actor=actor)
     return decision
-
-
-def release_page(model_name: str, version: str) -> str:
-    """Where the server's pages show a version's release: its evidence, sign-offs and gate decisions."""
-    return "/hitl/release?" + urlencode({"model": model_name, "version": str(version)})
 
 
 def gate_tag_text(decision: GateDecision) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from .._hashing import sha256_file
 from .._result import CheckResult, ValidationResult
+from .._urls import page_url
 from ..checks.registry import ALL_CHECKS
 from ..errors import InputError, NotFoundError
 from ..gate import Policy
@@ -84,7 +85,7 @@ def logged_metrics(result: ValidationResult, *, all_metrics: bool = False) -> di
 def evidence_page(run_id: str) -> str | None:
     """The run's evidence page on the tracking server (``None`` when runs are not logged to a server):
     where reviewers read the evidence and sign it off."""
-    from urllib.parse import urlencode, urlsplit, urlunsplit
+    from urllib.parse import urlsplit, urlunsplit
 
     import mlflow
 
@@ -94,7 +95,7 @@ def evidence_page(run_id: str) -> str | None:
     host = f"[{uri.hostname}]" if ":" in uri.hostname else uri.hostname  # never the credentials
     host = host if uri.port is None else f"{host}:{uri.port}"
     base = urlunsplit((uri.scheme, host, uri.path.rstrip("/"), "", ""))
-    return f"{base}/hitl/signoff?" + urlencode({"run_id": run_id})
+    return base + page_url("signoff", run_id=run_id)
 
 
 def _description(
