@@ -214,6 +214,26 @@ def appoint_people(store) -> None:
     )
 
 
+def simulated_labels(
+    store, queue: str, truth: pd.Series, reviewers: dict[str, float], *, seed: int = 0, source: str = "demo"
+) -> None:
+    """Each simulated reviewer labels every item the store gives them: the row's true label (``truth`` at
+    the item's row key) with their accuracy, another class otherwise."""
+    rng = np.random.default_rng(seed)
+    classes = store.queue(queue).classes
+    for reviewer, accuracy in reviewers.items():
+        while (item := store.next_item(queue, user=reviewer)) is not None:
+            right = truth.loc[int(item.row_key)]
+            wrong = next(c for c in classes if c != right)
+            store.annotate(
+                queue,
+                position=item.position,
+                user=reviewer,
+                label=right if rng.random() < accuracy else wrong,
+                source=source,
+            )
+
+
 def human_review(
     store, model, run_id: str, production: pd.DataFrame, truth: pd.Series, *, seed: int = 0
 ) -> str:
@@ -221,9 +241,8 @@ def human_review(
     from mlflow_hitl.adapter.review import queue_from_model
     from mlflow_hitl.review import queue_consensus
 
-    rng = np.random.default_rng(seed)
     name = f"arrests-review-{run_id[:8]}"
-    queue = queue_from_model(
+    queue_from_model(
         store,
         name,
         data=production,
@@ -237,17 +256,7 @@ def human_review(
     )
     print(f"\nqueue {name}: {len(store.items(name))} least-confident production rows, 3 raters each, blind")
 
-    for reviewer, accuracy in REVIEWERS.items():
-        while (item := store.next_item(name, user=reviewer)) is not None:
-            right = truth.iloc[int(item.row_key)]
-            wrong = next(c for c in queue.classes if c != right)
-            store.annotate(
-                name,
-                position=item.position,
-                user=reviewer,
-                label=right if rng.random() < accuracy else wrong,
-                source="demo",
-            )
+    simulated_labels(store, name, truth, REVIEWERS, seed=seed)
 
     state = queue_consensus(store, name, method="dawid-skene")
     stats = state.agreement

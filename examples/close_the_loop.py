@@ -86,19 +86,7 @@ def label(store, truth: pd.Series, *, actor: str, seed: int = 0) -> dict[str, An
     from mlflow_hitl.review import queue_consensus
 
     demo = _demo()
-    rng = np.random.default_rng(seed)
-    classes = store.queue(QUEUE).classes
-    for reviewer, accuracy in REVIEWERS.items():
-        while (item := store.next_item(QUEUE, user=reviewer)) is not None:
-            right = truth.loc[int(item.row_key)]  # the row key is the request id
-            wrong = next(c for c in classes if c != right)
-            store.annotate(
-                QUEUE,
-                position=item.position,
-                user=reviewer,
-                label=right if rng.random() < accuracy else wrong,
-                source="close-the-loop",
-            )
+    demo.simulated_labels(store, QUEUE, truth, REVIEWERS, seed=seed, source="close-the-loop")
     state = queue_consensus(store, QUEUE, method="majority")
     for position in state.pending:
         row_key = next(i.row_key for i in store.items(QUEUE) if i.position == position)
