@@ -170,3 +170,29 @@ def test_the_command_line_says_so_in_one_line(run, tracking_uri, arrests_split, 
     lines = [line for line in result.stderr.splitlines() if "earlier validation" in line]
     assert len(lines) == 1 and lines[0].startswith(f"warning: run {run['run_id']} held checks fairness")
     assert "EarlierEvidenceWarning" not in result.stderr
+
+
+def test_adding_the_left_out_check_back_with_log_check_leaves_nothing_earlier(
+    run, arrests_model, arrests_split
+):
+    """log_check reads the run's summary back; what was earlier is recomputed, never carried over."""
+    from mlflow_hitl.adapter.logging import log_check
+
+    synthetic, real, _ = arrests_split
+    with pytest.warns(EarlierEvidenceWarning):
+        run["validate"](["calibration"])
+    fairness = mlflow_hitl.validate(
+        arrests_model,
+        real=real,
+        target=ARRESTS_TARGET,
+        synthetic=synthetic,
+        sensitive_features=ARRESTS_SENSITIVE,
+        config=FAST,
+        checks=["fairness"],
+        log=False,
+    ).checks["fairness"]
+    merged = log_check(fairness, run_id=run["run_id"])
+    assert set(merged.checks) == {"calibration", "fairness"} and "earlier" not in merged.details
+    summary = json.loads((run["files"]() / "summary.json").read_text())
+    assert "earlier" not in summary["details"]
+    assert run["unmet"]() == {}

@@ -218,8 +218,10 @@ def log_validation(
         root.mkdir()
         written = _write_check_files(result, root)
         earlier, kept = earlier_evidence(run_id, logged_summary(run_id, ARTIFACT_ROOT), written)
+        # What is earlier is decided here, from the run: never carried over from details read back.
+        details = {k: v for k, v in result.details.items() if k != "earlier"}
+        result = dataclasses.replace(result, details={**details, **({"earlier": earlier} if earlier else {})})
         if earlier:
-            result = dataclasses.replace(result, details={**result.details, "earlier": earlier})
             warn_earlier(run_id, earlier, list(result.checks))
         policies = gate_policies(_model_names(registered_model_name, model))
         (root / "report.html").write_text(render_report(result, policies=policies), encoding="utf-8")
