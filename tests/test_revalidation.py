@@ -43,7 +43,7 @@ def run(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
     mlflow.register_model(f"runs:/{run_id}/model", "arrests")
     set_policy(store, "arrests", POLICY, actor="root")
 
-    def validate(checks):
+    def validate(checks, **options):
         with mlflow.start_run(run_id=run_id):
             return mlflow_hitl.validate(
                 arrests_model,
@@ -53,6 +53,7 @@ def run(tracking_uri, tmp_path, arrests_model, arrests_split, monkeypatch):
                 sensitive_features=ARRESTS_SENSITIVE,
                 config=FAST,
                 checks=checks,
+                **options,
             )
 
     def unmet():
@@ -178,19 +179,9 @@ def test_adding_the_left_out_check_back_with_log_check_leaves_nothing_earlier(
     """log_check reads the run's summary back; what was earlier is recomputed, never carried over."""
     from mlflow_hitl.adapter.logging import log_check
 
-    synthetic, real, _ = arrests_split
     with pytest.warns(EarlierEvidenceWarning):
         run["validate"](["calibration"])
-    fairness = mlflow_hitl.validate(
-        arrests_model,
-        real=real,
-        target=ARRESTS_TARGET,
-        synthetic=synthetic,
-        sensitive_features=ARRESTS_SENSITIVE,
-        config=FAST,
-        checks=["fairness"],
-        log=False,
-    ).checks["fairness"]
+    fairness = run["validate"](["fairness"], log=False).checks["fairness"]
     merged = log_check(fairness, run_id=run["run_id"])
     assert set(merged.checks) == {"calibration", "fairness"} and "earlier" not in merged.details
     summary = json.loads((run["files"]() / "summary.json").read_text())
