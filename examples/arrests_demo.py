@@ -24,6 +24,10 @@ synthetic training set with the three classic faults:
    approval. The fairness reviewer and the release manager sign off, and the promotion goes through.
 5. Lineage: version 2 traced through the verified-label snapshot it trained on to the queue, the
    raters, the adjudications and the sign-offs.
+6. The loop closes in production (``examples/close_the_loop.py``): the champion serves production rows
+   through a routed model that sends its uncertain ones to a queue; people label them; version 3 is
+   retrained with those labels, and its lineage and dossier reach the production queue, its raters and
+   the champion's sign-offs.
 
 Run it with ``make demo`` (or ``python examples/arrests_demo.py``). The data are also written to
 ``demo-output/data/`` as CSV files, for the command-line examples in the README.
@@ -210,6 +214,26 @@ def appoint_people(store) -> None:
     )
 
 
+def simulated_labels(
+    store, queue: str, truth: pd.Series, reviewers: dict[str, float], *, seed: int = 0, source: str = "demo"
+) -> None:
+    """Each simulated reviewer labels every item the store gives them: the row's true label (``truth`` at
+    the item's row key) with their accuracy, another class otherwise."""
+    rng = np.random.default_rng(seed)
+    classes = store.queue(queue).classes
+    for reviewer, accuracy in reviewers.items():
+        while (item := store.next_item(queue, user=reviewer)) is not None:
+            right = truth.loc[int(item.row_key)]
+            wrong = next(c for c in classes if c != right)
+            store.annotate(
+                queue,
+                position=item.position,
+                user=reviewer,
+                label=right if rng.random() < accuracy else wrong,
+                source=source,
+            )
+
+
 def human_review(
     store, model, run_id: str, production: pd.DataFrame, truth: pd.Series, *, seed: int = 0
 ) -> str:
@@ -217,9 +241,8 @@ def human_review(
     from mlflow_hitl.adapter.review import queue_from_model
     from mlflow_hitl.review import queue_consensus
 
-    rng = np.random.default_rng(seed)
     name = f"arrests-review-{run_id[:8]}"
-    queue = queue_from_model(
+    queue_from_model(
         store,
         name,
         data=production,
@@ -233,17 +256,7 @@ def human_review(
     )
     print(f"\nqueue {name}: {len(store.items(name))} least-confident production rows, 3 raters each, blind")
 
-    for reviewer, accuracy in REVIEWERS.items():
-        while (item := store.next_item(name, user=reviewer)) is not None:
-            right = truth.iloc[int(item.row_key)]
-            wrong = next(c for c in queue.classes if c != right)
-            store.annotate(
-                name,
-                position=item.position,
-                user=reviewer,
-                label=right if rng.random() < accuracy else wrong,
-                source="demo",
-            )
+    simulated_labels(store, name, truth, REVIEWERS, seed=seed)
 
     state = queue_consensus(store, name, method="dawid-skene")
     stats = state.agreement
@@ -342,12 +355,38 @@ def _train_and_validate(
             synthetic=synthetic,
             production=production,
             sensitive_features=SENSITIVE,
+            registered_model_name=MODEL_NAME,  # the report shows its gate policy's bounds
         )
     version = mlflow.register_model(logged.model_uri, MODEL_NAME).version
     print(f"\n{name}: HITL status {result.status.value}, registered as {MODEL_NAME} version {version}")
     for check_name, check in result.checks.items():
         print(f"  {check_name:<12} {check.status.value:<22} {check.summary}")
     return model, run, result, str(version)
+
+
+def production_loop(
+    store, data: dict[str, pd.DataFrame], experiment_id: str, output: Path, version: str
+) -> dict:
+    """Step 6, ``examples/close_the_loop.py`` on the champion: serve, route, label, retrain, trace."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "close_the_loop", Path(__file__).with_name("close_the_loop.py")
+    )
+    loop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loop)
+    return loop.close_the_loop(
+        store,
+        MODEL_NAME,
+        version,
+        production=data["production"],
+        truth=data["production_truth"][TARGET],
+        synthetic=data["synthetic_fixed"],
+        real=data["real"],
+        experiment_id=experiment_id,
+        output=output,
+        actor=ENGINEER,
+    )
 
 
 def run_story(output: Path) -> dict:
@@ -459,6 +498,9 @@ def run_story(output: Path) -> dict:
     trace = lineage(MODEL_NAME, second, store=store)
     print(f"\nlineage of {MODEL_NAME} version {second}:")
     print(render_tree(trace), end="")
+
+    # 6. The loop closes in production.
+    loop = production_loop(store, data, experiment_id, output, second)
     return {
         "tracking_uri": tracking_uri,
         "first": {"version": first, "run_id": run.info.run_id, "result": result, "decision": first_decision},
@@ -471,6 +513,7 @@ def run_story(output: Path) -> dict:
         },
         "queue": queue_name,
         "lineage": trace,
+        "loop": loop,
         "audit": store.verify_audit(),
     }
 
@@ -494,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  lineage:     mlflow-hitl --tracking-uri {store} lineage models:/{MODEL_NAME}/{story['second']['version']} --format html -o lineage.html"
     )
     print(f"  the audit:   mlflow-hitl --tracking-uri {store} audit verify")
+    print(
+        f"  the loop:    {story['loop']['dossier'].path}/index.html (version {story['loop']['version']}'s dossier)"
+    )
     password = secrets.token_urlsafe(9)
     print("  the UI, with the gate enforced (MLflow basic auth: log in as admin with this password):")
     print(

@@ -213,3 +213,52 @@ def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
     )
     assert json.loads((local / "summary.json").read_text())["details"]["model_uri"] == info.model_uri
     assert f"<th>model URI</th><td class=finding>{info.model_uri}</td>" in (local / "report.html").read_text()
+
+
+def test_the_report_shows_the_gate_policy_of_the_registered_model_it_is_validated_for(
+    tracking_uri, arrests_model, arrests_split, tmp_path
+):
+    """Validated for its registered model, a run's report shows that model's gate bounds and their origin."""
+    from mlflow_hitl.adapter.gate import set_policy
+    from mlflow_hitl.adapter.review import open_store
+
+    _, real, _ = arrests_split
+    store = open_store()
+    store.grant_role("root", "admin", actor="root")
+
+    def validated(name: str | None) -> tuple[str, str]:
+        with mlflow.start_run() as run:
+            info = log_sklearn_model(arrests_model, real)
+            mlflow.register_model(info.model_uri, "arrests")
+            mlflow_hitl.validate(
+                arrests_model,
+                real=real,
+                target=ARRESTS_TARGET,
+                checks=["calibration"],
+                registered_model_name=name,
+            )
+        folder = tmp_path / run.info.run_id
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="hitl", dst_path=str(folder)
+        )
+        note = mlflow.MlflowClient().get_run(run.info.run_id).data.tags["mlflow.note.content"]
+        return (folder / "hitl" / "report.html").read_text(), note
+
+    # What validate is given decides, not the registry: the same validation logs the same evidence.
+    report, note = validated(None)
+    assert "release gate bound" not in report and "Release gate" not in note
+    assert "validate with the registered model&#x27;s name to show its bounds here" in report
+
+    report, note = validated("arrests")  # no policy of its own yet: the strict default is in force
+    assert "the default policy (arrests has none of its own)" in report
+    assert "<code>ece &lt;= 0.05</code>" in report  # the default bound: the check's own default threshold
+
+    record = set_policy(store, "arrests", "[checks.calibration]\nmax = { ece = 0.005 }\n", actor="root")
+    report, note = validated("arrests")
+    origin = (
+        f"policy of arrests v1, set by root {record['set_at'][:16].replace('T', ' ')} "
+        f"(sha256 {record['policy_hash'][:12]})"
+    )
+    assert origin in report
+    assert "<code>ece &lt;= 0.005</code></td><td>❌</td>" in report
+    assert f"Release gate ({origin}): 0 of 1 bounds met; unmet: calibration.ece <= 0.005" in note

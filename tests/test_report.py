@@ -1,5 +1,6 @@
 """The evidence report people hand on, and the run description: real results, rendered without MLflow."""
 
+import html
 import io
 import re
 from datetime import datetime, timezone
@@ -144,3 +145,56 @@ def test_the_summary_markdown_keeps_one_row_per_check():
     fairness = next(line for line in lines if line.startswith("| fairness |"))
     assert fairness.endswith("… |") and len(fairness) < 330
     assert "| generator | skipped | needs synthetic data |" in lines
+
+
+# The demo's kind of gate: bounds other than the checks' own thresholds.
+GATE = """
+[checks.calibration]
+max = { ece = 0.005 }
+
+[checks.fairness]
+max = { "*.bias_amplification" = 0.1 }
+
+[checks.generator]
+max = { exact_copy_excess = 0.02 }
+"""
+ORIGIN = "policy of arrests v3, set by root 2026-11-30 07:00 (sha256 0123456789ab)"
+
+
+def test_the_gate_policys_bounds_show_beside_each_check_with_where_they_came_from(result):
+    from mlflow_hitl.gate import parse_policy
+
+    policy = parse_policy(GATE, source="policy.toml")
+    text = html.unescape(_text(render_report(result, created=WHEN, policies={ORIGIN: policy})))
+    assert f"the release gate's bounds in force when this was logged, shown with each check: {ORIGIN}" in text
+    calibration = text[text.index("calibration failed Miscalibrated") :]
+    ece = result.checks["calibration"].metrics["ece"]
+    # the gate's own verdict on its bound, in its own words, and the policy it came from
+    assert f"ece <= 0.005 ❌ ece = {ece:.3f}, limit <= 0.005 {ORIGIN}" in calibration
+    # the setting the check judged by, and the different bound the gate will judge by
+    assert f"max_ece 0.010 config; the gate: ece <= 0.005 ({ORIGIN})" in calibration
+    fairness = text[text.index("fairness failed Fairness failed") :]
+    assert "*.bias_amplification <= 0.1 ✅ worst of 3 matching: " in fairness
+    generator = text[text.index("generator passed The synthetic set") :]
+    assert "exact_copy_excess <= 0.02 ✅ worst of 1 matching: exact_copy_excess = " in generator
+    # a bound the policy left out keeps the strict default, and the page shows it as the gate will judge it
+    assert "fidelity >= 0.8 ✅" in generator
+
+
+def test_without_a_known_policy_the_header_says_where_the_gates_bounds_are(result, page):
+    assert "release gate bound" not in page
+    assert "(mlflow-hitl policy show &lt;model&gt;)" in page
+    assert "validate with the registered model&#x27;s name to show its bounds here" in page
+    looked = _text(render_report(result, created=WHEN, policies={}))
+    assert "the review store holding it could not be read when this was logged" in looked
+
+
+def test_the_run_description_counts_the_gates_bounds_and_names_the_unmet(result):
+    from mlflow_hitl.gate import parse_policy
+
+    note = render_summary_markdown(result, policies={ORIGIN: parse_policy(GATE, source="policy.toml")})
+    line = next(line for line in note.splitlines() if line.startswith("Release gate"))
+    assert line.startswith(
+        f"Release gate ({ORIGIN}): 5 of 6 bounds met; unmet: calibration.ece <= 0.005: ece = "
+    )
+    assert "Release gate" not in render_summary_markdown(result)

@@ -78,6 +78,32 @@ def test_the_demo_refuses_the_faulty_model_for_its_faults_then_promotes_the_fixe
     assert [g["action"] for g in story["lineage"]["gate_decisions"]] == ["gate.check", "promotion.granted"]
     assert story["audit"].ok
 
+    # 6. The loop closes: the champion's uncertain production rows, labelled, retrain version 3, whose lineage
+    # and dossier reach the production queue, its raters and the champion's sign-offs.
+    loop = story["loop"]
+    assert loop["version"] == "3" and loop["routing"]["appended"] == loop["snapshot"]["n_items"] == 80
+    (production,) = loop["lineage"]["training_labels"]
+    assert production["queue"] == loop["queue"] and production["run_id"] == second["run_id"]
+    assert production["raters"] == ["alice", "bob"] and production["adjudications"]
+    assert [(s["check_name"], s["decision"], s["user"]) for s in production["signoffs"]] == [
+        ("fairness", "approve", "dana"),
+        ("release", "approve", "rita"),
+    ]
+    assert mlflow_hitl.verify_dossier(loop["dossier"].path).ok
+    # The champion's own evidence still passes its gate with the production snapshot in its run.
+    from mlflow_hitl.adapter.gate import check_gate
+    from mlflow_hitl.adapter.review import open_store
+
+    assert check_gate("arrests", "2", "alias:champion", store=open_store(), actor="rita").passed
+
+    # Version 2's report shows the demo policy's own bounds beside each check, and where they came from.
+    report = (
+        tmp_path / "demo-output" / "artifacts" / second["run_id"] / "artifacts" / "hitl" / "report.html"
+    ).read_text()
+    assert "<code>exact_copy_excess &lt;= 0.02</code></td><td>✅</td>" in report
+    assert "<code>*.bias_amplification &lt;= 0.1</code></td><td>✅</td>" in report
+    assert "policy of arrests v1, set by root" in report
+
     # The CLI examples' data are on disk.
     data = tmp_path / "demo-output" / "data"
     assert {"real.csv", "synthetic.csv", "production.csv"} <= {p.name for p in data.iterdir()}

@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import urlencode
 
+from .._urls import release_page
 from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ..gate import (
     Evidence,
@@ -45,7 +45,9 @@ __all__ = [
     "gate_tag_text",
     "release_page",
     "internal_writes",
+    "gate_policies",
     "policy_for",
+    "policy_origin",
     "promote",
     "set_policy",
     "target_of",
@@ -118,6 +120,41 @@ def policy_for(store: ReviewStore, model_name: str) -> tuple[Policy, dict[str, A
     if record is None:
         return default_policy(), None
     return parse_policy(record["policy"], source=f"policy of {model_name} v{record['version']}"), record
+
+
+def policy_origin(model_name: str, record: dict[str, Any] | None) -> str:
+    """Where ``model_name``'s policy comes from, for people: its stored version, who set it and when, its hash."""
+    if record is None:
+        return f"the default policy ({model_name} has none of its own)"
+    return (
+        f"policy of {model_name} v{record['version']}, set by {record['set_by']} "
+        f"{str(record.get('set_at') or '')[:16].replace('T', ' ')} (sha256 {str(record['policy_hash'])[:12]})"
+    )
+
+
+def gate_policies(model_names: Iterable[str]) -> dict[str, Policy] | None:
+    """The gate policies in force now for ``model_names``, keyed by :func:`policy_origin`: what the
+    evidence report shows beside each check's own thresholds. ``None`` when no name is given; ``{}``
+    when the review store cannot be read (the report then says the policy was not known)."""
+    from .review import open_store
+
+    names = sorted(set(model_names))
+    if not names:
+        return None
+    try:
+        store = open_store()
+    except Exception:  # no review store that opens: the report says the policy was not known
+        return {}
+    try:
+        found = {}
+        for name in names:
+            policy, record = policy_for(store, name)
+            found[policy_origin(name, record)] = policy
+        return found
+    except HitlError:
+        return {}
+    finally:
+        store.close()
 
 
 def set_policy(
@@ -252,11 +289,6 @@ def check_gate(
     if record and is_protected(policy, target):
         _record(store, decision, action="gate.check", actor=actor)
     return decision
-
-
-def release_page(model_name: str, version: str) -> str:
-    """Where the server's pages show a version's release: its evidence, sign-offs and gate decisions."""
-    return "/hitl/release?" + urlencode({"model": model_name, "version": str(version)})
 
 
 def gate_tag_text(decision: GateDecision) -> str:

@@ -7,7 +7,9 @@ Layout in the run (the contract other tools read):
   and no metric is lost: each check's ``result.json`` holds them all;
 - artifacts ``hitl/<check>/result.json`` plus each check's PNG/HTML files, ``hitl/report.html``
   (the page a person reads first) and ``hitl/summary.json``: status per check, skipped checks and a
-  manifest of every other artifact with its sha256, so a later gate can re-verify the evidence;
+  manifest of every other artifact with its sha256, so a later gate can re-verify the evidence (files
+  an earlier, wider validation of the run left are kept and listed under ``details.earlier``, see
+  :mod:`~mlflow_hitl.adapter.earlier`);
 - tags ``hitl.status`` (overall), ``hitl.checks`` (``check=status`` pairs, comma separated) and the
   run's description (``mlflow.note.content``): a short markdown summary with each check's status and
   finding, in a section of its own so a description people wrote is kept; when the run is logged to a
@@ -20,13 +22,16 @@ import dataclasses
 import json
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .._hashing import sha256_file
 from .._result import CheckResult, ValidationResult
+from .._urls import page_url
 from ..checks.registry import ALL_CHECKS
 from ..errors import InputError, NotFoundError
+from ..gate import Policy
 from ..report import render_report, render_summary_markdown
 
 __all__ = [
@@ -80,7 +85,7 @@ def logged_metrics(result: ValidationResult, *, all_metrics: bool = False) -> di
 def evidence_page(run_id: str) -> str | None:
     """The run's evidence page on the tracking server (``None`` when runs are not logged to a server):
     where reviewers read the evidence and sign it off."""
-    from urllib.parse import urlencode, urlsplit, urlunsplit
+    from urllib.parse import urlsplit, urlunsplit
 
     import mlflow
 
@@ -90,13 +95,18 @@ def evidence_page(run_id: str) -> str | None:
     host = f"[{uri.hostname}]" if ":" in uri.hostname else uri.hostname  # never the credentials
     host = host if uri.port is None else f"{host}:{uri.port}"
     base = urlunsplit((uri.scheme, host, uri.path.rstrip("/"), "", ""))
-    return f"{base}/hitl/signoff?" + urlencode({"run_id": run_id})
+    return base + page_url("signoff", run_id=run_id)
 
 
-def _description(existing: str | None, result: ValidationResult, page: str | None = None) -> str:
+def _description(
+    existing: str | None,
+    result: ValidationResult,
+    policies: Mapping[str, Policy] | None = None,
+    page: str | None = None,
+) -> str:
     """The run's description with our section (between markers) written or replaced, the rest kept."""
     link = "" if page is None else f"\n\nEvidence and sign-off: [{page}]({page})"
-    section = f"{_NOTE_START}\n{render_summary_markdown(result)}{link}\n{_NOTE_END}"
+    section = f"{_NOTE_START}\n{render_summary_markdown(result, policies=policies)}{link}\n{_NOTE_END}"
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
     existing = existing or ""
@@ -131,15 +141,18 @@ def resolve_run_id(run_id: str | None) -> str | None:
     return run_id
 
 
-def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
-    """Write every check's files under ``root`` and return the manifest ``{relative path: sha256}``."""
+def _write_check_files(result: ValidationResult, root: Path) -> dict[str, str]:
+    """Write every check's files under ``root``; ``{relative path: sha256}`` of what was written."""
     for name, check in result.checks.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "result.json").write_text(check.to_json(), encoding="utf-8")
         for filename, content in check.artifacts.items():
             (folder / Path(filename).name).write_bytes(content)
-    (root / "report.html").write_text(render_report(result), encoding="utf-8")
+    return _digests(root)
+
+
+def _digests(root: Path) -> dict[str, str]:
     return {
         path.relative_to(root).as_posix(): sha256_file(path)
         for path in sorted(root.rglob("*"))
@@ -147,8 +160,25 @@ def _write_artifacts(result: ValidationResult, root: Path) -> dict[str, str]:
     }
 
 
+def _model_names(registered_model_name: str | None, model: Any) -> list[str]:
+    """The registered models whose gate the report shows: the one named, and the one a
+    ``models:/<name>/<version>`` (or ``@alias``) URI names (not ``models:/<model id>``)."""
+    names = [registered_model_name] if registered_model_name else []
+    if isinstance(model, str) and model.startswith("models:/"):
+        reference = model[len("models:/") :]
+        name = reference.split("@", 1)[0] if "@" in reference else reference.split("/", 1)[0]
+        if name and name != reference:
+            names.append(name)
+    return names
+
+
 def log_validation(
-    result: ValidationResult, *, run_id: str, model: Any = None, all_metrics: bool = False
+    result: ValidationResult,
+    *,
+    run_id: str,
+    model: Any = None,
+    all_metrics: bool = False,
+    registered_model_name: str | None = None,
 ) -> ValidationResult:
     """Log ``result`` to run ``run_id`` and return it with ``run_id`` set.
 
@@ -156,11 +186,22 @@ def log_validation(
 
     The evidence is then registered in the audit chain, bound to ``model`` (what ``validate`` was
     given; ``None``: the model the run logged), see :mod:`~mlflow_hitl.adapter.registration`.
+
+    Files of checks an earlier validation logged to the run and this one did not run are kept and
+    marked as the earlier validation's (``result.details["earlier"]``, with an
+    :class:`~mlflow_hitl.adapter.earlier.EarlierEvidenceWarning`): see :mod:`~mlflow_hitl.adapter.earlier`.
+
+    The report and the run's description show the gate policy in force for ``registered_model_name``
+    (and for the registered model a ``models:/<name>/<version>`` ``model`` names) beside each check's
+    own thresholds. Only what ``validate`` was given decides this, never the registry's state at
+    logging time, so the same validation logged again is the same evidence.
     """
     import mlflow
     from mlflow.entities import Metric, RunTag
     from mlflow.utils.time import get_current_time_millis
 
+    from .earlier import earlier_evidence, logged_summary, warn_earlier
+    from .gate import gate_policies
     from .registration import register_evidence
 
     client = mlflow.MlflowClient()
@@ -175,7 +216,17 @@ def log_validation(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / ARTIFACT_ROOT
         root.mkdir()
-        manifest = _write_artifacts(result, root)
+        written = _write_check_files(result, root)
+        earlier, kept = earlier_evidence(run_id, logged_summary(run_id, ARTIFACT_ROOT), written)
+        # What is earlier is decided here, from the run: never carried over from details read back.
+        details = {k: v for k, v in result.details.items() if k != "earlier"}
+        result = dataclasses.replace(result, details={**details, **({"earlier": earlier} if earlier else {})})
+        if earlier:
+            warn_earlier(run_id, earlier, list(result.checks))
+        policies = gate_policies(_model_names(registered_model_name, model))
+        (root / "report.html").write_text(render_report(result, policies=policies), encoding="utf-8")
+        # Files kept from an earlier validation stay pinned at the digest it recorded (see adapter/earlier.py).
+        manifest = {**_digests(root), **kept}
         summary = {
             **result.to_dict(),
             "checks": {name: check.status.value for name, check in result.checks.items()},
@@ -193,7 +244,7 @@ def log_validation(
         tags=[
             RunTag("hitl.status", result.status.value),
             RunTag("hitl.checks", ",".join(f"{n}={c.status.value}" for n, c in result.checks.items())),
-            RunTag(_NOTE, _description(note, result, evidence_page(run_id))),
+            RunTag(_NOTE, _description(note, result, policies, evidence_page(run_id))),
         ],
         synchronous=True,
     )

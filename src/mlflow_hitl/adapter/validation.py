@@ -46,6 +46,7 @@ def validate(
     progress: Progress | None = None,
     log_all_metrics: bool = False,
     spark_sample_rows: int = SAMPLE_ROWS,
+    registered_model_name: str | None = None,
 ) -> ValidationResult:
     """Check a classifier trained on synthetic data against real rows; log the evidence to MLflow.
 
@@ -85,6 +86,10 @@ def validate(
         (``hitl.calibration.ece``, ``hitl.drift.drifted_share`` ...) and keeps every metric in
         ``hitl/<check>/result.json``; True logs every metric as an MLflow metric too (counts and
         yes/no flags never are).
+    registered_model_name : the registered model this model is (or will be) a version of: the logged
+        report and the run's description then show its gate policy's bounds on each check, met or not,
+        and which policy version they came from, beside the check's own thresholds (a
+        ``models:/<name>/<version>`` model URI names its registered model by itself).
 
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column
@@ -126,7 +131,13 @@ def validate(
         result = dataclasses.replace(result, details={**result.details, "model_uri": model})
     if target_run is None:
         return result
-    return log_validation(result, run_id=target_run, model=model, all_metrics=log_all_metrics)
+    return log_validation(
+        result,
+        run_id=target_run,
+        model=model,
+        all_metrics=log_all_metrics,
+        registered_model_name=registered_model_name,
+    )
 
 
 def validate_model_uri(model_uri: str, *, run_id: str | None, log: bool, **options: Any) -> ValidationResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -15,6 +16,7 @@ from ._common import (
     output_format,
     progress_bar,
     translate_errors,
+    warn,
 )
 
 
@@ -123,6 +125,7 @@ def validate(
           --synthetic syn.csv --production prod.csv --sensitive sex,race
     """
     from .._io import read_config_file, read_table
+    from ..adapter.earlier import EarlierEvidenceWarning, earlier_message
     from ..adapter.validation import validate_model_uri
 
     real = read_table(real_path, "--real")
@@ -145,9 +148,12 @@ def validate(
         "log_all_metrics": log_all_metrics,
     }
     # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
-    with progress_bar("checks", output_format) as progress:
+    with progress_bar("checks", output_format) as progress, warnings.catch_warnings():
+        warnings.simplefilter("ignore", EarlierEvidenceWarning)  # said below, in one line
         result = validate_model_uri(
             model_uri, run_id=run_id, log=not no_log, strict_checks=True, progress=progress, **options
         )
+    if result.details.get("earlier"):
+        warn(earlier_message(str(result.run_id), result.details["earlier"], list(result.checks)))
     _print_validation(result, output_format)
     sys.exit(0 if result.passed else EXIT_FAILED)

@@ -7,10 +7,19 @@ Pure: no MLflow, no database, no files. The MLflow side collects :class:`Evidenc
   a line-precise :class:`PolicyError` when it does not fit the schema (``docs/gates/policy.md``).
 - :func:`is_protected`, :func:`decide`: whether a target needs the gate, and the :class:`GateDecision`
   listing every :class:`Requirement`, met or not, with a hash of exactly the evidence it looked at
-  (:func:`decision_hash` recomputes it from a stored ``to_dict()``).
+  (:func:`decision_hash` recomputes it from a stored ``to_dict()``); :func:`bound_requirements`, the
+  policy's bounds on one check's metrics, as the evidence report shows them.
 """
 
-from ._decision import Evidence, GateDecision, Requirement, decide, decision_hash, is_protected
+from ._decision import (
+    Evidence,
+    GateDecision,
+    Requirement,
+    bound_requirements,
+    decide,
+    decision_hash,
+    is_protected,
+)
 from ._policy import (
     CheckRule,
     Policy,
@@ -30,6 +39,7 @@ __all__ = [
     "PolicyError",
     "Requirement",
     "SignoffRule",
+    "bound_requirements",
     "decide",
     "decision_hash",
     "default_policy",

@@ -28,7 +28,15 @@ from .._hashing import canonical_json, sha256_hex
 from ..errors import InputError
 from ._policy import CheckRule, Policy, SignoffRule, policy_hash
 
-__all__ = ["Evidence", "GateDecision", "Requirement", "decide", "decision_hash", "is_protected"]
+__all__ = [
+    "Evidence",
+    "GateDecision",
+    "Requirement",
+    "bound_requirements",
+    "decide",
+    "decision_hash",
+    "is_protected",
+]
 
 _SIGNOFF_KEYS = ("run_id", "check_name", "user", "role", "decision", "audit_seq")
 _SNAPSHOT_KEYS = ("id", "queue", "n_items")
@@ -399,11 +407,11 @@ def _status_requirement(rule: CheckRule, ev: Evidence) -> Requirement:
     return Requirement(name, True, f"status {status} (accepted: {', '.join(accepted)})")
 
 
-def _bound_requirement(check: str, pattern: str, limit: float, kind: str, ev: Evidence) -> Requirement:
+def _bound_requirement(
+    check: str, pattern: str, limit: float, kind: str, logged: Mapping[str, float]
+) -> Requirement:
     op = "<=" if kind == "max" else ">="
     name = f"check.{check}.{pattern} {op} {_num(limit)}"
-    prefix = f"{check}."
-    logged = {k[len(prefix) :]: v for k, v in ev.metrics.items() if k.startswith(prefix)}
     matched = {k: v for k, v in logged.items() if fnmatchcase(k, pattern)}
     if not matched:
         some = sorted(logged)
@@ -431,14 +439,29 @@ def _bound_requirement(check: str, pattern: str, limit: float, kind: str, ev: Ev
     return Requirement(name, False, f"{worst} = {shown}, limit {op} {_num(limit)}{share}")
 
 
+def bound_requirements(policy: Policy, check: str, metrics: Mapping[str, float]) -> list[Requirement]:
+    """The policy's bounds on ``check`` judged against that check's own ``metrics`` (``{"ece": 0.03}``).
+
+    Exactly the gate's requirements (``check.<check>.<pattern> <= <limit>``), so the evidence report
+    can show, at validation time, the bounds a release will be judged by; ``[]`` when the policy
+    bounds nothing in ``check``.
+    """
+    rule = policy.checks.get(check)
+    if rule is None:
+        return []
+    return [
+        _bound_requirement(check, pattern, limit, kind, metrics)
+        for kind in ("max", "min")
+        for pattern, limit in getattr(rule, kind).items()
+    ]
+
+
 def _check_requirements(policy: Policy, ev: Evidence) -> list[Requirement]:
     out = []
     for rule in policy.checks.values():
-        out.append(_status_requirement(rule, ev))
-        for kind in ("max", "min"):
-            out.extend(
-                _bound_requirement(rule.name, p, lim, kind, ev) for p, lim in getattr(rule, kind).items()
-            )
+        prefix = f"{rule.name}."
+        logged = {k[len(prefix) :]: v for k, v in ev.metrics.items() if k.startswith(prefix)}
+        out += [_status_requirement(rule, ev), *bound_requirements(policy, rule.name, logged)]
     return out
 
 

@@ -22,9 +22,10 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from ..._format import number, percent
+from ..._urls import PAGE_PREFIX, page_url
 from ...errors import HitlError, InputError, NotFoundError, PermissionDeniedError, first_line
 from ...review import HttpReviewStore
 
@@ -55,7 +56,6 @@ __all__ = [
     "user",
 ]
 
-PAGE_PREFIX = "/hitl"
 CSRF_FIELD = "csrf_token"
 # Nothing inline, nothing from elsewhere: a value that slipped past escaping still cannot run.
 _CSP = (
@@ -211,12 +211,6 @@ def render(template: str, *, status: int = 200, refusal: Refusal | None = None, 
     response = make_response(html, refusal.status if refusal is not None else status)
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     return response
-
-
-def page_url(path: str, **query: Any) -> str:
-    """``/hitl/<path>?query`` with the query's values quoted (``None`` left out)."""
-    shown = {k: v for k, v in query.items() if v is not None and v != ""}
-    return f"{PAGE_PREFIX}/{path}" + (f"?{urlencode(shown)}" if shown else "")
 
 
 def redirect(path: str, **query: Any) -> Any:
