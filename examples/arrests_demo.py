@@ -12,7 +12,8 @@ synthetic training set with the three classic faults:
 
 1. Evidence: a model is trained on the synthetic set, logged to a local SQLite MLflow store and
    checked by ``mlflow_hitl.validate`` against held-out real rows and newer production rows.
-2. People: an admin appoints themselves and grants roles; the model's least-confident production rows
+2. People: an admin appoints themselves and grants roles; two domain experts audit a blind mix of the
+   generator's rows and real ones (the ``generator_audit`` check); the model's least-confident production rows
    go to a blind queue, three simulated reviewers of known quality label each one (one of them
    sloppy), Dawid-Skene finds the consensus and spots the sloppy rater, an adjudicator settles the
    disagreements, the verified labels are published as an immutable snapshot, and a fairness
@@ -234,6 +235,42 @@ def simulated_labels(
             )
 
 
+def generator_audit(
+    store, run_id: str, synthetic: pd.DataFrame, real: pd.DataFrame, *, seed: int = 0
+) -> None:
+    """People who know the domain audit the generator's output: a blind mix of synthetic rows (stratified by
+    colour and sex) and real controls, each judged realistic or not by two simulated experts who see
+    through a synthetic row with a known skill; logged to ``run_id`` as the ``generator_audit`` check."""
+    from mlflow_hitl.review import NOT_REALISTIC, REALISTIC, queue_generator_audit
+
+    name = f"arrests-generator-audit-{run_id[:8]}"
+    queue_generator_audit(
+        store,
+        name,
+        synthetic=synthetic,
+        real=real,
+        sensitive=SENSITIVE,
+        per_group=30,
+        actor=ENGINEER,
+        run_id=run_id,
+    )
+    answer_key = store.gold(name)  # the simulation's answer key; no reviewer-facing surface shows it
+    rng = np.random.default_rng(seed)
+    for expert, skill in (("alice", 0.75), ("bob", 0.7)):  # chance of judging a row right
+        while (item := store.next_item(name, user=expert)) is not None:
+            right = answer_key[item.position]
+            wrong = REALISTIC if right == NOT_REALISTIC else NOT_REALISTIC
+            store.annotate(
+                name, position=item.position, user=expert, label=right if rng.random() < skill else wrong
+            )
+    audit = mlflow_hitl.generator_audit_results(store, name)
+    print(
+        f"generator audit {name}: {len(answer_key)} rows judged twice, people tell synthetic from real with "
+        f"AUC {audit.metrics['human_auc']:.2f} ({audit.status.value})"
+    )
+    return audit
+
+
 def human_review(
     store, model, run_id: str, production: pd.DataFrame, truth: pd.Series, *, seed: int = 0
 ) -> str:
@@ -445,6 +482,7 @@ def run_story(output: Path) -> dict:
     appoint_people(store)
     set_policy(store, MODEL_NAME, POLICY, actor="root", source="policy.toml")
     print(f"policy of {MODEL_NAME} set by root: {output / 'policy.toml'}")
+    audit = generator_audit(store, run.info.run_id, synthetic, real)
     queue_name = human_review(store, model, run.info.run_id, production, truth)
 
     # 3. The gate refuses version 1, with the reasons.
@@ -512,6 +550,7 @@ def run_story(output: Path) -> dict:
             "decision": granted,
         },
         "queue": queue_name,
+        "generator_audit": audit,
         "lineage": trace,
         "loop": loop,
         "audit": store.verify_audit(),
