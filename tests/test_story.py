@@ -49,7 +49,9 @@ def test_the_demo_refuses_the_faulty_model_for_its_faults_then_promotes_the_fixe
     # Domain experts audited the naive generator before that: they tell its rows from real ones.
     audit = story["generator_audit"]
     assert audit.metrics["human_auc_ci_low"] > 0.5 and audit.status.value != "passed"
-    first_files = mlflow.artifacts.list_artifacts(run_id=first["run_id"], artifact_path="hitl/generator_audit")
+    first_files = mlflow.artifacts.list_artifacts(
+        run_id=first["run_id"], artifact_path="hitl/generator_audit"
+    )
     assert first_files, "the audit is logged beside validate's evidence in version 1's run"
 
     # Version 2 meets every evidence bound for real (same policy), waits only for people, then is promoted.
