@@ -156,6 +156,30 @@ def test_drift_over_every_row_gives_the_pandas_verdicts(request, which, pandas_r
         assert ours.details[key]["drifted_columns"] == theirs.details[key]["drifted_columns"]
 
 
+@pytest.mark.parametrize("which", ["spark_result", "lumped_result"])
+def test_generator_exact_copies_are_counted_over_every_row(request, which, pandas_result):
+    """The lumped run's generator reads a 500-row sample, yet its exact-copy figures are the pandas path's."""
+    ours, theirs = request.getfixturevalue(which).checks["generator"], pandas_result.checks["generator"]
+    exact_copy = [name for name, how in ours.details["computed"].items() if how == exact()]
+    assert set(exact_copy) == {
+        "exact_copy_share",
+        "real_duplicate_share",
+        "exact_copy_excess",
+        "exact_copy_p_value",
+        "tested_exact_copy_share",
+        "holdout_exact_copy_share",
+    }
+    assert theirs.metrics["exact_copy_share"] > 0 and theirs.metrics["real_duplicate_share"] > 0
+    for name in exact_copy:
+        assert ours.metrics[name] == pytest.approx(theirs.metrics[name], abs=ROUNDING, rel=0), name
+    assert ours.details["privacy_baseline"]["exact"] == theirs.details["privacy_baseline"]["exact"]
+    sizes = ("rows_synthetic", "rows_real")
+    assert [ours.details["sizes"][k] for k in sizes] == [theirs.details["sizes"][k] for k in sizes]
+    assert {how["how"] for name, how in ours.details["computed"].items() if name not in exact_copy} == {
+        "sample"
+    }
+
+
 def test_a_drifted_share_whose_verdict_could_flip_is_reported_near_the_threshold():
     """Two of ten columns drifted, one of them sketched within its bound: the share lies in [0.1, 0.2]."""
     from mlflow_hitl.spark._validate import _drift_computed

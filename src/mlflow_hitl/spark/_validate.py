@@ -14,7 +14,11 @@ How each check runs on Spark (every result says so per metric in ``details["comp
   calls, counts and shares exact unless a sketched score sits within its bound of the threshold, then
   labelled with the interval the exact figure lies in (a share whose verdict that could flip is listed
   in ``near_threshold``). evidently's page, when rendered, reads a seeded sample.
-- ``adversarial``, ``generator``: a seeded sample of at most ``sample_rows`` rows of each
+- ``generator``: the exact-copy metrics over every row, exact (row hashes grouped on the executors,
+  :func:`~mlflow_hitl.spark._privacy.exact_copy_counts_spark`), and ``details["sizes"]``' row counts
+  Spark's; fidelity, the classifier two-sample test and the distances to closest records on the
+  seeded sample below, labelled so.
+- ``adversarial``: a seeded sample of at most ``sample_rows`` rows of each
   input (``DataFrame.sample`` with a fixed seed, then ``limit``), collected and run through the
   pandas path; each metric is labelled a sample, with its size.
 
@@ -45,7 +49,13 @@ from .._validate import (
     sensitive_and_target,
     unknown_labels,
 )
-from ..checks import calibration_from_stats, fairness_from_counts, unique_key_parts
+from ..checks import (
+    CopyCounts,
+    calibration_from_stats,
+    fairness_from_counts,
+    generator_check,
+    unique_key_parts,
+)
 from ..checks.registry import CHECKS, ValidationInputs
 from ..config import ValidationConfig, resolve_config
 from ..errors import InputError, ModelError
@@ -54,6 +64,7 @@ from ._calibration import ACCURACY, adaptive_ece_bound, calibration_stats
 from ._drift import drift_check_spark, render_drift_pages_spark
 from ._fairness import fairness_counts, refuse_many_groups
 from ._inputs import Checked, as_spark, checked, column, on_executors, require_columns
+from ._privacy import exact_copy_counts_spark
 from ._scoring import PRED, PROBA, scored
 
 __all__ = [
@@ -291,13 +302,61 @@ def _sampled(data: SparkInputs, name: str, settings: Any) -> CheckResult:
     return annotated(result, {metric: how for metric in result.metrics})
 
 
+# The generator's metrics read from the exact-copy counts alone (every row, on Spark).
+_EXACT_COPY_METRICS = frozenset(
+    {
+        "exact_copy_share",
+        "real_duplicate_share",
+        "exact_copy_excess",
+        "exact_copy_p_value",
+        "tested_exact_copy_share",
+        "holdout_exact_copy_share",
+        "source_exact_copy_share",
+        "source_copied_rows",
+    }
+)
+
+
+def _generator(data: SparkInputs, name: str, settings: Any) -> CheckResult:
+    """Exact copies counted over every row by row hashes on the executors; the rest (fidelity, the
+    classifier test, distances to closest records) on the seeded sample, after the check has
+    validated it (the counting checks no row counts or column kinds of its own)."""
+    inputs, rows = data.sampled()
+    columns = list(dict.fromkeys([*data.features, data.target]))
+
+    def counts() -> CopyCounts:
+        return on_executors(
+            lambda: exact_copy_counts_spark(
+                data.frame("synthetic"),
+                data.frame("real"),
+                columns=columns,
+                source=data.frame("source"),
+                holdout=data.frame("holdout"),
+            )
+        )
+
+    result = generator_check(
+        inputs.synthetic,
+        inputs.real,
+        columns=columns,
+        config=settings,
+        holdout=inputs.holdout,
+        source=inputs.source,
+        copy_counts=counts,
+    )
+    how = sample(rows, data.rows)
+    return annotated(
+        result, {metric: exact() if metric in _EXACT_COPY_METRICS else how for metric in result.metrics}
+    )
+
+
 # Check name -> how it runs on Spark.
 RUNNERS: Mapping[str, Runner] = {
     "drift": _drift,
     "calibration": _calibration,
     "adversarial": _sampled,
     "fairness": _fairness,
-    "generator": _sampled,
+    "generator": _generator,
 }
 
 
