@@ -27,7 +27,7 @@ from mlflow_hitl.spark._validate import annotated, exact, sketch
 
 pytestmark = pytest.mark.spark
 
-CHECKS = ["calibration", "fairness", "drift"]
+CHECKS = ["calibration", "fairness", "drift", "generator"]
 CONFIG = {"fairness": {"n_bootstrap": 50}, "drift": {"render_report": False}}
 ARRESTS = {"target": ARRESTS_TARGET, "sensitive_features": ARRESTS_SENSITIVE, "config": CONFIG, "log": False}
 # Floating-point sums added in another order: the only difference an exact metric may show.
@@ -123,19 +123,95 @@ def test_calibration_equals_the_pandas_path_and_adaptive_ece_lies_within_its_bou
 
 
 def test_sampled_checks_say_so_with_their_size(spark_result, lumped_result, pandas_result):
-    drift = spark_result.checks["drift"]
-    how = drift.details["computed"]["drifted_share"]
+    generator = spark_result.checks["generator"]
+    how = generator.details["computed"]["c2st_auc"]
     assert how == {
         "how": "sample",
         "rows": {"real": 1742, "synthetic": 1742, "production": 1742},
         "of": {"real": 1742, "synthetic": 1742, "production": 1742},
     }
-    # under the sample size, every row is read: the pandas path's numbers
-    assert dict(drift.metrics) == pytest.approx(dict(pandas_result.checks["drift"].metrics), abs=ROUNDING)
-    assert drift.status == pandas_result.checks["drift"].status
-    small = lumped_result.checks["drift"].details["computed"]["drifted_share"]
+    # under the sample size, every row is read (in another order, which moves only the classifier's folds)
+    assert generator.metrics["fidelity"] == pytest.approx(
+        pandas_result.checks["generator"].metrics["fidelity"]
+    )
+    small = lumped_result.checks["generator"].details["computed"]["c2st_auc"]
     assert small["how"] == "sample" and small["of"]["real"] == 1742
-    assert 400 <= small["rows"]["real"] <= 500 and 400 <= small["rows"]["production"] <= 500
+    assert 400 <= small["rows"]["real"] <= 500 and 400 <= small["rows"]["synthetic"] <= 500
+
+
+@pytest.mark.parametrize("which", ["spark_result", "lumped_result"])
+def test_drift_over_every_row_gives_the_pandas_verdicts(request, which, pandas_result):
+    """The lumped run samples 500 rows for the sampled checks; drift still reads every row."""
+    ours, theirs = request.getfixturevalue(which).checks["drift"], pandas_result.checks["drift"]
+    assert ours.status == theirs.status
+    assert ours.metrics["drifted_share"] == theirs.metrics["drifted_share"]
+    assert set(ours.metrics) == set(theirs.metrics)
+    computed = ours.details["computed"]
+    assert set(computed) == set(ours.metrics)
+    for name, value in theirs.metrics.items():
+        bound = computed[name].get("bound", 0.0) + ROUNDING
+        assert ours.metrics[name] == pytest.approx(value, abs=bound, rel=0, nan_ok=True), name
+    assert computed["drifted_share"] == exact() and ours.details["near_threshold"] == []
+    for key in ("synthetic_vs_real", "real_vs_production"):
+        assert ours.details[key]["drifted_columns"] == theirs.details[key]["drifted_columns"]
+
+
+@pytest.mark.parametrize("which", ["spark_result", "lumped_result"])
+def test_generator_exact_copies_are_counted_over_every_row(request, which, pandas_result):
+    """The lumped run's generator reads a 500-row sample, yet its exact-copy figures are the pandas path's."""
+    ours, theirs = request.getfixturevalue(which).checks["generator"], pandas_result.checks["generator"]
+    exact_copy = {name for name in ours.metrics if "exact_copy" in name or name == "real_duplicate_share"}
+    assert len(exact_copy) == 6  # the shares, the baseline's excess, p-value, tested and holdout shares
+    assert {name for name, how in ours.details["computed"].items() if how == exact()} == exact_copy
+    assert theirs.metrics["exact_copy_share"] > 0 and theirs.metrics["real_duplicate_share"] > 0
+    for name in exact_copy:
+        assert ours.metrics[name] == pytest.approx(theirs.metrics[name], abs=ROUNDING, rel=0), name
+    assert ours.details["privacy_baseline"]["exact"] == theirs.details["privacy_baseline"]["exact"]
+    sizes = ("rows_synthetic", "rows_real")
+    assert [ours.details["sizes"][k] for k in sizes] == [theirs.details["sizes"][k] for k in sizes]
+    assert {how["how"] for name, how in ours.details["computed"].items() if name not in exact_copy} == {
+        "sample"
+    }
+
+
+def test_a_drifted_share_whose_verdict_could_flip_is_reported_near_the_threshold():
+    """Two of ten columns drifted, one of them sketched within its bound: the share lies in [0.1, 0.2]."""
+    from mlflow_hitl.spark._validate import _drift_computed
+
+    def row(name, drifted, near):
+        estimate = "sketch" if near else "exact"
+        return {
+            "column": name,
+            "stattest": "wasserstein",
+            "drifted": drifted,
+            "estimate": estimate,
+            "bound": 0.01 if near else 0.0,
+            "near_threshold": near,
+        }
+
+    table = [row("a", True, True), row("b", True, False)] + [row(f"c{i}", False, False) for i in range(8)]
+    metrics = {"p.drifted_share": 0.2, "p.drifted_count": 2.0, "drifted_share": 0.2, "drifted_count": 2.0}
+    for r in table:
+        metrics[f"p.{r['column']}.score"], metrics[f"p.{r['column']}.drifted"] = 0.1, float(r["drifted"])
+    result = CheckResult(
+        name="drift",
+        status="failed",
+        metrics=metrics,
+        thresholds={"max_drifted_share": 0.1},
+        details={"p": {"table": table, "estimates": {"sketch": "quantiles"}}},
+    )
+    computed = _drift_computed(result)
+    assert computed["drifted_share"]["low"] == 0.1 and computed["drifted_share"]["high"] == 0.2
+    assert computed["p.a.score"]["bound"] == 0.01 and computed["p.b.score"] == exact()
+    assert computed["p.a.drifted"]["how"] == "sketch" and computed["p.b.drifted"] == exact()
+    near = annotated(result, computed).details["near_threshold"]
+    assert [n["metric"] for n in near] == ["drifted_share"]
+    # one column fewer drifted: the share could fall to 0.0 but not rise above 0.1, so no flip
+    metrics.update(
+        {"drifted_share": 0.1, "p.drifted_share": 0.1, "p.drifted_count": 1.0, "drifted_count": 1.0}
+    )
+    table[1]["drifted"] = False
+    assert annotated(result, _drift_computed(result)).details["near_threshold"] == []
 
 
 def test_details_count_rows_and_fingerprint_inputs_whatever_the_partitioning(

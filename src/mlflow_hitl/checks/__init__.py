@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from ._fairness import TOO_MANY_GROUPS, FairnessCounts, fairness_check, fairness_from_counts
     from ._generator import generator_check
     from ._generator_audit import generator_audit_check
+    from ._keys import unique_key_parts
     from ._privacy import CopyCounts, PoolCounts
 
 # Public name -> the module that defines it.
@@ -106,6 +107,7 @@ _HOMES = {
     "fairness_from_counts": "._fairness",
     "generator_audit_check": "._generator_audit",
     "generator_check": "._generator",
+    "unique_key_parts": "._keys",
 }
 
 __all__ = [
@@ -134,6 +136,7 @@ __all__ = [
     "generator_audit_check",
     "generator_check",
     "uniform_edges",
+    "unique_key_parts",
     "ks_p_value",
     "mixed_kinds_error",
     "numeric_plan",

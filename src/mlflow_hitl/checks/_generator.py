@@ -15,7 +15,7 @@ those arrays, so nothing is converted twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +31,7 @@ from ._ecdf import ks_statistic, merge_samples
 from ._keys import unique_key_parts
 from ._plots import new_figure, to_png
 from ._privacy import (
+    CopyCounts,
     Privacy,
     assess_privacy,
     plot_dcr,
@@ -136,6 +137,7 @@ def generator_check(
     config: GeneratorConfig | Mapping[str, Any] | None = None,
     holdout: pd.DataFrame | None = None,
     source: pd.DataFrame | None = None,
+    copy_counts: Callable[[], CopyCounts] | None = None,
 ) -> CheckResult:
     """Judge the synthetic set's fidelity, detectability and privacy against the real set.
 
@@ -149,6 +151,10 @@ def generator_check(
         when it is not given); without either, real rows are compared with the other real rows.
     source : the rows the generator learned from; copies of them are the leak that matters most, and
         the baseline then asks whether they reappear more often than rows it never saw.
+    copy_counts : when the frames are a seeded sample of larger sets (the Spark path), a function giving
+        the exact-copy counts of every row (:class:`~mlflow_hitl.checks.CopyCounts`); it is called once
+        the sample has passed this check's validation. The exact-copy metrics and the row counts in
+        ``details["sizes"]`` then read those counts; the rest reads the sample.
 
     Returns
     -------
@@ -166,15 +172,20 @@ def generator_check(
     holdout = _check_extra(holdout, "holdout", real)
     source = _check_extra(source, "source", real)
     thresholds = thresholds_of(cfg)
-    sizes = {"rows_synthetic": len(synthetic), "rows_real": len(real), "columns": len(real.columns)}
-    if min(len(synthetic), len(real)) < cfg.min_rows:
+    counts = None if copy_counts is None else copy_counts()
+    sizes = {
+        "rows_synthetic": len(synthetic) if counts is None else counts.synthetic_rows,
+        "rows_real": len(real) if counts is None else counts.real_rows,
+        "columns": len(real.columns),
+    }
+    if min(len(synthetic), len(real), sizes["rows_synthetic"], sizes["rows_real"]) < cfg.min_rows:
         return _too_few_rows(sizes, thresholds, cfg)
 
     data = encode(synthetic, real, source, holdout)
     # One generator shared in this order (C2ST sample first, then the DCR samples): results stay seeded.
     rng = np.random.default_rng(cfg.seed)
     realism = _realism(data, cfg, rng)
-    privacy = assess_privacy(data, cfg, rng)
+    privacy = assess_privacy(data, cfg, rng, counts)
     return _verdict(data, realism, privacy, cfg, sizes, thresholds)
 
 

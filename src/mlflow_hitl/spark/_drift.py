@@ -62,7 +62,7 @@ from ..checks import (
 from ..config import DriftConfig
 from ..errors import InputError
 from . import is_spark_frame, require_pyspark
-from ._frames import check_rows, checked_spark_frame, spark_frame_of
+from ._inputs import as_spark, check_rows, selected
 
 __all__ = ["drift_check_spark", "drift_table_spark", "render_drift_pages_spark"]
 
@@ -461,12 +461,10 @@ def _spark_pair(reference: Any, current: Any, columns: Any) -> tuple[Any, Any]:
     require_pyspark()
     if not (is_spark_frame(reference) or is_spark_frame(current)):
         raise InputError("drift_check_spark needs a Spark DataFrame in each pair; use drift_check for pandas")
-    like = reference if is_spark_frame(reference) else current
-    reference = spark_frame_of(reference, "reference", like)
-    current = spark_frame_of(current, "current", like)
+    session = (reference if is_spark_frame(reference) else current).sparkSession
     columns = checked_drift_columns(columns)
-    reference = checked_spark_frame(reference, "reference", columns=columns)
-    current = checked_spark_frame(current, "current", columns=columns)
+    reference = selected(as_spark(reference, "reference", session), "reference", columns)
+    current = selected(as_spark(current, "current", session), "current", columns)
     if columns is None:
         check_same_columns(reference.columns, current.columns)
         current = current.select(*reference.columns)

@@ -23,7 +23,16 @@ from .._validation import (
 from ..errors import InputError, ModelError, first_line
 from . import is_spark_frame
 
-__all__ = ["Checked", "as_spark", "checked", "column", "on_executors", "require_columns"]
+__all__ = [
+    "Checked",
+    "as_spark",
+    "check_rows",
+    "checked",
+    "column",
+    "on_executors",
+    "require_columns",
+    "selected",
+]
 
 T = TypeVar("T")
 
@@ -87,6 +96,23 @@ def require_columns(frame: Any, input_name: str, columns: Sequence[str]) -> None
         raise InputError(missing_columns_message(input_name, missing, names))
 
 
+def selected(frame: Any, input_name: str, columns: Sequence[str] | None = None) -> Any:
+    """``frame[columns]`` (every column when ``None``), refused as ``check_frame`` refuses a pandas frame:
+    duplicate names, a missing column, no columns at all. Reads the schema only (no job)."""
+    require_columns(frame, input_name, columns or [])
+    if columns is not None:
+        frame = frame.select(*[column(c) for c in columns])
+    if not frame.columns:
+        raise InputError(f"{input_name} has no columns")
+    return frame
+
+
+def check_rows(rows: int, input_name: str) -> None:
+    """The pandas path's refusal of an empty input, once Spark has counted its rows."""
+    if rows < 1:
+        raise InputError(too_few_rows_message(input_name, rows))
+
+
 @dataclass(frozen=True)
 class Checked:
     """An input as the checks read it: ``columns`` selected, infinities as nulls; its rows and fingerprint."""
@@ -128,8 +154,7 @@ def checked(frame: Any, input_name: str, columns: Sequence[str], *, labels: str 
         aggregates.append(F.sum(column(labels).isNull().cast("long")))
     row = on_executors(lambda: selected.agg(*aggregates).first())
     rows = int(row[0])
-    if rows < 1:
-        raise InputError(too_few_rows_message(input_name, rows))
+    check_rows(rows, input_name)
     if labels is not None and row[2]:
         raise InputError(missing_labels_message(f"{input_name}[{labels!r}]", int(row[2])))
     schema = "\0".join(f"{f.name}\0{f.dataType.simpleString()}" for f in selected.schema.fields)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checks import CopyCounts, PoolCounts
-from . import require_pyspark
-from ._frames import checked_spark_frame, spark_frame_of
+from . import is_spark_frame, require_pyspark
+from ._inputs import as_spark, selected
 
 __all__ = ["exact_copy_counts_spark"]
 
@@ -65,9 +65,9 @@ def exact_copy_counts_spark(
     require_pyspark()
     from pyspark.sql import functions as F
 
-    like = next(f for f in (real, synthetic, source, holdout) if f is not None and hasattr(f, "sparkSession"))
+    session = next(f for f in (real, synthetic, source, holdout) if is_spark_frame(f)).sparkSession
     given = {
-        name: checked_spark_frame(spark_frame_of(frame, name, like), name, columns=list(columns))
+        name: selected(as_spark(frame, name, session), name, list(columns))
         for name, frame in zip(_SETS, (synthetic, real, source, holdout), strict=True)
         if frame is not None
     }

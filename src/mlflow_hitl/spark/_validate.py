@@ -9,7 +9,16 @@ How each check runs on Spark (every result says so per metric in ``details["comp
 - ``calibration``: exact for every metric but adaptive ECE (equal-width bin sums, Brier and log-loss
   totals summed on the executors, judged by :func:`~mlflow_hitl.checks.calibration_from_stats`);
   adaptive ECE bins at ``percentile_approx`` quantiles, a sketch with a stated bound.
-- ``drift``, ``adversarial``, ``generator``: a seeded sample of at most ``sample_rows`` rows of each
+- ``drift``: over every row (:func:`~mlflow_hitl.spark._drift.drift_check_spark`): each column's score
+  exact, or for a numeric column with a large reference from quantile sketches with a bound; the drift
+  calls, counts and shares exact unless a sketched score sits within its bound of the threshold, then
+  labelled with the interval the exact figure lies in (a share whose verdict that could flip is listed
+  in ``near_threshold``). evidently's page, when rendered, reads a seeded sample.
+- ``generator``: the exact-copy metrics over every row, exact (row hashes grouped on the executors,
+  :func:`~mlflow_hitl.spark._privacy.exact_copy_counts_spark`), and ``details["sizes"]``' row counts
+  Spark's; fidelity, the classifier two-sample test and the distances to closest records on the
+  seeded sample below, labelled so.
+- ``adversarial``: a seeded sample of at most ``sample_rows`` rows of each
   input (``DataFrame.sample`` with a fixed seed, then ``limit``), collected and run through the
   pandas path; each metric is labelled a sample, with its size.
 
@@ -40,14 +49,22 @@ from .._validate import (
     sensitive_and_target,
     unknown_labels,
 )
-from ..checks import calibration_from_stats, fairness_from_counts
+from ..checks import (
+    CopyCounts,
+    calibration_from_stats,
+    fairness_from_counts,
+    generator_check,
+    unique_key_parts,
+)
 from ..checks.registry import CHECKS, ValidationInputs
 from ..config import ValidationConfig, resolve_config
 from ..errors import InputError, ModelError
 from . import SAMPLE_ROWS, is_spark_frame, require_pyspark
 from ._calibration import ACCURACY, adaptive_ece_bound, calibration_stats
+from ._drift import drift_check_spark, render_drift_pages_spark
 from ._fairness import fairness_counts, refuse_many_groups
 from ._inputs import Checked, as_spark, checked, column, on_executors, require_columns
+from ._privacy import exact_copy_counts_spark
 from ._scoring import PRED, PROBA, scored
 
 __all__ = [
@@ -72,9 +89,13 @@ def exact() -> dict[str, Any]:
     return {"how": "exact"}
 
 
-def sketch(bound: float, method: str) -> dict[str, Any]:
-    """A metric from a mergeable sketch: within ``bound`` of the exact value."""
-    return {"how": "sketch", "bound": float(bound), "method": method}
+def sketch(bound: float, method: str, interval: tuple[float, float] | None = None) -> dict[str, Any]:
+    """A metric from a mergeable sketch: within ``bound`` of the exact value, or, when the error is one-sided
+    (a count of verdicts that could each go either way), inside ``interval`` (``low``, ``high``)."""
+    how = {"how": "sketch", "bound": float(bound), "method": method}
+    if interval is not None:
+        how.update(low=float(interval[0]), high=float(interval[1]))
+    return how
 
 
 def sample(rows: Mapping[str, int], of: Mapping[str, int]) -> dict[str, Any]:
@@ -87,23 +108,28 @@ def _near_threshold(result: CheckResult, computed: Mapping[str, Mapping[str, Any
     spec = CHECKS.get(result.name)
     if spec is None:
         return []
-    bounds = {**spec.gate_max, **spec.gate_min}
+    # gate_max fails a value above its threshold, gate_min one below it: where the exact value may lie
+    # on either side of that line.
+    bounds = [(p, s, True) for p, s in spec.gate_max.items()] + [
+        (p, s, False) for p, s in spec.gate_min.items()
+    ]
     near = []
     for metric, how in computed.items():
         bound = how.get("bound")
         if not bound or metric not in result.metrics:
             continue
-        for pattern, setting in bounds.items():
+        value = result.metrics[metric]
+        low, high = how.get("low", value - bound), how.get("high", value + bound)
+        for pattern, setting, fails_above in bounds:
             threshold = result.thresholds.get(setting)
-            if (
-                fnmatchcase(metric, pattern)
-                and threshold is not None
-                and abs(result.metrics[metric] - float(threshold)) <= bound
-            ):
+            if threshold is None or not fnmatchcase(metric, pattern):
+                continue
+            t = float(threshold)
+            if (low <= t < high) if fails_above else (low < t <= high):
                 near.append(
                     {
                         "metric": metric,
-                        "value": result.metrics[metric],
+                        "value": value,
                         "threshold": setting,
                         "bound": bound,
                     }
@@ -214,6 +240,58 @@ def _calibration(data: SparkInputs, name: str, settings: Any) -> CheckResult:
     return annotated(result, computed)
 
 
+def _drift(data: SparkInputs, name: str, settings: Any) -> CheckResult:
+    features = [column(c) for c in data.features]
+    real = data.frame("real").select(*features)
+    pairs = {}  # the pandas path's pairs (checks/_drift._pairs), as Spark frames
+    if data.frame("synthetic") is not None:
+        pairs["synthetic_vs_real"] = (data.frame("synthetic").select(*features), real)
+    if data.frame("production") is not None:
+        pairs["real_vs_production"] = (real, data.frame("production").select(*features))
+    result = drift_check_spark(pairs, config=replace(settings, render_report=False))
+    if data.render and settings.render_report:
+        result = render_drift_pages_spark(result, pairs, settings)
+    return annotated(result, _drift_computed(result))
+
+
+def _drift_computed(result: CheckResult) -> dict[str, dict[str, Any]]:
+    """Per metric, as each pair's table says: a column's score exact or sketched (with its bound); its
+    drift call, the drifted counts and shares exact unless a sketched verdict near its threshold could
+    go either way, then the interval the exact figure lies in."""
+    computed: dict[str, dict[str, Any]] = {}
+    shares: list[tuple[float, float]] = []
+    counts: list[tuple[float, float]] = []
+    for key, pair in result.details.items():
+        table, method = pair["table"], pair["estimates"]["sketch"]
+        for part, row in zip(unique_key_parts(r["column"] for r in table), table, strict=True):
+            sketched = row["estimate"] == "sketch"
+            computed[f"{key}.{part}.score"] = sketch(row["bound"], method) if sketched else exact()
+            computed[f"{key}.{part}.drifted"] = (
+                sketch(1.0, method, (0.0, 1.0)) if row["near_threshold"] else exact()
+            )
+        tested = [r for r in table if r["stattest"] is not None]
+        drifted = sum(bool(r["drifted"]) for r in tested)
+        may_drop = sum(bool(r["drifted"]) for r in tested if r["near_threshold"])
+        may_rise = sum(not r["drifted"] for r in tested if r["near_threshold"])
+        count = (drifted - may_drop, drifted + may_rise)
+        share = tuple(n / len(tested) for n in count) if tested else (0.0, 0.0)
+        counts.append(count)
+        shares.append(share)  # type: ignore[arg-type]
+        for metric, (low, high) in ((f"{key}.drifted_count", count), (f"{key}.drifted_share", share)):
+            computed[metric] = _interval(result.metrics[metric], low, high, method)
+    for metric, intervals in (("drifted_count", counts), ("drifted_share", shares)):
+        low, high = max(i[0] for i in intervals), max(i[1] for i in intervals)  # the maxima over pairs
+        computed[metric] = _interval(result.metrics[metric], low, high, method)
+    return computed
+
+
+def _interval(value: float, low: float, high: float, method: str) -> dict[str, Any]:
+    """Exact when nothing could move it; else a sketch's interval (verdicts within their bound of a threshold)."""
+    if low == high == value:
+        return exact()
+    return sketch(max(value - low, high - value), f"verdicts near their threshold; {method}", (low, high))
+
+
 def _sampled(data: SparkInputs, name: str, settings: Any) -> CheckResult:
     inputs, rows = data.sampled()
     spec = CHECKS[name]
@@ -224,13 +302,61 @@ def _sampled(data: SparkInputs, name: str, settings: Any) -> CheckResult:
     return annotated(result, {metric: how for metric in result.metrics})
 
 
+# The generator's metrics read from the exact-copy counts alone (every row, on Spark).
+_EXACT_COPY_METRICS = frozenset(
+    {
+        "exact_copy_share",
+        "real_duplicate_share",
+        "exact_copy_excess",
+        "exact_copy_p_value",
+        "tested_exact_copy_share",
+        "holdout_exact_copy_share",
+        "source_exact_copy_share",
+        "source_copied_rows",
+    }
+)
+
+
+def _generator(data: SparkInputs, name: str, settings: Any) -> CheckResult:
+    """Exact copies counted over every row by row hashes on the executors; the rest (fidelity, the
+    classifier test, distances to closest records) on the seeded sample, after the check has
+    validated it (the counting checks no row counts or column kinds of its own)."""
+    inputs, rows = data.sampled()
+    columns = list(dict.fromkeys([*data.features, data.target]))
+
+    def counts() -> CopyCounts:
+        return on_executors(
+            lambda: exact_copy_counts_spark(
+                data.frame("synthetic"),
+                data.frame("real"),
+                columns=columns,
+                source=data.frame("source"),
+                holdout=data.frame("holdout"),
+            )
+        )
+
+    result = generator_check(
+        inputs.synthetic,
+        inputs.real,
+        columns=columns,
+        config=settings,
+        holdout=inputs.holdout,
+        source=inputs.source,
+        copy_counts=counts,
+    )
+    how = sample(rows, data.rows)
+    return annotated(
+        result, {metric: exact() if metric in _EXACT_COPY_METRICS else how for metric in result.metrics}
+    )
+
+
 # Check name -> how it runs on Spark.
 RUNNERS: Mapping[str, Runner] = {
-    "drift": _sampled,
+    "drift": _drift,
     "calibration": _calibration,
     "adversarial": _sampled,
     "fairness": _fairness,
-    "generator": _sampled,
+    "generator": _generator,
 }
 
 
