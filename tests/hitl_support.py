@@ -153,6 +153,8 @@ MLFLOW_STATE_VARIABLES = (
     "MLFLOW_REGISTRY_URI",
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_HITL_USER",  # the examples name their actor in the environment, as a script does
+    "MLFLOW_HITL_STORE_URI",
 )
 
 
