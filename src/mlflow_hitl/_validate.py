@@ -221,6 +221,39 @@ def _details(
     }
 
 
+def _run_checks(
+    selected: Sequence[str],
+    inputs: ValidationInputs,
+    settings: ValidationConfig,
+    prints: Mapping[str, Fingerprints],
+    *,
+    reuse: bool,
+    render: bool,
+    progress: Progress | None,
+) -> tuple[dict[str, CheckResult], dict[str, str], list[str]]:
+    """Each selected check's result, or why it was skipped; and the names of the results reused."""
+    results: dict[str, CheckResult] = {}
+    skipped: dict[str, str] = {}
+    reused: list[str] = []
+    for done, name in enumerate(selected):
+        if progress is not None:
+            progress(done, len(selected))
+        spec, section = CHECKS[name], getattr(settings, name)
+        reason = spec.missing(inputs)
+        if reason:
+            skipped[name] = reason
+            continue
+        key = _reuse_key(spec, inputs, section, prints) if reuse else None
+        results[name], was_reused = reuse_or_compute(key, functools.partial(spec.run, inputs, section))
+        if was_reused:
+            reused.append(name)
+        if render and spec.render is not None:
+            results[name] = spec.render(results[name], inputs, section)
+    if progress is not None:
+        progress(len(selected), len(selected))
+    return results, skipped, reused
+
+
 def validate_classifier(
     model: Classifier,
     *,
@@ -287,26 +320,9 @@ def validate_classifier(
     if strict_checks and checks is not None:
         refuse_unrunnable(selected, inputs)
     prints = {role: Fingerprints(frame) for role in ROLES if (frame := inputs.frame(role)) is not None}
-    results: dict[str, CheckResult] = {}
-    skipped: dict[str, str] = {}
-    reused: list[str] = []
-    for done, name in enumerate(selected):
-        if progress is not None:
-            progress(done, len(selected))
-        spec, section = CHECKS[name], getattr(settings, name)
-        reason = spec.missing(inputs)
-        if reason:
-            skipped[name] = reason
-            continue
-        key = _reuse_key(spec, inputs, section, prints) if reuse else None
-        results[name], was_reused = reuse_or_compute(key, functools.partial(spec.run, inputs, section))
-        if was_reused:
-            reused.append(name)
-        if render and spec.render is not None:
-            results[name] = spec.render(results[name], inputs, section)
-
-    if progress is not None:
-        progress(len(selected), len(selected))
+    results, skipped, reused = _run_checks(
+        selected, inputs, settings, prints, reuse=reuse, render=render, progress=progress
+    )
     details = _details(model, inputs, feature_source, prints)
     if reused:
         details["reused"] = reused

@@ -11,7 +11,8 @@ between two different rows has probability about ``n_synthetic * n_real / 2**64`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..checks import CopyCounts, PoolCounts
@@ -47,6 +48,56 @@ def _hashed(frame: Any, columns: Sequence[str], numeric: set[str], as_string: se
     return frame.select(F.xxhash64(*flags, *values).alias(_HASH), F.lit(tag).alias(_SET))
 
 
+def _per_hash(given: Mapping[str, Any], columns: Sequence[str]) -> Any:
+    """One row per distinct row hash: how many rows of each set hold it (a shuffle by hash)."""
+    from pyspark.sql import functions as F
+
+    types = {name: {f.name: f.dataType for f in frame.schema.fields} for name, frame in given.items()}
+    numeric = {c for c in columns if _numeric(types["real"][c])}
+    # A categorical column typed differently in two sets is compared as text in all of them.
+    as_string = {c for c in columns if c not in numeric and len({str(t[c]) for t in types.values()}) > 1}
+    parts = [
+        _hashed(given[name], columns, numeric, as_string, tag)
+        for tag, name in enumerate(_SETS)
+        if name in given
+    ]
+    tagged = functools.reduce(lambda left, right: left.unionByName(right), parts)
+    return tagged.groupBy(_HASH).agg(
+        *[F.sum((F.col(_SET) == tag).cast("long")).alias(name) for tag, name in enumerate(_SETS)]
+    )
+
+
+def _totals(per_hash: Any, given: Mapping[str, Any]) -> dict[str, int]:
+    """The dozen totals :class:`CopyCounts` is made of, in one aggregation over the hashes."""
+    from pyspark.sql import functions as F
+
+    syn, real_n, src, hold = (F.col(n) for n in _SETS)
+    train = src if "source" in given else real_n
+    unseen = hold if "holdout" in given else real_n
+    single_train = (train + unseen == 1) & (train == 1)
+    single_unseen = (train + unseen == 1) & (unseen == 1)
+    copied = syn > 0
+
+    def total(condition: Any, value: Any = None) -> Any:
+        return F.sum(F.when(condition, F.lit(1) if value is None else value).otherwise(0))
+
+    row = per_hash.agg(
+        F.sum(syn).alias("synthetic_rows"),
+        F.sum(real_n).alias("real_rows"),
+        F.sum(train).alias("training_rows"),
+        F.sum(unseen).alias("unseen_rows"),
+        total(real_n > 0, syn).alias("synthetic_in_real"),
+        total(real_n > 1, real_n).alias("real_duplicated"),
+        total(src > 0, syn).alias("source_copies"),
+        total(single_train).alias("unique_training"),
+        total(single_unseen).alias("unique_unseen"),
+        total(single_train & copied).alias("unique_training_copied"),
+        total(single_unseen & copied).alias("unique_unseen_copied"),
+        total(train == 0, unseen).alias("unseen_outside_training"),
+    ).collect()[0]
+    return {k: int(v or 0) for k, v in row.asDict().items()}
+
+
 def exact_copy_counts_spark(
     synthetic: Any,
     real: Any,
@@ -63,56 +114,13 @@ def exact_copy_counts_spark(
     aggregation); only a dozen numbers are collected.
     """
     require_pyspark()
-    from pyspark.sql import functions as F
-
     session = next(f for f in (real, synthetic, source, holdout) if is_spark_frame(f)).sparkSession
     given = {
         name: selected(as_spark(frame, name, session), name, list(columns))
         for name, frame in zip(_SETS, (synthetic, real, source, holdout), strict=True)
         if frame is not None
     }
-    types = {name: {f.name: f.dataType for f in frame.schema.fields} for name, frame in given.items()}
-    numeric = {c for c in columns if _numeric(types["real"][c])}
-    # A categorical column typed differently in two sets is compared as text in all of them.
-    as_string = {c for c in columns if c not in numeric and len({str(t[c]) for t in types.values()}) > 1}
-    tagged = None
-    for tag, name in enumerate(_SETS):
-        if name in given:
-            part = _hashed(given[name], columns, numeric, as_string, tag)
-            tagged = part if tagged is None else tagged.unionByName(part)
-    assert tagged is not None
-    per_hash = tagged.groupBy(_HASH).agg(
-        *[F.sum((F.col(_SET) == tag).cast("long")).alias(name) for tag, name in enumerate(_SETS)]
-    )
-    syn, real_n, src, hold = (F.col(n) for n in _SETS)
-    train = src if "source" in given else real_n
-    unseen = hold if "holdout" in given else real_n
-    single_train = (train + unseen == 1) & (train == 1)
-    single_unseen = (train + unseen == 1) & (unseen == 1)
-    copied = syn > 0
-
-    def total(condition: Any, value: Any = None) -> Any:
-        return F.sum(F.when(condition, F.lit(1) if value is None else value).otherwise(0))
-
-    row = (
-        per_hash.agg(
-            F.sum(syn).alias("synthetic_rows"),
-            F.sum(real_n).alias("real_rows"),
-            F.sum(train).alias("training_rows"),
-            F.sum(unseen).alias("unseen_rows"),
-            total(real_n > 0, syn).alias("synthetic_in_real"),
-            total(real_n > 1, real_n).alias("real_duplicated"),
-            total(src > 0, syn).alias("source_copies"),
-            total(single_train).alias("unique_training"),
-            total(single_unseen).alias("unique_unseen"),
-            total(single_train & copied).alias("unique_training_copied"),
-            total(single_unseen & copied).alias("unique_unseen_copied"),
-            total(train == 0, unseen).alias("unseen_outside_training"),
-        )
-        .collect()[0]
-        .asDict()
-    )
-    count = {k: int(v or 0) for k, v in row.items()}
+    count = _totals(_per_hash(given, columns), given)
     pool = None
     if "source" in given or "holdout" in given:
         pool = PoolCounts(
