@@ -101,26 +101,13 @@ def queue_for_review(
         )
 
     try:
-        n_rows, position = _positions(base)
-        if n_rows == 0:
-            raise InputError("rows must be a non-empty DataFrame of rows to review")
-        control, n_uncertain = control_rows(
-            n_rows, size=size, strategy=strategy, random_share=random_share, seed=seed
-        )
-        # Ranking carries only what it needs through the Python workers and the shuffle: the row id,
-        # the group, the model's inputs, then the probabilities alone.
-        grouping = [group_column] if group_column is not None else []
-        needed = [_ID, *grouping, *(features or ()), *([y_prob] if y_prob else [])]
-        ranked = with_proba(base.select(*dict.fromkeys(needed))).select(_ID, *grouping, proba_column)
-        ranked = _with_scores(ranked, proba_column, n_classes=len(classes), strategy=strategy)
-        ranked = ranked.withColumn(POSITION, position)
-        ranked = ranked.withColumn(_CONTROL, F.col(POSITION).isin([int(c) for c in control]))
-        candidates = _fetch(
-            _candidates(ranked, group_column, n_control=len(control), n_uncertain=n_uncertain)
-        )
-        selection = select_among(
-            candidates.rename(columns={POSITION: "row", SCORE: "score", **dict.fromkeys(grouping, "group")}),
-            n_rows=n_rows,
+        selection, position = _selection(
+            base,
+            with_proba,
+            proba_column=proba_column,
+            n_classes=len(classes),
+            inputs=[*(features or ()), *([y_prob] if y_prob else [])],
+            group_column=group_column,
             size=size,
             strategy=strategy,
             random_share=random_share,
@@ -133,17 +120,11 @@ def queue_for_review(
     finally:
         if key is not None:
             base.unpersist()
-    keys = chosen[key].to_numpy() if key is not None else chosen.index.to_numpy()
-    proba = check_probabilities(np.stack(chosen[proba_column].to_numpy()), "y_prob", n_classes=len(classes))
-    gold = None
-    if gold_column is not None:
-        known = chosen[gold_column].notna().to_numpy()
-        gold = dict(zip(keys[known], chosen[gold_column].to_numpy()[known], strict=True))
-    shown = [c for c in rows.columns if c not in (key, gold_column, y_prob)]
+    shown, proba, gold = _items(chosen, rows.columns, key, gold_column, y_prob, proba_column, len(classes))
     return queue_selection(
         store,
         name,
-        rows=chosen[shown].set_axis(pd.Index(keys)),
+        rows=shown,
         selection=selection.assign(row=np.arange(len(selection))),
         proba=proba,
         classes=classes,
@@ -154,6 +135,68 @@ def queue_for_review(
         run_id=run_id,
         gold=gold,
     )
+
+
+def _items(
+    chosen: pd.DataFrame,
+    columns: Sequence[str],
+    key: str | None,
+    gold_column: str | None,
+    y_prob: str | None,
+    proba_column: str,
+    n_classes: int,
+) -> tuple[pd.DataFrame, np.ndarray, dict[Any, Any] | None]:
+    """The chosen rows as reviewers see them (indexed by row key), their probabilities, the gold labels."""
+    keys = chosen[key].to_numpy() if key is not None else chosen.index.to_numpy()
+    proba = check_probabilities(np.stack(chosen[proba_column].to_numpy()), "y_prob", n_classes=n_classes)
+    gold = None
+    if gold_column is not None:
+        known = chosen[gold_column].notna().to_numpy()
+        gold = dict(zip(keys[known], chosen[gold_column].to_numpy()[known], strict=True))
+    shown = [c for c in columns if c not in (key, gold_column, y_prob)]
+    return chosen[shown].set_axis(pd.Index(keys)), proba, gold
+
+
+def _selection(
+    base: Any,
+    with_proba: Callable[[Any], Any],
+    *,
+    proba_column: str,
+    n_classes: int,
+    inputs: Sequence[str],
+    group_column: str | None,
+    size: int,
+    strategy: str,
+    random_share: float,
+    seed: int,
+) -> tuple[pd.DataFrame, Any]:
+    """``select_for_review``'s choice among ``base``'s rows, ranked on the executors; and the position column.
+
+    Ranking carries only what it needs through the Python workers and the shuffle: the row id, the
+    group, the model's inputs, then the probabilities alone. Only the candidates reach the driver.
+    """
+    n_rows, position = _positions(base)
+    if n_rows == 0:
+        raise InputError("rows must be a non-empty DataFrame of rows to review")
+    control, n_uncertain = control_rows(
+        n_rows, size=size, strategy=strategy, random_share=random_share, seed=seed
+    )
+    grouping = [group_column] if group_column is not None else []
+    needed = [_ID, *grouping, *inputs]
+    ranked = with_proba(base.select(*dict.fromkeys(needed))).select(_ID, *grouping, proba_column)
+    ranked = _with_scores(ranked, proba_column, n_classes=n_classes, strategy=strategy)
+    ranked = ranked.withColumn(POSITION, position)
+    ranked = ranked.withColumn(_CONTROL, F.col(POSITION).isin([int(c) for c in control]))
+    candidates = _fetch(_candidates(ranked, group_column, n_control=len(control), n_uncertain=n_uncertain))
+    selection = select_among(
+        candidates.rename(columns={POSITION: "row", SCORE: "score", **dict.fromkeys(grouping, "group")}),
+        n_rows=n_rows,
+        size=size,
+        strategy=strategy,
+        random_share=random_share,
+        seed=seed,
+    )
+    return selection, position
 
 
 def _check_columns(rows: Any, named: dict[str, str | None], features: Sequence[str]) -> None:
