@@ -128,6 +128,39 @@ def shared_store(store_uri: str) -> ReviewStore:
     return ReviewStore(store_uri)
 
 
+def _check_data(data: Any, key: str | None) -> None:
+    """Rows to queue, checked before the model is loaded: a Spark or pandas frame, not empty."""
+    spark = is_spark_frame(data)
+    if key is not None and not spark:
+        raise InputError("key is for a Spark DataFrame; index a pandas frame by its ids instead")
+    if not (spark or isinstance(data, pd.DataFrame)) or (data.isEmpty() if spark else data.empty):
+        raise InputError("data must be a non-empty DataFrame of rows to review")
+
+
+def _features_to_score(
+    data: Any, handle: Any, *, key: str | None, group_column: str | None, gold_column: str | None
+) -> list[str]:
+    """The model's input columns in ``data``, once the model is known fit to rank rows and the columns named."""
+    if not handle.has_proba:
+        raise InputError(
+            f"{handle.description} gives no class probabilities, so rows cannot be ranked by confidence"
+        )
+    for column, what in ((group_column, "group column"), (gold_column, "gold column")):
+        if column is not None and column not in data.columns:
+            raise InputError(
+                f"{what} {column!r} is not a column of the data; it has: {', '.join(map(str, data.columns[:20]))}"
+            )
+    features = (
+        list(handle.feature_names)
+        if handle.feature_names
+        else [c for c in data.columns if c not in (gold_column, key)]
+    )
+    missing = [c for c in features if c not in data.columns]
+    if missing:
+        raise InputError(f"data is missing the model's input column(s) {', '.join(missing)}")
+    return features
+
+
 def queue_from_model(
     store: QueueStore,
     name: str,
@@ -158,29 +191,10 @@ def queue_from_model(
     names a column of unique row ids: rows are then ranked in key order and each item is stored under
     its id, whatever the frame's partitioning.
     """
-    if key is not None and not is_spark_frame(data):
-        raise InputError("key is for a Spark DataFrame; index a pandas frame by its ids instead")
-    spark = is_spark_frame(data)
-    if not (spark or isinstance(data, pd.DataFrame)) or (data.isEmpty() if spark else data.empty):
-        raise InputError("data must be a non-empty DataFrame of rows to review")
+    _check_data(data, key)
     handle = as_classifier(model)
-    if not handle.has_proba:
-        raise InputError(
-            f"{handle.description} gives no class probabilities, so rows cannot be ranked by confidence"
-        )
-    for column, what in ((group_column, "group column"), (gold_column, "gold column")):
-        if column is not None and column not in data.columns:
-            raise InputError(
-                f"{what} {column!r} is not a column of the data; it has: {', '.join(map(str, data.columns[:20]))}"
-            )
-    features = (
-        list(handle.feature_names)
-        if handle.feature_names
-        else [c for c in data.columns if c not in (gold_column, key)]
-    )
-    missing = [c for c in features if c not in data.columns]
-    if missing:
-        raise InputError(f"data is missing the model's input column(s) {', '.join(missing)}")
+    features = _features_to_score(data, handle, key=key, group_column=group_column, gold_column=gold_column)
+    spark = is_spark_frame(data)
     if spark:
         if edge_cases is not None:
             raise InputError("edge_cases are per-row masks of a pandas frame; a Spark DataFrame takes none")
