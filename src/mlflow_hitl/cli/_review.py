@@ -141,10 +141,6 @@ def queue_create(
       mlflow-hitl queue create --run-id R --data prod.csv --strategy least-confidence \\
           --size 300 --raters 3 --blind --name fraud-al-1
     """
-    from .._io import read_table
-    from ..adapter.logging import resolve_run_id
-    from ..adapter.review import queue_from_model
-
     if kind == GENERATOR_AUDIT:
         _create_generator_audit(
             name,
@@ -161,6 +157,48 @@ def queue_create(
             output_format=output_format,
         )
         return
+    _create_model_queue(
+        name,
+        data_path=data_path,
+        run_id=run_id,
+        model_uri=model_uri,
+        strategy=strategy,
+        size=size,
+        raters=raters,
+        blind=blind,
+        group_column=group_column,
+        random_share=random_share,
+        gold_column=gold_column,
+        seed=seed,
+        store_uri=store_uri,
+        user=user,
+        output_format=output_format,
+    )
+
+
+def _create_model_queue(
+    name: str,
+    *,
+    data_path: str | None,
+    run_id: str | None,
+    model_uri: str | None,
+    strategy: str,
+    size: int | None,
+    raters: int,
+    blind: bool,
+    group_column: str | None,
+    random_share: float,
+    gold_column: str | None,
+    seed: int,
+    store_uri: str | None,
+    user: str | None,
+    output_format: str,
+) -> None:
+    """--kind model: the rows of --data scored by the run's model, the least-confident ones queued."""
+    from .._io import read_table
+    from ..adapter.logging import resolve_run_id
+    from ..adapter.review import queue_from_model
+
     if data_path is None or size is None:
         option = "--data" if data_path is None else "--size"
         raise BadInput(f"Missing option '{option}' (a --kind model queue needs it)")
