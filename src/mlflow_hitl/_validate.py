@@ -22,7 +22,6 @@ from ._validation import check_frame, check_labels
 from .checks.registry import CHECK_NAMES, CHECKS, CheckSpec, ValidationInputs
 from .config import ValidationConfig, resolve_config
 from .errors import InputError, ModelError
-from .spark import SAMPLE_ROWS, is_spark_frame
 
 __all__ = [
     "CHECK_NAMES",
@@ -271,7 +270,6 @@ def validate_classifier(
     source: pd.DataFrame | None = None,
     strict_checks: bool = False,
     progress: Progress | None = None,
-    spark_sample_rows: int = SAMPLE_ROWS,
 ) -> ValidationResult:
     """Run every selected check the inputs allow on a resolved model (``mlflow_hitl.validate`` documents
     the arguments). ``render``: also render the evidence that is made only to be logged (evidently's pages).
@@ -279,30 +277,8 @@ def validate_classifier(
     before any check runs, instead of a skip (asking for fairness without sensitive features is a
     mistake in the request, not a lack of evidence). ``progress(done, total)`` is told after each check.
 
-    When any input is a Spark DataFrame, :func:`mlflow_hitl.spark.validate_spark` runs the checks on
-    the executors instead (``spark_sample_rows`` bounds the rows its sampled checks read).
+    The inputs are pandas DataFrames; :func:`mlflow_hitl.spark.validate_spark` is the same for Spark.
     """
-    given = (real, synthetic, production, holdout, source)
-    if any(is_spark_frame(frame) for frame in given):
-        from .spark import validate_spark
-
-        return validate_spark(
-            model,
-            real=real,
-            target=target,
-            synthetic=synthetic,
-            production=production,
-            sensitive_features=sensitive_features,
-            features=features,
-            checks=checks,
-            config=config,
-            render=render,
-            holdout=holdout,
-            source=source,
-            strict_checks=strict_checks,
-            progress=progress,
-            sample_rows=spark_sample_rows,
-        )
     selected = select_checks(checks)
     settings = resolve_config(config)
     sensitive = sensitive_and_target(sensitive_features, target)

@@ -1,6 +1,7 @@
 """``mlflow_hitl.validate``: resolve the model, run the checks, and log the evidence to an MLflow run.
 
-The checks run in the core (:func:`mlflow_hitl._validate.validate_classifier`) on a model this
+The checks run in the core (:func:`mlflow_hitl._validate.validate_classifier`, or
+:func:`mlflow_hitl.spark.validate_spark` when an input is a Spark DataFrame) on a model this
 adapter has already resolved (:func:`~mlflow_hitl.adapter.model.as_classifier`); MLflow is reached
 only here and in :mod:`~mlflow_hitl.adapter.logging`. Evidence made only to be read in the run
 (evidently's HTML pages) is rendered only when there is a run to log it to.
@@ -9,6 +10,7 @@ only here and in :mod:`~mlflow_hitl.adapter.logging`. Evidence made only to be r
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +21,7 @@ from .._result import ValidationResult
 from .._validate import validate_classifier
 from ..config import ValidationConfig
 from ..errors import InputError, ModelError
-from ..spark import SAMPLE_ROWS
+from ..spark import SAMPLE_ROWS, is_spark_frame
 from .logging import log_validation, resolve_run_id, run_id_for_model_uri
 from .model import as_classifier
 
@@ -109,7 +111,13 @@ def validate(
     different hash from the pandas one); ``reuse`` does not apply, and ``result.scored`` is ``None``.
     """
     target_run = resolve_run_id(run_id) if log else None
-    result = validate_classifier(
+    if any(is_spark_frame(frame) for frame in (real, synthetic, production, holdout, source)):
+        from ..spark import validate_spark  # loads pyspark: only a caller holding a Spark frame pays
+
+        engine = functools.partial(validate_spark, sample_rows=spark_sample_rows)
+    else:
+        engine = functools.partial(validate_classifier, reuse=reuse)
+    result = engine(
         as_classifier(model),
         real=real,
         target=target,
@@ -119,13 +127,11 @@ def validate(
         features=features,
         checks=checks,
         config=config,
-        reuse=reuse,
         render=target_run is not None,
         holdout=holdout,
         source=source,
         strict_checks=strict_checks,
         progress=progress,
-        spark_sample_rows=spark_sample_rows,
     )
     if isinstance(model, str):  # for the report's header and summary.json: what was judged
         result = dataclasses.replace(result, details={**result.details, "model_uri": model})

@@ -466,7 +466,7 @@ def validate_spark(
     progress: Progress | None = None,
     sample_rows: int = SAMPLE_ROWS,
 ) -> ValidationResult:
-    """:func:`mlflow_hitl._validate.validate_classifier` when an input is a Spark DataFrame (same arguments).
+    """:func:`mlflow_hitl._validate.validate_classifier` for Spark DataFrames (same arguments; ``validate`` calls it).
 
     A pandas input next to a Spark one is checked as the pandas path checks it, then made a Spark
     DataFrame with the Spark input's session. The model is scored on the executors; each check runs
