@@ -384,7 +384,7 @@ def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:
         "manifest_sha256": str(_text(p, "manifest_sha256")),
     }
     if "admin" not in set(store.roles(actor)["role"]):
-        check_published_snapshot(store, _queue_name(p), **claim)
+        check_published_snapshot(store, _queue_name(p), claim)
     return {"snapshot": store.record_snapshot(_queue_name(p), **claim, actor=actor)}
 
 

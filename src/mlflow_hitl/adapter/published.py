@@ -24,24 +24,16 @@ from ..review import SNAPSHOT_FILES, ReviewStore, build_snapshot
 __all__ = ["check_published_snapshot"]
 
 
-def check_published_snapshot(
-    store: ReviewStore,
-    queue_name: str,
-    *,
-    snapshot_id: str,
-    run_id: str | None,
-    method: str,
-    n_items: int,
-    labels_sha256: str,
-    manifest_sha256: str,
-) -> None:
-    """Refuse a snapshot claim that the server's own store and the run's files do not bear out
-    (:class:`~mlflow_hitl.errors.PermissionDeniedError` naming the first mismatch; ``InputError`` when the
-    run or its files are missing)."""
+def check_published_snapshot(store: ReviewStore, queue_name: str, claim: Mapping[str, Any]) -> None:
+    """Refuse a snapshot claim (the fields of ``record_snapshot``: ``snapshot_id``, ``run_id``, ``method``,
+    ``n_items``, ``labels_sha256``, ``manifest_sha256``) that the server's own store and the run's files do
+    not bear out (:class:`~mlflow_hitl.errors.PermissionDeniedError` naming the first mismatch;
+    ``InputError`` when the run or its files are missing)."""
     import mlflow
 
     from .evidence import RunArtifacts
 
+    snapshot_id, run_id = claim["snapshot_id"], claim["run_id"]
     if run_id is None:
         raise InputError("a snapshot is published into a run: give run_id")
     run = mlflow.MlflowClient().get_run(run_id)
@@ -53,7 +45,7 @@ def check_published_snapshot(
             raise InputError(
                 f"run {run_id} has no hitl/labels/{snapshot_id}/manifest.json: log the files first"
             )
-        if sha256_file(folder / "manifest.json") != manifest_sha256:
+        if sha256_file(folder / "manifest.json") != claim["manifest_sha256"]:
             raise PermissionDeniedError(
                 f"manifest_sha256 is not the sha256 of hitl/labels/{snapshot_id}/manifest.json"
             )
@@ -77,7 +69,7 @@ def check_published_snapshot(
     try:
         rebuilt = build_snapshot(
             labels,
-            method=method,
+            method=claim["method"],
             min_agreement=float(meta["min_agreement"]),
             label_column=str(meta["label_column"]),
         )
@@ -87,8 +79,8 @@ def check_published_snapshot(
         ) from exc
     expected: dict[str, Any] = {
         "snapshot_id": (snapshot_id, rebuilt.id),
-        "n_items": (n_items, len(rebuilt.rows)),
-        "labels_sha256": (labels_sha256, sha256_hex(rebuilt.files["labels.csv"])),
+        "n_items": (claim["n_items"], len(rebuilt.rows)),
+        "labels_sha256": (claim["labels_sha256"], sha256_hex(rebuilt.files["labels.csv"])),
         "labels.csv": (files["labels.csv"], rebuilt.files["labels.csv"]),
         "annotations.csv": (files["annotations.csv"], rebuilt.files["annotations.csv"]),
         "snapshot.json snapshot": (meta.get("snapshot"), rebuilt.id),
