@@ -82,6 +82,9 @@ def test_the_author_overwriting_evidence_through_the_server_is_caught(
 
     before = unmet()
     assert "evidence.registered" not in before and "evidence.model" not in before, before
+    # The run's author, as the server recorded her when she created the run, may not promote it.
+    own = _set_alias(server, "alice")
+    assert own.status_code == 403 and "duties.promoter" in own.json()["message"], own.text
 
     # alice overwrites her run's result and rewrites the manifest to match, through the server.
     client = mlflow.MlflowClient()

@@ -176,6 +176,8 @@ def test_only_who_may_edit_the_run_registers_and_never_with_its_own_digests(api,
         ("models:/{other_model}", "is not a model of run"),
         ("models:/{model_id}", None),
         ("runs:/{run_id}/model", None),
+        ("models:/{name}/1", None),  # a version of the run's own model
+        ("models:/{name}/2", "is not a model of run"),  # names the run, serves another run's model
     ],
 )
 def test_the_server_reads_only_models_of_the_run_itself(tracking_uri, arrests_model, model_uri, problem):
@@ -184,8 +186,12 @@ def test_the_server_reads_only_models_of_the_run_itself(tracking_uri, arrests_mo
         other_model = mlflow.sklearn.log_model(arrests_model, name="model").model_id
     with mlflow.start_run() as run:
         model_id = mlflow.sklearn.log_model(arrests_model, name="model").model_id
-    uri = model_uri.format(run_id=run.info.run_id, model_id=model_id, other_model=other_model)
-    location, why = model_location(mlflow.MlflowClient(), uri, run.info.run_id)
+    client, name = mlflow.MlflowClient(), "fraud"
+    client.create_registered_model(name)
+    for source in (model_id, other_model):
+        client.create_model_version(name, f"models:/{source}", run_id=run.info.run_id, model_id=source)
+    uri = model_uri.format(run_id=run.info.run_id, model_id=model_id, other_model=other_model, name=name)
+    location, why = model_location(client, uri, run.info.run_id)
     if problem is None:
         assert why is None and model_digest_at(location) == model_digest_at(f"models:/{model_id}")
     else:

@@ -371,17 +371,21 @@ def _may_edit_run() -> bool:
 
 
 def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:
-    record = store.record_snapshot(
-        _queue_name(p),
-        snapshot_id=str(_text(p, "snapshot_id")),
-        run_id=_text(p, "run_id", required=False),
-        method=str(_text(p, "method")),
-        n_items=_int(p, "n_items"),
-        labels_sha256=str(_text(p, "labels_sha256")),
-        manifest_sha256=str(_text(p, "manifest_sha256")),
-        actor=actor,
-    )
-    return {"snapshot": record}
+    """Recorded when the server's own labels and the run's files bear out every claim, or an admin vouches
+    for it (see :mod:`.published`)."""
+    from .published import check_published_snapshot
+
+    claim = {
+        "snapshot_id": str(_text(p, "snapshot_id")),
+        "run_id": _text(p, "run_id", required=False),
+        "method": str(_text(p, "method")),
+        "n_items": _int(p, "n_items"),
+        "labels_sha256": str(_text(p, "labels_sha256")),
+        "manifest_sha256": str(_text(p, "manifest_sha256")),
+    }
+    if "admin" not in set(store.roles(actor)["role"]):
+        check_published_snapshot(store, _queue_name(p), claim)
+    return {"snapshot": store.record_snapshot(_queue_name(p), **claim, actor=actor)}
 
 
 def _set_policy(store: ReviewStore, actor: str, p: Params) -> Any:

@@ -12,8 +12,11 @@ method's arguments) and call :func:`check` before MLflow acts and :func:`after` 
 - Taking a protected alias or stage away (deleting the alias, moving the version out of the stage,
   deleting a version or model that holds one) needs the role that signs off ``release``.
 - A model is exempt (a prompt) only if the server recorded it as created with the prompt flag, it
-  has no stored policy, no gate record, and the version concerned has no run: facts a client cannot
-  flip later. Exempted changes are audited too.
+  has no stored policy, no gate record, and the version concerned has no run, no logged model and
+  one of MLflow's prompt placeholders as its source (it serves no model files): facts a client cannot flip
+  later. Exempted changes are audited too.
+- Alias names are ASCII, as MLflow documents them: a look-alike of a protected alias (``ｃhampion``,
+  ``champıon``) is refused rather than judged a different alias.
 - Renaming a model whose policy would change with the name (the model has a stored policy, or the
   new name has one) needs the ``admin`` role, which sets policies; the policy is then copied to the
   new name, and the model's creation records follow it. Renames and deletions are audited.
@@ -162,6 +165,12 @@ def _check(write: Write, *, store: ReviewStore, registry: Any, actor: str) -> No
                 f"{PROMPT_FLAG} is fixed when a model or version is created; it cannot be set or deleted later",
             )
     elif kind == "set_alias":
+        if not str(write.alias).isascii():
+            raise GuardRefusedError(
+                "alias.name",
+                f"alias {write.alias!r} is not plain ASCII (letters, digits, _ and -): "
+                "it could pass for a protected alias",
+            )
         _promote(write, f"alias:{write.alias}", store=store, registry=registry, actor=actor)
     elif kind == "transition_stage":
         _demote_stage(write, store=store, registry=registry, actor=actor)
@@ -293,6 +302,7 @@ def _roles(store: ReviewStore, user: str) -> set[str]:
 def is_exempt(store: ReviewStore, registry: Any, name: str, version: str | None = None) -> bool:
     """Whether ``name`` is a prompt, judged on facts a client cannot flip later (see the module docstring)."""
     from mlflow.exceptions import MlflowException
+    from mlflow.prompt.constants import _PROMPT_SOURCE_PLACEHOLDERS
 
     from .gate import GATE_TAG_PREFIX
 
@@ -304,7 +314,12 @@ def is_exempt(store: ReviewStore, registry: Any, name: str, version: str | None 
             model_version = registry.get_model_version(name, version)
         except MlflowException:
             return False
-        if model_version.run_id or any(k.startswith(GATE_TAG_PREFIX) for k in dict(model_version.tags)):
+        if (
+            model_version.run_id
+            or getattr(model_version, "model_id", None)
+            or model_version.source not in _PROMPT_SOURCE_PLACEHOLDERS  # it serves model files
+            or any(k.startswith(GATE_TAG_PREFIX) for k in dict(model_version.tags))
+        ):
             return False
     record = identity.creation_record(store, f"model:{name}")
     if record is None or record.get("prompt") is not True:

@@ -237,8 +237,9 @@ def model_location(client: Any, model_uri: str, run_id: str) -> tuple[str | None
     """``(artifact location, None)`` of a model of run ``run_id`` named by ``model_uri``, or ``(None, why not)``.
 
     For the server, which reads only its own stores and only models the run itself produced: a logged
-    model (``models:/<model id>``), a registered version (``models:/<name>/<version>``) or a path in
-    the run (``runs:/<run id>/<path>``). Never a path on the server's disk.
+    model (``models:/<model id>``), a registered version (``models:/<name>/<version>``) whose files are
+    the run's (a version may name the run and serve another model's files) or a path in the run
+    (``runs:/<run id>/<path>``). Never a path on the server's disk.
     """
     from mlflow.exceptions import MlflowException
 
@@ -256,8 +257,14 @@ def model_location(client: Any, model_uri: str, run_id: str) -> tuple[str | None
             logged = client.get_logged_model(parts[0])
             return (logged.artifact_location, None) if logged.source_run_id == run_id else refused
         if scheme == "models" and len(parts) == 2 and parts[1].isdigit():
+            # A version names its run, but its files may be any model's: they must be the run's own.
             version = client.get_model_version(parts[0], parts[1])
-            return (_download_location(client, version), None) if version.run_id == run_id else refused
+            location = _download_location(client, version)
+            return (
+                (location, None)
+                if version.run_id == run_id and _run_produced(client, location, run_id)
+                else refused
+            )
         if scheme == "runs" and len(parts) >= 2 and parts[0] == run_id:
             path = "/".join(parts[1:])
             logged = client.search_logged_models(
@@ -270,6 +277,17 @@ def model_location(client: Any, model_uri: str, run_id: str) -> tuple[str | None
     except MlflowException as exc:
         return None, f"model {model_uri!r} cannot be found: {first_line(exc)}"
     return refused
+
+
+def _run_produced(client: Any, location: str, run_id: str) -> bool:
+    """Whether the files at ``location`` are run ``run_id``'s: in its artifacts, or a model it logged."""
+    run = client.get_run(run_id)
+    if location.startswith(run.info.artifact_uri.rstrip("/") + "/"):
+        return True
+    logged = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    return any(model.artifact_location.rstrip("/") == location.rstrip("/") for model in logged)
 
 
 def register_on_server(

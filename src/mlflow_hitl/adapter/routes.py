@@ -12,6 +12,8 @@ and another to the handler. So nothing here looks at paths or bodies by itself:
 
 Every handler of MLflow's ``ModelRegistryService`` is classified as a read or as a :class:`Write`;
 one this module does not know (a route a newer MLflow adds) is refused until it is classified.
+Handlers outside the registry service that write the registry in-process, around its routes and so
+around the guard (:data:`INDIRECT`), are refused.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from .guard import GuardRefusedError, Write
 
-__all__ = ["READS", "WRITES", "RouteTable", "registry_request_classes"]
+__all__ = ["INDIRECT", "READS", "WRITES", "RouteTable", "registry_request_classes"]
 
 
 def _tags(message: Any) -> dict[str, str]:
@@ -59,6 +61,11 @@ READS = frozenset(
     }
 )
 
+# MLflow handlers (of mlflow.server.handlers) that write registered models through MLflow's client in the
+# server's own process: the UI's demo data registers prompts and sets their ``production`` alias, and
+# deletes prompts with their aliases, none of it through a registry route.
+INDIRECT = frozenset({"_generate_demo", "_delete_demo"})
+
 
 def registry_request_classes() -> list[type]:
     """The request message class of every method of MLflow's model registry service."""
@@ -88,6 +95,12 @@ class RouteTable:
         Raises :class:`.guard.GuardRefusedError` for a registry route that is not classified, or whose
         request cannot be parsed as MLflow will parse it.
         """
+        if getattr(handler, "__module__", None) == "mlflow.server.handlers" and handler.__name__ in INDIRECT:
+            raise GuardRefusedError(
+                "route.indirect",
+                f"MLflow's {handler.__name__} writes the model registry around its routes; "
+                "it is not served behind the HITL gate",
+            )
         request_class = self._classes.get(handler)
         if request_class is None:
             return None
