@@ -446,6 +446,13 @@ def _verify(store: ReviewStore, actor: str, p: Params) -> Any:
     return {"verification": store.verify_audit(incremental=_bool(p, "incremental", default=False))}
 
 
+def _audit_status(store: ReviewStore, actor: str, p: Params) -> Any:
+    from . import start_walk
+
+    seq, digest = store.audit_head()
+    return {"head": {"seq": seq, "hash": digest}, "start_walk": start_walk.status()}
+
+
 ROUTES: tuple[Route, ...] = (
     Route("queues/list", "GET", (), lambda s, a, p: {"queues": s.queues()}),
     Route("queues/get", "GET", ("queue",), lambda s, a, p: {"queue": s.queue(_queue_name(p))}),
@@ -525,6 +532,7 @@ ROUTES: tuple[Route, ...] = (
     Route("gate/check", "POST", ("model", "version", "target"), _gate(record=True)),
     Route("audit/head", "GET", (), lambda s, a, p: dict(zip(("seq", "hash"), s.audit_head(), strict=True))),
     Route("audit/verify", "GET", ("incremental",), _verify),
+    Route("audit/status", "GET", (), _audit_status),
     Route("audit/event", "GET", ("seq",), _audit_event),
     Route(
         "audit/events",
