@@ -367,8 +367,10 @@ def unique_name(prefix: str) -> str:
 
 
 @contextlib.contextmanager
-def shared_server(kind: str, folder: Path, backend: str, store_uri: str) -> Iterator[SharedServer]:
-    """Start the session's server of one backend ``kind`` (see :class:`SharedServer`)."""
+def shared_server(
+    kind: str, folder: Path, backend: str, store_uri: str, *, timeout: float = 120.0
+) -> Iterator[SharedServer]:
+    """Start the session's server of one backend ``kind`` (see :class:`SharedServer`), or a test's own."""
     admin = ("admin", "Adm1n-pass-word!")
     # Checking a password hash costs a good fraction of a second of CPU per request; basic auth's
     # credential cache (auth_cache_ttl_seconds) spares every request after a user's first.
@@ -378,7 +380,7 @@ def shared_server(kind: str, folder: Path, backend: str, store_uri: str) -> Iter
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     with mlflow_hitl_server(
-        backend, artifacts=folder / "artifacts", env=env, log_path=folder / "server.log"
+        backend, artifacts=folder / "artifacts", env=env, log_path=folder / "server.log", timeout=timeout
     ) as url:
         yield SharedServer(kind, url, backend, store_uri, folder, admin)
 

@@ -175,3 +175,38 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
 def test_a_server_without_an_audit_key_says_what_it_cannot_promise(hitl_server_sqlite):
     log = (hitl_server_sqlite.folder / "server.log").read_text()
     assert "mlflow-hitl: no audit key (MLFLOW_HITL_AUDIT_KEY" in log
+
+
+def test_a_fresh_server_walks_its_audit_chain_at_start_for_the_requests_to_share(tmp_path):
+    """The whole chain is walked in the background as the server starts; a request then walks only the rest."""
+    import time
+
+    from hitl_support import shared_server
+
+    store_uri = f"sqlite:///{tmp_path / 'hitl.db'}"
+    store = ReviewStore(store_uri)
+    for n in range(300):
+        store.record_event(actor="ann", action="note.add", subject=f"note:{n}", payload={"n": n})
+    # A loaded machine: the session's servers share it, so this one may take long to start.
+    with shared_server(
+        "sqlite", tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", store_uri, timeout=300
+    ) as own:
+        url = own.url
+
+        def get(route, **params):
+            answer = requests.get(f"{url}/hitl/api/{route}", params=params, auth=own.admin, timeout=60)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        deadline = time.monotonic() + 120
+        status = get("audit/status")
+        while status["start_walk"]["state"] == "walking" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = get("audit/status")
+        walk = status["start_walk"]
+        assert walk["state"] == "verified", walk
+        assert (walk["head_seq"], walk["n_events"], status["head"]["seq"]) == (300, 300, 300)
+        assert walk["seconds"] >= 0
+        # The start-up walk is the requests' own: the next verification walks from its head only.
+        later = get("audit/verify", incremental="true")["verification"]
+        assert later["ok"] and (later["walked_from"], later["n_events"]) == (300, 1)

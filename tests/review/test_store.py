@@ -585,3 +585,27 @@ def test_a_signoff_of_an_unknown_check_is_refused_before_it_reaches_the_chain(st
     ):
         store.sign_off(run_id="r1", check="fairnes", user="dana", approve=True)
     assert store.audit_head() == head and store.signoffs("r1").empty
+
+
+def test_a_verification_during_a_full_walk_waits_for_it_and_walks_only_what_follows(tmp_path):
+    import threading
+    import time
+
+    store = ReviewStore(f"sqlite:///{tmp_path / 'walks.db'}")
+    for subject in "abcde":
+        store.record_event(actor="ann", action="note.add", subject=subject, payload={})
+    walking, found = threading.Event(), {}
+
+    def slowly(walked, total):  # the first (full) walk lingers once it has begun
+        walking.set()
+        time.sleep(0.5)
+
+    first = threading.Thread(
+        target=lambda: found.setdefault("first", store.verify_audit(incremental=True, progress=slowly))
+    )
+    first.start()
+    assert walking.wait(30)
+    second = store.verify_audit(incremental=True)  # arrives during the first: waits, then walks what follows
+    first.join()
+    assert found["first"].ok and (found["first"].walked_from, found["first"].n_events) == (1, 5)
+    assert second.ok and (second.walked_from, second.n_events, second.head_seq) == (5, 1, 5)

@@ -45,6 +45,7 @@ __all__ = [
     "ROUTES",
     "call_route",
     "declare_exact_paths",
+    "may_use_run",
     "register_api",
     "server_decision",
 ]
@@ -353,7 +354,7 @@ def _register_evidence(store: ReviewStore, actor: str, p: Params) -> Any:
 
     run_id = str(_text(p, "run_id"))
     resolve_run_id(run_id)
-    if not _may_edit_run():
+    if not may_use_run("update"):
         raise PermissionDeniedError(
             f"{actor} cannot register the evidence of run {run_id}: needs permission to edit the run"
         )
@@ -363,11 +364,16 @@ def _register_evidence(store: ReviewStore, actor: str, p: Params) -> Any:
     return {"seq": seq, "hash": digest, "registration": payload}
 
 
-def _may_edit_run() -> bool:
-    """Whether basic-auth lets the caller edit the request's ``run_id`` (as it would for a log call)."""
-    from mlflow.server.auth import sender_is_admin, validate_can_update_run
+def may_use_run(action: str) -> bool:
+    """Whether basic-auth lets the caller ``read`` or ``update`` the request's ``run_id``.
 
-    return bool(sender_is_admin() or validate_can_update_run())
+    MLflow's own validators decide, reading the run id from the request as they do for its routes
+    (``runs/get``, a log call), so the answer is never more lenient than MLflow's; admins may do anything.
+    """
+    from mlflow.server import auth
+
+    validate = {"read": auth.validate_can_read_run, "update": auth.validate_can_update_run}[action]
+    return bool(auth.sender_is_admin() or validate())
 
 
 def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:
@@ -442,6 +448,13 @@ def _audit_event(store: ReviewStore, actor: str, p: Params) -> Any:
 
 def _verify(store: ReviewStore, actor: str, p: Params) -> Any:
     return {"verification": store.verify_audit(incremental=_bool(p, "incremental", default=False))}
+
+
+def _audit_status(store: ReviewStore, actor: str, p: Params) -> Any:
+    from . import start_walk
+
+    seq, digest = store.audit_head()
+    return {"head": {"seq": seq, "hash": digest}, "start_walk": start_walk.status()}
 
 
 ROUTES: tuple[Route, ...] = (
@@ -523,6 +536,7 @@ ROUTES: tuple[Route, ...] = (
     Route("gate/check", "POST", ("model", "version", "target"), _gate(record=True)),
     Route("audit/head", "GET", (), lambda s, a, p: dict(zip(("seq", "hash"), s.audit_head(), strict=True))),
     Route("audit/verify", "GET", ("incremental",), _verify),
+    Route("audit/status", "GET", (), _audit_status),
     Route("audit/event", "GET", ("seq",), _audit_event),
     Route(
         "audit/events",

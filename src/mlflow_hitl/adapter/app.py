@@ -164,6 +164,7 @@ def create_app() -> Any:
     from mlflow.server.auth import bootstrap_admin_user
     from mlflow.server.auth import create_app as with_basic_auth
 
+    from . import start_walk
     from .api import register_api
     from .pages import register_pages
 
@@ -176,6 +177,7 @@ def create_app() -> Any:
     register_api(flask_app)
     register_pages(flask_app)
     _warn_without_audit_key()
+    start_walk.start(_review_store)  # the first gate decision then need not walk the whole chain
     return served
 
 

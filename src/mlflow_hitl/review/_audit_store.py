@@ -54,7 +54,9 @@ class SqlAudit(SqlStoreBase):
         verified in a full walk of this store, when the database proves nothing before it has changed
         since: its change counter (a trigger counts every UPDATE and DELETE of a stored event), its first
         event and its trigger definitions are as they were, and that full walk is under
-        ``FULL_WALK_EVERY_SECONDS`` old. Otherwise, and always by default, it walks the whole chain.
+        ``FULL_WALK_EVERY_SECONDS`` old. Otherwise, and always by default, it walks the whole chain. A full
+        walk it needs is made under a lock per store: a verification arriving meanwhile (a request while
+        the server walks the chain at start) waits, then starts from the head that walk verified.
 
         Keyed events are checked with the store's keyring, and the chain against every anchor in its
         anchor log: an anchored event that changed, or a chain that ends before its last anchor, is a break.
@@ -64,6 +66,26 @@ class SqlAudit(SqlStoreBase):
         if anchors is not None and anchors.problem:
             head_seq, head_hash = self.audit_head()
             return ChainVerification(False, 0, head_seq, head_hash, None, f"anchor log: {anchors.problem}")
+        hashes = None if anchors is None else anchors.hashes
+        if not incremental:
+            return self._walk(hashes, progress, incremental=False)
+        found = self._walk(hashes, progress, incremental=True, full=False)
+        if found is None:
+            # One full walk of a store at a time: a verification arriving while one runs (the server's
+            # start-up walk, another request) waits for it, then walks only what came after its head.
+            with _last_full_walk.lock(self.url):
+                found = self._walk(hashes, progress, incremental=True)
+        return found
+
+    def _walk(
+        self,
+        anchors: Mapping[int, str] | None,
+        progress: Progress | None,
+        *,
+        incremental: bool,
+        full: bool = True,
+    ) -> ChainVerification | None:
+        """One walk in one read snapshot; ``None`` (nothing walked) when it would be a full walk and ``full`` is false."""
         columns = [
             t.audit_events.c[n]
             for n in ("seq", "time", "actor", "action", "subject", "payload", "prev_hash", "hash", "key_id")
@@ -89,6 +111,8 @@ class SqlAudit(SqlStoreBase):
                 state = (int(head.changes), first, _trigger_state(conn))
                 expected_head = (int(head.seq), str(head.hash))
                 anchor = _last_full_walk.anchor(self.url, state) if incremental else None
+                if anchor is None and not full:
+                    return None
                 query = sa.select(*columns).order_by(t.audit_events.c.seq)
                 if anchor is not None:
                     query = query.where(t.audit_events.c.seq >= anchor[0])
@@ -97,7 +121,7 @@ class SqlAudit(SqlStoreBase):
                     expected_head=expected_head,
                     anchor=anchor,
                     keyring=self.keyring,
-                    anchors=None if anchors is None else anchors.hashes,
+                    anchors=anchors,
                     progress=progress,
                 )
         if anchor is None:

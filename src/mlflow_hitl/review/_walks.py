@@ -59,7 +59,14 @@ class _LastFullWalks:
 
     def __init__(self) -> None:
         self._walks: dict[str, tuple[tuple[int, str], Any, float]] = {}
+        self._walking: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def lock(self, url: str) -> threading.Lock:
+        """The lock under which an incremental verification of ``url``'s chain makes a full walk: one at a time,
+        and a verification waiting for it finds the head it verified (``audit verify`` walks without it)."""
+        with self._lock:
+            return self._walking.setdefault(url, threading.Lock())
 
     def anchor(self, url: str, state: tuple[Hashable, ...]) -> tuple[int, str] | None:
         """Where an incremental walk may start, or ``None`` when it must walk everything.

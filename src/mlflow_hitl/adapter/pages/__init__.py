@@ -18,7 +18,7 @@ from ._web import PAGE_PREFIX, Page, secure, serve
 
 __all__ = ["NAV", "PAGES", "STATIC_FILES", "register_pages"]
 
-_MODULES = ("home", "queues", "label", "adjudicate", "signoff", "release", "audit", "lineage")
+_MODULES = ("home", "queues", "label", "adjudicate", "signoff", "release", "audit", "lineage", "image")
 PAGES: tuple[Page, ...] = tuple(
     page for name in _MODULES for page in import_module(f".{name}", __name__).PAGES
 )

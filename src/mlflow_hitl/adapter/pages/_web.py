@@ -39,7 +39,9 @@ __all__ = [
     "class_by_text",
     "csrf_token",
     "experiment_link",
+    "find_run",
     "form",
+    "item_at",
     "missing_role",
     "model_link",
     "my_roles",
@@ -225,18 +227,31 @@ def run_link(experiment_id: str, run_id: str) -> str:
     return f"/#/experiments/{quote(str(experiment_id), safe='')}/runs/{quote(str(run_id), safe='')}"
 
 
-def run_page(run_id: str | None) -> str | None:
-    """The MLflow UI page of run ``run_id`` (``None``: no run, or one this server does not know)."""
+def find_run(run_id: str | None) -> Any:
+    """MLflow's run ``run_id``, or ``None``: no run, or one this server does not know."""
     if not run_id:
         return None
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
-        run = mlflow.MlflowClient().get_run(run_id)
+        return mlflow.MlflowClient().get_run(run_id)
     except MlflowException:
         return None
-    return run_link(run.info.experiment_id, run_id)
+
+
+def run_page(run_id: str | None) -> str | None:
+    """The MLflow UI page of run ``run_id`` (``None``: no run, or one this server does not know)."""
+    run = find_run(run_id)
+    return None if run is None else run_link(run.info.experiment_id, run.info.run_id)
+
+
+def item_at(queue: str, position: int) -> dict[str, Any]:
+    """Item ``position`` of the queue as the API lists it (positions run 0..n-1, so one row of a page)."""
+    found = call("items/list", queue=queue, offset=position, limit=1)["items"]
+    if not found or found[0]["position"] != position:
+        raise NotFoundError(f"queue {queue!r} has no item {position}")
+    return found[0]
 
 
 def experiment_link(experiment_id: str) -> str:
@@ -276,6 +291,8 @@ def serve(page: Page) -> Callable[[], Any]:
                 response = page.view()
         except PermissionError as exc:  # nobody authenticated (a custom auth function let it through)
             response = make_response(first_line(exc), 401)
+        except PermissionDeniedError as exc:
+            response = render("error.html", refusal=Refusal(403, first_line(exc)))
         except NotFoundError as exc:
             response = render("error.html", refusal=Refusal(404, first_line(exc)))
         except HitlError as exc:

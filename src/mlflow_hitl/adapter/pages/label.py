@@ -17,9 +17,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import NotFoundError
 from ...review import AUDIT_TAGS, audit_comment, is_generator_audit
-from ._web import Page, attempt, call, class_by_text, form, query, redirect, render, run_page, store
+from ._web import (
+    Page,
+    attempt,
+    class_by_text,
+    find_run,
+    form,
+    item_at,
+    query,
+    redirect,
+    render,
+    run_link,
+    store,
+)
+from .image import image_urls
 
 __all__ = ["PAGES"]
 
@@ -30,29 +42,23 @@ def _positions(text: str | None) -> list[int]:
     return [int(p) for p in (text or "").split(",") if p.strip().isdigit()]
 
 
-def _item(queue: str, position: int) -> dict[str, Any]:
-    """Item ``position`` of the queue as the API lists it (positions run 0..n-1, so one row of a page)."""
-    found = call("items/list", queue=queue, offset=position, limit=1)["items"]
-    if not found or found[0]["position"] != position:
-        raise NotFoundError(f"queue {queue!r} has no item {position}")
-    return found[0]
-
-
 def _show(refusal: Any = None) -> Any:
     name = str(query("queue") or "")
     queue = store().queue(name)
     position = query("item")
-    item = None if position is None or not position.isdigit() else _item(name, int(position))
+    item = None if position is None or not position.isdigit() else item_at(name, int(position))
+    run = find_run(queue.run_id)
     return render(
         "label.html",
         refusal=refusal,
         queue=queue,
         item=item,
+        images={} if item is None else image_urls(queue, item, run),
         progress=store().progress(name),
         last=query("last"),
         skipped=query("skipped") or "",
         done=query("done") == "1",
-        run_link=run_page(queue.run_id),
+        run_link=None if run is None else run_link(run.info.experiment_id, run.info.run_id),
         keys=list(zip(range(1, 10), queue.classes, strict=False)),
         audit_tags=AUDIT_TAGS if is_generator_audit(queue) else (),
     )
