@@ -2,6 +2,7 @@
 
     /work/main/.venv/bin/python bench/bench_privacy_power.py                  # 20 seeds, 2% leaks
     /work/main/.venv/bin/python bench/bench_privacy_power.py --seeds 50 --share 0.05 --data arrests
+    /work/main/.venv/bin/python bench/bench_privacy_power.py --seeds 200 --kinds honest   # false positives
 
 Each data set is split at random (seeded) in thirds: the generator's ``source``, a ``holdout`` it never
 saw, and fresh rows an honest, perfect generator would make. The synthetic set is the fresh rows with
@@ -22,7 +23,6 @@ change the privacy verdict). A leak counts as caught when the rule ``exact_copy_
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["arrests", "cancer", "wine", "rainfall"])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--share", type=float, default=0.02, help="leaked share of synthetic rows")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     args = parser.parse_args()
     cfg = GeneratorConfig()
     print(
@@ -92,25 +93,26 @@ def main() -> None:
     )
     for name in args.data:
         frame = load(name)
-        caught = {kind: [0, 0] for kind in KINDS}
-        copies = {kind: [] for kind in KINDS}
+        caught = {kind: [0, 0] for kind in args.kinds}
+        copies = {kind: [] for kind in args.kinds}
         mde = []
         for seed in range(args.seeds):
             source, holdout, fresh = thirds(frame, seed)
-            honest, *flags = verdict(fresh, holdout, source, cfg)
+            honest, *honest_flags = verdict(fresh, holdout, source, cfg)
             exact = honest.baseline.exact
             detectable = None if exact is None else exact.min_detectable_random_copies
             if detectable is not None:
                 mde.append(detectable)
-            for kind in KINDS:
+            for kind in args.kinds:
                 if kind == "honest":
                     k = 0
                 elif kind == "at-mde":
                     if detectable is None:
                         continue
-                    k = math.ceil(detectable * len(fresh))
+                    k = round(detectable * len(fresh))  # detectable is copies / synthetic rows
                 else:
                     k = round(args.share * len(fresh))
+                flags = honest_flags
                 if k:
                     synthetic = fresh.copy()
                     synthetic.iloc[:k] = leaked(source, holdout, kind, k, seed).to_numpy()
@@ -118,12 +120,12 @@ def main() -> None:
                 copies[kind].append(k)
                 caught[kind][0] += flags[0]
                 caught[kind][1] += flags[1]
-        for kind in KINDS:
+        for kind in args.kinds:
             if not copies[kind]:
                 continue
             n = len(copies[kind])
             shown = f"{np.mean(copies[kind]):.1f}"
-            figure = f"{np.mean(mde):.2%} ({math.ceil(np.mean(mde) * len(fresh))} rows)" if mde else "-"
+            figure = f"{np.mean(mde):.2%} ({round(np.mean(mde) * len(fresh))} rows)" if mde else "-"
             print(
                 f"{name:9} {len(fresh):>10} {kind:7} {shown:>7} {caught[kind][0]:>6}/{n:<5} "
                 f"{caught[kind][1]:>5}/{n:<5} {figure if kind == 'honest' else '':>31}",

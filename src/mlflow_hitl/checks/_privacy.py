@@ -626,9 +626,9 @@ def _fewest(power: Callable[[int], float], most: int) -> int | None:
     """The smallest ``k`` in ``[0, most]`` with ``power(k) >= 80 %`` (power rises with ``k``), by bisection."""
     if power(most) < _POWER:
         return None
-    lo, hi = 0, most  # power(lo) < 80 % unless lo = 0 qualifies; power(hi) >= 80 %
-    if power(lo) >= _POWER:
-        return lo
+    if power(0) >= _POWER:  # only with privacy_alpha >= 80 %
+        return 0
+    lo, hi = 0, most  # power(lo) < 80 % <= power(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if power(mid) >= _POWER else (mid, hi)
