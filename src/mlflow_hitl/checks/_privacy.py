@@ -464,13 +464,14 @@ def _near_pool(
     ``near_copy_quantile`` of real rows sit to their closest other real row."""
     n_pool = len(is_train)
     rate = min(1.0, cfg.max_reference_rows / n_pool)
-    # One shuffled sample of both sets at the same rate: the order also breaks distance ties at random.
-    picked = rng.permutation(n_pool)[: max(2, round(rate * n_pool))]
+    # One shuffled sample of both sets at the same rate, searched in that shuffled order: the search
+    # gives a tie to the row first in its index, which must not be a training row more often.
+    keep = rng.permutation(n_pool)[: max(2, round(rate * n_pool))]
     n_train = len(train)
-    from_train = picked[picked < n_train]
-    from_unseen = picked[picked >= n_train] - n_train
-    emb = np.vstack([space(train, from_train), space(unseen, from_unseen)])
-    keep = np.r_[from_train, from_unseen + n_train]
+    in_train = keep < n_train
+    from_train, from_unseen = space(train, keep[in_train]), space(unseen, keep[~in_train] - n_train)
+    emb = np.empty((len(keep), from_train.shape[1]))
+    emb[in_train], emb[~in_train] = from_train, from_unseen
     index = _Index(emb)
     threshold = index.leave_one_out_quantile(rng, cfg.max_dcr_rows, cfg.near_copy_quantile)
     queries = _sample(rng, len(data.synthetic), cfg.max_dcr_rows)
