@@ -19,11 +19,17 @@ equal rows happen naturally. The verdict compares them with a **baseline** the d
 
 Each table gets Fisher's exact test, one-sided ("copies more than the baseline"), from scipy: it is
 exact for these margins, so small data get an honest p-value rather than a normal approximation.
+
+"No excess copying" is only as strong as the test's power at the data's size, so every test also
+states its **minimum detectable excess**: the excess it catches with 80 % power (:class:`_Power`).
+Where most rows repeat (natural copies are noise) or the data are small (a few copies cannot be told
+from a lucky split), that figure is large, and the report says so rather than suggesting a guarantee.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +61,10 @@ _DCR_MAX_LEVELS = 16
 _ONE_HOT_VALUE = 1.0 / np.sqrt(2.0)
 # The neighbour search is matrix-product bound and gains from threads from this many reference rows on.
 _PARALLEL_MIN_ROWS = 10_000
+# The power the minimum detectable excess is stated at, and the quantile points that average the power
+# over the baseline's random hits (the power is then within about half a point of the exact sum).
+_POWER = 0.8
+_QUADRATURE_POINTS = 100
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,10 @@ class Comparison:
     baseline_rows: int
     excess: float  # estimated copies beyond the baseline, as a share of synthetic rows
     p_value: float
+    min_detectable_excess: float | None  # the excess caught with 80 % power; None: none at this size
+    # Training vs unseen, exact: the share of synthetic rows copied from training rows drawn at random
+    # (common ones included) that is caught with 80 % power.
+    min_detectable_random_copies: float | None = None
 
     @property
     def tested_share(self) -> float:
@@ -90,6 +104,9 @@ class Comparison:
             "excess": self.excess,
             "p_value": self.p_value,
             "test": "Fisher's exact test, one-sided (tested share greater than baseline share)",
+            "min_detectable_excess": self.min_detectable_excess,
+            "min_detectable_random_copies": self.min_detectable_random_copies,
+            "power": _POWER,
         }
 
 
@@ -223,7 +240,14 @@ def assess_privacy(
             "dcr_real_rows": len(dcr_real),
         }
         near_real_share = float(np.mean(dcr_real < near_threshold))
-        baseline = _real_vs_itself(exact_share, real_dup_share, near_share, near_real_share, sizes)
+        baseline = _real_vs_itself(
+            exact_share, real_dup_share, near_share, near_real_share, sizes, cfg.privacy_alpha
+        )
+    distance = near_threshold if baseline.near_distance is None else baseline.near_distance
+    if baseline.near is not None and distance <= 0:
+        # More than near_copy_quantile of real rows equal another: nothing is nearer than 0, the near
+        # test can catch no copy whatever its sizes.
+        baseline = replace(baseline, near=replace(baseline.near, min_detectable_excess=None))
     return Privacy(
         exact_share=exact_share,
         real_dup_share=real_dup_share,
@@ -299,19 +323,34 @@ def privacy_statement(privacy: Privacy, cfg: GeneratorConfig) -> str:
     for c in (baseline.exact, baseline.near):
         if c is None:
             continue
+        test = f"one-sided p = {number(c.p_value)}"
         if c.p_value >= cfg.privacy_alpha:
             verdict = f"no excess {c.kind} copying"
+            test += f"; {_detectable(c)}"
         elif c.excess > tolerance[c.kind]:
             verdict = f"excess {c.kind} copying, about {percent(c.excess)} of synthetic rows"
         else:
             verdict = f"an excess of {percent(c.excess)} of synthetic rows, within max_{c.kind}_copy_excess"
         parts.append(
             f"{c.kind} copies: {percent(c.tested_share)} of {c.tested} vs {percent(c.baseline_share)} of "
-            f"{c.baseline}: {verdict} (one-sided p = {number(c.p_value)})"
+            f"{c.baseline}: {verdict} ({test})"
         )
     if privacy.source_copies is not None:
         parts.append(f"{number(privacy.source_copies)} synthetic rows equal a row of the generator's source")
     return "; ".join(parts)
+
+
+def _detectable(c: Comparison) -> str:
+    """What "no excess" can mean at this size: the excess the test catches with 80 % power."""
+    if c.min_detectable_excess is None:
+        return f"it cannot catch any excess with {percent(_POWER, decimals=0)} power here"
+    said = (
+        f"it catches an excess of {percent(c.min_detectable_excess)} of synthetic rows "
+        f"with {percent(_POWER, decimals=0)} power"
+    )
+    if c.min_detectable_random_copies is not None:
+        said += f", a leak of {percent(c.min_detectable_random_copies)} of synthetic rows copied from random training rows"
+    return said
 
 
 def privacy_details(privacy: Privacy) -> dict[str, Any]:
@@ -381,7 +420,7 @@ def _training_vs_unseen(
     insufficient = _too_small(sizes, cfg)
     if insufficient:
         return Baseline("training_vs_unseen", description, sizes, None, None, None, insufficient)
-    exact = exact_copy_comparison(pool_counts, counts.synthetic_rows)
+    exact = exact_copy_comparison(pool_counts, counts.synthetic_rows, cfg.privacy_alpha)
     pool = pd.Series(np.r_[h_train, h_unseen])
     single = ~pool.duplicated(keep=False).to_numpy()  # rows no other real row repeats
     is_train = np.r_[np.ones(len(train), bool), np.zeros(len(unseen), bool)]
@@ -389,9 +428,10 @@ def _training_vs_unseen(
     return Baseline("training_vs_unseen", description, sizes, exact, near, distance, None)
 
 
-def exact_copy_comparison(pool: PoolCounts, synthetic_rows: int) -> Comparison:
-    """Training rows no other real row repeats, copied exactly, against unseen ones: the one-sided test."""
-    return _comparison(
+def exact_copy_comparison(pool: PoolCounts, synthetic_rows: int, alpha: float) -> Comparison:
+    """Training rows no other real row repeats, copied exactly, against unseen ones: the one-sided test
+    at ``alpha``, with the leaks of random training rows it catches with 80 % power."""
+    comparison = _comparison(
         "exact",
         "the generator's training rows that no other real row repeats",
         "unseen real rows",
@@ -401,6 +441,12 @@ def exact_copy_comparison(pool: PoolCounts, synthetic_rows: int) -> Comparison:
         pool.unique_unseen,
         synthetic_rows,
         rate=1.0,
+        alpha=alpha,
+    )
+    power = _Power(pool.unique_training, pool.unique_unseen, comparison.baseline_share, alpha)
+    copies = power.fewest_random(pool.training_rows, synthetic_rows)
+    return replace(
+        comparison, min_detectable_random_copies=None if copies is None else copies / synthetic_rows
     )
 
 
@@ -418,13 +464,14 @@ def _near_pool(
     ``near_copy_quantile`` of real rows sit to their closest other real row."""
     n_pool = len(is_train)
     rate = min(1.0, cfg.max_reference_rows / n_pool)
-    # One shuffled sample of both sets at the same rate: the order also breaks distance ties at random.
-    picked = rng.permutation(n_pool)[: max(2, round(rate * n_pool))]
+    # One shuffled sample of both sets at the same rate, searched in that shuffled order: the search
+    # gives a tie to the row first in its index, which must not be a training row more often.
+    keep = rng.permutation(n_pool)[: max(2, round(rate * n_pool))]
     n_train = len(train)
-    from_train = picked[picked < n_train]
-    from_unseen = picked[picked >= n_train] - n_train
-    emb = np.vstack([space(train, from_train), space(unseen, from_unseen)])
-    keep = np.r_[from_train, from_unseen + n_train]
+    in_train = keep < n_train
+    from_train, from_unseen = space(train, keep[in_train]), space(unseen, keep[~in_train] - n_train)
+    emb = np.empty((len(keep), from_train.shape[1]))
+    emb[in_train], emb[~in_train] = from_train, from_unseen
     index = _Index(emb)
     threshold = index.leave_one_out_quantile(rng, cfg.max_dcr_rows, cfg.near_copy_quantile)
     queries = _sample(rng, len(data.synthetic), cfg.max_dcr_rows)
@@ -440,13 +487,16 @@ def _near_pool(
         single[keep],
         len(queries),
         rate=rate,
+        alpha=cfg.privacy_alpha,
     )
     return comparison, threshold
 
 
-def _share_test(kind: str, tested: str, baseline: str, a1: int, n1: int, a2: int, n2: int) -> Comparison:
+def _share_test(
+    kind: str, tested: str, baseline: str, a1: int, n1: int, a2: int, n2: int, alpha: float
+) -> Comparison:
     """Hits ``a1`` of ``n1`` tested rows against ``a2`` of ``n2`` baseline rows; the excess is the shares' difference."""
-    return Comparison(kind, tested, baseline, a1, n1, a2, n2, a1 / n1 - a2 / n2, _one_sided_p(a1, n1, a2, n2))
+    return _comparison(kind, tested, baseline, a1, n1, a2, n2, n1, 1.0, alpha)
 
 
 def _fisher(
@@ -458,6 +508,7 @@ def _fisher(
     counted: np.ndarray,
     n_queries: int,
     rate: float,
+    alpha: float,
 ) -> Comparison:
     """The training-vs-unseen table among the counted rows, tested one-sided.
 
@@ -467,14 +518,43 @@ def _fisher(
     """
     a1, n1 = int((hit & counted & is_train).sum()), int((counted & is_train).sum())
     a2, n2 = int((hit & counted & ~is_train).sum()), int((counted & ~is_train).sum())
-    return _comparison(kind, tested, baseline, a1, n1, a2, n2, n_queries, rate)
+    return _comparison(kind, tested, baseline, a1, n1, a2, n2, n_queries, rate, alpha)
 
 
 def _comparison(
-    kind: str, tested: str, baseline: str, a1: int, n1: int, a2: int, n2: int, n_queries: int, rate: float
+    kind: str,
+    tested: str,
+    baseline: str,
+    a1: int,
+    n1: int,
+    a2: int,
+    n2: int,
+    n_queries: int,
+    rate: float,
+    alpha: float,
 ) -> Comparison:
-    excess = (a1 / n1 - a2 / n2) * (n1 / rate) / n_queries
-    return Comparison(kind, tested, baseline, a1, n1, a2, n2, float(excess), _one_sided_p(a1, n1, a2, n2))
+    """The test, its excess (shares' difference scaled to synthetic rows) and its minimum detectable excess.
+
+    ``k`` tested rows copied beyond chance raise the tested share by ``k (1 - q) / n1`` on average
+    (``q``: the baseline share; a row chance copies anyway adds nothing), so the fewest copies the test
+    catches, ``k*``, read on the excess's scale are ``(1 - q) k* / n1`` times the same scale factor.
+    """
+    scale = (n1 / rate) / n_queries
+    q = a2 / n2
+    fewest = _Power(n1, n2, q, alpha).fewest()
+    detectable = None if fewest is None else (1.0 - q) * fewest / n1 * scale
+    return Comparison(
+        kind,
+        tested,
+        baseline,
+        a1,
+        n1,
+        a2,
+        n2,
+        float((a1 / n1 - q) * scale),
+        _one_sided_p(a1, n1, a2, n2),
+        detectable,
+    )
 
 
 def _one_sided_p(a1: int, n1: int, a2: int, n2: int) -> float:
@@ -484,12 +564,85 @@ def _one_sided_p(a1: int, n1: int, a2: int, n2: int) -> float:
     return float(fisher_exact([[a1, n1 - a1], [a2, n2 - a2]], alternative="greater").pvalue)
 
 
+class _Power:
+    """The power of that test at ``alpha`` against ``k`` of the ``n1`` tested rows copied beyond chance.
+
+    The leak model: each row, tested or baseline, is hit by chance with probability ``q`` (the baseline
+    share); ``k`` tested rows are hit on purpose. So baseline hits are Binomial(n2, q) and tested hits
+    ``k`` + Binomial(n1 - k, q). Fisher's one-sided p-value falls as the tested hits rise with the
+    baseline hits fixed, so for each baseline count there is a fewest number of tested hits that is
+    significant (found once, by bisection on scipy's hypergeometric tail); the power is the chance of
+    reaching it, averaged over quantile points of the baseline's count. Every power read is then one
+    vectorised binomial tail.
+    """
+
+    def __init__(self, n1: int, n2: int, q: float, alpha: float) -> None:
+        from scipy.stats import binom, hypergeom
+
+        self._n1, self._q = n1, q
+        points = (np.arange(_QUADRATURE_POINTS) + 0.5) / _QUADRATURE_POINTS
+        a2 = binom.ppf(points, n2, q)
+        # Invariant: lo tested hits are not significant (0 never is), hi are (n1 + 1: none is).
+        lo, hi = np.zeros_like(a2), np.full_like(a2, n1 + 1)
+        while np.any(hi - lo > 1):
+            mid = (lo + hi) // 2
+            significant = hypergeom.sf(mid - 1, n1 + n2, mid + a2, n1) < alpha
+            hi, lo = np.where(significant, mid, hi), np.where(significant, lo, mid)
+        self._critical = hi
+
+    def __call__(self, k: np.ndarray) -> np.ndarray:
+        """The power for each number of rows copied in ``k``."""
+        from scipy.stats import binom
+
+        k = np.asarray(k, dtype=float)[..., None]
+        return binom.sf(self._critical - k - 1, self._n1 - k, self._q).mean(axis=-1)
+
+    def fewest(self) -> int | None:
+        """The fewest tested rows copied that the test catches with 80 % power; ``None`` if even all are not."""
+        return _fewest(lambda k: float(self(k)), self._n1)
+
+    def fewest_random(self, training_rows: int, synthetic_rows: int) -> int | None:
+        """The fewest synthetic rows copied from training rows drawn at random (without replacement) that
+        the test catches with 80 % power: of ``r`` such rows, a hypergeometric number are tested rows
+        (the rest are repeated rows, which this test does not count). ``None`` above ``synthetic_rows``."""
+        from scipy.stats import hypergeom
+
+        points = (np.arange(_QUADRATURE_POINTS) + 0.5) / _QUADRATURE_POINTS
+
+        def power(r: int) -> float:
+            # Quantile points of the tested rows among r, from the probabilities within 10 standard
+            # deviations of the mean (scipy's ppf searches point by point, 50x slower).
+            share = self._n1 / training_rows
+            mean = r * share
+            spread = 10 * np.sqrt(r * share * (1 - share)) + 1
+            support = np.arange(max(0, int(mean - spread)), int(mean + spread) + 1)
+            cdf = np.cumsum(hypergeom.pmf(support, training_rows, self._n1, r))
+            picked = support[np.minimum(np.searchsorted(cdf, points * cdf[-1]), len(support) - 1)]
+            return float(self(picked).mean())
+
+        return _fewest(power, min(training_rows, synthetic_rows))
+
+
+def _fewest(power: Callable[[int], float], most: int) -> int | None:
+    """The smallest ``k`` in ``[0, most]`` with ``power(k) >= 80 %`` (power rises with ``k``), by bisection."""
+    if power(most) < _POWER:
+        return None
+    if power(0) >= _POWER:  # only with privacy_alpha >= 80 %
+        return 0
+    lo, hi = 0, most  # power(lo) < 80 % <= power(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power(mid) >= _POWER else (mid, hi)
+    return hi
+
+
 def _real_vs_itself(
     exact_share: float,
     real_dup_share: float,
     near_share: float,
     near_real_share: float,
     sizes: dict[str, int],
+    alpha: float,
 ) -> Baseline:
     """Synthetic rows as copies of real rows vs real rows as copies of the *other* real rows.
 
@@ -509,8 +662,8 @@ def _real_vs_itself(
         "real_vs_itself",
         "every real row against the other real rows (no source or holdout given)",
         sizes,
-        _share_test("exact", tested, base, a1, n_syn, a2, n_real),
-        _share_test("near", tested, base, b1, n_dcr_syn, b2, n_dcr_real),
+        _share_test("exact", tested, base, a1, n_syn, a2, n_real, alpha),
+        _share_test("near", tested, base, b1, n_dcr_syn, b2, n_dcr_real, alpha),
         None,
         None,
     )
