@@ -131,6 +131,10 @@ def test_validate_text_output_and_no_log(tracking_uri, files, model_run):
         ),
         (["--real", "{real}", "--model-uri", "{real}", "--no-log"], "cannot load model"),
         (["--real", "{real}", "--model-uri", "models:/no-such-model/1"], "unknown registered model version"),
+        (
+            ["--real", "{real}", "--registered-model-name", "no-such-model"],
+            "unknown registered model 'no-such-model'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tracking_uri, files, model_run, tmp_path, args, message):
@@ -154,6 +158,29 @@ def test_bad_input_exits_2_with_one_line(tracking_uri, files, model_run, tmp_pat
     assert "Traceback" not in result.output + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "hitl.status" not in mlflow.MlflowClient().get_run(model_run).data.tags  # nothing logged
+
+
+def test_validate_for_a_registered_model_shows_its_gate_from_a_runs_uri(
+    tracking_uri, files, model_run, tmp_path
+):
+    """``--registered-model-name`` is the API's ``registered_model_name``: a ``runs:/`` URI names no model."""
+    mlflow.register_model(f"runs:/{model_run}/model", "arrests")
+    args = [
+        "--model-uri",
+        f"runs:/{model_run}/model",
+        "--real",
+        str(files["real"]),
+        "--target",
+        ARRESTS_TARGET,
+    ]
+    result = invoke(
+        tracking_uri, "validate", *args, "--checks", "calibration", "--registered-model-name", "arrests"
+    )
+    assert result.exit_code in (0, 1), result.output
+    mlflow.artifacts.download_artifacts(run_id=model_run, artifact_path="hitl", dst_path=str(tmp_path))
+    report = (tmp_path / "hitl" / "report.html").read_text()
+    assert "the default policy (arrests has none of its own)" in report
+    assert "<code>ece &lt;= 0.05</code>" in report  # the gate's bound on the check, shown
 
 
 def test_a_refused_validation_leaves_no_empty_run_behind(tracking_uri, files, arrests_model, tmp_path):

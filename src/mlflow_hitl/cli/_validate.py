@@ -92,6 +92,11 @@ def _print_validation(result: Any, output_format: str) -> None:
     help="Thresholds file (TOML or JSON), e.g. [calibration] max_ece = 0.1.",
 )
 @click.option("--run-id", help="Log to this run (default: the run that produced the model, else a new run).")
+@click.option(
+    "--registered-model-name",
+    help="The registered model this model is a version of: the report shows its gate policy's bounds "
+    "on each check (a models:/<name>/<version> URI names it by itself).",
+)
 @click.option("--no-log", is_flag=True, help="Compute and print only; log nothing to MLflow.")
 @click.option(
     "--log-all-metrics",
@@ -113,6 +118,7 @@ def validate(
     check_names: list[str] | None,
     config_path: str | None,
     run_id: str | None,
+    registered_model_name: str | None,
     no_log: bool,
     log_all_metrics: bool,
     output_format: str,
@@ -146,6 +152,7 @@ def validate(
         "checks": check_names,
         "config": config,
         "log_all_metrics": log_all_metrics,
+        "registered_model_name": registered_model_name,
     }
     # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
     with progress_bar("checks", output_format) as progress, warnings.catch_warnings():
