@@ -91,7 +91,9 @@ def validate(
     registered_model_name : the registered model this model is a version of: the logged report and
         the run's description then show its gate policy's bounds on each check, met or not, and which
         policy version they came from, beside the check's own thresholds (a
-        ``models:/<name>/<version>`` model URI names its registered model by itself). When logging,
+        ``models:/<name>/<version>`` model URI names its registered model by itself). The name is
+        kept in the evidence (``details["registered_model_name"]``), so a check added to the run later
+        (a generator audit's, through ``log_check``) shows the same gate. When logging,
         a name the registry does not know is a :class:`~mlflow_hitl.errors.NotFoundError`, raised
         before any check runs.
 
