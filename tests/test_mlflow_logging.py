@@ -215,6 +215,22 @@ def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
     assert f"<th>model URI</th><td class=finding>{info.model_uri}</td>" in (local / "report.html").read_text()
 
 
+def test_a_registered_model_name_the_registry_does_not_know_is_refused_before_any_check(
+    tracking_uri, arrests_model, arrests_split
+):
+    """A typo would show the default policy of a model that does not exist; it is refused instead."""
+    _, real, _ = arrests_split
+    with mlflow.start_run() as run, pytest.raises(NotFoundError, match="unknown registered model 'arests'"):
+        mlflow_hitl.validate(
+            arrests_model,
+            real=real,
+            target=ARRESTS_TARGET,
+            checks=["calibration"],
+            registered_model_name="arests",
+        )
+    assert "hitl.status" not in mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+
+
 def test_the_report_shows_the_gate_policy_of_the_registered_model_it_is_validated_for(
     tracking_uri, arrests_model, arrests_split, tmp_path
 ):
