@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -229,6 +230,20 @@ def test_a_registered_model_name_the_registry_does_not_know_is_refused_before_an
             registered_model_name="arests",
         )
     assert "hitl.status" not in mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+
+
+def test_validate_draws_no_progress_bars_for_its_own_downloads(
+    tracking_uri, arrests_model, arrests_split, monkeypatch, capfd
+):
+    """Reading the run's summary and the model's files to hash them is not the user's download: MLflow's
+    bars (one left at 0/1 for a summary not logged yet) stay out of their terminal or notebook."""
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    _, real, _ = arrests_split
+    with mlflow.start_run():
+        capfd.readouterr()
+        mlflow_hitl.validate(arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"])
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ  # the switch put back as it was
 
 
 def test_the_report_shows_the_gate_policy_of_the_registered_model_it_is_validated_for(
