@@ -165,16 +165,9 @@ def test_validate_for_a_registered_model_shows_its_gate_from_a_runs_uri(
 ):
     """``--registered-model-name`` is the API's ``registered_model_name``: a ``runs:/`` URI names no model."""
     mlflow.register_model(f"runs:/{model_run}/model", "arrests")
-    args = [
-        "--model-uri",
-        f"runs:/{model_run}/model",
-        "--real",
-        str(files["real"]),
-        "--target",
-        ARRESTS_TARGET,
-    ]
+    options = f"--model-uri runs:/{model_run}/model --target {ARRESTS_TARGET} --checks calibration".split()
     result = invoke(
-        tracking_uri, "validate", *args, "--checks", "calibration", "--registered-model-name", "arrests"
+        tracking_uri, "validate", *options, "--real", str(files["real"]), "--registered-model-name", "arrests"
     )
     assert result.exit_code in (0, 1), result.output
     mlflow.artifacts.download_artifacts(run_id=model_run, artifact_path="hitl", dst_path=str(tmp_path))
