@@ -77,11 +77,13 @@ def _queues(store: ReviewStore, found: RunEvidence) -> list[dict[str, Any]]:
     return out
 
 
-def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
     """Each verified-label snapshot the run consumed, followed to its queue and the people behind it.
 
     The dataset input's digest is the snapshot id; what it reaches is read from the review store, so a
-    snapshot the store does not know is reported as such, never guessed.
+    snapshot the store does not know is reported as such, never guessed. Publishing also logs a
+    snapshot as an input of its queue's run: one of this run's own queues was labelled after the run
+    trained, so it is among the review queues, never among what the run trained on.
     """
     consumed = [d["digest"] for d in datasets if d["context"] == VERIFIED_LABELS_CONTEXT]
     if not consumed:
@@ -94,6 +96,8 @@ def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list
             out.append({"id": snapshot_id, "queue": None, "problem": "unknown to the review store"})
             continue
         queue = store.queue(record["queue"])
+        if queue.run_id == run_id:
+            continue
         annotations = store.annotations(queue.name)
         labelled = annotations[annotations["created_at"] <= record["created_at"]]
         adjudications = store.adjudications(queue.name)
@@ -248,7 +252,7 @@ def lineage(
         summary = found.summary
         result["run"] = _run_facts(run, found)
         result["datasets"] = _datasets(run)
-        result["training_labels"] = _training_labels(store, result["datasets"])
+        result["training_labels"] = _training_labels(store, result["datasets"], run.info.run_id)
         result["queues"] = _queues(store, found)
         if summary is None:
             result["evidence_problems"].append("no HITL evidence logged (hitl/summary.json missing)")
