@@ -216,20 +216,26 @@ def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
     assert f"<th>model URI</th><td class=finding>{info.model_uri}</td>" in (local / "report.html").read_text()
 
 
-def test_a_registered_model_name_the_registry_does_not_know_is_refused_before_any_check(
-    tracking_uri, arrests_model, arrests_split
+def test_a_registered_model_name_not_registered_yet_gets_the_default_policy(
+    tracking_uri, arrests_model, arrests_split, tmp_path
 ):
-    """A typo would show the default policy of a model that does not exist; it is refused instead."""
+    """Validating before registering is a normal order: the name is kept, the default policy's bounds shown."""
     _, real, _ = arrests_split
-    with mlflow.start_run() as run, pytest.raises(NotFoundError, match="unknown registered model 'arests'"):
+    with mlflow.start_run() as run:
         mlflow_hitl.validate(
             arrests_model,
             real=real,
             target=ARRESTS_TARGET,
             checks=["calibration"],
-            registered_model_name="arests",
+            registered_model_name="later",
         )
-    assert "hitl.status" not in mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="hitl", dst_path=str(tmp_path)
+        )
+    )
+    assert json.loads((local / "summary.json").read_text())["details"]["registered_model_name"] == "later"
+    assert "<code>ece &lt;= 0.05</code>" in (local / "report.html").read_text()
 
 
 def test_validate_draws_no_progress_bars_for_its_own_downloads(

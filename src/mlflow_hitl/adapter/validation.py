@@ -20,7 +20,7 @@ from .._progress import Progress
 from .._result import ValidationResult
 from .._validate import validate_classifier
 from ..config import ValidationConfig
-from ..errors import InputError, ModelError, NotFoundError
+from ..errors import InputError, ModelError
 from ..spark import SAMPLE_ROWS, is_spark_frame
 from .logging import log_validation, resolve_run_id, run_id_for_model_uri
 from .model import as_classifier
@@ -88,14 +88,13 @@ def validate(
         (``hitl.calibration.ece``, ``hitl.drift.drifted_share`` ...) and keeps every metric in
         ``hitl/<check>/result.json``; True logs every metric as an MLflow metric too (counts and
         yes/no flags never are).
-    registered_model_name : the registered model this model is a version of: the logged report and
+    registered_model_name : the registered model this model is (or will be) a version of: the logged report and
         the run's description then show its gate policy's bounds on each check, met or not, and which
         policy version they came from, beside the check's own thresholds (a
         ``models:/<name>/<version>`` model URI names its registered model by itself). The name is
         kept in the evidence (``details["registered_model_name"]``), so a check added to the run later
-        (a generator audit's, through ``log_check``) shows the same gate. When logging,
-        a name the registry does not know is a :class:`~mlflow_hitl.errors.NotFoundError`, raised
-        before any check runs.
+        (a generator audit's, through ``log_check``) shows the same gate. A name the registry does
+        not know yet gets the default policy's bounds (the CLI warns, in case it is a typo).
 
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column
@@ -115,10 +114,6 @@ def validate(
     different hash from the pandas one); ``reuse`` does not apply, and ``result.scored`` is ``None``.
     """
     target_run = resolve_run_id(run_id) if log else None
-    if target_run is not None and registered_model_name:
-        from .gate import require_registered_model
-
-        require_registered_model(registered_model_name)  # before any check runs: a typo costs nothing
     if any(is_spark_frame(frame) for frame in (real, synthetic, production, holdout, source)):
         from ..spark import validate_spark  # loads pyspark: only a caller holding a Spark frame pays
 
@@ -170,7 +165,7 @@ def validate_model_uri(model_uri: str, *, run_id: str | None, log: bool, **optio
     run = mlflow.start_run(run_name="hitl-validate")
     try:
         result = validate(model_uri, run_id=run.info.run_id, **options)
-    except (InputError, ModelError, NotFoundError):
+    except (InputError, ModelError):
         # Refused before any evidence was logged: the run made for it would be an empty FAILED run.
         mlflow.end_run("KILLED")
         mlflow.MlflowClient().delete_run(run.info.run_id)

@@ -33,6 +33,18 @@ def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     return names or None
 
 
+def _warn_if_unregistered(name: str) -> None:
+    """A model validated before it is registered is fine; a typo in its name would show the default
+    policy silently, so say it once."""
+    from ..adapter.gate import require_registered_model
+    from ..errors import NotFoundError
+
+    try:
+        require_registered_model(name)
+    except NotFoundError:
+        warn(f"no registered model {name!r} yet: the report shows the default policy's bounds")
+
+
 class _ChecksOption(click.Option):
     """``--checks``, whose help lists the registered checks when help is shown.
 
@@ -154,6 +166,8 @@ def validate(
         "log_all_metrics": log_all_metrics,
         "registered_model_name": registered_model_name,
     }
+    if registered_model_name and not no_log:
+        _warn_if_unregistered(registered_model_name)
     # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
     with progress_bar("checks", output_format) as progress, warnings.catch_warnings():
         warnings.simplefilter("ignore", EarlierEvidenceWarning)  # said below, in one line
