@@ -367,7 +367,7 @@ def _show_decision(decision) -> None:
 def _train_and_validate(
     experiment_id: str, name: str, rows, example, *, synthetic, real, production, weights=None, before=None
 ):
-    """One training run: fit, log the model, validate it and register it; returns (model, run, result, version)."""
+    """One training run: fit, log and register the model, validate it; returns (model, run, result, version)."""
     with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
         if before is not None:
             rows = before(rows)
@@ -378,6 +378,7 @@ def _train_and_validate(
             name="model",
             input_example=example,
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            registered_model_name=MODEL_NAME,  # first: validate shows the gate of a registered model
         )
         mlflow.log_input(
             mlflow.data.from_pandas(synthetic, name=f"{name}-synthetic", targets=TARGET), context="training"
@@ -394,7 +395,7 @@ def _train_and_validate(
             sensitive_features=SENSITIVE,
             registered_model_name=MODEL_NAME,  # the report shows its gate policy's bounds
         )
-    version = mlflow.register_model(logged.model_uri, MODEL_NAME).version
+    version = logged.registered_model_version
     print(f"\n{name}: HITL status {result.status.value}, registered as {MODEL_NAME} version {version}")
     for check_name, check in result.checks.items():
         print(f"  {check_name:<12} {check.status.value:<22} {check.summary}")

@@ -156,6 +156,39 @@ def test_bad_input_exits_2_with_one_line(tracking_uri, files, model_run, tmp_pat
     assert "hitl.status" not in mlflow.MlflowClient().get_run(model_run).data.tags  # nothing logged
 
 
+def test_validate_for_a_registered_model_shows_its_gate_from_a_runs_uri(
+    tracking_uri, files, model_run, tmp_path
+):
+    """``--registered-model-name`` is the API's ``registered_model_name``: a ``runs:/`` URI names no model."""
+    mlflow.register_model(f"runs:/{model_run}/model", "arrests")
+    options = f"--model-uri runs:/{model_run}/model --target {ARRESTS_TARGET} --checks calibration".split()
+    result = invoke(
+        tracking_uri, "validate", *options, "--real", str(files["real"]), "--registered-model-name", "arrests"
+    )
+    assert result.exit_code in (0, 1), result.output
+    mlflow.artifacts.download_artifacts(run_id=model_run, artifact_path="hitl", dst_path=str(tmp_path))
+    report = (tmp_path / "hitl" / "report.html").read_text()
+    assert "the default policy (arrests has none of its own)" in report
+    assert "<code>ece &lt;= 0.05</code>" in report  # the gate's bound on the check, shown
+
+
+def test_a_model_name_not_registered_yet_is_validated_with_a_warning(
+    tracking_uri, files, model_run, tmp_path
+):
+    """Validating before registering is a normal order; a typo would show the default policy, so it is said."""
+    options = f"--model-uri runs:/{model_run}/model --target {ARRESTS_TARGET} --checks calibration".split()
+    result = invoke(
+        tracking_uri, "validate", *options, "--real", str(files["real"]), "--registered-model-name", "arests"
+    )
+    assert result.exit_code in (0, 1), result.output
+    assert (
+        "warning: no registered model 'arests' yet: the report shows the default policy's bounds"
+        in result.output
+    )
+    mlflow.artifacts.download_artifacts(run_id=model_run, artifact_path="hitl", dst_path=str(tmp_path))
+    assert "<code>ece &lt;= 0.05</code>" in (tmp_path / "hitl" / "report.html").read_text()
+
+
 def test_a_refused_validation_leaves_no_empty_run_behind(tracking_uri, files, arrests_model, tmp_path):
     """A model outside any run gets a new ``hitl-validate`` run; refused input must not leave it FAILED and empty."""
     import sklearn

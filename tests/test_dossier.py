@@ -327,3 +327,32 @@ def test_lineage_still_embeds_the_plots_the_dossier_leaves_as_files(case, writte
 
     assert lineage(MODEL, "1", store=case["store"])["_plots"]
     assert lineage(MODEL, "1", store=case["store"], plots=False)["_plots"] == {}
+
+
+def test_the_lineage_outline_closes_each_branch_and_names_where_data_came_from():
+    """The terminal outline: └─ before the last of each list (not ├─ left open), a frame logged from
+    code named by its script rather than a JSON object of run tags."""
+    from mlflow_hitl.adapter.lineage import render_tree
+
+    source = json.dumps({"tags": {"mlflow.user": "maya", "mlflow.source.name": "train.py"}})
+    signoff = {"in_audit_chain": True, "approves_registered_evidence": True, "role": "r", "audit_seq": 1}
+    data = {
+        "model": {"name": "m", "version": "2", "aliases": [], "stage": "None", "policy": None},
+        "run": {"run_id": "r1", "author": "maya", "hitl_status": "passed", "checks": {"drift": "passed"}},
+        "evidence_problems": [],
+        "datasets": [{"name": "synthetic", "context": "training", "digest": "d1", "source": source}],
+        "queues": [],
+        "signoffs": [
+            {**signoff, "check_name": "fairness", "decision": "approve", "user": "dana"},
+            {**signoff, "check_name": "release", "decision": "approve", "user": "rita"},
+        ],
+        "gate_decisions": [],
+        "audit": {"ok": True, "events": 3, "head_hash": "ab" * 32},
+    }
+    lines = render_tree(data).splitlines()
+    assert "│  └─ synthetic [training] digest d1  from code: train.py" in lines
+    assert lines[lines.index("├─ sign-offs (2)") + 1 :][:2] == [
+        "│  ├─ fairness: approve by dana (r) at event 1",
+        "│  └─ release: approve by rita (r) at event 1",
+    ]
+    assert lines[-1].startswith("└─ audit chain: intact")

@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 
 import mlflow_hitl
+from mlflow_hitl.adapter.lineage import lineage
 from mlflow_hitl.review import ReviewStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -55,6 +56,10 @@ def test_close_the_loop_production_labels_reach_the_next_versions_lineage_and_do
     dossier = account["dossier"]
     data = json.loads((dossier.path / "dossier.json").read_text())
     assert [(s["queue"], s["run_id"]) for s in data["training_labels"]] == [(queue, served["run_id"])]
+    # The served version's own run, where the snapshot was published, did not train on it: its queue.
+    served_lineage = lineage("arrests", served["version"], store=store, plots=False)
+    assert queue in {q["name"] for q in served_lineage["queues"]}
+    assert queue not in {s["queue"] for s in served_lineage["training_labels"]}
     assert "sign-offs of run" in (dossier.path / "index.html").read_text().lower()
     assert mlflow_hitl.verify_dossier(dossier.path).ok
     assert account["audit"].ok

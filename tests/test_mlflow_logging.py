@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -213,6 +214,42 @@ def test_a_model_validated_by_uri_is_named_by_it_in_the_report(
     )
     assert json.loads((local / "summary.json").read_text())["details"]["model_uri"] == info.model_uri
     assert f"<th>model URI</th><td class=finding>{info.model_uri}</td>" in (local / "report.html").read_text()
+
+
+def test_a_registered_model_name_not_registered_yet_gets_the_default_policy(
+    tracking_uri, arrests_model, arrests_split, tmp_path
+):
+    """Validating before registering is a normal order: the name is kept, the default policy's bounds shown."""
+    _, real, _ = arrests_split
+    with mlflow.start_run() as run:
+        mlflow_hitl.validate(
+            arrests_model,
+            real=real,
+            target=ARRESTS_TARGET,
+            checks=["calibration"],
+            registered_model_name="later",
+        )
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="hitl", dst_path=str(tmp_path)
+        )
+    )
+    assert json.loads((local / "summary.json").read_text())["details"]["registered_model_name"] == "later"
+    assert "<code>ece &lt;= 0.05</code>" in (local / "report.html").read_text()
+
+
+def test_validate_draws_no_progress_bars_for_its_own_downloads(
+    tracking_uri, arrests_model, arrests_split, monkeypatch, capfd
+):
+    """Reading the run's summary and the model's files to hash them is not the user's download: MLflow's
+    bars (one left at 0/1 for a summary not logged yet) stay out of their terminal or notebook."""
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    _, real, _ = arrests_split
+    with mlflow.start_run():
+        capfd.readouterr()
+        mlflow_hitl.validate(arrests_model, real=real, target=ARRESTS_TARGET, checks=["calibration"])
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ  # the switch put back as it was
 
 
 def test_the_report_shows_the_gate_policy_of_the_registered_model_it_is_validated_for(

@@ -187,3 +187,27 @@ def test_adding_the_left_out_check_back_with_log_check_leaves_nothing_earlier(
     summary = json.loads((run["files"]() / "summary.json").read_text())
     assert "earlier" not in summary["details"]
     assert run["unmet"]() == {}
+
+
+def test_log_check_shows_the_gate_the_validation_recorded(run):
+    """The registered model's name is part of the evidence: a check added later keeps the gate section,
+    read from the run's summary, and the new registration is the evidence the gate then verifies."""
+    from mlflow_hitl._hashing import sha256_hex
+    from mlflow_hitl.adapter.logging import log_check
+
+    with pytest.warns(EarlierEvidenceWarning):
+        run["validate"](["calibration"], registered_model_name="arrests")
+    fairness = run["validate"](["fairness"], log=False).checks["fairness"]
+    merged = log_check(fairness, run_id=run["run_id"])
+
+    assert merged.details["registered_model_name"] == "arrests"
+    files = run["files"]()
+    summary_bytes = (files / "summary.json").read_bytes()
+    assert json.loads(summary_bytes)["details"]["registered_model_name"] == "arrests"
+    report = (files / "report.html").read_text()
+    assert "policy of arrests v1, set by root" in report
+    assert "<code>ece &lt;= 0.5</code></td><td>✅</td>" in report  # the policy's bound, met
+    note = mlflow.MlflowClient().get_run(run["run_id"]).data.tags["mlflow.note.content"]
+    assert "Release gate (policy of arrests v1" in note
+    assert _registrations(run["store"], run["run_id"])[-1][1] == sha256_hex(summary_bytes)
+    assert run["unmet"]() == {}

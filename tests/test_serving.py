@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -99,6 +101,32 @@ def test_batch_scoring_answers_as_the_model_and_queues_the_uncertain_rows(logged
 def test_a_routed_model_that_could_not_route_is_refused_when_logged(logged, options, match):
     with pytest.raises(InputError, match=match):
         log_routed_model(logged["base"], **{"queue": "q", **options})
+
+
+# What MLflow would warn a user about, and nothing else (other warnings do not make this flaky).
+_MLFLOW_NAGS = re.compile(
+    r"Add type hints to the `predict` method|An input example was not provided when logging the model"
+)
+
+
+def test_the_routed_model_gives_mlflow_nothing_to_warn_about(logged):
+    """MLflow warns where a PythonModel's class is defined (on import, and wherever the model loads)
+    that ``predict`` has no type hints, and at logging that a signature came without an input example."""
+    import importlib.util
+
+    from mlflow_hitl.adapter import serving
+
+    spec = importlib.util.spec_from_file_location("mlflow_hitl.adapter._serving_again", serving.__file__)
+    module = importlib.util.module_from_spec(spec)
+    warnings.onceregistry.clear()  # MLflow shows its type-hint warning once per process
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec.loader.exec_module(module)  # the class defined afresh, as on a first import
+        info = log_routed_model(logged["base"], queue="quiet", spool_dir=str(logged["folder"] / "quiet"))
+    assert [str(w.message) for w in caught if _MLFLOW_NAGS.search(str(w.message))] == []
+    assert (
+        info.signature == mlflow.models.get_model_info(logged["base"]).signature
+    )  # what is logged, as before
 
 
 # -- one real `mlflow models serve` --------------------------------------------------------------

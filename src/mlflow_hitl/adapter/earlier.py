@@ -48,13 +48,11 @@ class EarlierEvidenceWarning(UserWarning):
 
 def logged_summary(run_id: str, root: str) -> tuple[dict[str, Any], str] | None:
     """``(summary, sha256 of its bytes)`` of the ``<root>/summary.json`` already in run ``run_id``, else ``None``."""
-    import mlflow
+    from .downloads import download_quietly
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=f"{root}/summary.json", dst_path=tmp
-            )
+            path = download_quietly(run_id=run_id, artifact_path=f"{root}/summary.json", dst_path=tmp)
         except Exception:  # nothing logged yet (each artifact store raises its own type)
             return None
         data = Path(path).read_bytes()

@@ -55,12 +55,12 @@ class RunArtifacts:
 
     def folder(self) -> Path | None:
         if self.root is None:
-            import mlflow
+            from .downloads import download_quietly
 
             self._tmp = tempfile.TemporaryDirectory()
             try:
                 self.root = Path(
-                    mlflow.artifacts.download_artifacts(
+                    download_quietly(
                         run_id=self._run.info.run_id, artifact_path=ARTIFACT_ROOT, dst_path=self._tmp.name
                     )
                 )

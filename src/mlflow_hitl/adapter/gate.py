@@ -49,6 +49,7 @@ __all__ = [
     "policy_for",
     "policy_origin",
     "promote",
+    "require_registered_model",
     "set_policy",
     "target_of",
 ]
@@ -157,6 +158,17 @@ def gate_policies(model_names: Iterable[str]) -> dict[str, Policy] | None:
         store.close()
 
 
+def require_registered_model(name: str) -> None:
+    """Refuse a registered model name the registry does not know: a policy set for it, or a report
+    showing its gate, would concern a model that does not exist (a typo would say nothing)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().get_registered_model(name)
+    except MlflowException as exc:
+        raise NotFoundError(f"unknown registered model {name!r}") from exc
+
+
 def set_policy(
     store: ReviewStore, model_name: str, text: str, *, actor: str, source: str = "policy.toml"
 ) -> dict[str, Any]:
@@ -165,10 +177,7 @@ def set_policy(
 
     policy = parse_policy(text, source=source)
     client = _client()
-    try:
-        client.get_registered_model(model_name)
-    except MlflowException as exc:
-        raise NotFoundError(f"unknown registered model {model_name!r}") from exc
+    require_registered_model(model_name)
     record = store.set_policy(model_name, policy=text, policy_hash=policy_hash(policy), actor=actor)
     # A mirror for people browsing the registry; a remote server refuses hitl.* tags from clients.
     with internal_writes(), contextlib.suppress(MlflowException):

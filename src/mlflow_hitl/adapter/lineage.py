@@ -77,11 +77,13 @@ def _queues(store: ReviewStore, found: RunEvidence) -> list[dict[str, Any]]:
     return out
 
 
-def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
     """Each verified-label snapshot the run consumed, followed to its queue and the people behind it.
 
     The dataset input's digest is the snapshot id; what it reaches is read from the review store, so a
-    snapshot the store does not know is reported as such, never guessed.
+    snapshot the store does not know is reported as such, never guessed. Publishing also logs a
+    snapshot as an input of its queue's run: one of this run's own queues was labelled after the run
+    trained, so it is among the review queues, never among what the run trained on.
     """
     consumed = [d["digest"] for d in datasets if d["context"] == VERIFIED_LABELS_CONTEXT]
     if not consumed:
@@ -94,6 +96,8 @@ def _training_labels(store: ReviewStore, datasets: list[dict[str, Any]]) -> list
             out.append({"id": snapshot_id, "queue": None, "problem": "unknown to the review store"})
             continue
         queue = store.queue(record["queue"])
+        if queue.run_id == run_id:
+            continue
         annotations = store.annotations(queue.name)
         labelled = annotations[annotations["created_at"] <= record["created_at"]]
         adjudications = store.adjudications(queue.name)
@@ -248,7 +252,7 @@ def lineage(
         summary = found.summary
         result["run"] = _run_facts(run, found)
         result["datasets"] = _datasets(run)
-        result["training_labels"] = _training_labels(store, result["datasets"])
+        result["training_labels"] = _training_labels(store, result["datasets"], run.info.run_id)
         result["queues"] = _queues(store, found)
         if summary is None:
             result["evidence_problems"].append("no HITL evidence logged (hitl/summary.json missing)")
@@ -322,99 +326,149 @@ def render_tree(data: dict[str, Any]) -> str:
     model, run, audit = data["model"], data["run"], data["audit"]
     policy = model["policy"]
     policy_text = f"v{policy['version']} {policy['hash'][:12]}" if policy else "default"
-    lines = [
+    header = (
         f"{model['name']} version {model['version']}  aliases={','.join(model['aliases']) or '-'}  "
         f"stage={model['stage']}  policy={policy_text}"
-    ]
+    )
+    entries: list[list[str]] = []
     if run is None:
-        lines.append("└─ no run: nothing to trace")
+        entries.append(["no run: nothing to trace"])
     else:
-        lines.append(
-            f"├─ run {run['run_id']} by {run['author']}: HITL {run['hitl_status'] or 'not validated'}"
-        )
-        for check, status in run["checks"].items():
-            lines.append(f"│  ├─ {check}: {status}")
-        for role, data_set in run.get("validated_on", {}).items():
-            fingerprint = data_set["fingerprint"]
-            lines.append(
-                f"│  ├─ validated on {role}: {number(data_set['rows'])} rows, "
-                + (f"sha256 {fingerprint[:16]}" if fingerprint else "no fingerprint")
-            )
-        registration = data.get("registration") or {}
-        if registration.get("seq") is not None:
-            model = registration["model_sha256"]
-            lines.append(
-                f"│  ├─ registered at event {registration['seq']} by {registration['registered_by']} "
-                f"(digest {registration['digest'][:16]}), model sha256 "
-                + (model[:16] if model else "unreadable")
-            )
-        lines.append(
-            f"│  └─ evidence: {'intact' if not data['evidence_problems'] else '; '.join(data['evidence_problems'])}"
-        )
-        lines.append(f"├─ datasets ({len(data['datasets'])})")
-        for d in data["datasets"]:
-            lines.append(f"│  ├─ {d['name']} [{d['context'] or '-'}] digest {d['digest']}  {d['source']}")
-        lines += _tree_training_labels(data.get("training_labels", []))
-        lines.append(f"├─ review queues ({len(data['queues'])})")
+        entries.append(_tree_run(data, run))
+        datasets = [
+            [f"{d['name']} [{d['context'] or '-'}] digest {d['digest']}  {_source_text(d)}"]
+            for d in data["datasets"]
+        ]
+        entries.append([f"datasets ({len(datasets)})", *_branches(datasets)])
+        entries += _tree_training_labels(data.get("training_labels", []))
+        queues = []
         for q in data["queues"]:
-            lines.append(
-                f"│  ├─ {q['name']}: {number(q['items'])} items × {q['raters_per_item']} raters, "
-                f"{number(q['labels'])}/{number(q['labels_needed'])} labels, {number(q['adjudicated'])} adjudicated"
+            snapshots = [
+                [
+                    f"snapshot {s['id']}: {number(s['n_items'])} verified ({s['method']}), alpha "
+                    f"{number((s['agreement'] or {}).get('krippendorff_alpha'))}, raters {', '.join(map(str, s['raters']))}"
+                ]
+                for s in q["snapshots"]
+            ]
+            queues.append(
+                [
+                    f"{q['name']}: {number(q['items'])} items × {q['raters_per_item']} raters, "
+                    f"{number(q['labels'])}/{number(q['labels_needed'])} labels, {number(q['adjudicated'])} adjudicated",
+                    *_branches(snapshots),
+                ]
             )
-            for s in q["snapshots"]:
-                alpha = (s["agreement"] or {}).get("krippendorff_alpha")
-                lines.append(
-                    f"│  │  └─ snapshot {s['id']}: {number(s['n_items'])} verified ({s['method']}), alpha "
-                    f"{number(alpha)}, raters {', '.join(map(str, s['raters']))}"
-                )
-        lines.append(f"├─ sign-offs ({len(data['signoffs'])})")
+        entries.append([f"review queues ({len(queues)})", *_branches(queues)])
+        signoffs = []
         for s in data["signoffs"]:
             mark = "" if s["in_audit_chain"] else "  NOT IN AUDIT CHAIN"
             if not s["approves_registered_evidence"]:
                 mark += "  APPROVED OTHER EVIDENCE (does not count)"
-            lines.append(
-                f"│  ├─ {s['check_name']}: {s['decision']} by {s['user']} ({s['role']}) at event {s['audit_seq']}{mark}"
+            signoffs.append(
+                [
+                    f"{s['check_name']}: {s['decision']} by {s['user']} ({s['role']}) at event {s['audit_seq']}{mark}"
+                ]
             )
-    lines.append(f"├─ gate decisions ({len(data['gate_decisions'])})")
-    for g in data["gate_decisions"]:
-        lines.append(
-            f"│  ├─ {g['time']} {g['action']} {g['target']} by {g['actor']}: "
+        entries.append([f"sign-offs ({len(signoffs)})", *_branches(signoffs)])
+    decisions = [
+        [
+            f"{g['time']} {g['action']} {g['target']} by {g['actor']}: "
             f"{'passed' if g['passed'] else 'blocked: ' + ', '.join(g['unmet'])}"
-        )
+        ]
+        for g in data["gate_decisions"]
+    ]
+    entries.append([f"gate decisions ({len(decisions)})", *_branches(decisions)])
     state = "intact" if audit["ok"] else f"BROKEN at event {audit['first_bad_seq']}: {audit['problem']}"
-    lines.append(f"└─ audit chain: {state} ({audit['events']} events, head {audit['head_hash'][:16]})")
-    return "\n".join(lines) + "\n"
+    entries.append([f"audit chain: {state} ({audit['events']} events, head {audit['head_hash'][:16]})"])
+    return "\n".join([header, *_branches(entries)]) + "\n"
 
 
-def _tree_training_labels(snapshots: list[dict[str, Any]]) -> list[str]:
+def _source_text(dataset: dict[str, Any]) -> str:
+    """Where a dataset came from, in a few words: its URI, or the code that logged it (MLflow records
+    a frame logged from code as a JSON object of run tags, which buries the one that says which)."""
+    try:
+        source = json.loads(dataset["source"])
+    except (TypeError, ValueError):
+        return str(dataset["source"])
+    if not isinstance(source, dict):
+        return str(dataset["source"])
+    if source.get("uri"):
+        return str(source["uri"])
+    code = (source.get("tags") or {}).get("mlflow.source.name")
+    return f"from code: {code}" if code else str(dataset["source"])
+
+
+def _branches(entries: list[list[str]]) -> list[str]:
+    """Sibling entries of an outline, each ``[its line, *its own outline]``: ├─ before each, └─ before
+    the last, and each entry's own lines carried on under │ (under blanks after the last)."""
+    lines = []
+    for index, (first, *rest) in enumerate(entries):
+        last = index == len(entries) - 1
+        lines.append(f"{'└─' if last else '├─'} {first}")
+        lines += [f"{'   ' if last else '│  '}{line}" for line in rest]
+    return lines
+
+
+def _tree_run(data: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """The run's entry: its checks, what it was validated on, its registration, its evidence."""
+    children = [[f"{check}: {status}"] for check, status in run["checks"].items()]
+    for role, data_set in run.get("validated_on", {}).items():
+        fingerprint = data_set["fingerprint"]
+        children.append(
+            [
+                f"validated on {role}: {number(data_set['rows'])} rows, "
+                + (f"sha256 {fingerprint[:16]}" if fingerprint else "no fingerprint")
+            ]
+        )
+    registration = data.get("registration") or {}
+    if registration.get("seq") is not None:
+        model = registration["model_sha256"]
+        children.append(
+            [
+                f"registered at event {registration['seq']} by {registration['registered_by']} "
+                f"(digest {registration['digest'][:16]}), model sha256 "
+                + (model[:16] if model else "unreadable")
+            ]
+        )
+    problems = data["evidence_problems"]
+    children.append([f"evidence: {'intact' if not problems else '; '.join(problems)}"])
+    return [
+        f"run {run['run_id']} by {run['author']}: HITL {run['hitl_status'] or 'not validated'}",
+        *_branches(children),
+    ]
+
+
+def _tree_training_labels(snapshots: list[dict[str, Any]]) -> list[list[str]]:
     """The verified labels the run trained on, down to the people who gave and judged them."""
     if not snapshots:
         return []
-    lines = [f"├─ trained on verified labels ({len(snapshots)})"]
+    entries = []
     for s in snapshots:
         if s["queue"] is None:
-            lines.append(f"│  └─ snapshot {s['id']}: {s['problem']}")
+            entries.append([f"snapshot {s['id']}: {s['problem']}"])
             continue
-        lines.append(
-            f"│  └─ snapshot {s['id']}: {s['n_items']} verified ({s['method']}) from queue {s['queue']} "
-            f"of run {s['run_id']}, published by {s['published_by']} at event {s['audit_seq']}"
-        )
-        lines.append(
-            f"│     ├─ raters: {', '.join(s['raters']) or '-'} ({s['labels']} labels, "
-            f"{s['raters_per_item']} per item{', blind' if s['blind'] else ''})"
-        )
         judges = sorted({a["user"] for a in s["adjudications"]})
-        lines.append(
-            f"│     ├─ adjudications: {len(s['adjudications'])}"
-            + (f" by {', '.join(judges)}" if judges else "")
+        signoffs = [
+            [
+                f"{row['check_name']}: {row['decision']} by {row['user']} ({row['role']}) at event {row['audit_seq']}"
+            ]
+            for row in s["signoffs"]
+        ]
+        children = [
+            [
+                f"raters: {', '.join(s['raters']) or '-'} ({s['labels']} labels, "
+                f"{s['raters_per_item']} per item{', blind' if s['blind'] else ''})"
+            ],
+            [f"adjudications: {len(s['adjudications'])}" + (f" by {', '.join(judges)}" if judges else "")],
+            [f"sign-offs of run {s['run_id']} ({len(signoffs)})", *_branches(signoffs)],
+        ]
+        entries.append(
+            [
+                f"snapshot {s['id']}: {s['n_items']} verified ({s['method']}) from queue {s['queue']} "
+                f"of run {s['run_id']}, published by {s['published_by']} at event {s['audit_seq']}",
+                *_branches(children),
+            ]
         )
-        lines.append(f"│     └─ sign-offs of run {s['run_id']} ({len(s['signoffs'])})")
-        for row in s["signoffs"]:
-            lines.append(
-                f"│        ├─ {row['check_name']}: {row['decision']} by {row['user']} ({row['role']}) "
-                f"at event {row['audit_seq']}"
-            )
-    return lines
+    return [[f"trained on verified labels ({len(snapshots)})", *_branches(entries)]]
 
 
 _AGREEMENT = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "n_items", "n_raters")

@@ -194,7 +194,8 @@ def log_validation(
     The report and the run's description show the gate policy in force for ``registered_model_name``
     (and for the registered model a ``models:/<name>/<version>`` ``model`` names) beside each check's
     own thresholds. Only what ``validate`` was given decides this, never the registry's state at
-    logging time, so the same validation logged again is the same evidence.
+    logging time, so the same validation logged again is the same evidence. The name is kept in
+    ``result.details["registered_model_name"]``; a result read back from a run (``log_check``) carries it.
     """
     import mlflow
     from mlflow.entities import Metric, RunTag
@@ -206,6 +207,12 @@ def log_validation(
 
     client = mlflow.MlflowClient()
     result = dataclasses.replace(result, run_id=run_id)
+    # The registered model whose gate the report shows is part of the evidence, so logging the run
+    # again (log_check) shows the same gate from what was recorded, without asking the registry.
+    registered_model_name = registered_model_name or result.details.get("registered_model_name")
+    if registered_model_name:
+        details = {**result.details, "registered_model_name": registered_model_name}
+        result = dataclasses.replace(result, details=details)
     now = get_current_time_millis()
     metrics = [
         Metric(key, value, now, 0) for key, value in logged_metrics(result, all_metrics=all_metrics).items()

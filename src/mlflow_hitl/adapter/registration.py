@@ -93,10 +93,10 @@ def _files_at(uri: str) -> Iterator[Path]:
     if path is not None:
         yield path
         return
-    import mlflow
+    from .downloads import download_quietly
 
     with tempfile.TemporaryDirectory() as tmp:
-        yield Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        yield Path(download_quietly(artifact_uri=uri, dst_path=tmp))
 
 
 def model_digest_at(uri: str) -> str:

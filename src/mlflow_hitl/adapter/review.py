@@ -358,23 +358,18 @@ def _verified_dataset(
             targets=label_column,
             digest=snapshot,
         )
-    return DatasetInput(
-        dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", VERIFIED_LABELS_CONTEXT)]
-    )
+        entity = dataset._to_mlflow_entity()  # where MLflow infers the schema, and would hint
+    return DatasetInput(entity, tags=[InputTag("mlflow.data.context", VERIFIED_LABELS_CONTEXT)])
 
 
 def _verified_files(record: Mapping[str, Any]) -> dict[str, bytes]:
     """Download a snapshot's files and check them against its manifest and the store's record."""
-    import mlflow
+    from .downloads import download_quietly
 
     artifact_path = f"{ARTIFACT_ROOT}/labels/{record['id']}"
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=record["run_id"], artifact_path=artifact_path, dst_path=tmp
-                )
-            )
+            local = Path(download_quietly(run_id=record["run_id"], artifact_path=artifact_path, dst_path=tmp))
         except Exception as exc:  # MLflow raises different types per artifact store
             raise NotFoundError(
                 f"snapshot {record['id']} is missing from run {record['run_id']}: {exc}"

@@ -21,6 +21,7 @@ import inspect
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,10 +43,19 @@ __all__ = ["SPOOL_DIR_ENV", "RoutedModel", "log_routed_model"]
 SPOOL_DIR_ENV = "MLFLOW_HITL_SPOOL_DIR"
 _MODEL_ARTIFACT = "model"
 _SETTINGS = tuple(f.name for f in dataclasses.fields(FeederSettings))
+# MLflow asks for an input example beside a signature. Given one, it would serve the example through
+# the routed model while logging it, and the example's rows would be queued for review; the wrapped
+# model's own example stays in its copy (the routed model's artifacts/model/).
+_NO_EXAMPLE_NAG = r"(\x1b\[[0-9;]*m)?An input example was not provided when logging the model"
 
 
 class RoutedModel(mlflow.pyfunc.PythonModel):
     """The pyfunc :func:`log_routed_model` logs. Its settings are the model's ``model_config``."""
+
+    # Its input is checked against the wrapped model's signature, never against type hints: MLflow
+    # is told so (the switch its own chat models use), instead of warning, on import and wherever
+    # the model is loaded, that ``predict`` has no type hints.
+    _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
         config = dict(context.model_config or {})
@@ -252,15 +262,17 @@ def log_routed_model(
         if started:
             mlflow.start_run()
         try:
-            return mlflow.pyfunc.log_model(
-                name=name,
-                python_model=RoutedModel(),
-                artifacts={_MODEL_ARTIFACT: model_uri},
-                model_config=config,
-                signature=signature,
-                pip_requirements=requirements,
-                registered_model_name=registered_model_name,
-            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_NO_EXAMPLE_NAG, category=UserWarning)
+                return mlflow.pyfunc.log_model(
+                    name=name,
+                    python_model=RoutedModel(),
+                    artifacts={_MODEL_ARTIFACT: model_uri},
+                    model_config=config,
+                    signature=signature,
+                    pip_requirements=requirements,
+                    registered_model_name=registered_model_name,
+                )
         finally:
             if started:
                 mlflow.end_run()

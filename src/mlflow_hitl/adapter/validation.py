@@ -88,10 +88,13 @@ def validate(
         (``hitl.calibration.ece``, ``hitl.drift.drifted_share`` ...) and keeps every metric in
         ``hitl/<check>/result.json``; True logs every metric as an MLflow metric too (counts and
         yes/no flags never are).
-    registered_model_name : the registered model this model is (or will be) a version of: the logged
-        report and the run's description then show its gate policy's bounds on each check, met or not,
-        and which policy version they came from, beside the check's own thresholds (a
-        ``models:/<name>/<version>`` model URI names its registered model by itself).
+    registered_model_name : the registered model this model is (or will be) a version of: the logged report and
+        the run's description then show its gate policy's bounds on each check, met or not, and which
+        policy version they came from, beside the check's own thresholds (a
+        ``models:/<name>/<version>`` model URI names its registered model by itself). The name is
+        kept in the evidence (``details["registered_model_name"]``), so a check added to the run later
+        (a generator audit's, through ``log_check``) shows the same gate. A name the registry does
+        not know yet gets the default policy's bounds (the CLI warns, in case it is a typo).
 
     ``result.details["fingerprints"]`` holds a SHA-256 content digest of each input as validate read
     it (the columns it used, in order; ``None`` for an input not given, or one with an object column

@@ -33,6 +33,18 @@ def _check_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     return names or None
 
 
+def _warn_if_unregistered(name: str) -> None:
+    """A model validated before it is registered is fine; a typo in its name would show the default
+    policy silently, so say it once."""
+    from ..adapter.gate import require_registered_model
+    from ..errors import NotFoundError
+
+    try:
+        require_registered_model(name)
+    except NotFoundError:
+        warn(f"no registered model {name!r} yet: the report shows the default policy's bounds")
+
+
 class _ChecksOption(click.Option):
     """``--checks``, whose help lists the registered checks when help is shown.
 
@@ -92,6 +104,11 @@ def _print_validation(result: Any, output_format: str) -> None:
     help="Thresholds file (TOML or JSON), e.g. [calibration] max_ece = 0.1.",
 )
 @click.option("--run-id", help="Log to this run (default: the run that produced the model, else a new run).")
+@click.option(
+    "--registered-model-name",
+    help="The registered model this model is a version of: the report shows its gate policy's bounds "
+    "on each check (a models:/<name>/<version> URI names it by itself).",
+)
 @click.option("--no-log", is_flag=True, help="Compute and print only; log nothing to MLflow.")
 @click.option(
     "--log-all-metrics",
@@ -113,6 +130,7 @@ def validate(
     check_names: list[str] | None,
     config_path: str | None,
     run_id: str | None,
+    registered_model_name: str | None,
     no_log: bool,
     log_all_metrics: bool,
     output_format: str,
@@ -146,7 +164,10 @@ def validate(
         "checks": check_names,
         "config": config,
         "log_all_metrics": log_all_metrics,
+        "registered_model_name": registered_model_name,
     }
+    if registered_model_name and not no_log:
+        _warn_if_unregistered(registered_model_name)
     # A check named in --checks that the inputs cannot feed is a usage error (exit 2), not a skip.
     with progress_bar("checks", output_format) as progress, warnings.catch_warnings():
         warnings.simplefilter("ignore", EarlierEvidenceWarning)  # said below, in one line
