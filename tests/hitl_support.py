@@ -191,6 +191,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SERVER_SECRET = "test-secret"  # MLFLOW_FLASK_SERVER_SECRET_KEY of the servers tests start
+
+
 def basic_auth_env(
     folder: Path,
     store_uri: str,
@@ -198,7 +201,7 @@ def basic_auth_env(
     admin: str,
     password: str,
     auth_cache_ttl: int | None = None,
-    secret: str = "test-secret",
+    secret: str = SERVER_SECRET,
 ) -> dict[str, str]:
     """The environment of a server with MLflow's basic auth (default_permission = MANAGE) and the review store."""
     auth_ini = folder / "auth.ini"

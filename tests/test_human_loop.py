@@ -303,3 +303,22 @@ def test_a_queue_straight_from_a_validation(tracking_uri, tmp_path, arrests_mode
     confidence = result.scored.y_prob.max(axis=1)
     picked = sorted(int(i.row_key) for i in store.items("recheck"))
     assert confidence[picked].max() <= sorted(confidence)[19] + 1e-12  # the 20 least confident real rows
+
+
+@pytest.mark.parametrize(
+    "uri, source_type, described",
+    [
+        ("mlflow-artifacts:/0/r/artifacts/hitl/labels.csv", "artifact_uri", "uri"),
+        ("mlflow-artifacts://host:5000/0/r/artifacts/labels.csv", "artifact_uri", "uri"),
+        ("runs:/r/hitl/labels.csv", "artifact_uri", "uri"),
+        ("http://host/api/2.0/mlflow-artifacts/artifacts/0/r/labels.csv", "http", "url"),
+        ("file:///srv/mlruns/0/r/artifacts/labels.csv", "local", "uri"),
+        ("s3://bucket/0/r/artifacts/labels.csv", "s3", "uri"),
+    ],
+)
+def test_every_artifact_uri_a_server_hands_out_is_a_dataset_source(uri, source_type, described):
+    # MLflow's own source where it has one; else the URI recorded as text rather than no lineage at all.
+    from mlflow_hitl.adapter.artifact_source import artifact_source
+
+    source = artifact_source(uri)
+    assert (source._get_source_type(), source.to_dict()) == (source_type, {described: uri})

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mlflow_hitl
 from mlflow_hitl._hashing import sha256_hex
-from mlflow_hitl.review import build_snapshot
+from mlflow_hitl.review import HttpReviewStore, build_snapshot
 
 from .conftest import BACKENDS, PASSWORDS, refused
 
@@ -24,12 +25,10 @@ SERVER_BACKENDS = BACKENDS
 CREATE = "hitl/api/snapshots/create"
 
 
-@pytest.fixture
-def published(api, monkeypatch, tmp_path):
-    """eve's run with a queue of 4 rows, 2 labelled by rita, and the snapshot's files logged by eve."""
+def labelled_queue(api, monkeypatch) -> tuple[str, str]:
+    """eve's run (acting as eve from here on) with a queue of 4 rows, 2 labelled by rita: (run, queue)."""
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "eve")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS["eve"])
-    client = mlflow.MlflowClient(tracking_uri=api.url, registry_uri=api.url)
     run_id = api.run("eve")["run_id"]
     queue = api.fresh_name("queue")
     n = 4
@@ -46,6 +45,14 @@ def published(api, monkeypatch, tmp_path):
     )
     for position in (0, 1):
         api.store.annotate(queue, position=position, user="rita", label="Yes")
+    return run_id, queue
+
+
+@pytest.fixture
+def published(api, monkeypatch, tmp_path):
+    """A labelled queue (:func:`labelled_queue`) and its snapshot's files logged by eve, not yet recorded."""
+    run_id, queue = labelled_queue(api, monkeypatch)
+    client = mlflow.MlflowClient(tracking_uri=api.url, registry_uri=api.url)
 
     def log(files, snapshot_id):
         folder = tmp_path / snapshot_id
@@ -104,3 +111,25 @@ def test_a_snapshot_claim_the_servers_labels_do_not_bear_out_is_refused(api, pub
     assert made.status_code == 200, made.text
     recorded = api.store.snapshots(queue, run_id=run_id)
     assert recorded[["id", "n_items", "created_by"]].values.tolist() == [[claim["snapshot_id"], 2, "eve"]]
+
+
+def test_publish_labels_through_the_server_logs_the_lineage_and_records_the_snapshot(api, monkeypatch):
+    # The server proxies artifacts: the run's files live under mlflow-artifacts:/, which MLflow's
+    # dataset sources do not describe; publishing must still log the lineage and record the snapshot.
+    run_id, queue = labelled_queue(api, monkeypatch)
+    mlflow.set_tracking_uri(api.url)
+    record = mlflow_hitl.publish_labels(HttpReviewStore(api.url), queue, actor="eve")
+    assert (record["n_items"], record["created_by"], record["republished"]) == (2, "eve", True)
+    recorded = api.store.snapshots(queue, run_id=run_id)
+    assert recorded["id"].tolist() == [record["id"]]
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    [verified] = [
+        d.dataset
+        for d in run.inputs.dataset_inputs
+        if {t.key: t.value for t in d.tags}.get("mlflow.data.context") == "hitl-verified-labels"
+    ]
+    uri = f"{run.info.artifact_uri}/hitl/labels/{record['id']}/labels.csv"
+    assert (verified.digest, json.loads(verified.source)) == (record["id"], {"uri": uri})
+    # The retraining side reads the published labels back through the same server.
+    assert len(mlflow_hitl.verified_labels(queue, store=HttpReviewStore(api.url), log_input=False)) == 2

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 import requests
+from flask import Flask
+
+from hitl_support import SERVER_SECRET
+from mlflow_hitl.adapter.pages._web import CSRF_LIFETIME_SECONDS, csrf_token
 
 from .conftest import PASSWORDS, XSS, make_queue, press
 
@@ -145,6 +151,36 @@ def test_a_post_without_the_csrf_token_is_refused(site):
         timeout=60,
     )
     assert stolen.status_code == 403 and site.store.annotations("web-csrf").empty
+
+
+def test_a_csrf_token_expires_and_its_refusal_is_audited(site):
+    # A token leaked once (a log, a screenshot, a saved page) must not work forever.
+    make_queue(site.store, "web-csrf-age", _rows(1))
+    signer = Flask(__name__)
+    signer.secret_key = SERVER_SECRET  # the server's: tokens built exactly as the server builds them
+    now = int(time.time())
+    with signer.app_context():
+        expired = csrf_token("alice", issued=now - CSRF_LIFETIME_SECONDS - 60)
+        bobs, fresh = csrf_token("bob", issued=now), csrf_token("alice", issued=now)
+
+    def post(token):
+        return requests.post(
+            f"{site.url}/hitl/label?queue=web-csrf-age",
+            data={"action": "label", "position": "0", "label": "No", "csrf_token": token},
+            auth=("alice", PASSWORDS["alice"]),
+            timeout=60,
+            allow_redirects=False,
+        )
+
+    old = post(expired)
+    assert old.status_code == 403 and "CSRF token has expired" in old.text
+    assert post(bobs).status_code == 403
+    assert post(fresh[:-1] + ("0" if fresh[-1] != "0" else "1")).status_code == 403
+    assert site.store.annotations("web-csrf-age").empty
+    refused = site.store.audit_events(action="page.refused", subject="page:label", actor="alice")
+    assert len(refused) >= 3
+    assert post(fresh).status_code == 303
+    assert site.store.annotations("web-csrf-age")["label"].tolist() == ["No"]
 
 
 def test_pages_carry_a_strict_content_security_policy(site):

@@ -327,25 +327,13 @@ def _log_snapshot(snapshot: LabelSnapshot, files: Mapping[str, bytes], *, run_id
     return artifact_path
 
 
-def _artifact_source(uri: str) -> Any:
-    """The dataset source for an artifact URI.
-
-    MLflow registers the local artifact source class twice, so its resolver warns that a
-    ``file://`` URI "can be interpreted in multiple ways"; taking the first match is what it does anyway.
-    """
-    from mlflow.data.dataset_source_registry import get_registered_sources
-
-    for source_class in reversed(get_registered_sources()):  # the registry tries the newest first
-        if source_class._can_resolve(uri):
-            return source_class._resolve(uri)
-    raise InputError(f"MLflow cannot describe artifact {uri} as a dataset source")
-
-
 def _verified_dataset(
     frame: pd.DataFrame, *, run_id: str, snapshot: str, queue_name: str, label_column: str
 ) -> Any:
     import mlflow
     from mlflow.entities import DatasetInput, InputTag
+
+    from .artifact_source import artifact_source
 
     uri = f"{mlflow.MlflowClient().get_run(run_id).info.artifact_uri}/{ARTIFACT_ROOT}/labels/{snapshot}/labels.csv"
     with warnings.catch_warnings():
@@ -353,7 +341,7 @@ def _verified_dataset(
         warnings.filterwarnings("ignore", message=_INTEGER_HINT, category=UserWarning)
         dataset = mlflow.data.from_pandas(
             frame,
-            source=_artifact_source(uri),
+            source=artifact_source(uri),
             name=f"hitl-verified-{queue_name}",
             targets=label_column,
             digest=snapshot,

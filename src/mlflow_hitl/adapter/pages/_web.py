@@ -6,8 +6,9 @@
   API allows, checked by the same rules and recorded by the same audit events; pages hold no rules.
 - **Safety**: templates autoescape everything; each answer carries a Content-Security-Policy that
   allows nothing inline and nothing from elsewhere, may not be framed, and is not sniffed; every
-  action is a ``POST`` carrying a CSRF token, an HMAC of the user's name under the server's secret
-  (a browser sends basic-auth credentials with any request, a forged cross-site form included).
+  action is a ``POST`` carrying a CSRF token, an HMAC of the user's name and the token's issue time under
+  the server's secret, good for 12 hours (a browser sends basic-auth credentials with any request, a
+  forged cross-site form included); a refused token is audited as ``page.refused``.
 - **Paths are fixed** (``/hitl/label?queue=q``, never ``/hitl/label/q``): basic-auth matches the
   routes that authorize inside by their whole path.
 """
@@ -19,6 +20,7 @@ import hmac
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ from ...review import HttpReviewStore
 
 __all__ = [
     "CSRF_FIELD",
+    "CSRF_LIFETIME_SECONDS",
     "PAGE_PREFIX",
     "Page",
     "Refusal",
@@ -59,6 +62,8 @@ __all__ = [
 ]
 
 CSRF_FIELD = "csrf_token"
+CSRF_LIFETIME_SECONDS = 12 * 3600  # a working day and more: each page render embeds a fresh token
+_CSRF_CLOCK_SKEW_SECONDS = 300  # servers behind one load balancer may disagree on the time a little
 # Nothing inline, nothing from elsewhere: a value that slipped past escaping still cannot run.
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -150,22 +155,51 @@ def missing_role(doing: str, role: str, held: set[str]) -> str:
 
 
 def _secret() -> bytes:
+    """The server's secret: basic auth's static ``MLFLOW_FLASK_SERVER_SECRET_KEY`` (the same in every worker),
+    else a random one of this process. Never derived from anything a client can see."""
     from flask import current_app
 
     key = current_app.secret_key or os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
     return key.encode() if isinstance(key, str) else key or _PROCESS_SECRET
 
 
-def csrf_token(name: str) -> str:
-    """The user's CSRF token: only the server (which holds the secret) can make it."""
-    return hmac.new(_secret(), f"mlflow-hitl-csrf:{name}".encode(), hashlib.sha256).hexdigest()
+def csrf_token(name: str, *, issued: int | None = None) -> str:
+    """User ``name``'s CSRF token issued at ``issued`` (Unix seconds, default now): ``<issued>.<hmac>``.
+
+    Only the server (which holds the secret) can make one; it is good for :data:`CSRF_LIFETIME_SECONDS`,
+    so a token leaked in a log, a screenshot or a saved page stops working. Every page render embeds a
+    fresh one. No per-start nonce: a token rendered by one worker must pass in another.
+    """
+    issued = int(time.time()) if issued is None else issued
+    message = f"mlflow-hitl-csrf:{issued}:{name}"  # issued is digits only: the first ':' ends it
+    return f"{issued}.{hmac.new(_secret(), message.encode(), hashlib.sha256).hexdigest()}"
 
 
-def _csrf_ok() -> bool:
+def _csrf_problem() -> str | None:
+    """Why the POST's CSRF token is refused for the authenticated user, or ``None`` when it is good."""
     from flask import request
 
     sent = request.form.get(CSRF_FIELD, "")
-    return hmac.compare_digest(sent.encode(), csrf_token(user()).encode())
+    issued = sent.partition(".")[0]
+    if not (issued.isascii() and issued.isdigit() and len(issued) <= 12) or not hmac.compare_digest(
+        sent.encode(), csrf_token(user(), issued=int(issued)).encode()
+    ):
+        return "the form's CSRF token is missing or wrong: reload the page and retry"
+    if not -_CSRF_CLOCK_SKEW_SECONDS <= time.time() - int(issued) <= CSRF_LIFETIME_SECONDS:
+        return "the form's CSRF token has expired: reload the page and retry"
+    return None
+
+
+def _audit_csrf_refusal(page: Page, reason: str) -> None:
+    """Record a POST refused for its CSRF token (``page.refused``), as the API records ``api.refused``."""
+    from ..app import _review_store
+
+    try:
+        _review_store().record_event(
+            actor=user(), action="page.refused", subject=f"page:{page.path}", payload={"reason": reason}
+        )
+    except Exception:  # the refusal stands even when its record cannot be written
+        _log.exception("could not audit the refusal of page %s", page.path)
 
 
 # -- answering ----------------------------------------------------------------------------------
@@ -280,13 +314,9 @@ def serve(page: Page) -> Callable[[], Any]:
         try:
             if request.method not in page.methods:
                 response = make_response(f"{page.path} takes {', '.join(page.methods)}", 405)
-            elif request.method == "POST" and not _csrf_ok():
-                response = render(
-                    "error.html",
-                    refusal=Refusal(
-                        403, "the form's CSRF token is missing or wrong: reload the page and retry"
-                    ),
-                )
+            elif request.method == "POST" and (problem := _csrf_problem()) is not None:
+                _audit_csrf_refusal(page, problem)
+                response = render("error.html", refusal=Refusal(403, problem))
             else:
                 response = page.view()
         except PermissionError as exc:  # nobody authenticated (a custom auth function let it through)
