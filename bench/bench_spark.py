@@ -204,18 +204,57 @@ def measure(label: str, step: Callable[[], Any], jvm: int | None) -> dict[str, A
             step()
     except Exception as exc:  # a check the Spark path does not take yet: reported, the bench goes on
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:160]
-    run = {
-        "step": label,
+    run = {"step": label, **_peaks(start, jvm), "error": error}
+    _show(run)
+    return run
+
+
+def _peaks(start: float, jvm: int | None) -> dict[str, Any]:
+    """Wall seconds since ``start``, the peak resident sizes since the last reset, the 1-minute load average."""
+    return {
         "seconds": time.perf_counter() - start,
         "python_peak_mb": _status_kb("self", "VmHWM") / 1024,
         "jvm_peak_mb": _status_kb(jvm, "VmHWM") / 1024 if jvm else None,
-        "error": error,
+        "load": os.getloadavg()[0],
     }
+
+
+def _show(run: dict[str, Any]) -> None:
     shown = f"{run['seconds']:8.1f} s  python {run['python_peak_mb']:7.0f} MB"
     if run["jvm_peak_mb"] is not None:
         shown += f"  jvm {run['jvm_peak_mb']:7.0f} MB"
-    print(f"  {label:<24}{shown}{'  ' + error if error else ''}", flush=True)
-    return run
+    shown += f"  load {run['load']:5.1f}"
+    error = run.get("error")
+    print(f"  {run['step']:<24}{shown}{'  ' + error if error else ''}", flush=True)
+
+
+class Splits:
+    """``validate``'s ``progress`` callback: the wall time and peak memory of each check inside one call.
+
+    ``progress(done, total)`` comes before each check and once at the end, so the span from one call to
+    the next is check ``done``'s; the span before the first is the inputs' checks and the model's scoring.
+    """
+
+    def __init__(self, prefix: str, names: list[str], jvm: int | None) -> None:
+        self.prefix, self.names, self.jvm = prefix, names, jvm
+        self.runs: list[dict[str, Any]] = []
+        self.start()
+
+    def start(self) -> None:
+        """The call begins: its first span is the inputs' checks and the model's scoring."""
+        self._start = time.perf_counter()
+        self._label = f"{self.prefix} inputs+scoring"
+
+    def __call__(self, done: int, total: int) -> None:
+        run = {"step": self._label, **_peaks(self._start, self.jvm)}
+        self.runs.append(run)
+        _show(run)
+        for pid in ("self", self.jvm):
+            if pid is not None:
+                _reset_peak(pid)
+        self._start = time.perf_counter()
+        if done < total:
+            self._label = f"{self.prefix} {self.names[done]}"
 
 
 # --- the steps --------------------------------------------------------------------------------------
@@ -255,12 +294,16 @@ def queue_step(store_dir: Path, name: str, production: Any, model: Any) -> Calla
     return run
 
 
-def validate_step(model: Any, frames: tuple[Any, Any, Any], checks: list[str] | None) -> Callable[[], Any]:
+def validate_step(
+    model: Any, frames: tuple[Any, Any, Any], checks: list[str] | None, splits: Splits | None = None
+) -> Callable[[], Any]:
     import mlflow_hitl
 
     synthetic, real, production = frames
 
     def run() -> Any:
+        if splits is not None:
+            splits.start()
         return mlflow_hitl.validate(
             model,
             real=real,
@@ -272,6 +315,7 @@ def validate_step(model: Any, frames: tuple[Any, Any, Any], checks: list[str] | 
             checks=checks,
             log=False,
             reuse=False,
+            progress=splits,
         )
 
     return run
@@ -288,12 +332,19 @@ def evidently_step(real: Any, production: Any) -> Callable[[], Any]:
 
 
 def steps(
-    frames: tuple[Any, Any, Any], model: Any, store_dir: Path, tag: str, *, validate: bool
+    frames: tuple[Any, Any, Any],
+    model: Any,
+    store_dir: Path,
+    tag: str,
+    args: argparse.Namespace,
+    splits: Splits | None = None,
 ) -> list[tuple[str, Callable]]:
     listed = [(f"queue ({QUEUE_SIZE})", queue_step(store_dir, f"bench-{tag}", frames[2], model))]
-    if validate:
+    if args.only_queue:
+        return listed
+    if not args.only_all:
         listed += [(f"validate:{check}", validate_step(model, frames, [check])) for check in CHECKS]
-        listed.append(("validate:all", validate_step(model, frames, None)))
+    listed.append(("validate:all", validate_step(model, frames, None, splits)))
     return listed
 
 
@@ -309,9 +360,11 @@ def bench_size(spark: Any, rows: int, args: argparse.Namespace, jvm: int | None,
         print(" spark (local[2], driver 1g)")
         count = measure("count", lambda: [f.count() for f in frames], jvm)
         results.append({"engine": "spark", "rows": rows, **count})
-        for label, step in steps(frames, model, Path(tmp), f"spark-{rows}", validate=not args.only_queue):
+        splits = Splits("  all ›", list(CHECKS), jvm)
+        for label, step in steps(frames, model, Path(tmp), f"spark-{rows}", args, splits):
             results.append({"engine": "spark", "rows": rows, **measure(label, step, jvm)})
-        if rows > args.pandas_max_rows:
+        results += [{"engine": "spark-split", "rows": rows, "error": None, **run} for run in splits.runs]
+        if rows > args.pandas_max_rows or args.only_spark:
             return results
         paths = []
         for name, frame in zip(("synthetic", "real", "production"), frames, strict=True):
@@ -319,7 +372,7 @@ def bench_size(spark: Any, rows: int, args: argparse.Namespace, jvm: int | None,
             paths.append(f"{tmp}/{name}")
         local = tuple(pd.read_parquet(p) for p in paths)
         print(" pandas")
-        for label, step in steps(local, model, Path(tmp), f"pandas-{rows}", validate=not args.only_queue):
+        for label, step in steps(local, model, Path(tmp), f"pandas-{rows}", args):
             results.append({"engine": "pandas", "rows": rows, **measure(label, step, None)})
         if not args.skip_evidently:
             print(" evidently")
@@ -334,7 +387,7 @@ def side_by_side(results: list[dict]) -> None:
         f"{'rows':>12}  {'step':<26}{'spark':>10}{'py MB':>8}{'jvm MB':>8}{'pandas':>10}{'py MB':>8}{'spark/pandas':>14}"
     )
     by = {(r["engine"], r["rows"], r["step"]): r for r in results}
-    for r in (r for r in results if r["engine"] == "spark"):
+    for r in (r for r in results if r["engine"] in ("spark", "spark-split")):
         other = by.get(("pandas", r["rows"], r["step"])) or by.get(("evidently", r["rows"], r["step"]))
         spark = "error" if r["error"] else f"{r['seconds']:.1f}"
         pandas = "" if other is None else "error" if other["error"] else f"{other['seconds']:.1f}"
@@ -362,6 +415,21 @@ def main() -> None:
     )
     parser.add_argument("--skip-evidently", action="store_true", help="no evidently DataDriftPreset")
     parser.add_argument("--only-queue", action="store_true", help="time the queue step only (no validate)")
+    parser.add_argument(
+        "--only-all",
+        action="store_true",
+        help="validate all checks in one call only (each check's time from its progress), not each alone",
+    )
+    parser.add_argument(
+        "--only-spark", action="store_true", help="the Spark path only: no pandas path, no evidently"
+    )
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for the session, on top of the bench's (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     args = parser.parse_args()
@@ -369,20 +437,24 @@ def main() -> None:
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = (
+    builder = (
         SparkSession.builder.master("local[2]")
         .appName("bench-spark")
         .config("spark.driver.memory", "1g")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
     )
+    for setting in args.conf:
+        key, _, value = setting.partition("=")
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     jvm = java_pid(spark)
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Spark {spark.version}, java pid {jvm}"
+        f"Spark {spark.version}, java pid {jvm}; load average {os.getloadavg()}; {' '.join(sys.argv[1:])}"
     )
     train = make_data(spark, TRAIN_ROWS, args.seed + 100)[0].toPandas()  # the model's 50,000 training rows
     model = make_model().fit(train[FEATURES], train[TARGET])
@@ -397,7 +469,8 @@ def main() -> None:
     python_run = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"\ndriver peak in the Spark steps: python {python_spark:.0f} MB, jvm {jvm_peak:.0f} MB (VmHWM); "
-        f"python over the whole run, pandas path included: {python_run:.0f} MB (getrusage)"
+        f"python over the whole run, pandas path included: {python_run:.0f} MB (getrusage); "
+        f"load average at the end {os.getloadavg()}"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
