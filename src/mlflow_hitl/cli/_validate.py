@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -75,12 +76,30 @@ def _print_validation(result: Any, output_format: str) -> None:
         )
 
 
+def _reader(engine: str) -> Callable[[str, str], Any]:
+    """How the inputs are read: into pandas, or as Spark DataFrames of the ambient session."""
+    if engine == "pandas":
+        from .._io import read_table
+
+        return read_table
+    from ..spark import read_table as read_spark_table
+    from ..spark import require_pyspark
+
+    require_pyspark("--engine spark")
+    return read_spark_table
+
+
 @click.command()
 @click.option(
     "--model-uri", required=True, help="runs:/<run_id>/model, models:/<name>/<version> or a local path."
 )
 @click.option(
-    "--real", "real_path", required=True, type=click.Path(), help="Labelled real rows (.csv or .parquet)."
+    "--real",
+    "real_path",
+    required=True,
+    type=click.Path(),
+    help="Labelled real rows (.csv or .parquet; with --engine spark also a folder of Parquet parts or "
+    "table:<name>).",
 )
 @click.option("--target", required=True, help="The label column.")
 @click.option("--synthetic", "synthetic_path", type=click.Path(), help="The synthetic training set.")
@@ -102,6 +121,15 @@ def _print_validation(result: Any, output_format: str) -> None:
     "config_path",
     type=click.Path(),
     help="Thresholds file (TOML or JSON), e.g. [calibration] max_ece = 0.1.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "spark"]),
+    default="pandas",
+    show_default=True,
+    help="spark: read every input with Spark (the active session, else a local one) and validate on "
+    "the executors; an input may then be a folder of Parquet parts or table:<name> (pip install "
+    "'mlflow-hitl[spark]').",
 )
 @click.option("--run-id", help="Log to this run (default: the run that produced the model, else a new run).")
 @click.option(
@@ -133,6 +161,7 @@ def validate(
     registered_model_name: str | None,
     no_log: bool,
     log_all_metrics: bool,
+    engine: str,
     output_format: str,
 ) -> None:
     """Validate a model against real data and log the evidence to its MLflow run.
@@ -141,11 +170,14 @@ def validate(
     Example:
       mlflow-hitl validate --model-uri runs:/<id>/model --real real.csv --target label \\
           --synthetic syn.csv --production prod.csv --sensitive sex,race
+      mlflow-hitl validate --model-uri models:/loans/3 --engine spark --real table:loans_2025 \\
+          --target default --production s3://bucket/scoring_log/ --sensitive sex
     """
-    from .._io import read_config_file, read_table
+    from .._io import read_config_file
     from ..adapter.earlier import EarlierEvidenceWarning, earlier_message
     from ..adapter.validation import validate_model_uri
 
+    read_table = _reader(engine)
     real = read_table(real_path, "--real")
     synthetic = read_table(synthetic_path, "--synthetic") if synthetic_path else None
     production = read_table(production_path, "--production") if production_path else None

@@ -9,6 +9,8 @@ same metrics. Nothing proportional to the row count is collected to the driver.
 - :func:`queue_for_review`: a review queue ranked on the executors, only the chosen rows fetched.
 - :func:`validate_spark`: what ``validate`` runs when an input is a Spark DataFrame; its runner
   table (``RUNNERS``) says how each check runs on Spark.
+- :func:`read_table`: a file, a folder of Parquet parts or ``table:<name>`` as a Spark DataFrame of the
+  ambient session (the CLI's ``--engine spark``).
 
 Importing this package does not import pyspark: :func:`is_spark_frame` recognises a Spark
 DataFrame by its type's module, so the pandas path never pays for (or needs) Spark, and
@@ -24,6 +26,7 @@ from ..errors import InputError
 
 if TYPE_CHECKING:
     from ._queue import queue_for_review
+    from ._read import read_table
     from ._validate import RUNNERS, validate_spark
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "SAMPLE_ROWS",
     "is_spark_frame",
     "queue_for_review",
+    "read_table",
     "require_pyspark",
     "validate_spark",
 ]
@@ -39,7 +43,12 @@ __all__ = [
 SAMPLE_ROWS = 100_000
 
 # The modules behind these names import pyspark; only a caller holding a Spark DataFrame reaches them.
-_HOMES = {"RUNNERS": "._validate", "validate_spark": "._validate", "queue_for_review": "._queue"}
+_HOMES = {
+    "RUNNERS": "._validate",
+    "validate_spark": "._validate",
+    "queue_for_review": "._queue",
+    "read_table": "._read",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -54,9 +63,9 @@ def is_spark_frame(obj: Any) -> bool:
     return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
 
 
-def require_pyspark() -> None:
-    """Raise one clear line when the Spark path is asked for and pyspark is not installed."""
+def require_pyspark(needed_by: str = "a Spark DataFrame") -> None:
+    """Raise one clear line when the Spark path is asked for (by ``needed_by``) and pyspark is not installed."""
     try:
         import pyspark  # noqa: F401
     except ImportError as exc:
-        raise InputError("a Spark DataFrame needs pyspark: pip install 'mlflow-hitl[spark]'") from exc
+        raise InputError(f"{needed_by} needs pyspark: pip install 'mlflow-hitl[spark]'") from exc

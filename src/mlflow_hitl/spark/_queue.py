@@ -34,7 +34,7 @@ from .._validation import check_probabilities
 from ..errors import HitlError, InputError
 from ..review import Queue, QueueStore, control_rows, queue_selection, select_among, uncertainty_scores
 from ._inputs import on_executors
-from ._scoring import PROBA, scored
+from ._scoring import PROBA, predictions, scored
 
 __all__ = ["queue_for_review"]
 
@@ -87,6 +87,7 @@ def queue_for_review(
     if key is not None:
         base = base.persist()  # a sort's partitions may differ between jobs; the positions must not
     proba_column = y_prob or PROBA
+    class_array = np.asarray(list(classes), dtype=object)
 
     def with_proba(frame: Any) -> Any:
         if y_prob is not None:
@@ -100,11 +101,19 @@ def queue_for_review(
             classes=classes,
         )
 
+    def proba_of(batch: pd.DataFrame) -> np.ndarray:
+        """A batch's class probabilities, on an executor: the model's, or the ``y_prob`` column's."""
+        if y_prob is None:
+            return predictions(batch, features or (), predict_proba, predict_proba, class_array)[1]
+        values = batch[y_prob]
+        if values.isna().any():
+            raise InputError("y_prob contains NaN or infinite values")
+        return np.stack(values.to_numpy())
+
     try:
         selection, position = _selection(
             base,
-            with_proba,
-            proba_column=proba_column,
+            proba_of,
             n_classes=len(classes),
             inputs=[*(features or ()), *([y_prob] if y_prob else [])],
             group_column=group_column,
@@ -159,9 +168,8 @@ def _items(
 
 def _selection(
     base: Any,
-    with_proba: Callable[[Any], Any],
+    proba_of: Callable[[pd.DataFrame], np.ndarray],
     *,
-    proba_column: str,
     n_classes: int,
     inputs: Sequence[str],
     group_column: str | None,
@@ -173,7 +181,8 @@ def _selection(
     """``select_for_review``'s choice among ``base``'s rows, ranked on the executors; and the position column.
 
     Ranking carries only what it needs through the Python workers and the shuffle: the row id, the
-    group, the model's inputs, then the probabilities alone. Only the candidates reach the driver.
+    group and the model's inputs go in, the row id, the group and the score come back, in one pass
+    (the model and the score in the same batch). Only the candidates reach the driver.
     """
     n_rows, position = _positions(base)
     if n_rows == 0:
@@ -183,8 +192,13 @@ def _selection(
     )
     grouping = [group_column] if group_column is not None else []
     needed = [_ID, *grouping, *inputs]
-    ranked = with_proba(base.select(*dict.fromkeys(needed))).select(_ID, *grouping, proba_column)
-    ranked = _with_scores(ranked, proba_column, n_classes=n_classes, strategy=strategy)
+    ranked = _with_scores(
+        base.select(*dict.fromkeys(needed)),
+        [_ID, *grouping],
+        proba_of,
+        n_classes=n_classes,
+        strategy=strategy,
+    )
     ranked = ranked.withColumn(POSITION, position)
     ranked = ranked.withColumn(_CONTROL, F.col(POSITION).isin([int(c) for c in control]))
     candidates = _fetch(_candidates(ranked, group_column, n_control=len(control), n_uncertain=n_uncertain))
@@ -238,21 +252,26 @@ def _label_type(classes: Sequence[Any]) -> Any:
     return T.StringType()
 
 
-def _with_scores(frame: Any, proba_column: str, *, n_classes: int, strategy: str) -> Any:
-    """``frame`` with :data:`SCORE`, the uncertainty under ``strategy`` (NaN for ``random``), from the
-    probabilities checked as the pandas path checks them, computed in pandas batches on the executors."""
-    schema = T.StructType([*frame.schema.fields, T.StructField(SCORE, T.DoubleType(), True)])
+def _with_scores(
+    frame: Any,
+    keep: Sequence[str],
+    proba_of: Callable[[pd.DataFrame], np.ndarray],
+    *,
+    n_classes: int,
+    strategy: str,
+) -> Any:
+    """``frame``'s ``keep`` columns and :data:`SCORE`, the uncertainty under ``strategy`` (NaN for
+    ``random``), from each batch's probabilities (``proba_of``) checked as the pandas path checks them,
+    computed in pandas batches on the executors."""
+    schema = T.StructType([*(frame.schema[c] for c in keep), T.StructField(SCORE, T.DoubleType(), True)])
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             if batch.empty:
                 continue
-            values = batch[proba_column]
-            if values.isna().any():
-                raise InputError("y_prob contains NaN or infinite values")
-            proba = check_probabilities(np.stack(values.to_numpy()), "y_prob", n_classes=n_classes)
-            batch[SCORE] = np.nan if strategy == "random" else uncertainty_scores(proba, strategy=strategy)
-            yield batch
+            proba = check_probabilities(proba_of(batch), "y_prob", n_classes=n_classes)
+            scores = np.nan if strategy == "random" else uncertainty_scores(proba, strategy=strategy)
+            yield batch[list(keep)].assign(**{SCORE: scores})
 
     return frame.mapInPandas(score, schema)
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import ModelError
 
-__all__ = ["PRED", "PROBA", "scored"]
+__all__ = ["PRED", "PROBA", "predictions", "scored"]
 
 # The columns scoring adds: the predicted label (typed like the target) and, for a model with
 # class probabilities, their array in the classifier's class order.
@@ -51,15 +51,27 @@ def scored(
         for batch in batches:
             if batch.empty:
                 continue
-            X = batch[columns]
-            if predict_proba is not None:
-                proba = np.asarray(predict_proba(X), dtype=float)
-                if proba.ndim != 2 or proba.shape[0] != len(batch):
-                    raise ModelError(f"predict_proba returned shape {proba.shape} for {len(batch)} rows")
-                batch[PRED] = class_array[proba.argmax(axis=1)]
+            batch[PRED], proba = predictions(batch, columns, predict, predict_proba, class_array)
+            if proba is not None:
                 batch[PROBA] = list(proba)
-            else:
-                batch[PRED] = np.asarray(predict(X))
             yield batch
 
     return frame.mapInPandas(score, schema)
+
+
+def predictions(
+    batch: pd.DataFrame,
+    columns: Sequence[str],
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    predict_proba: Callable[[pd.DataFrame], np.ndarray] | None,
+    class_array: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One pandas batch's predicted labels and class probabilities (``None`` without ``predict_proba``),
+    on an executor; with probabilities the label is the most probable of ``class_array``."""
+    X = batch[list(columns)]
+    if predict_proba is None:
+        return np.asarray(predict(X)), None
+    proba = np.asarray(predict_proba(X), dtype=float)
+    if proba.ndim != 2 or proba.shape[0] != len(batch):
+        raise ModelError(f"predict_proba returned shape {proba.shape} for {len(batch)} rows")
+    return class_array[proba.argmax(axis=1)], proba
