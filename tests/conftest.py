@@ -55,9 +55,26 @@ def _fresh_reuse_store():
     _reuse.clear()
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, its schema created by MLflow's own migrations once for the session.
+
+    Migrating a new store costs about a second of CPU, and a hundred tests each want a fresh one: they get
+    a copy of this file, the database MLflow itself leaves after creating a store (its ``Default``
+    experiment's artifacts under this folder; the tests log to an experiment of their own).
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("empty-mlflow-store")
+    store = SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri())
+    store.engine.dispose()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def tracking_uri(tmp_path, monkeypatch):
+def tracking_uri(tmp_path, monkeypatch, empty_mlflow_db):
     """A fresh SQLite tracking + registry store with artifacts under tmp_path, made current."""
+    shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)

@@ -192,6 +192,10 @@ def free_port() -> int:
 
 
 SERVER_SECRET = "test-secret"  # MLFLOW_FLASK_SERVER_SECRET_KEY of the servers tests start
+# MLflow's server also starts a job runner and seven huey consumers for its GenAI jobs (scorers, prompt
+# optimisation), which the HITL plugin never uses: each imports mlflow (about 15 s of CPU in all at start-up)
+# and the server then needs about 30 s to stop them. The tests' servers run without them.
+WITHOUT_MLFLOW_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def basic_auth_env(
@@ -380,6 +384,7 @@ def shared_server(
     env = {
         **os.environ,
         **basic_auth_env(folder, store_uri, admin=admin[0], password=admin[1], auth_cache_ttl=600),
+        **WITHOUT_MLFLOW_JOBS,
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     with mlflow_hitl_server(

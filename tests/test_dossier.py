@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import mlflow_hitl
 from conftest import LENIENT_POLICY
-from hitl_support import log_run_with_evidence, validate_arrests
+from hitl_support import log_run_with_evidence, log_sklearn_model, validate_arrests
 from mlflow_hitl.cli import cli
 from mlflow_hitl.errors import InputError, NotFoundError
 from mlflow_hitl.review import ReviewStore
@@ -71,8 +71,7 @@ def case(tmp_path_factory, arrests_model, arrests_split):
 
         with mlflow.start_run() as retrain:
             verified = mlflow_hitl.verified_labels(queue, store=store)
-            features = list(arrests_model.feature_names_in_)
-            mlflow.sklearn.log_model(arrests_model, name="model", input_example=real[features].head(2))
+            log_sklearn_model(arrests_model, real)
             validate_arrests(arrests_model, synthetic, real)
         mlflow.register_model(f"runs:/{retrain.info.run_id}/model", MODEL)
         assert len(verified) == 8

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import requests
 
-from hitl_support import basic_auth_env, mlflow_hitl_server
+from hitl_support import WITHOUT_MLFLOW_JOBS, basic_auth_env, mlflow_hitl_server
 from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, server_decision
 from mlflow_hitl.adapter.review import store_for
 from mlflow_hitl.errors import HitlError, InputError, NotFoundError, PermissionDeniedError
@@ -97,6 +97,7 @@ def server(request, tmp_path_factory):
     env = {
         **os.environ,
         **basic_auth_env(folder, store_uri, admin=ADMIN, password=PASSWORDS[ADMIN], auth_cache_ttl=600),
+        **WITHOUT_MLFLOW_JOBS,
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     with mlflow_hitl_server(

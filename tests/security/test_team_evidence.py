@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import requests
 
-from hitl_support import LENIENT_POLICY, log_run_with_evidence
+from hitl_support import LENIENT_POLICY, log_run_with_evidence, log_sklearn_model
 from mlflow_hitl._hashing import sha256_hex
 from mlflow_hitl.adapter.registration import model_digest_at, model_location
 from mlflow_hitl.errors import InputError, PermissionDeniedError
@@ -183,9 +183,9 @@ def test_only_who_may_edit_the_run_registers_and_never_with_its_own_digests(api,
 def test_the_server_reads_only_models_of_the_run_itself(tracking_uri, arrests_model, model_uri, problem):
     """What ``evidence/register`` hashes for a client-named model: never a path on the server's disk."""
     with mlflow.start_run() as other:
-        other_model = mlflow.sklearn.log_model(arrests_model, name="model").model_id
+        other_model = log_sklearn_model(arrests_model).model_id
     with mlflow.start_run() as run:
-        model_id = mlflow.sklearn.log_model(arrests_model, name="model").model_id
+        model_id = log_sklearn_model(arrests_model).model_id
     client, name = mlflow.MlflowClient(), "fraud"
     client.create_registered_model(name)
     for source in (model_id, other_model):
