@@ -29,41 +29,10 @@ def check_published_snapshot(store: ReviewStore, queue_name: str, claim: Mapping
     ``n_items``, ``labels_sha256``, ``manifest_sha256``) that the server's own store and the run's files do
     not bear out (:class:`~mlflow_hitl.errors.PermissionDeniedError` naming the first mismatch;
     ``InputError`` when the run or its files are missing)."""
-    import mlflow
-
-    from .evidence import RunArtifacts
-
     snapshot_id, run_id = claim["snapshot_id"], claim["run_id"]
     if run_id is None:
         raise InputError("a snapshot is published into a run: give run_id")
-    run = mlflow.MlflowClient().get_run(run_id)
-    artifacts = RunArtifacts(run)
-    try:
-        root = artifacts.folder()
-        folder = None if root is None else root / "labels" / snapshot_id
-        if folder is None or not (folder / "manifest.json").is_file():
-            raise InputError(
-                f"run {run_id} has no hitl/labels/{snapshot_id}/manifest.json: log the files first"
-            )
-        if sha256_file(folder / "manifest.json") != claim["manifest_sha256"]:
-            raise PermissionDeniedError(
-                f"manifest_sha256 is not the sha256 of hitl/labels/{snapshot_id}/manifest.json"
-            )
-        manifest = json.loads((folder / "manifest.json").read_bytes())
-        files = {}
-        for name in SNAPSHOT_FILES:
-            path = folder / name
-            if (
-                not isinstance(manifest, Mapping)
-                or not path.is_file()
-                or sha256_file(path) != manifest.get(name)
-            ):
-                raise PermissionDeniedError(
-                    f"hitl/labels/{snapshot_id}/{name} does not match the snapshot's manifest"
-                )
-            files[name] = path.read_bytes()
-    finally:
-        artifacts.close()
+    files = _snapshot_files(run_id, snapshot_id, claim["manifest_sha256"])
     meta = json.loads(files["snapshot.json"])
     labels = store.queue_labels(queue_name)
     try:
@@ -95,3 +64,40 @@ def check_published_snapshot(store: ReviewStore, queue_name: str, claim: Mapping
                 f"the snapshot of queue {queue_name!r} does not match the server's own labels ({what} differs): "
                 "publish it again from the current labels"
             )
+
+
+def _snapshot_files(run_id: str, snapshot_id: str, manifest_sha256: str) -> dict[str, bytes]:
+    """The snapshot's files as the run holds them, each checked against its manifest, and the manifest
+    against the claimed digest (:class:`~mlflow_hitl.errors.PermissionDeniedError` at the first mismatch)."""
+    import mlflow
+
+    from .evidence import RunArtifacts
+
+    artifacts = RunArtifacts(mlflow.MlflowClient().get_run(run_id))
+    try:
+        root = artifacts.folder()
+        folder = None if root is None else root / "labels" / snapshot_id
+        if folder is None or not (folder / "manifest.json").is_file():
+            raise InputError(
+                f"run {run_id} has no hitl/labels/{snapshot_id}/manifest.json: log the files first"
+            )
+        if sha256_file(folder / "manifest.json") != manifest_sha256:
+            raise PermissionDeniedError(
+                f"manifest_sha256 is not the sha256 of hitl/labels/{snapshot_id}/manifest.json"
+            )
+        manifest = json.loads((folder / "manifest.json").read_bytes())
+        files = {}
+        for name in SNAPSHOT_FILES:
+            path = folder / name
+            if (
+                not isinstance(manifest, Mapping)
+                or not path.is_file()
+                or sha256_file(path) != manifest.get(name)
+            ):
+                raise PermissionDeniedError(
+                    f"hitl/labels/{snapshot_id}/{name} does not match the snapshot's manifest"
+                )
+            files[name] = path.read_bytes()
+    finally:
+        artifacts.close()
+    return files

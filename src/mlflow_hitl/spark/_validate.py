@@ -499,23 +499,9 @@ def validate_spark(
         audited = [inputs[role].frame for role in ("real", "synthetic") if role in inputs]
         refuse_many_groups(audited, sensitive, settings.fairness.max_groups)
 
-    from pyspark import StorageLevel
-
-    real_checked = inputs["real"]
-    with_predictions = scored(
-        real_checked.frame,
-        features=feature_cols,
-        label_type=real_checked.frame.schema[target].dataType,
-        predict=model.predict,
-        predict_proba=model.predict_proba,
-        classes=model.classes,
-    )
-    kept = [column(target), *[column(c) for c in sensitive], column(PRED)]
-    if model.predict_proba is not None:
-        kept.append(column(PROBA))
-    scored_rows = with_predictions.select(*kept).persist(StorageLevel.MEMORY_AND_DISK)
+    scored_rows = _scored_rows(model, inputs["real"], feature_cols, target, sensitive)
     try:
-        classes = _classes(model, scored_rows, target, real_checked.rows)
+        classes = _classes(model, scored_rows, target, inputs["real"].rows)
         data = SparkInputs(
             model=model,
             inputs=inputs,
@@ -530,20 +516,9 @@ def validate_spark(
         outline = _outline(data, model)
         if strict_checks and checks is not None:
             refuse_unrunnable(selected, outline)
-        results: dict[str, CheckResult] = {}
-        skipped: dict[str, str] = {}
-        for done, name in enumerate(selected):
-            if progress is not None:
-                progress(done, len(selected))
-            reason = CHECKS[name].missing(outline)
-            if reason:
-                skipped[name] = reason
-                continue
-            results[name] = RUNNERS[name](data, name, getattr(settings, name))
+        results, skipped = _run_checks(selected, data, outline, settings, progress)
     finally:
         scored_rows.unpersist()
-    if progress is not None:
-        progress(len(selected), len(selected))
     details = {
         "model": model.description,
         "features": feature_cols,
@@ -557,3 +532,47 @@ def validate_spark(
         "engine": {"name": "spark", "sample_rows": sample_rows, "sample_seed": SAMPLE_SEED},
     }
     return ValidationResult(checks=results, skipped=skipped, details=details, scored=None)
+
+
+def _scored_rows(
+    model: Classifier, real: Checked, features: list[str], target: str, sensitive: list[str]
+) -> Any:
+    """The real rows' target, groups and the model's answers, scored on the executors once and kept
+    (memory, then disk) for every check to read; the caller unpersists them."""
+    from pyspark import StorageLevel
+
+    with_predictions = scored(
+        real.frame,
+        features=features,
+        label_type=real.frame.schema[target].dataType,
+        predict=model.predict,
+        predict_proba=model.predict_proba,
+        classes=model.classes,
+    )
+    kept = [column(target), *[column(c) for c in sensitive], column(PRED)]
+    if model.predict_proba is not None:
+        kept.append(column(PROBA))
+    return with_predictions.select(*kept).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _run_checks(
+    selected: Sequence[str],
+    data: SparkInputs,
+    outline: ValidationInputs,
+    settings: ValidationConfig,
+    progress: Progress | None,
+) -> tuple[dict[str, CheckResult], dict[str, str]]:
+    """Each selected check its inputs allow, as :data:`RUNNERS` runs it; the others with the reason."""
+    results: dict[str, CheckResult] = {}
+    skipped: dict[str, str] = {}
+    for done, name in enumerate(selected):
+        if progress is not None:
+            progress(done, len(selected))
+        reason = CHECKS[name].missing(outline)
+        if reason:
+            skipped[name] = reason
+            continue
+        results[name] = RUNNERS[name](data, name, getattr(settings, name))
+    if progress is not None:
+        progress(len(selected), len(selected))
+    return results, skipped
