@@ -105,8 +105,10 @@ def validate(
     given next to one is checked as usual, then made a Spark DataFrame with its session. The model
     is scored on the executors and nothing proportional to the rows reaches the driver. Fairness is
     computed exactly from per-cell counts and calibration from binned sums over every row (adaptive
-    ECE from ``percentile_approx`` quantiles, within a stated bound); drift, adversarial and the
-    generator check read a seeded sample of at most ``spark_sample_rows`` rows of each input. Each
+    ECE from ``percentile_approx`` quantiles, within a stated bound); drift over every row (exact
+    counts and categorical tests, numeric distances from quantile sketches within a stated bound);
+    the generator check's exact copies over every row (row hashes); adversarial and the rest of the
+    generator check on a seeded sample of at most ``spark_sample_rows`` rows of each input. Each
     check's ``details["computed"]`` says per metric how it was computed (``exact``; ``sketch`` with
     its ``bound``; ``sample`` with its ``rows``), and ``details["near_threshold"]`` lists metrics
     whose bound reaches across a threshold. Bad input is refused with the pandas path's errors.
