@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import requests
 
-from hitl_support import LENIENT_POLICY, log_run_with_evidence, log_sklearn_model
+from hitl_support import LENIENT_POLICY, log_run_with_evidence, log_sklearn_model, mlflow_state_restored
 from mlflow_hitl._hashing import sha256_hex
 from mlflow_hitl.adapter.registration import model_digest_at, model_location
 from mlflow_hitl.errors import InputError, PermissionDeniedError
@@ -51,8 +51,7 @@ def _client_of(monkeypatch, api, user, password):
 def logged(api, arrests_model, arrests_split, tmp_path_factory):
     """eve's run, evidence logged through the server by validate, and a model version made from it."""
     synthetic, real, _ = arrests_split
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    with mlflow_state_restored(), pytest.MonkeyPatch.context() as monkeypatch:
         _client_of(monkeypatch, api, "eve", None)
         mlflow.set_experiment(api.fresh_name("team-evidence"))
         with warnings.catch_warnings(record=True) as caught:
@@ -60,8 +59,6 @@ def logged(api, arrests_model, arrests_split, tmp_path_factory):
             run_id = log_run_with_evidence(arrests_model, synthetic, real, input_example=False)
         name = api.fresh_name("fraud")
         mlflow.register_model(f"runs:/{run_id}/model", name)
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
     api.set_policy(name, LENIENT_POLICY)
     return {"run_id": run_id, "model": name, "warnings": [str(w.message) for w in caught]}
 
