@@ -105,8 +105,7 @@ def use_server_home(store_url: str, environ: MutableMapping[str, str] | None = N
         return
     folder = store_folder(default_server_home(env), store_url)
     try:
-        if not keyed:
-            key_file = ensure_key_file(folder / KEY_FILE_NAME)
+        key_file = None if keyed else ensure_key_file(folder / KEY_FILE_NAME)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         lost = [] if keyed else [NO_KEY]
@@ -121,7 +120,7 @@ def use_server_home(store_url: str, environ: MutableMapping[str, str] | None = N
         )
         return
     said = []
-    if not keyed:
+    if key_file is not None:
         env[KEY_FILE_ENV] = str(key_file)
         said.append(
             f"the audit key is {key_file}: back it up (without it the events it signed cannot be verified; "
