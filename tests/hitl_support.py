@@ -318,6 +318,14 @@ def server_key_env(folder: Path, store_uri: str) -> dict[str, str]:
     return {KEY_FILE_ENV: str(state / KEY_FILE_NAME), ANCHOR_PATH_ENV: str(state / ANCHORS_FILE_NAME)}
 
 
+def server_store(folder: Path, store_uri: str) -> Any:
+    """That server's review store opened with its key and anchor log, as an operator holding them would."""
+    from mlflow_hitl.review import AuditKeyring, FileAnchorLog, ReviewStore
+
+    env = server_key_env(folder, store_uri)
+    return ReviewStore(store_uri, keyring=AuditKeyring.from_env(env), anchor_log=FileAnchorLog.from_env(env))
+
+
 @contextlib.contextmanager
 def postgres_database(server: Mapping[str, Any]) -> Iterator[str]:
     """A fresh, empty database on a running PostgreSQL ``server`` ({host, port}); yields its URL, drops it after."""
@@ -373,13 +381,8 @@ class SharedServer:
         return server_key_env(self.folder, self.store_uri)
 
     def store(self) -> Any:
-        """The server's review store opened with its key and anchor log, as an operator holding them would."""
-        from mlflow_hitl.review import AuditKeyring, FileAnchorLog, ReviewStore
-
-        env = self.key_env
-        return ReviewStore(
-            self.store_uri, keyring=AuditKeyring.from_env(env), anchor_log=FileAnchorLog.from_env(env)
-        )
+        """The server's review store opened with its key and anchor log (:func:`server_store`)."""
+        return server_store(self.folder, self.store_uri)
 
     def roles(self, wanted: Mapping[str, Sequence[str]]) -> None:
         """Make sure each user holds these review-store roles, granted by ``root`` (the store's first admin)."""
