@@ -70,6 +70,7 @@ from hitl_support import (  # noqa: E402
     log_run_with_evidence,
     make_arrests_model,
     mlflow_hitl_server,
+    server_home,
     split_arrests,
 )
 
@@ -390,6 +391,8 @@ def server_app_in_process(
     from mlflow_hitl.adapter import gate, guard
 
     os.environ.update(server_env(tmp / "inprocess", store.url, ttl))
+    # The key and anchors of the server of part 2, which signed the chain's newest events.
+    os.environ["MLFLOW_HITL_SERVER_HOME"] = str(server_home(tmp))
     os.environ[BACKEND_STORE_URI_ENV_VAR] = backend
     os.environ[ARTIFACTS_DESTINATION_ENV_VAR] = str(tmp / "server-artifacts")
 

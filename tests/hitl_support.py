@@ -286,7 +286,8 @@ def mlflow_hitl_server(
                 "--workers",
                 "1",
             ],
-            env=dict(env),
+            # The server's own key and anchors (docs/security.md) in the test's folder, never the real home.
+            env={**env, "MLFLOW_HITL_SERVER_HOME": str(server_home(log_path.parent))},
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
@@ -300,6 +301,29 @@ def mlflow_hitl_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def server_home(folder: Path) -> Path:
+    """Where a server started by :func:`mlflow_hitl_server` with its log in ``folder`` keeps its key and anchors."""
+    return folder / "server-home"
+
+
+def server_key_env(folder: Path, store_uri: str) -> dict[str, str]:
+    """The settings of a process given that server's audit key and anchor log (an auditor, a test that
+    writes to or decides on its review store directly): without them its events would break the chain."""
+    from mlflow_hitl.adapter.server_home import ANCHORS_FILE_NAME, KEY_FILE_NAME, store_folder
+    from mlflow_hitl.review import ANCHOR_PATH_ENV, KEY_FILE_ENV
+
+    state = store_folder(server_home(folder), store_uri)
+    return {KEY_FILE_ENV: str(state / KEY_FILE_NAME), ANCHOR_PATH_ENV: str(state / ANCHORS_FILE_NAME)}
+
+
+def server_store(folder: Path, store_uri: str) -> Any:
+    """That server's review store opened with its key and anchor log, as an operator holding them would."""
+    from mlflow_hitl.review import AuditKeyring, FileAnchorLog, ReviewStore
+
+    env = server_key_env(folder, store_uri)
+    return ReviewStore(store_uri, keyring=AuditKeyring.from_env(env), anchor_log=FileAnchorLog.from_env(env))
 
 
 @contextlib.contextmanager
@@ -351,11 +375,18 @@ class SharedServer:
         create_users(self.url, missing, admin=self.admin)
         self._passwords.update(missing)
 
+    @property
+    def key_env(self) -> dict[str, str]:
+        """The settings that give a process this server's audit key and anchor log (:func:`server_key_env`)."""
+        return server_key_env(self.folder, self.store_uri)
+
+    def store(self) -> Any:
+        """The server's review store opened with its key and anchor log (:func:`server_store`)."""
+        return server_store(self.folder, self.store_uri)
+
     def roles(self, wanted: Mapping[str, Sequence[str]]) -> None:
         """Make sure each user holds these review-store roles, granted by ``root`` (the store's first admin)."""
-        from mlflow_hitl.review import ReviewStore
-
-        store = ReviewStore(self.store_uri)
+        store = self.store()
         try:
             for user, roles in {"root": ["admin"], **wanted}.items():
                 held = set(store.roles(user)["role"])

@@ -39,11 +39,13 @@ def server(request, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
     monkeypatch.setenv("MLFLOW_HITL_STORE_URI", shared.store_uri)
+    for name, value in shared.key_env.items():  # decisions made here verify the server's signed events
+        monkeypatch.setenv(name, value)
     mlflow.set_tracking_uri(shared.url)
     mlflow.set_registry_uri(shared.url)
     yield {
         "url": shared.url,
-        "store": ReviewStore(shared.store_uri),
+        "store": shared.store(),
         "model": unique_name("fraud"),
         "shared": shared,
     }
@@ -172,9 +174,12 @@ def test_every_route_around_the_gate_is_refused_until_it_passes(server, version)
         assert _post(server, route, body).status_code == 403  # hitl.* tags stay the server's own
 
 
-def test_a_server_without_an_audit_key_says_what_it_cannot_promise(hitl_server_sqlite):
+def test_a_server_without_an_audit_key_keys_its_chain_and_says_where_the_key_is(hitl_server_sqlite):
     log = (hitl_server_sqlite.folder / "server.log").read_text()
-    assert "mlflow-hitl: no audit key (MLFLOW_HITL_AUDIT_KEY" in log
+    key_file = hitl_server_sqlite.key_env["MLFLOW_HITL_AUDIT_KEY_FILE"]
+    assert f"the audit key is {key_file}: back it up" in log
+    assert "choose your own with MLFLOW_HITL_AUDIT_KEY or MLFLOW_HITL_AUDIT_KEY_FILE" in log
+    assert "no audit key" not in log
 
 
 def test_a_fresh_server_walks_its_audit_chain_at_start_for_the_requests_to_share(tmp_path):

@@ -125,4 +125,4 @@ def api(backend_kind, request):
     server = request.getfixturevalue(f"hitl_server_{backend_kind}")
     server.users(PASSWORDS)
     server.roles({"rita": ["release-manager"]})
-    return Api(server.url, ReviewStore(server.store_uri))
+    return Api(server.url, server.store())

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import requests
 
-from hitl_support import WITHOUT_MLFLOW_JOBS, basic_auth_env, mlflow_hitl_server
+from hitl_support import WITHOUT_MLFLOW_JOBS, basic_auth_env, mlflow_hitl_server, server_store
 from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, server_decision
 from mlflow_hitl.adapter.review import store_for
 from mlflow_hitl.errors import HitlError, InputError, NotFoundError, PermissionDeniedError
@@ -115,7 +115,7 @@ def server(request, tmp_path_factory):
                     timeout=60,
                 )
                 assert created.status_code == 200, created.text
-        yield {"url": url, "sql": ReviewStore(store_uri)}
+        yield {"url": url, "sql": server_store(folder, store_uri)}  # with the server's key and anchors
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,12 @@ def server(request):
     shared = request.getfixturevalue(f"hitl_server_{request.param}")
     shared.users(USERS)
     shared.roles({"dana": ["fairness-reviewer"]})
-    return {"url": shared.url, "store_uri": shared.store_uri, "model": unique_name("fraud")}
+    return {
+        "url": shared.url,
+        "store_uri": shared.store_uri,
+        "key_env": shared.key_env,
+        "model": unique_name("fraud"),
+    }
 
 
 def _as(monkeypatch, server, user):
@@ -44,6 +49,8 @@ def _as(monkeypatch, server, user):
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USERS[user])
     monkeypatch.setenv("MLFLOW_HITL_USER", user)  # the review store's actor, as the server will record it
     monkeypatch.setenv("MLFLOW_HITL_STORE_URI", server["store_uri"])
+    for name, value in server["key_env"].items():  # what this process writes there, it signs as the server
+        monkeypatch.setenv(name, value)
     mlflow.set_tracking_uri(server["url"])
     mlflow.set_registry_uri(server["url"])
 

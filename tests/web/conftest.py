@@ -42,9 +42,10 @@ IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 class Site:
     """The server, its review store, and browser pages signed in as one of the users."""
 
-    def __init__(self, url: str, store_uri: str, browser) -> None:
-        self.url, self.store_uri, self.browser = url, store_uri, browser
-        self.store = ReviewStore(store_uri)
+    def __init__(self, server, browser) -> None:
+        self.url, self.store_uri, self.browser = server.url, server.store_uri, browser
+        self.store = server.store()  # with the server's key: its events must not break the server's chain
+        self.key_env = server.key_env
         self._contexts = []
 
     def page(self, user: str):
@@ -74,7 +75,7 @@ def site(browser, hitl_server_sqlite):
     """The session's shared SQLite server (see tests/conftest.py), with the web tests' users and roles."""
     hitl_server_sqlite.users(PASSWORDS)
     hitl_server_sqlite.roles({user: [role] for user, role in ROLES.items()})
-    served = Site(hitl_server_sqlite.url, hitl_server_sqlite.store_uri, browser)
+    served = Site(hitl_server_sqlite, browser)
     served.admin = hitl_server_sqlite.admin
     yield served
     served.close()
@@ -122,6 +123,8 @@ def as_engineer(site):
         patch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS["eng"])
         patch.setenv("MLFLOW_HITL_USER", "eng")
         patch.setenv("MLFLOW_HITL_STORE_URI", site.store_uri)
+        for name, value in site.key_env.items():
+            patch.setenv(name, value)
         patch.setenv("MLFLOW_TRACKING_URI", site.url)
         with mlflow_state_restored():
             mlflow.set_tracking_uri(site.url)

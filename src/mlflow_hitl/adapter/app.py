@@ -169,6 +169,7 @@ def create_app() -> Any:
     from .pages import register_pages
 
     _use_server_stores()
+    _key_and_anchors()
     bootstrap_admin_user()  # MLflow's server does this only for --app-name basic-auth
     served = with_basic_auth(flask_app)
     # Registered after basic-auth's own check, so every request is authenticated first.
@@ -176,20 +177,16 @@ def create_app() -> Any:
     flask_app.after_request(_after)
     register_api(flask_app)
     register_pages(flask_app)
-    _warn_without_audit_key()
     start_walk.start(_review_store)  # the first gate decision then need not walk the whole chain
     return served
 
 
-def _warn_without_audit_key() -> None:
-    """Say at start-up what a server without the audit key cannot promise (docs/security.md)."""
-    import logging
-
+def _key_and_anchors() -> None:
+    """Key and anchor the audit chain: the operator's key and anchor log, else the server's own
+    (:mod:`.server_home`), before any store is opened; start-up says which, and where (docs/security.md)."""
     from ..review import AuditKeyring
+    from .review import default_store_uri
+    from .server_home import use_server_home
 
-    if AuditKeyring.from_env() is None:
-        logging.getLogger(__name__).warning(
-            "mlflow-hitl: no audit key (MLFLOW_HITL_AUDIT_KEY or MLFLOW_HITL_AUDIT_KEY_FILE): the audit chain "
-            "detects naive edits only, and labels withheld on blind queues could be guessed from the hashes "
-            "of neighbouring events; see docs/security.md"
-        )
+    use_server_home(default_store_uri())
+    AuditKeyring.from_env()  # a key that cannot be read fails the start, not every request

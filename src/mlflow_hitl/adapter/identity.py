@@ -62,11 +62,12 @@ def record_version_created(
     )
 
 
-def intact(event: Mapping[str, Any]) -> bool:
+def intact(event: Mapping[str, Any], store: Any = None) -> bool:
     """Whether a stored event still hashes to its stored hash: checked on every event a decision rests
     on, whatever part of the chain the (incremental) verification walked. A signed event needs the
-    server's key (this process's ``MLFLOW_HITL_AUDIT_KEY``): without it, it fails closed."""
-    return event_intact(event, AuditKeyring.from_env())
+    server's key: the keyring of ``store`` (a store opened with it), else this process's
+    (``MLFLOW_HITL_AUDIT_KEY``); without it, it fails closed."""
+    return event_intact(event, getattr(store, "keyring", None) or AuditKeyring.from_env())
 
 
 def creation_record(
@@ -85,7 +86,7 @@ def creation_record(
         return None
     if events is None:
         events = store.audit_events(subject=subject, action=action).to_dict(orient="records")
-    own = [e for e in events if e["subject"] == subject and e["action"] == action and intact(e)]
+    own = [e for e in events if e["subject"] == subject and e["action"] == action and intact(e, store)]
     if not own:
         return None
     latest = own[-1]

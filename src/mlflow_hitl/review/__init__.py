@@ -20,7 +20,7 @@
 """
 
 from ._agreement import AgreementResult, agreement
-from ._anchors import AnchorLog, FileAnchorLog
+from ._anchors import ANCHOR_PATH_ENV, AnchorLog, FileAnchorLog
 from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
 from ._feeding import DROP_CAUSES, FeederSettings, QueueFeeder
@@ -47,7 +47,7 @@ from ._interchange import (
     read_label_studio_export,
 )
 from ._interface import AuditStore, GovernanceStore, QueueStore, ReviewStoreProtocol
-from ._keyring import AuditKeyring
+from ._keyring import KEY_ENV, KEY_FILE_ENV, AuditKeyring
 from ._queueing import queue_for_review, queue_from_validation, queue_selection
 from ._routing import ROUTING_STRATEGIES, Budget, Router, RoutingRule
 from ._sampling import STRATEGIES, control_rows, select_among, select_for_review, uncertainty_scores
@@ -72,9 +72,12 @@ from ._verified import (
 )
 
 __all__ = [
+    "ANCHOR_PATH_ENV",
     "AUDIT_CLASSES",
     "AUDIT_TAGS",
     "GENERATOR_AUDIT",
+    "KEY_ENV",
+    "KEY_FILE_ENV",
     "NOT_REALISTIC",
     "REALISTIC",
     "AuditSample",
