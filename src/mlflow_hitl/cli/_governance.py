@@ -200,7 +200,8 @@ def _protection(result: ChainVerification) -> str:
     if result.n_events and result.unkeyed_events == result.n_events:
         return (
             "not signed with an audit key: this detects naive edits only, not a rewritten chain "
-            "(give the server MLFLOW_HITL_AUDIT_KEY and MLFLOW_HITL_ANCHOR_PATH; see docs/security.md)"
+            "(a team server, mlflow server --app-name hitl, keys and anchors its chain by default; "
+            "here, set MLFLOW_HITL_AUDIT_KEY and MLFLOW_HITL_ANCHOR_PATH; see docs/security.md)"
         )
     keys = ", ".join(result.key_ids) or "none"
     unsigned = f"; {result.unkeyed_events} older event(s) unsigned" if result.unkeyed_events else ""
