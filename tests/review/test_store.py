@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -503,6 +504,25 @@ def _label_until_done(url: str, user: str) -> int:
         done += 1
     store.close()
     return done
+
+
+def _open_and_count_queues(store_url: str, start: Any) -> int:
+    start.wait()  # all at once, as a server's workers start
+    store = ReviewStore(store_url)
+    try:
+        return len(store.queues())
+    finally:
+        store.close()
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(store_url):
+    """A server's workers and a CLI beside them may open an empty database together: none may fail."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(8) as pool:
+        start = manager.Barrier(8)
+        assert pool.starmap(_open_and_count_queues, [(store_url, start)] * 8) == [0] * 8
+    store = ReviewStore(store_url)
+    assert store.verify_audit().ok
 
 
 def test_eight_reviewer_processes_lose_and_duplicate_nothing(store_url):

@@ -131,6 +131,10 @@ def _migrations_config() -> Any:
 HEAD_REVISION = "0007"
 
 
+# The advisory-lock key PostgreSQL stores take while they migrate ("hitl" in ASCII).
+_MIGRATION_LOCK = 0x6869746C
+
+
 def _upgrade(engine: Engine) -> None:
     """Create or upgrade the schema, taking the write lock only when the database is behind.
 
@@ -147,6 +151,11 @@ def _upgrade(engine: Engine) -> None:
 
     config = _migrations_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes opening a new database at once (a server's workers, a CLI beside the server)
+            # would each create the version table; one migrates while the others wait here, then
+            # find the schema at the head (SQLite's BEGIN IMMEDIATE serialises them already).
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = conn
         try:
             command.upgrade(config, "head")
