@@ -145,3 +145,15 @@ def test_a_keyring_never_shows_its_secrets():
     assert (
         AuditKeyring.parse("s" * 32).current_id == AuditKeyring.parse("s" * 32).current_id
     )  # id from the key
+
+
+def test_a_key_file_may_carry_comments_with_commas():
+    """A hand-written key file: comment lines are skipped whole, so a comma in one never makes a "key"."""
+    text = (
+        "# made 2026-11-30, by ops, keep it safe\nk2:"
+        + "t" * 32
+        + "\n  # old key, still verifies\nk1:"
+        + "s" * 32
+    )
+    keyring = AuditKeyring.parse(text)
+    assert keyring.current_id == "k2" and sorted(keyring.keys) == ["k1", "k2"]

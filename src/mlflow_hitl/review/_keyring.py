@@ -51,8 +51,11 @@ class AuditKeyring:
     def parse(cls, text: str, *, source: str = KEY_ENV) -> AuditKeyring:
         """Keys from ``key_id:secret`` entries, one per line or comma-separated; the first signs."""
         keys: dict[str, bytes] = {}
-        for entry in (e.strip() for line in text.splitlines() for e in line.split(",")):
-            if not entry or entry.startswith("#"):
+        lines = (
+            line for line in text.splitlines() if not line.lstrip().startswith("#")
+        )  # a comment may hold commas
+        for entry in (e.strip() for line in lines for e in line.split(",")):
+            if not entry:
                 continue
             key_id, sep, secret = entry.partition(":")
             if not sep:
