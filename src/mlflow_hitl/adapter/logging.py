@@ -198,8 +198,6 @@ def log_validation(
     ``result.details["registered_model_name"]``; a result read back from a run (``log_check``) carries it.
     """
     import mlflow
-    from mlflow.entities import Metric, RunTag
-    from mlflow.utils.time import get_current_time_millis
 
     from .earlier import earlier_evidence, logged_summary, warn_earlier
     from .gate import gate_policies
@@ -213,12 +211,7 @@ def log_validation(
     if registered_model_name:
         details = {**result.details, "registered_model_name": registered_model_name}
         result = dataclasses.replace(result, details=details)
-    now = get_current_time_millis()
-    metrics = [
-        Metric(key, value, now, 0) for key, value in logged_metrics(result, all_metrics=all_metrics).items()
-    ]
-    for start in range(0, len(metrics), _BATCH):
-        client.log_batch(run_id, metrics=metrics[start : start + _BATCH], synchronous=True)
+    _log_metrics(client, run_id, logged_metrics(result, all_metrics=all_metrics))
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / ARTIFACT_ROOT
@@ -245,6 +238,27 @@ def log_validation(
             run_id, root / "summary.json", model=model, fingerprints=result.details.get("fingerprints")
         )
 
+    _log_tags(client, run_id, result, policies)
+    return result
+
+
+def _log_metrics(client: Any, run_id: str, values: Mapping[str, float]) -> None:
+    """The metrics, in batches of MLflow's size limit, all with one timestamp."""
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
+    now = get_current_time_millis()
+    metrics = [Metric(key, value, now, 0) for key, value in values.items()]
+    for start in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _BATCH], synchronous=True)
+
+
+def _log_tags(
+    client: Any, run_id: str, result: ValidationResult, policies: Mapping[str, Policy] | None
+) -> None:
+    """The runs table's status tags and the run's description (the user's own note kept above ours)."""
+    from mlflow.entities import RunTag
+
     note = client.get_run(run_id).data.tags.get(_NOTE)
     client.log_batch(
         run_id,
@@ -255,7 +269,6 @@ def log_validation(
         ],
         synchronous=True,
     )
-    return result
 
 
 def _logged_check(root: Path, name: str) -> CheckResult:
