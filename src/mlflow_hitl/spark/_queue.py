@@ -20,6 +20,7 @@ independent of how the frame was partitioned, and stores each item under its id.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -87,29 +88,13 @@ def queue_for_review(
     if key is not None:
         base = base.persist()  # a sort's partitions may differ between jobs; the positions must not
     proba_column = y_prob or PROBA
-    class_array = np.asarray(list(classes), dtype=object)
-
-    def with_proba(frame: Any) -> Any:
-        if y_prob is not None:
-            return frame
-        return scored(
-            frame,
-            features=list(features or ()),
-            label_type=_label_type(classes),
-            predict=predict_proba,
-            predict_proba=predict_proba,
-            classes=classes,
-        )
-
-    def proba_of(batch: pd.DataFrame) -> np.ndarray:
-        """A batch's class probabilities, on an executor: the model's, or the ``y_prob`` column's."""
-        if y_prob is None:
-            return predictions(batch, features or (), predict_proba, predict_proba, class_array)[1]
-        values = batch[y_prob]
-        if values.isna().any():
-            raise InputError("y_prob contains NaN or infinite values")
-        return np.stack(values.to_numpy())
-
+    proba_of = functools.partial(
+        _proba_of,
+        y_prob=y_prob,
+        features=list(features or ()),
+        predict_proba=predict_proba,
+        classes=np.asarray(list(classes), dtype=object),
+    )
     try:
         selection, position = _selection(
             base,
@@ -122,10 +107,9 @@ def queue_for_review(
             random_share=random_share,
             seed=seed,
         )
-        # The chosen rows, whole, and their probabilities again: the model sees only these rows.
-        chosen_rows = base.withColumn(POSITION, position)
-        chosen_rows = chosen_rows.filter(F.col(POSITION).isin([int(r) for r in selection["row"]]))
-        chosen = _fetch(with_proba(chosen_rows)).set_index(POSITION).loc[selection["row"].to_numpy()]
+        chosen = _chosen(
+            base.withColumn(POSITION, position), selection, y_prob, features, predict_proba, classes
+        )
     finally:
         if key is not None:
             base.unpersist()
@@ -144,6 +128,46 @@ def queue_for_review(
         run_id=run_id,
         gold=gold,
     )
+
+
+def _chosen(
+    rows: Any,
+    selection: pd.DataFrame,
+    y_prob: str | None,
+    features: Sequence[str] | None,
+    predict_proba: Callable[[pd.DataFrame], np.ndarray] | None,
+    classes: Sequence[Any],
+) -> pd.DataFrame:
+    """The chosen rows, whole, in the selection's order, with their probabilities again: the model
+    sees only these rows."""
+    chosen_rows = rows.filter(F.col(POSITION).isin([int(r) for r in selection["row"]]))
+    if y_prob is None:
+        chosen_rows = scored(
+            chosen_rows,
+            features=list(features or ()),
+            label_type=_label_type(classes),
+            predict=predict_proba,
+            predict_proba=predict_proba,
+            classes=classes,
+        )
+    return _fetch(chosen_rows).set_index(POSITION).loc[selection["row"].to_numpy()]
+
+
+def _proba_of(
+    batch: pd.DataFrame,
+    *,
+    y_prob: str | None,
+    features: list[str],
+    predict_proba: Callable[[pd.DataFrame], np.ndarray] | None,
+    classes: np.ndarray,
+) -> np.ndarray:
+    """A batch's class probabilities, on an executor: the model's, or the ``y_prob`` column's."""
+    if y_prob is None:
+        return predictions(batch, features, predict_proba, predict_proba, classes)[1]
+    values = batch[y_prob]
+    if values.isna().any():
+        raise InputError("y_prob contains NaN or infinite values")
+    return np.stack(values.to_numpy())
 
 
 def _items(
