@@ -194,8 +194,19 @@ def queue_from_model(
     _check_data(data, key)
     handle = as_classifier(model)
     features = _features_to_score(data, handle, key=key, group_column=group_column, gold_column=gold_column)
-    spark = is_spark_frame(data)
-    if spark:
+    # What both engines' selections take alike.
+    common: dict[str, Any] = {
+        "classes": list(handle.classes or ()),
+        "size": size,
+        "actor": actor,
+        "strategy": strategy,
+        "raters_per_item": raters_per_item,
+        "blind": blind,
+        "random_share": random_share,
+        "run_id": run_id,
+        "seed": seed,
+    }
+    if is_spark_frame(data):
         if edge_cases is not None:
             raise InputError("edge_cases are per-row masks of a pandas frame; a Spark DataFrame takes none")
         from ..spark import queue_for_review as queue_spark_rows
@@ -204,22 +215,13 @@ def queue_from_model(
             store,
             name,
             rows=data,
-            classes=list(handle.classes or ()),
-            size=size,
-            actor=actor,
             predict_proba=handle.predict_proba,
             features=features,
             key=key,
-            strategy=strategy,
-            raters_per_item=raters_per_item,
-            blind=blind,
             group_column=group_column,
-            random_share=random_share,
             gold_column=gold_column,
-            run_id=run_id,
-            seed=seed,
+            **common,
         )
-    proba = handle.predict_proba(data[features])  # type: ignore[misc]
     gold, shown = None, data
     if gold_column is not None:
         known = data[gold_column].dropna()
@@ -229,19 +231,11 @@ def queue_from_model(
         store,
         name,
         rows=shown,
-        y_prob=proba,
-        classes=list(handle.classes or ()),
-        size=size,
-        actor=actor,
-        strategy=strategy,
-        raters_per_item=raters_per_item,
-        blind=blind,
+        y_prob=handle.predict_proba(data[features]),  # type: ignore[misc]
         groups=None if group_column is None else data[group_column].to_numpy(),
         edge_cases=edge_cases,
-        random_share=random_share,
         gold=gold,
-        run_id=run_id,
-        seed=seed,
+        **common,
     )
 
 
