@@ -195,6 +195,16 @@ def _requirements(model_uri: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")] + ["mlflow-hitl"]
 
 
+def _check_routing_options(queue: Any, raters_per_item: Any, feeder: Any) -> None:
+    """Refuse, before the model is read, options the routed model would only fail on when serving."""
+    if not isinstance(queue, str) or not queue.strip() or len(queue) > 200:
+        raise InputError("queue must be a non-empty name of at most 200 characters")
+    if isinstance(raters_per_item, bool) or not isinstance(raters_per_item, int) or raters_per_item < 1:
+        raise InputError(f"raters_per_item must be a whole number ≥ 1, got {raters_per_item!r}")
+    if feeder is not None and not isinstance(feeder, FeederSettings):
+        raise InputError(f"feeder must be a FeederSettings, got {type(feeder).__name__}")
+
+
 def log_routed_model(
     model: Any,
     *,
@@ -231,12 +241,7 @@ def log_routed_model(
     rule = RoutingRule(
         strategy=strategy, threshold=threshold, budget=budget, control_share=control_share, seed=seed
     )
-    if not isinstance(queue, str) or not queue.strip() or len(queue) > 200:
-        raise InputError("queue must be a non-empty name of at most 200 characters")
-    if isinstance(raters_per_item, bool) or not isinstance(raters_per_item, int) or raters_per_item < 1:
-        raise InputError(f"raters_per_item must be a whole number ≥ 1, got {raters_per_item!r}")
-    if feeder is not None and not isinstance(feeder, FeederSettings):
-        raise InputError(f"feeder must be a FeederSettings, got {type(feeder).__name__}")
+    _check_routing_options(queue, raters_per_item, feeder)
     with tempfile.TemporaryDirectory() as folder:
         model_uri = _wrapped_model(model, Path(folder))
         try:
