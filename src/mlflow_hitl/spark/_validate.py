@@ -483,17 +483,7 @@ def validate_spark(
     selected = select_checks(checks)
     settings = resolve_config(config)
     sensitive = sensitive_and_target(sensitive_features, target)
-    given = {
-        "real": real,
-        "synthetic": synthetic,
-        "production": production,
-        "holdout": holdout,
-        "source": source,
-    }
-    session = next(frame for frame in given.values() if is_spark_frame(frame)).sparkSession
-    frames = {
-        role: None if frame is None else as_spark(frame, role, session) for role, frame in given.items()
-    }
+    frames = _all_spark(real=real, synthetic=synthetic, production=production, holdout=holdout, source=source)
     inputs, feature_cols, feature_source = _checked_inputs(model, frames, target, sensitive, features)
     if "fairness" in selected and sensitive:
         audited = [inputs[role].frame for role in ("real", "synthetic") if role in inputs]
@@ -532,6 +522,12 @@ def validate_spark(
         "engine": {"name": "spark", "sample_rows": sample_rows, "sample_seed": SAMPLE_SEED},
     }
     return ValidationResult(checks=results, skipped=skipped, details=details, scored=None)
+
+
+def _all_spark(**given: Any) -> dict[str, Any]:
+    """Each given input as a Spark DataFrame: a pandas one beside a Spark one is made one with its session."""
+    session = next(frame for frame in given.values() if is_spark_frame(frame)).sparkSession
+    return {role: None if frame is None else as_spark(frame, role, session) for role, frame in given.items()}
 
 
 def _scored_rows(
