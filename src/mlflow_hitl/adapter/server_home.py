@@ -22,7 +22,7 @@ import secrets
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from ..review import ANCHOR_PATH_ENV, KEY_ENV, KEY_FILE_ENV
+from ..review import ANCHOR_PATH_ENV, KEY_ENV, KEY_FILE_ENV, masked_url
 
 __all__ = ["SERVER_HOME_ENV", "default_server_home", "ensure_key_file", "store_folder", "use_server_home"]
 
@@ -49,13 +49,7 @@ def default_server_home(environ: MutableMapping[str, str] | None = None) -> Path
 def store_folder(home: Path, store_url: str) -> Path:
     """The folder of one review store under ``home``: a short sha256 of its URL without the password,
     so two stores never share a key or an anchor log, and a changed password keeps the folder."""
-    import sqlalchemy as sa
-
-    try:
-        plain = sa.engine.make_url(store_url).render_as_string(hide_password=True)  # any password is ***
-    except sa.exc.ArgumentError:
-        plain = store_url
-    return home / hashlib.sha256(plain.encode("utf-8")).hexdigest()[:16]
+    return home / hashlib.sha256(masked_url(store_url).encode("utf-8")).hexdigest()[:16]
 
 
 def ensure_key_file(path: Path) -> Path:
@@ -69,7 +63,6 @@ def ensure_key_file(path: Path) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     text = (
-        # No commas in the comments: the keyring reads commas as separators between keys.
         "# The audit key of this mlflow-hitl server (docs/security.md). Back it up: without it the events\n"
         "# it signed cannot be verified. To rotate put a new key_id:secret line first and keep this one.\n"
         f"{secrets.token_hex(4)}:{secrets.token_hex(32)}\n"

@@ -23,6 +23,7 @@ from ._agreement import AgreementResult, agreement
 from ._anchors import ANCHOR_PATH_ENV, AnchorLog, FileAnchorLog
 from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
+from ._engine import masked_url
 from ._feeding import DROP_CAUSES, FeederSettings, QueueFeeder
 from ._generator_audit import (
     AUDIT_CLASSES,
@@ -142,4 +143,5 @@ __all__ = [
     "select_among",
     "select_for_review",
     "uncertainty_scores",
+    "masked_url",
 ]
