@@ -93,6 +93,23 @@ class Writer:
         self._events.clear()
 
 
+def _set_wal(cursor: Any, wait_seconds: float = 60.0) -> None:
+    """Put the database in WAL mode (it stays so once set). On a new database, processes opening it at
+    once race to switch it, and SQLite answers "locked" without waiting for the busy timeout; the
+    switch is retried until it is made."""
+    import sqlite3
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60}, poolclass=sa.pool.NullPool)
@@ -102,7 +119,7 @@ def _make_engine(url: str) -> Engine:
             # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own handling defers it).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _set_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
