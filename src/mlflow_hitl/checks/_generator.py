@@ -174,7 +174,8 @@ def generator_check(
     ``holdout_exact_copy_share`` (and the same four for ``near``), with ``source``
     ``source_exact_copy_share`` and ``source_copied_rows``; and the artifacts ``fidelity.png`` and
     ``dcr.png``. Fewer than ``min_rows`` rows in either set, or on either side of the baseline, is
-    ``insufficient_evidence``.
+    ``insufficient_evidence``; so is a privacy pass whose tests catch, with 80 % power, only a leak
+    larger than ``max_undetectable_leak`` (unless a rule failed).
     """
     cfg = resolve_section(_NAME, GeneratorConfig, config)
     synthetic, real = _check_inputs(synthetic, real, columns)
