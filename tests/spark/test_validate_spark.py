@@ -167,6 +167,10 @@ def test_generator_exact_copies_are_counted_over_every_row(request, which, panda
     for name in exact_copy:
         assert ours.metrics[name] == pytest.approx(theirs.metrics[name], abs=ROUNDING, rel=0), name
     assert ours.details["privacy_baseline"]["exact"] == theirs.details["privacy_baseline"]["exact"]
+    # The verdict's power rule (max_undetectable_leak) is the pandas path's code, on those counts.
+    assert ours.status is theirs.status
+    insufficient = ours.details["privacy_baseline"]["insufficient_evidence"]
+    assert insufficient == theirs.details["privacy_baseline"]["insufficient_evidence"]
     sizes = ("rows_synthetic", "rows_real")
     assert [ours.details["sizes"][k] for k in sizes] == [theirs.details["sizes"][k] for k in sizes]
     assert {how["how"] for name, how in ours.details["computed"].items() if name not in exact_copy} == {

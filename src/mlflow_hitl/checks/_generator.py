@@ -61,7 +61,10 @@ class GeneratorConfig(Settings):
     significant and larger than ``max_exact_copy_excess`` / ``max_near_copy_excess`` (a share of
     synthetic rows) fails. ``max_exact_copy_share`` / ``max_near_copy_share``: an absolute limit on
     the share of synthetic rows that equal, or nearly equal, a real row, whatever the baseline; 1
-    (the default) switches it off. ``near_copy_quantile``: a row closer to a real row
+    (the default) switches it off. ``max_undetectable_leak``: the largest leak (a share of synthetic
+    rows copied from random training rows, or an excess where no training rows are known) that a pass
+    may leave undetected; where the tests at these sizes catch only a larger one with 80 % power, the
+    privacy verdict is insufficient evidence rather than a pass (1 switches it off). ``near_copy_quantile``: a row closer to a real row
     than this quantile of real-to-real nearest distances counts as a near copy. ``min_rows``: fewer
     rows in either set (or in either side of the baseline) is insufficient evidence.
     ``max_rows``: rows per set in the classifier test (seeded sample). ``max_dcr_rows``: synthetic
@@ -86,6 +89,7 @@ class GeneratorConfig(Settings):
     max_near_copy_excess: float = 0.0
     max_exact_copy_share: float = 1.0
     max_near_copy_share: float = 1.0
+    max_undetectable_leak: float = 0.05
     min_fidelity: float = 0.8
     near_copy_quantile: float = 0.01
     min_rows: int = 50
@@ -106,6 +110,11 @@ class GeneratorConfig(Settings):
                 raise ConfigError(
                     f"config['generator'][{name!r}] must lie in [0, 1], got {getattr(self, name)}"
                 )
+        if not 0.0 < self.max_undetectable_leak <= 1.0:
+            raise ConfigError(
+                "config['generator']['max_undetectable_leak'] must lie in (0, 1] (1 switches the power rule off), "
+                f"got {self.max_undetectable_leak}"
+            )
         if not 0.0 < self.privacy_alpha < 1.0:
             raise ConfigError(
                 f"config['generator']['privacy_alpha'] must lie strictly between 0 and 1, got {self.privacy_alpha}"
@@ -165,7 +174,8 @@ def generator_check(
     ``holdout_exact_copy_share`` (and the same four for ``near``), with ``source``
     ``source_exact_copy_share`` and ``source_copied_rows``; and the artifacts ``fidelity.png`` and
     ``dcr.png``. Fewer than ``min_rows`` rows in either set, or on either side of the baseline, is
-    ``insufficient_evidence``.
+    ``insufficient_evidence``; so is a privacy pass whose tests catch, with 80 % power, only a leak
+    larger than ``max_undetectable_leak`` (unless a rule failed).
     """
     cfg = resolve_section(_NAME, GeneratorConfig, config)
     synthetic, real = _check_inputs(synthetic, real, columns)
@@ -289,7 +299,7 @@ def _verdict(
     }
     if failed:
         status = Status.FAILED
-    elif privacy.baseline.insufficient:
+    elif privacy.baseline.insufficient_evidence:
         status = Status.INSUFFICIENT_EVIDENCE
     else:
         status = Status.PASSED

@@ -23,7 +23,8 @@ exact for these margins, so small data get an honest p-value rather than a norma
 "No excess copying" is only as strong as the test's power at the data's size, so every test also
 states its **minimum detectable excess**: the excess it catches with 80 % power (:class:`_Power`).
 Where most rows repeat (natural copies are noise) or the data are small (a few copies cannot be told
-from a lucky split), that figure is large, and the report says so rather than suggesting a guarantee.
+from a lucky split), that figure is large. Above ``max_undetectable_leak`` a pass would promise more
+than the data can support, so the verdict is then insufficient evidence (:func:`_undetectable`).
 """
 
 from __future__ import annotations
@@ -120,7 +121,14 @@ class Baseline:
     exact: Comparison | None
     near: Comparison | None
     near_distance: float | None
-    insufficient: str | None
+    insufficient: str | None  # too few rows for the tests: they were not run
+    # The tests ran but a leak above max_undetectable_leak could pass them: why, with the sizes.
+    undetectable: str | None = None
+
+    @property
+    def insufficient_evidence(self) -> str | None:
+        """Why the data cannot support a privacy pass (too few rows, or too little power); ``None``: they can."""
+        return self.insufficient or self.undetectable
 
 
 @dataclass(frozen=True)
@@ -248,6 +256,10 @@ def assess_privacy(
         # More than near_copy_quantile of real rows equal another: nothing is nearer than 0, the near
         # test can catch no copy whatever its sizes.
         baseline = replace(baseline, near=replace(baseline.near, min_detectable_excess=None))
+    if baseline.insufficient is None:
+        baseline = replace(
+            baseline, undetectable=_undetectable(baseline, distance, cfg.max_undetectable_leak)
+        )
     return Privacy(
         exact_share=exact_share,
         real_dup_share=real_dup_share,
@@ -319,6 +331,8 @@ def privacy_statement(privacy: Privacy, cfg: GeneratorConfig) -> str:
     parts = []
     if baseline.insufficient:
         parts.append(f"privacy cannot be judged against a baseline: {baseline.insufficient}")
+    if baseline.undetectable and not privacy_failed_rules(privacy, cfg):  # a leak caught is judged
+        parts.append(f"privacy cannot be judged: {baseline.undetectable}")
     tolerance = {"exact": cfg.max_exact_copy_excess, "near": cfg.max_near_copy_excess}
     for c in (baseline.exact, baseline.near):
         if c is None:
@@ -362,8 +376,52 @@ def privacy_details(privacy: Privacy) -> dict[str, Any]:
         "exact": None if baseline.exact is None else baseline.exact.to_dict(),
         "near": None if baseline.near is None else baseline.near.to_dict(),
         "near_copy_distance": baseline.near_distance,
-        "insufficient_evidence": baseline.insufficient,
+        "insufficient_evidence": baseline.insufficient_evidence,
     }
+
+
+def _undetectable(baseline: Baseline, near_distance: float, limit: float) -> str | None:
+    """Why a pass here could leave a leak larger than ``limit`` (``max_undetectable_leak``) unseen, with
+    the sizes; ``None`` when every test catches such a leak with 80 % power, or when ``limit`` is 1 (off).
+
+    The exact test is read at its leak of random training rows where it states one (training vs unseen:
+    what a memorising generator leaks, common rows included), else at its minimum detectable excess;
+    the near test at its minimum detectable excess. At a near-copy distance of 0 the near test is left
+    out: more than ``near_copy_quantile`` of real rows equal another, so "nearer than real rows sit to
+    each other" is no measurable leak, and copies are judged by the exact test alone.
+    """
+    if limit >= 1.0:
+        return None
+    short = []
+    for c in (baseline.exact, baseline.near):
+        if c is None or (c.kind == "near" and near_distance <= 0):
+            continue
+        random = c.kind == "exact" and baseline.design == "training_vs_unseen"
+        figure = c.min_detectable_random_copies if random else c.min_detectable_excess
+        if figure is not None and figure <= limit:
+            continue
+        what = "a leak" if random else "an excess"
+        rows = " copied from random training rows" if random else ""
+        short.append(
+            f"the {c.kind} test catches no {what} of any size"
+            if figure is None
+            else f"the {c.kind} test catches only {what} of {percent(figure)} of synthetic rows{rows}"
+        )
+    if not short:
+        return None
+    sizes = baseline.sizes
+    if baseline.design == "training_vs_unseen":
+        at = (
+            f"at {number(sizes['training_rows'])} training and {number(sizes['unseen_rows'])} unseen rows "
+            f"({number(sizes['unique_training_rows'])} and {number(sizes['unique_unseen_rows'])} that no "
+            "other real row repeats)"
+        )
+    else:
+        at = f"at {number(sizes['synthetic_rows'])} synthetic and {number(sizes['real_rows'])} real rows"
+    return (
+        f"{at}, {' and '.join(short)} with {percent(_POWER, decimals=0)} power "
+        f"(max_undetectable_leak {limit:g})"
+    )
 
 
 # --- the baseline -----------------------------------------------------------------------------
