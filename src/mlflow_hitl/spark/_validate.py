@@ -544,11 +544,9 @@ def _scored_rows(
         predict=model.predict,
         predict_proba=model.predict_proba,
         classes=model.classes,
+        keep=[target, *sensitive],
     )
-    kept = [column(target), *[column(c) for c in sensitive], column(PRED)]
-    if model.predict_proba is not None:
-        kept.append(column(PROBA))
-    return with_predictions.select(*kept).persist(StorageLevel.MEMORY_AND_DISK)
+    return with_predictions.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def _run_checks(
