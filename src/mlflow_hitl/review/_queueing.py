@@ -171,25 +171,8 @@ def queue_from_validation(
     if scored is None:
         raise InputError("this validation kept no scored rows: the model gave no class probabilities")
     options.setdefault("run_id", result.run_id)
+    rows = {"rows": scored.rows, "classes": scored.classes, "size": size, "actor": actor}
     if isinstance(scored, SparkScoredRows):
-        return _spark_queue(
-            store,
-            name,
-            rows=scored.rows,
-            predict_proba=scored.predict_proba,
-            features=scored.features,
-            classes=scored.classes,
-            size=size,
-            actor=actor,
-            **options,
-        )
-    return queue_for_review(
-        store,
-        name,
-        rows=scored.rows,
-        y_prob=scored.y_prob,
-        classes=scored.classes,
-        size=size,
-        actor=actor,
-        **options,
-    )
+        scoring = {"predict_proba": scored.predict_proba, "features": scored.features}
+        return _spark_queue(store, name, **rows, **scoring, **options)
+    return queue_for_review(store, name, y_prob=scored.y_prob, **rows, **options)
