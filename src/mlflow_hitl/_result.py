@@ -5,12 +5,12 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CheckResult", "ScoredRows", "Status", "ValidationResult", "worst_status"]
+__all__ = ["CheckResult", "ScoredRows", "SparkScoredRows", "Status", "ValidationResult", "worst_status"]
 
 
 class Status(str, enum.Enum):
@@ -136,18 +136,43 @@ class ScoredRows:
 
 
 @dataclass(frozen=True)
+class SparkScoredRows:
+    """The real rows a Spark ``validate`` scored, left on the executors: what it takes to score them again there.
+
+    ``rows`` is the checked real Spark DataFrame (the model's features, the target and the sensitive
+    columns), lazy and not cached: keeping the probabilities would hold every row's on the cluster
+    for as long as the result lives. ``queue_from_validation`` hands ``rows``, ``predict_proba`` and
+    ``features`` to the Spark review queue, which scores and ranks them in one pass on the executors
+    and fetches only the chosen rows; nothing here is proportional to the row count.
+    """
+
+    rows: Any
+    predict_proba: Callable[[Any], Any]
+    features: tuple[str, ...]
+    classes: tuple[Any, ...]
+
+    def __repr__(self) -> str:
+        return f"SparkScoredRows(columns={len(self.rows.columns)}, classes={list(self.classes)})"
+
+
+@dataclass(frozen=True)
 class ValidationResult:
     """Every check ``validate`` ran, the checks it skipped and why, and the overall status.
 
     ``status`` is the most severe check status; a run where every check was skipped is
     ``insufficient_evidence``, never ``passed``.
+
+    ``scored`` (never logged, not part of ``to_dict``): the real rows the model scored, for
+    ``queue_from_validation``; :class:`ScoredRows` (in memory) on the pandas path,
+    :class:`SparkScoredRows` (left on the executors) on the Spark path, ``None`` when the model gave
+    no class probabilities.
     """
 
     checks: Mapping[str, CheckResult]
     skipped: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     run_id: str | None = None
-    scored: ScoredRows | None = field(default=None, repr=False, compare=False)
+    scored: ScoredRows | SparkScoredRows | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", frozen_mapping(self.checks))

@@ -2,7 +2,8 @@
 
 The rows are ranked on the executors and only the chosen ones are fetched; the items (row keys,
 order, reasons, scores, groups, payloads, predictions, confidences, gold labels) are compared in a
-real SQLite review store against the pandas path's queue of the same rows.
+real SQLite review store against the pandas path's queue of the same rows, whether the rows come
+as a frame or as what a validation scored.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import dataclasses
 import numpy as np
 import pytest
 
+import mlflow_hitl
+from conftest import ARRESTS_TARGET
 from mlflow_hitl.adapter.model import as_classifier
 from mlflow_hitl.adapter.review import queue_from_model
 from mlflow_hitl.errors import InputError
-from mlflow_hitl.review import ReviewStore, queue_for_review
+from mlflow_hitl.review import ReviewStore, queue_for_review, queue_from_validation
 from mlflow_hitl.spark import queue_for_review as spark_queue
 
 pytestmark = pytest.mark.spark
@@ -142,3 +145,65 @@ def test_bad_probabilities_on_the_executors_give_the_pandas_paths_error(spark, s
     with pytest.raises(InputError) as spark_error:
         queue_for_review(store, "bad", rows=frame, y_prob="p", classes=["No", "Yes"], size=5, actor="ana")
     assert str(spark_error.value) == str(pandas_error.value)
+
+
+@pytest.fixture(scope="module")
+def validations(spark, arrests_model, arrests_split):
+    """The pandas path's and the Spark path's validation of the same real rows (Spark's in four partitions,
+    in the pandas frame's order), each as if logged to a run.
+
+    The checks are not what is tested: fairness without sensitive features is skipped, so the Spark
+    validation costs only its input checks and the model's scoring.
+    """
+    _, real, _ = arrests_split
+    options = dict(target=ARRESTS_TARGET, checks=["fairness"], log=False)
+    results = {
+        "pandas": mlflow_hitl.validate(arrests_model, real=real, **options),
+        "spark": mlflow_hitl.validate(arrests_model, real=spark.createDataFrame(real), **options),
+    }
+    return real, {engine: dataclasses.replace(r, run_id="run-1") for engine, r in results.items()}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"strategy": "margin", "random_share": 0.25, "blind": True, "raters_per_item": 2, "groups": "colour"},
+    ],
+    ids=["least-confidence", "margin by colour, blind"],
+)
+def test_a_queue_from_a_spark_validation_holds_the_pandas_validations_items(store, validations, options):
+    real, results = validations
+    assert set(results["spark"].skipped) == {"fairness"} and results["spark"].scored is not None
+    name = f"validated-{options.get('strategy', 'least-confidence')}"
+    queues = {}
+    for engine, result in results.items():
+        groups = options.get("groups")
+        engine_options = {
+            **options,
+            **({"groups": real[groups].to_numpy()} if engine == "pandas" and groups else {}),
+        }
+        queues[engine] = queue_from_validation(
+            store, f"{engine}-{name}", result, size=50, actor="ana", seed=2, **engine_options
+        )
+    items, _ = _items(store, f"spark-{name}")
+    assert items == _items(store, f"pandas-{name}")[0]
+    assert len(items) == 50 and {item.reason for item in items} >= {"random-control"}
+    assert dataclasses.replace(queues["spark"], id=0, name="", created_at="") == dataclasses.replace(
+        queues["pandas"], id=0, name="", created_at=""
+    )
+    assert queues["spark"].run_id == "run-1" and queues["spark"].blind == bool(options.get("blind"))
+    # the reviewer sees the real frame's columns the validation read: features, target, sensitive
+    assert set(items[0].payload) == set(real.columns)
+    # the validation left nothing cached: the queue scored the real rows again
+    assert not results["spark"].scored.rows.is_cached
+
+
+def test_options_of_a_pandas_frame_are_refused_for_a_spark_validation(store, validations):
+    _, results = validations
+    for options, message in (
+        ({"groups": np.zeros(3)}, "with a Spark DataFrame of rows, groups must name one of its columns"),
+        ({"gold": {0: "Yes"}}, "edge_cases and gold are per-row arrays of a pandas frame"),
+    ):
+        with pytest.raises(InputError, match=f"^{message}"):
+            queue_from_validation(store, "refused", results["spark"], size=5, actor="ana", **options)

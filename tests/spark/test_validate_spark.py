@@ -20,8 +20,9 @@ import mlflow_hitl
 from conftest import ARRESTS_SENSITIVE, ARRESTS_TARGET
 from mlflow_hitl import CheckResult
 from mlflow_hitl.checks.registry import CHECK_NAMES
-from mlflow_hitl.errors import HitlError
+from mlflow_hitl.errors import HitlError, InputError
 from mlflow_hitl.report import render_report
+from mlflow_hitl.review import ReviewStore, queue_from_validation
 from mlflow_hitl.spark import RUNNERS
 from mlflow_hitl.spark._validate import annotated, exact, sketch
 
@@ -228,7 +229,11 @@ def test_details_count_rows_and_fingerprint_inputs_whatever_the_partitioning(
     spread, lumped = spark_result.details["fingerprints"], lumped_result.details["fingerprints"]
     assert spread == lumped  # order-independent: the same rows, split differently (or given as pandas)
     assert len(spread["real"]) == 64 and spread["real"] != spread["synthetic"] and spread["holdout"] is None
-    assert spark_result.scored is None
+    # what a queue needs to score the real rows again, left on the executors (nothing cached, no rows here)
+    scored = spark_result.scored
+    assert scored.features == tuple(pandas_result.details["features"]) and not scored.rows.is_cached
+    assert scored.rows.columns == list(pandas_result.scored.rows.columns)
+    assert scored.classes == pandas_result.scored.classes
 
 
 def test_the_report_says_how_each_check_was_computed(spark_result, pandas_result):
@@ -367,7 +372,9 @@ def test_bad_input_is_refused_as_the_pandas_path_refuses_it(
     assert "\n" not in str(spark_error)
 
 
-def test_a_model_without_probabilities_is_audited_for_fairness_and_skips_calibration(spark, breast_cancer):
+def test_a_model_without_probabilities_is_audited_for_fairness_and_skips_calibration(
+    spark, breast_cancer, tmp_path
+):
     from sklearn.linear_model import RidgeClassifier
 
     frame, _, features = breast_cancer
@@ -379,6 +386,10 @@ def test_a_model_without_probabilities_is_audited_for_fairness_and_skips_calibra
     assert dict(ours.checks["fairness"].metrics) == dict(theirs.checks["fairness"].metrics)
     assert ours.skipped == theirs.skipped and "calibration" in ours.skipped
     assert ours.details["classes"] == list(theirs.details["classes"])
+    store = ReviewStore(f"sqlite:///{tmp_path / 'hitl.db'}")
+    for result in (theirs, ours):
+        with pytest.raises(InputError, match="^this validation kept no scored rows: the model gave no class"):
+            queue_from_validation(store, "recheck", result, size=5, actor="ana")
 
 
 @pytest.mark.parametrize(

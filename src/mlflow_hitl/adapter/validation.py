@@ -113,7 +113,8 @@ def validate(
     its ``bound``; ``sample`` with its ``rows``), and ``details["near_threshold"]`` lists metrics
     whose bound reaches across a threshold. Bad input is refused with the pandas path's errors.
     ``details["fingerprints"]`` holds an order-independent digest computed on the executors (a
-    different hash from the pandas one); ``reuse`` does not apply, and ``result.scored`` is ``None``.
+    different hash from the pandas one); ``reuse`` does not apply. ``result.scored`` keeps the real
+    frame and the model, not the rows, for ``queue_from_validation`` to score and rank on the executors.
     """
     target_run = resolve_run_id(run_id) if log else None
     if any(is_spark_frame(frame) for frame in (real, synthetic, production, holdout, source)):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._result import ValidationResult
+from .._result import SparkScoredRows, ValidationResult
 from .._validation import check_probabilities
 from ..errors import InputError
 from ..spark import is_spark_frame
@@ -48,6 +48,8 @@ def queue_for_review(
     reach the store (:func:`mlflow_hitl.spark.queue_for_review`, which also takes a ``key`` column).
     """
     if is_spark_frame(rows):
+        if not isinstance(y_prob, str):
+            raise InputError("with a Spark DataFrame of rows, y_prob must name one of its columns")
         return _spark_queue(
             store,
             name,
@@ -134,24 +136,23 @@ def _spark_queue(
     name: str,
     *,
     rows: Any,
-    y_prob: Any,
-    groups: Any,
-    edge_cases: Any,
-    gold: Any,
+    groups: Any = None,
+    edge_cases: Any = None,
+    gold: Any = None,
     **options: Any,
 ) -> Queue:
-    """A queue from a Spark DataFrame, whose columns (not arrays) hold the probabilities and groups."""
+    """A queue from a Spark DataFrame, whose columns (not arrays) hold the groups; ``options`` are
+    :func:`mlflow_hitl.spark.queue_for_review`'s (a ``y_prob`` column, or ``predict_proba`` and ``features``)."""
     from ..spark import queue_for_review as spark_queue
 
-    for what, value in (("y_prob", y_prob), ("groups", groups)):
-        if not isinstance(value, str) and (what == "y_prob" or value is not None):
-            raise InputError(f"with a Spark DataFrame of rows, {what} must name one of its columns")
+    if groups is not None and not isinstance(groups, str):
+        raise InputError("with a Spark DataFrame of rows, groups must name one of its columns")
     if edge_cases is not None or gold is not None:
         raise InputError(
             "edge_cases and gold are per-row arrays of a pandas frame; with a Spark DataFrame, "
             "mark gold items with a gold column (mlflow_hitl.spark.queue_for_review)"
         )
-    return spark_queue(store, name, rows=rows, y_prob=y_prob, group_column=groups, **options)
+    return spark_queue(store, name, rows=rows, group_column=groups, **options)
 
 
 def queue_from_validation(
@@ -161,17 +162,17 @@ def queue_from_validation(
 
     Useful to have people re-check the labels where the model disagrees most confidently, or is least
     sure. ``options`` are those of :func:`queue_for_review` (``strategy``, ``raters_per_item``, ``blind``…).
+
+    After a validation on Spark the real rows are scored again and ranked on the executors, in one
+    pass, and only the chosen rows reach the driver and the store; ``groups`` then names a column of
+    the real frame, and each item's row key is the row's position in it.
     """
-    if result.scored is None:
+    scored = result.scored
+    if scored is None:
         raise InputError("this validation kept no scored rows: the model gave no class probabilities")
     options.setdefault("run_id", result.run_id)
-    return queue_for_review(
-        store,
-        name,
-        rows=result.scored.rows,
-        y_prob=result.scored.y_prob,
-        classes=result.scored.classes,
-        size=size,
-        actor=actor,
-        **options,
-    )
+    rows = {"rows": scored.rows, "classes": scored.classes, "size": size, "actor": actor}
+    if isinstance(scored, SparkScoredRows):
+        scoring = {"predict_proba": scored.predict_proba, "features": scored.features}
+        return _spark_queue(store, name, **rows, **scoring, **options)
+    return queue_for_review(store, name, y_prob=scored.y_prob, **rows, **options)

@@ -32,15 +32,20 @@ def scored(
     predict: Callable[[pd.DataFrame], np.ndarray],
     predict_proba: Callable[[pd.DataFrame], np.ndarray] | None,
     classes: Sequence[Any] | None,
+    keep: Sequence[str] | None = None,
 ) -> Any:
     """``frame`` with :data:`PRED` (and :data:`PROBA` when there are probabilities), computed lazily.
 
     ``label_type``: the Spark type of the target column, which the predicted label takes.
     With probabilities the label is the most probable class, as the pandas path takes it.
+    ``keep``: the columns of ``frame`` to hand back beside the answers (all when ``None``); the
+    model still reads its ``features``, but the others do not make the trip back through Arrow,
+    which a ``select`` after the pandas UDF could not spare them.
     """
     from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 
-    fields = list(frame.schema.fields) + [StructField(PRED, label_type, True)]
+    kept = list(frame.columns if keep is None else keep)
+    fields = [frame.schema[c] for c in kept] + [StructField(PRED, label_type, True)]
     if predict_proba is not None:
         fields.append(StructField(PROBA, ArrayType(DoubleType(), False), True))
     schema = StructType(fields)
@@ -51,10 +56,11 @@ def scored(
         for batch in batches:
             if batch.empty:
                 continue
-            batch[PRED], proba = predictions(batch, columns, predict, predict_proba, class_array)
+            labels, proba = predictions(batch, columns, predict, predict_proba, class_array)
+            answered = batch[kept].assign(**{PRED: labels})
             if proba is not None:
-                batch[PROBA] = list(proba)
-            yield batch
+                answered[PROBA] = list(proba)
+            yield answered
 
     return frame.mapInPandas(score, schema)
 

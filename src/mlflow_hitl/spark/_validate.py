@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .._progress import Progress
-from .._result import CheckResult, ValidationResult
+from .._result import CheckResult, SparkScoredRows, ValidationResult
 from .._validate import (
     ROLES,
     Classifier,
@@ -473,9 +473,10 @@ def validate_spark(
     as :data:`RUNNERS` says, and its ``details["computed"]`` says per metric whether it is exact,
     from a sketch (with its bound) or from a sample (with its size). ``details["fingerprints"]``
     holds an order-independent digest per input, computed on the executors (see
-    :func:`~mlflow_hitl.spark._inputs.checked`). Results are never reused between calls, and
-    ``result.scored`` is ``None`` (the scored rows stay on the executors). A sensitive column with
-    more than ``max_groups`` groups is refused before the model is scored, not after.
+    :func:`~mlflow_hitl.spark._inputs.checked`). Results are never reused between calls.
+    ``result.scored`` is a :class:`~mlflow_hitl._result.SparkScoredRows` (the checked real frame and
+    the model; no rows on the driver) for ``queue_from_validation``, ``None`` without probabilities.
+    A sensitive column with more than ``max_groups`` groups is refused before the model is scored, not after.
     """
     require_pyspark()
     if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 1:
@@ -521,7 +522,21 @@ def validate_spark(
         "fingerprints": {role: None if role not in inputs else inputs[role].fingerprint for role in ROLES},
         "engine": {"name": "spark", "sample_rows": sample_rows, "sample_seed": SAMPLE_SEED},
     }
-    return ValidationResult(checks=results, skipped=skipped, details=details, scored=None)
+    scored = _for_queues(model, inputs["real"], feature_cols, classes)
+    return ValidationResult(checks=results, skipped=skipped, details=details, scored=scored)
+
+
+def _for_queues(
+    model: Classifier, real: Checked, features: list[str], classes: tuple[Any, ...]
+) -> SparkScoredRows | None:
+    """What ``queue_from_validation`` needs to score the real rows again on the executors: the checked
+    frame, not the scored copy (unpersisted once the checks are done), and the model; ``None`` when
+    it gives no probabilities to rank by."""
+    if model.predict_proba is None:
+        return None
+    return SparkScoredRows(
+        rows=real.frame, predict_proba=model.predict_proba, features=tuple(features), classes=classes
+    )
 
 
 def _all_spark(**given: Any) -> dict[str, Any]:
@@ -544,11 +559,9 @@ def _scored_rows(
         predict=model.predict,
         predict_proba=model.predict_proba,
         classes=model.classes,
+        keep=[target, *sensitive],
     )
-    kept = [column(target), *[column(c) for c in sensitive], column(PRED)]
-    if model.predict_proba is not None:
-        kept.append(column(PROBA))
-    return with_predictions.select(*kept).persist(StorageLevel.MEMORY_AND_DISK)
+    return with_predictions.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def _run_checks(
