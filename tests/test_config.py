@@ -76,8 +76,14 @@ def test_reprs_show_only_what_differs_from_the_defaults():
         ({"calibration": {"max_ece": 1.5}}, r"\['max_ece'\] must be between 0 and 1, got 1.5"),
         ({"generator": {"min_fidelity": 2}}, r"\['min_fidelity'\] must be between 0 and 1, got 2"),
         # 0 would refuse every pass; 1 switches the power rule off, above it means nothing more.
-        ({"generator": {"max_undetectable_leak": 0}}, r"\['max_undetectable_leak'\] must lie in \(0, 1\]"),
-        ({"generator": {"max_undetectable_leak": 1.2}}, r"\['max_undetectable_leak'\] must lie in \(0, 1\]"),
+        (
+            {"generator": {"max_undetectable_excess": 0}},
+            r"\['max_undetectable_excess'\] must lie in \(0, 1\]",
+        ),
+        (
+            {"generator": {"max_undetectable_excess": 1.2}},
+            r"\['max_undetectable_excess'\] must lie in \(0, 1\]",
+        ),
     ],
 )
 def test_a_setting_out_of_range_is_refused_when_the_config_is_resolved(config, match):
@@ -103,16 +109,16 @@ def test_every_default_gate_bound_has_its_valid_range_declared_once_with_its_set
             assert low <= default <= high
 
 
-def test_a_thresholds_file_sets_the_generators_max_undetectable_leak(tmp_path):
+def test_a_thresholds_file_sets_the_generators_max_undetectable_excess(tmp_path):
     """``validate --config``'s TOML reaches the setting; a bad value is one ConfigError line."""
     from mlflow_hitl._io import read_config_file
 
     path = tmp_path / "privacy.toml"
-    path.write_text("[generator]\nmax_undetectable_leak = 0.02\n")
-    assert resolve_config(read_config_file(path)).generator.max_undetectable_leak == 0.02
-    path.write_text("[generator]\nmax_undetectable_leak = 5\n")
+    path.write_text("[generator]\nmax_undetectable_excess = 0.02\n")
+    assert resolve_config(read_config_file(path)).generator.max_undetectable_excess == 0.02
+    path.write_text("[generator]\nmax_undetectable_excess = 5\n")
     with pytest.raises(ConfigError) as refused:
         resolve_config(read_config_file(path))
     assert str(refused.value) == (
-        "config['generator']['max_undetectable_leak'] must lie in (0, 1] (1 switches the power rule off), got 5.0"
+        "config['generator']['max_undetectable_excess'] must lie in (0, 1] (1 switches the power rule off), got 5.0"
     )

@@ -168,7 +168,7 @@ def test_generator_exact_copies_are_counted_over_every_row(request, which, panda
     for name in exact_copy:
         assert ours.metrics[name] == pytest.approx(theirs.metrics[name], abs=ROUNDING, rel=0), name
     assert ours.details["privacy_baseline"]["exact"] == theirs.details["privacy_baseline"]["exact"]
-    # The verdict's power rule (max_undetectable_leak) is the pandas path's code, on those counts.
+    # The verdict's power rule (max_undetectable_excess) is the pandas path's code, on those counts.
     assert ours.status is theirs.status
     insufficient = ours.details["privacy_baseline"]["insufficient_evidence"]
     assert insufficient == theirs.details["privacy_baseline"]["insufficient_evidence"]

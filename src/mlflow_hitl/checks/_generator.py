@@ -61,10 +61,11 @@ class GeneratorConfig(Settings):
     significant and larger than ``max_exact_copy_excess`` / ``max_near_copy_excess`` (a share of
     synthetic rows) fails. ``max_exact_copy_share`` / ``max_near_copy_share``: an absolute limit on
     the share of synthetic rows that equal, or nearly equal, a real row, whatever the baseline; 1
-    (the default) switches it off. ``max_undetectable_leak``: the largest leak (a share of synthetic
-    rows copied from random training rows, or an excess where no training rows are known) that a pass
-    may leave undetected; where the tests at these sizes catch only a larger one with 80 % power, the
-    privacy verdict is insufficient evidence rather than a pass (1 switches it off). ``near_copy_quantile``: a row closer to a real row
+    (the default) switches it off. ``max_undetectable_excess``: the largest excess copying (a share
+    of synthetic rows beyond the baseline's copies, what ``max_*_copy_excess`` bound) that a pass may
+    leave undetected, the same figure whether or not a source is given; where the tests at these sizes
+    catch only a larger one with 80 % power, the privacy verdict is insufficient evidence rather than a
+    pass (1 switches it off). ``near_copy_quantile``: a row closer to a real row
     than this quantile of real-to-real nearest distances counts as a near copy. ``min_rows``: fewer
     rows in either set (or in either side of the baseline) is insufficient evidence.
     ``max_rows``: rows per set in the classifier test (seeded sample). ``max_dcr_rows``: synthetic
@@ -89,7 +90,7 @@ class GeneratorConfig(Settings):
     max_near_copy_excess: float = 0.0
     max_exact_copy_share: float = 1.0
     max_near_copy_share: float = 1.0
-    max_undetectable_leak: float = 0.05
+    max_undetectable_excess: float = 0.05
     min_fidelity: float = 0.8
     near_copy_quantile: float = 0.01
     min_rows: int = 50
@@ -110,10 +111,10 @@ class GeneratorConfig(Settings):
                 raise ConfigError(
                     f"config['generator'][{name!r}] must lie in [0, 1], got {getattr(self, name)}"
                 )
-        if not 0.0 < self.max_undetectable_leak <= 1.0:
+        if not 0.0 < self.max_undetectable_excess <= 1.0:
             raise ConfigError(
-                "config['generator']['max_undetectable_leak'] must lie in (0, 1] (1 switches the power rule off), "
-                f"got {self.max_undetectable_leak}"
+                "config['generator']['max_undetectable_excess'] must lie in (0, 1] (1 switches the power rule off), "
+                f"got {self.max_undetectable_excess}"
             )
         if not 0.0 < self.privacy_alpha < 1.0:
             raise ConfigError(
@@ -174,8 +175,8 @@ def generator_check(
     ``holdout_exact_copy_share`` (and the same four for ``near``), with ``source``
     ``source_exact_copy_share`` and ``source_copied_rows``; and the artifacts ``fidelity.png`` and
     ``dcr.png``. Fewer than ``min_rows`` rows in either set, or on either side of the baseline, is
-    ``insufficient_evidence``; so is a privacy pass whose tests catch, with 80 % power, only a leak
-    larger than ``max_undetectable_leak`` (unless a rule failed).
+    ``insufficient_evidence``; so is a privacy pass whose tests catch, with 80 % power, only an excess
+    larger than ``max_undetectable_excess`` (unless a rule failed).
     """
     cfg = resolve_section(_NAME, GeneratorConfig, config)
     synthetic, real = _check_inputs(synthetic, real, columns)

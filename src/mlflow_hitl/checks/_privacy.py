@@ -23,7 +23,7 @@ exact for these margins, so small data get an honest p-value rather than a norma
 "No excess copying" is only as strong as the test's power at the data's size, so every test also
 states its **minimum detectable excess**: the excess it catches with 80 % power (:class:`_Power`).
 Where most rows repeat (natural copies are noise) or the data are small (a few copies cannot be told
-from a lucky split), that figure is large. Above ``max_undetectable_leak`` a pass would promise more
+from a lucky split), that figure is large. Above ``max_undetectable_excess`` a pass would promise more
 than the data can support, so the verdict is then insufficient evidence (:func:`_undetectable`).
 """
 
@@ -122,7 +122,7 @@ class Baseline:
     near: Comparison | None
     near_distance: float | None
     insufficient: str | None  # too few rows for the tests: they were not run
-    # The tests ran but a leak above max_undetectable_leak could pass them: why, with the sizes.
+    # The tests ran but an excess above max_undetectable_excess could pass them: why, with the sizes.
     undetectable: str | None = None
 
     @property
@@ -258,7 +258,7 @@ def assess_privacy(
         baseline = replace(baseline, near=replace(baseline.near, min_detectable_excess=None))
     if baseline.insufficient is None:
         baseline = replace(
-            baseline, undetectable=_undetectable(baseline, distance, cfg.max_undetectable_leak)
+            baseline, undetectable=_undetectable(baseline, distance, cfg.max_undetectable_excess)
         )
     return Privacy(
         exact_share=exact_share,
@@ -381,14 +381,17 @@ def privacy_details(privacy: Privacy) -> dict[str, Any]:
 
 
 def _undetectable(baseline: Baseline, near_distance: float, limit: float) -> str | None:
-    """Why a pass here could leave a leak larger than ``limit`` (``max_undetectable_leak``) unseen, with
-    the sizes; ``None`` when every test catches such a leak with 80 % power, or when ``limit`` is 1 (off).
+    """Why a pass here could leave an excess larger than ``limit`` (``max_undetectable_excess``) unseen,
+    with the sizes; ``None`` when every test catches such an excess with 80 % power, or when ``limit``
+    is 1 (off).
 
-    The exact test is read at its leak of random training rows where it states one (training vs unseen:
-    what a memorising generator leaks, common rows included), else at its minimum detectable excess;
-    the near test at its minimum detectable excess. At a near-copy distance of 0 the near test is left
-    out: more than ``near_copy_quantile`` of real rows equal another, so "nearer than real rows sit to
-    each other" is no measurable leak, and copies are judged by the exact test alone.
+    Every test, in either design, is read at its minimum detectable excess: the quantity
+    ``max_exact_copy_excess`` / ``max_near_copy_excess`` bound, so one data set gets one verdict
+    whether or not a source is given. (The random-copies leak of training vs unseen also counts the
+    copies that land on common rows, which chance reproduces too; it stays in the summary as
+    information.) At a near-copy distance of 0 the near test is left out: more than
+    ``near_copy_quantile`` of real rows equal another, so "nearer than real rows sit to each other" is
+    no measurable excess, and copies are judged by the exact test alone.
     """
     if limit >= 1.0:
         return None
@@ -396,16 +399,13 @@ def _undetectable(baseline: Baseline, near_distance: float, limit: float) -> str
     for c in (baseline.exact, baseline.near):
         if c is None or (c.kind == "near" and near_distance <= 0):
             continue
-        random = c.kind == "exact" and baseline.design == "training_vs_unseen"
-        figure = c.min_detectable_random_copies if random else c.min_detectable_excess
+        figure = c.min_detectable_excess
         if figure is not None and figure <= limit:
             continue
-        what = "a leak" if random else "an excess"
-        rows = " copied from random training rows" if random else ""
         short.append(
-            f"the {c.kind} test catches no {what} of any size"
+            f"the {c.kind} test catches no excess of any size"
             if figure is None
-            else f"the {c.kind} test catches only {what} of {percent(figure)} of synthetic rows{rows}"
+            else f"the {c.kind} test catches only an excess of {percent(figure)} of synthetic rows"
         )
     if not short:
         return None
@@ -420,7 +420,7 @@ def _undetectable(baseline: Baseline, near_distance: float, limit: float) -> str
         at = f"at {number(sizes['synthetic_rows'])} synthetic and {number(sizes['real_rows'])} real rows"
     return (
         f"{at}, {' and '.join(short)} with {percent(_POWER, decimals=0)} power "
-        f"(max_undetectable_leak {limit:g})"
+        f"(max_undetectable_excess {limit:g})"
     )
 
 
