@@ -62,7 +62,7 @@ from ..checks import (
 from ..config import DriftConfig
 from ..errors import InputError
 from . import is_spark_frame, require_pyspark
-from ._inputs import as_spark, check_rows, selected
+from ._inputs import as_spark, check_rows, column, selected
 
 __all__ = ["drift_check_spark", "drift_table_spark", "render_drift_pages_spark"]
 
@@ -137,14 +137,14 @@ def _columns(reference: Any, current: Any) -> list[_Column]:
     return out
 
 
-def _value(frame: Any, column: _Column) -> Any:
+def _value(described: _Column) -> Any:
     """The column as both sets read it, missing (null; NaN and ±inf for numbers) as null."""
     from pyspark.sql import functions as F
 
-    value = frame[column.name]
-    if column.value_type == "string":
+    value = column(described.name)
+    if described.value_type == "string":
         return value.cast("string")
-    if column.value_type == "keep":
+    if described.value_type == "keep":
         return value
     value = value.cast("double")
     return F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value)
@@ -156,7 +156,7 @@ def _tagged(reference: Any, current: Any, columns: list[_Column]) -> Any:
     from pyspark.sql import functions as F
 
     def side(frame: Any, value: int) -> Any:
-        return frame.select(*[_value(frame, c).alias(c.name) for c in columns], F.lit(value).alias(_SIDE))
+        return frame.select(*[_value(c).alias(c.name) for c in columns], F.lit(value).alias(_SIDE))
 
     union = side(reference, 0).unionByName(side(current, 1))
     return union.withColumn(_ID, F.monotonically_increasing_id())
@@ -174,10 +174,10 @@ def _statistics(tagged: Any, columns: list[_Column]) -> tuple[int, int, dict[str
     # Grouped by side, each aggregate is written once: one ``when`` per side and aggregate doubled the
     # expressions, and an aggregation that wide runs several times slower (measured at 1M rows: 25.3 -> 18.4-19.2 CPU s).
     aggregates = [F.count(F.lit(1)).alias("rows")]
-    for i, column in enumerate(columns):
-        value = F.col(column.name)
+    for i, described in enumerate(columns):
+        value = column(described.name)
         aggregates.append(F.count(value).alias(f"n_{i}"))
-        if column.value_type == "double":
+        if described.value_type == "double":
             aggregates += [F.min(value).alias(f"lo_{i}"), F.max(value).alias(f"hi_{i}")]
             aggregates += [
                 F.approx_count_distinct(value).alias(f"d_{i}"),
@@ -187,12 +187,12 @@ def _statistics(tagged: Any, columns: list[_Column]) -> tuple[int, int, dict[str
     empty: dict[str, Any] = {"rows": 0}
     ref, cur = by_side.get(0, empty), by_side.get(1, empty)
     stats = {}
-    for i, column in enumerate(columns):
+    for i, described in enumerate(columns):
         sd = ref.get(f"sd_{i}")
-        stats[column.name] = _Stats(
+        stats[described.name] = _Stats(
             int(ref.get(f"n_{i}") or 0),
             int(cur.get(f"n_{i}") or 0),
-            int(ref.get(f"d_{i}") or 0) if "int" in (column.family, column.ref_family) else 0,
+            int(ref.get(f"d_{i}") or 0) if "int" in (described.family, described.ref_family) else 0,
             int(cur.get(f"d_{i}") or 0),
             (ref.get(f"lo_{i}"), ref.get(f"hi_{i}")),
             (cur.get(f"lo_{i}"), cur.get(f"hi_{i}")),
@@ -213,8 +213,11 @@ def _sketches(
     probabilities = [j / _CELLS for j in range(_CELLS + 1)]
     per_side = []
     for s in (0, 1):
-        frame = tagged.where(F.col(_SIDE) == s).select(*names)
-        per_side.append(frame.approxQuantile(names, probabilities, 1.0 / _ACCURACY))
+        # approxQuantile reads names as Spark parses them: the columns go under their positions
+        frame = tagged.where(F.col(_SIDE) == s).select(
+            *[column(n).alias(f"q{k}") for k, n in enumerate(names)]
+        )
+        per_side.append(frame.approxQuantile(frame.columns, probabilities, 1.0 / _ACCURACY))
     out = {}
     for name, ref_q, cur_q in zip(names, *per_side, strict=True):
         sketches = []
@@ -252,10 +255,10 @@ def _value_counts(tagged: Any, columns: list[_Column]) -> dict[str, _Counts]:
         *[
             F.struct(
                 F.lit(i).alias("k"),
-                (F.lit(None) if c.value_type == "double" else F.col(c.name).cast("string"))
+                (F.lit(None) if c.value_type == "double" else column(c.name).cast("string"))
                 .cast("string")
                 .alias("s"),
-                (F.col(c.name) if c.value_type == "double" else F.lit(None)).cast("double").alias("d"),
+                (column(c.name) if c.value_type == "double" else F.lit(None)).cast("double").alias("d"),
             )
             for i, c in enumerate(columns)
         ]
@@ -274,12 +277,12 @@ def _value_counts(tagged: Any, columns: list[_Column]) -> dict[str, _Counts]:
         entry[r["side"]] = int(r["n"])
         entry[2 + r["side"]] = int(r["first"])
     out = {}
-    for i, column in enumerate(columns):
+    for i, described in enumerate(columns):
         entries_ = per_column[i]
         # First appearance in the reference, then in the current set (ids order rows within each set).
         order = sorted(entries_, key=lambda v: (0, entries_[v][2]) if entries_[v][0] else (1, entries_[v][3]))
         by_value = sorted(entries_)
-        out[column.name] = _Counts(
+        out[described.name] = _Counts(
             np.array([entries_[v][0] for v in order], dtype=np.int64),
             np.array([entries_[v][1] for v in order], dtype=np.int64),
             np.array([entries_[v][0] for v in by_value], dtype=np.int64),
@@ -300,7 +303,7 @@ def _collected(tagged: Any, wanted: list[tuple[str, int]]) -> dict[tuple[str, in
     row = (
         tagged.agg(
             *[
-                F.collect_list(F.when(F.col(_SIDE) == s, F.col(c))).alias(f"v{k}")
+                F.collect_list(F.when(F.col(_SIDE) == s, column(c))).alias(f"v{k}")
                 for k, (c, s) in enumerate(wanted)
             ]
         )
@@ -328,7 +331,7 @@ def _ks_asymptotic(
     names = list(references)
     values = {name: np.unique(references[name]) for name in names}
     current = tagged.where(F.col(_SIDE) == 1).select(
-        *[F.coalesce(F.col(name), F.lit(float("nan"))).alias(f"x{i}") for i, name in enumerate(names)]
+        *[F.coalesce(column(name), F.lit(float("nan"))).alias(f"x{i}") for i, name in enumerate(names)]
     )
     bucketed = Bucketizer(
         splitsArray=[[-float("inf"), *values[name].tolist(), float("inf")] for name in names],
@@ -467,7 +470,7 @@ def _spark_pair(reference: Any, current: Any, columns: Any) -> tuple[Any, Any]:
     current = selected(as_spark(current, "current", session), "current", columns)
     if columns is None:
         check_same_columns(reference.columns, current.columns)
-        current = current.select(*reference.columns)
+        current = current.select(*[column(c) for c in reference.columns])
     return reference, current
 
 

@@ -1,4 +1,5 @@
-"""Spark inputs checked at the door, refused in the pandas path's words, and Spark's errors made one line.
+"""Spark inputs checked at the door, refused in the pandas path's words, their columns read by the names as
+written, and Spark's errors made one line.
 
 A pandas input given next to a Spark one is checked as the pandas path checks it and then turned into
 a Spark DataFrame with the Spark input's session, so every input is read the same way.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_rows",
     "checked",
     "column",
+    "in_pandas",
     "on_executors",
     "require_columns",
     "selected",
@@ -42,10 +44,33 @@ _OUR_ERROR = re.compile(r"^mlflow_hitl\.errors\.(\w+): (.+)$", re.MULTILINE)
 
 
 def column(name: str) -> Any:
-    """The column called ``name``, quoted so dots and spaces in it are part of the name."""
+    """The column called ``name``, quoted so dots, spaces and backticks in it are part of the name.
+
+    Spark parses a plain name (``F.col``, ``frame[name]``, a name given to ``select``, ``orderBy``,
+    ``groupBy``, ``approxQuantile``): ``income.total`` would be the field ``total`` of ``income``.
+    """
     from pyspark.sql import functions as F
 
     return F.col("`" + name.replace("`", "``") + "`")
+
+
+def in_pandas(frame: Any, function: Callable[[Iterator[Any]], Iterator[Any]], schema: Any) -> Any:
+    """``frame.mapInPandas(function, schema)``, whatever the column names.
+
+    pyspark's ``mapInPandas`` reads each column by its name as Spark parses it, which a dot or a
+    backtick in a name breaks (``income.total`` is looked up as a field of ``income``). The columns
+    travel under their positions instead, and each pandas batch gets its names back before
+    ``function`` sees it.
+    """
+    names = list(frame.columns)
+    positional = frame.select(*[column(c).alias(f"_hitl_{i}") for i, c in enumerate(names)])
+
+    def named(batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
+            batch.columns = names
+            yield batch
+
+    return positional.mapInPandas(lambda batches: function(named(batches)), schema)
 
 
 def on_executors(action: Callable[[], T]) -> T:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..checks import CopyCounts, PoolCounts
 from . import is_spark_frame, require_pyspark
-from ._inputs import as_spark, selected
+from ._inputs import as_spark, column, selected
 
 __all__ = ["exact_copy_counts_spark"]
 
@@ -37,7 +37,7 @@ def _hashed(frame: Any, columns: Sequence[str], numeric: set[str], as_string: se
 
     flags, values = [], []
     for name in columns:
-        value = frame[name]
+        value = column(name)
         if name in numeric:
             value = value.cast("double")
             value = F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value + F.lit(0.0))

@@ -34,7 +34,7 @@ from pyspark.sql import types as T
 from .._validation import check_probabilities
 from ..errors import HitlError, InputError
 from ..review import Queue, QueueStore, control_rows, queue_selection, select_among, uncertainty_scores
-from ._inputs import on_executors
+from ._inputs import column, in_pandas, on_executors
 from ._scoring import PROBA, predictions, scored
 
 __all__ = ["queue_for_review"]
@@ -84,7 +84,9 @@ def queue_for_review(
         raise InputError("pass y_prob (a column of class probabilities) or predict_proba, not both")
     named = {"y_prob": y_prob, "key": key, "group column": group_column, "gold column": gold_column}
     _check_columns(rows, named, features or ())
-    base = (rows.orderBy(key) if key is not None else rows).withColumn(_ID, F.monotonically_increasing_id())
+    base = (rows.orderBy(column(key)) if key is not None else rows).withColumn(
+        _ID, F.monotonically_increasing_id()
+    )
     if key is not None:
         base = base.persist()  # a sort's partitions may differ between jobs; the positions must not
     proba_column = y_prob or PROBA
@@ -217,7 +219,7 @@ def _selection(
     grouping = [group_column] if group_column is not None else []
     needed = [_ID, *grouping, *inputs]
     ranked = _with_scores(
-        base.select(*dict.fromkeys(needed)),
+        base.select(*[column(c) for c in dict.fromkeys(needed)]),
         [_ID, *grouping],
         proba_of,
         n_classes=n_classes,
@@ -238,10 +240,10 @@ def _selection(
 
 
 def _check_columns(rows: Any, named: dict[str, str | None], features: Sequence[str]) -> None:
-    for what, column in named.items():
-        if column is not None and column not in rows.columns:
+    for what, name in named.items():
+        if name is not None and name not in rows.columns:
             raise InputError(
-                f"{what} {column!r} is not a column of the data; it has: {', '.join(rows.columns[:20])}"
+                f"{what} {name!r} is not a column of the data; it has: {', '.join(rows.columns[:20])}"
             )
     missing = [c for c in features if c not in rows.columns]
     if missing:
@@ -297,16 +299,16 @@ def _with_scores(
             scores = np.nan if strategy == "random" else uncertainty_scores(proba, strategy=strategy)
             yield batch[list(keep)].assign(**{SCORE: scores})
 
-    return frame.mapInPandas(score, schema)
+    return in_pandas(frame, score, schema)
 
 
 def _candidates(frame: Any, group_column: str | None, *, n_control: int, n_uncertain: int) -> Any:
     """The control rows and the ``n_uncertain`` best-scoring other rows (of each group), ties by position."""
     best = [F.col(SCORE).desc(), F.col(POSITION)]
-    shown = [POSITION, SCORE, *([group_column] if group_column is not None else [])]
+    shown = [column(c) for c in (POSITION, SCORE, *([group_column] if group_column is not None else []))]
     if group_column is None:
         return frame.orderBy(F.col(_CONTROL).desc(), *best).limit(n_control + n_uncertain).select(*shown)
-    rank = F.row_number().over(Window.partitionBy(_CONTROL, group_column).orderBy(*best))
+    rank = F.row_number().over(Window.partitionBy(_CONTROL, column(group_column)).orderBy(*best))
     return (
         frame.withColumn(_RANK, rank).filter(F.col(_CONTROL) | (F.col(_RANK) <= n_uncertain)).select(*shown)
     )

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
+from ._inputs import in_pandas
 
 __all__ = ["PRED", "PROBA", "predictions", "scored"]
 
@@ -62,7 +63,7 @@ def scored(
                 answered[PROBA] = list(proba)
             yield answered
 
-    return frame.mapInPandas(score, schema)
+    return in_pandas(frame, score, schema)
 
 
 def predictions(
