@@ -21,8 +21,8 @@ __all__ = [
     "check_frame",
     "check_labels",
     "check_probabilities",
+    "check_unique_columns",
     "differing_columns",
-    "duplicate_columns_message",
     "missing_columns_message",
     "missing_labels_message",
     "numeric_and_categorical",
@@ -33,9 +33,13 @@ __all__ = [
 # The wording of the refusals below, shared with the Spark path's checks so both say the same thing.
 
 
-def duplicate_columns_message(input_name: str, duplicated: Sequence[Any]) -> str:
-    dupes = sorted({str(c) for c in duplicated})
-    return f"{input_name} has duplicate column names: {', '.join(dupes)}"
+def check_unique_columns(columns: Sequence[Any], input_name: str) -> None:
+    """Refuse repeated column names, also names equal once written as text (``1`` and ``"1"``): a row is
+    stored and shown keyed by its column names, so a repeated one would silently lose a value."""
+    names = [str(c) for c in columns]
+    duplicated = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+    if duplicated:
+        raise InputError(f"{input_name} has duplicate column names: {', '.join(sorted(duplicated))}")
 
 
 def missing_columns_message(input_name: str, missing: Sequence[Any], columns: Sequence[Any]) -> str:
@@ -64,8 +68,7 @@ def check_frame(
     """
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"{input_name} must be a pandas DataFrame, got {type(data).__name__}")
-    if data.columns.duplicated().any():
-        raise InputError(duplicate_columns_message(input_name, data.columns[data.columns.duplicated()]))
+    check_unique_columns(data.columns, input_name)
     if columns is not None:
         missing = [c for c in columns if c not in data.columns]
         if missing:

@@ -133,6 +133,16 @@ def test_bad_requests_are_refused_clearly(store, call, error, match):
         call(store)
 
 
+@pytest.mark.parametrize("columns", [["age", "age"], [1, "1"]], ids=["repeated", "equal as text"])
+def test_rows_with_repeated_column_names_are_refused_before_anything_is_written(store, columns):
+    """An item's payload is keyed by column name: a repeated name would keep one value and drop the other."""
+    rows = pd.DataFrame([[20.0, 30.0], [21.0, 31.0]], columns=columns)
+    selection = pd.DataFrame({"row": [0, 1], "reason": ["least-confidence"] * 2})
+    with pytest.raises(InputError, match=f"rows has duplicate column names: {columns[0]}$"):
+        store.create_queue("dup", rows=rows, selection=selection, classes=CLASSES, actor="eve")
+    assert store.queues() == []
+
+
 def test_pages_read_by_the_store_are_slices_of_the_whole(store):
     make_queue(store, n=7, k=2)
     for position in range(5):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mlflow_hitl
@@ -134,6 +135,16 @@ def test_bad_input_gives_the_pandas_paths_errors(spark, store, production, arres
         with pytest.raises(InputError) as raised:
             queue_from_model(store, "refused", data=data, **options)
         assert str(raised.value).startswith(message)
+
+
+def test_repeated_column_names_are_refused_on_both_paths_before_the_model_runs(spark, store, production):
+    rows = production.drop(columns=["gold", "id"])
+    pandas_rows = pd.concat([rows, rows[["year"]]], axis=1)
+    spark_rows = spark.createDataFrame(rows).select("*", "year")
+    for data in (pandas_rows, spark_rows):
+        with pytest.raises(InputError, match="^data has duplicate column names: year$"):
+            queue_from_model(store, "refused", data=data, model="models:/not-loaded/1", actor="ana", size=5)
+    assert "refused" not in {queue.name for queue in store.queues()}
 
 
 def test_bad_probabilities_on_the_executors_give_the_pandas_paths_error(spark, store, production):

@@ -32,6 +32,7 @@ import pandas as pd
 
 from .._hashing import sha256_hex
 from .._progress import Progress, or_silent
+from .._validation import check_unique_columns
 from ..errors import InputError, NotFoundError
 from ..review import (
     DEFAULT_MIN_AGREEMENT,
@@ -135,6 +136,7 @@ def _check_data(data: Any, key: str | None) -> None:
         raise InputError("key is for a Spark DataFrame; index a pandas frame by its ids instead")
     if not (spark or isinstance(data, pd.DataFrame)) or (data.isEmpty() if spark else data.empty):
         raise InputError("data must be a non-empty DataFrame of rows to review")
+    check_unique_columns(data.columns, "data")
 
 
 def _features_to_score(

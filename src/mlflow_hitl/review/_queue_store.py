@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .._hashing import canonical_json, sha256_hex
+from .._validation import check_unique_columns
 from ..errors import InputError
 from . import _schema as t
 from ._audit import utc_now
@@ -303,6 +304,7 @@ def _check_selection(
     """Refuse a selection that does not pick rows of ``rows``, or per-row values of another length."""
     if not isinstance(rows, pd.DataFrame) or not isinstance(selection, pd.DataFrame):
         raise InputError("rows and selection must be DataFrames")
+    check_unique_columns(rows.columns, "rows")
     if "row" not in selection.columns or "reason" not in selection.columns:
         raise InputError("selection must have 'row' and 'reason' columns (from select_for_review)")
     if len(selection) == 0:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .. import errors
 from .._validation import (
     check_frame,
-    duplicate_columns_message,
+    check_unique_columns,
     missing_columns_message,
     missing_labels_message,
     too_few_rows_message,
@@ -113,9 +113,7 @@ def as_spark(frame: Any, input_name: str, session: Any) -> Any:
 def require_columns(frame: Any, input_name: str, columns: Sequence[str]) -> None:
     """Refuse duplicate column names and any of ``columns`` the frame lacks (read from the schema, no job)."""
     names = list(frame.columns)
-    duplicated = [c for c in dict.fromkeys(names) if names.count(c) > 1]
-    if duplicated:
-        raise InputError(duplicate_columns_message(input_name, duplicated))
+    check_unique_columns(names, input_name)
     missing = [c for c in columns if c not in names]
     if missing:
         raise InputError(missing_columns_message(input_name, missing, names))

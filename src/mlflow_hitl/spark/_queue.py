@@ -31,7 +31,7 @@ from pyspark.sql import Column, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .._validation import check_probabilities
+from .._validation import check_probabilities, check_unique_columns
 from ..errors import HitlError, InputError
 from ..review import Queue, QueueStore, control_rows, queue_selection, select_among, uncertainty_scores
 from ._inputs import column, in_pandas, on_executors
@@ -240,6 +240,7 @@ def _selection(
 
 
 def _check_columns(rows: Any, named: dict[str, str | None], features: Sequence[str]) -> None:
+    check_unique_columns(rows.columns, "data")
     for what, name in named.items():
         if name is not None and name not in rows.columns:
             raise InputError(
