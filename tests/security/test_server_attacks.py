@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from .conftest import BACKENDS
+from .conftest import BACKENDS, refused
 
 pytestmark = pytest.mark.security
 SERVER_BACKENDS = BACKENDS
@@ -51,3 +51,50 @@ def test_evidence_registration_never_hashes_files_outside_the_run(api):
     _upload(api, mine, "model/MLmodel", "flavors: {}\n")
     own = api.post(REGISTER, {"run_id": mine["run_id"], "model_uri": f"runs:/{mine['run_id']}/model"})
     assert own.json()["registration"]["model_sha256"], own.text
+
+
+def _champion_held(request, backend_kind, api, name: str) -> None:
+    """``name`` version 1 holds the champion after a promotion that passed (a default-policy pass takes
+    evidence of all five checks: it is written beside the server, as the promotion would have left it)."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    api.store.record_event(
+        actor="rita",
+        action="promotion.granted",
+        subject=f"model:{name}/1",
+        payload={"target": "alias:champion", "passed": True},
+    )
+    backend = request.getfixturevalue(f"hitl_server_{backend_kind}").backend
+    SqlAlchemyStore(backend).set_registered_model_alias(name, "champion", "1")
+
+
+@pytest.mark.parametrize("take_away", ["alias", "model"])
+def test_a_renamed_model_created_as_a_prompt_keeps_its_champion(api, request, backend_kind, take_away):
+    """Created with the prompt flag, its version serving model files and holding the champion: a rename
+    left the model without its gate history under the new name, and its owner could then delete the
+    protected alias, or the whole model, without the release role."""
+    name = api.model("eve", tags={"mlflow.prompt.is_prompt": "true"})
+    _champion_held(request, backend_kind, api, name)
+    renamed = f"{name}-renamed"
+    moved = api.post("api/2.0/mlflow/registered-models/rename", {"name": name, "new_name": renamed})
+    assert moved.status_code == 200, moved.text  # no policy either side: a rename anyone may make
+    if take_away == "alias":
+        gone = api.call(
+            "DELETE", "api/2.0/mlflow/registered-models/alias", json={"name": renamed, "alias": "champion"}
+        )
+        refused(gone, "alias.delete")
+    else:
+        gone = api.call("DELETE", "api/2.0/mlflow/registered-models/delete", json={"name": renamed})
+        refused(gone, "model.delete")
+    assert api.alias_version(renamed, "champion") == "1"
+    assert api.events("guard.exempt", f"model:{renamed}").empty
+    # The release role may.
+    assert (
+        api.call(
+            "DELETE",
+            "api/2.0/mlflow/registered-models/alias",
+            "rita",
+            json={"name": renamed, "alias": "champion"},
+        ).status_code
+        == 200
+    )
