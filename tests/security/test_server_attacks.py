@@ -5,6 +5,7 @@ only: the artifact proxy, ``/hitl/api/`` and MLflow's registry routes.
 """
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -98,3 +99,42 @@ def test_a_renamed_model_created_as_a_prompt_keeps_its_champion(api, request, ba
         ).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("suffix", [";x", "?x"])
+def test_the_gate_hashes_the_folder_mlflow_serves_for_a_local_source(api, request, backend_kind, suffix):
+    """A run in an experiment whose artifact location is a path on the server (here under the artifact
+    destination, so the proxy writes there) registers ``model/``; a version's source names
+    ``model;x/``, another model: the gate read ``;x`` (``?x``) as a URL's and hashed ``model/``,
+    while MLflow serves ``model;x/``."""
+    destination = request.getfixturevalue(f"hitl_server_{backend_kind}").folder / "artifacts"
+    made = api.post(
+        "api/2.0/mlflow/experiments/create",
+        {"name": api.fresh_name("local"), "artifact_location": str(destination / api.fresh_name("local"))},
+    )
+    assert made.status_code == 200, made.text
+    created = api.post("api/2.0/mlflow/runs/create", {"experiment_id": made.json()["experiment_id"]})
+    run = created.json()["run"]["info"]
+    proxied = {**run, "artifact_uri": "mlflow-artifacts:/" + run["artifact_uri"][len(str(destination)) + 1 :]}
+    quoted = quote(suffix, safe="")
+    _upload(api, proxied, "model/MLmodel", "flavors: {evaluated: {}}\n")
+    _upload(api, proxied, f"model{quoted}/MLmodel", "flavors: {other: {}}\n")
+    _upload(api, proxied, "hitl/summary.json", json.dumps({"manifest": {}, "details": {}}))
+    own = api.post(REGISTER, {"run_id": run["run_id"], "model_uri": f"runs:/{run['run_id']}/model"})
+    assert own.json()["registration"]["model_sha256"], own.text
+    name = api.fresh_name()
+    assert api.post("api/2.0/mlflow/registered-models/create", {"name": name}).status_code == 200
+    source = f"{run['artifact_uri']}/model{suffix}"
+    version = api.post(
+        "api/2.0/mlflow/model-versions/create", {"name": name, "source": source, "run_id": run["run_id"]}
+    )
+    assert version.status_code == 200, version.text
+    served = api.call(
+        "GET", "api/2.0/mlflow/model-versions/get-download-uri", params={"name": name, "version": "1"}
+    )
+    assert served.json()["artifact_uri"] == source  # MLflow reads the folder model{suffix}
+    decision = api.call(
+        "GET", "hitl/api/gate/decision", params={"model": name, "version": "1", "target": "alias:champion"}
+    )
+    model = {r["name"]: r for r in decision.json()["decision"]["requirements"]}["evidence.model"]
+    assert not model["met"] and "model files differ from the evaluated model" in model["detail"], model

@@ -65,9 +65,12 @@ def local_path(uri: str) -> Path | None:
     A proxied location that would leave the destination (``..``, however encoded) is never read in
     place: ``None``, so it goes to MLflow's own artifact repository, which refuses it as its proxy does.
     """
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path))
+        # As MLflow's local artifact repository reads it: ``model;x``, ``model?x`` are folders, not ``model``.
+        return Path(local_file_uri_to_path(uri))
     if parsed.scheme == "mlflow-artifacts":
         destination = urlparse(os.environ.get(_SERVER_ARTIFACTS_ENV, ""))
         if destination.path and destination.scheme in ("", "file"):
