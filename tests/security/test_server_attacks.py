@@ -138,3 +138,55 @@ def test_the_gate_hashes_the_folder_mlflow_serves_for_a_local_source(api, reques
     )
     model = {r["name"]: r for r in decision.json()["decision"]["requirements"]}["evidence.model"]
     assert not model["met"] and "model files differ from the evaluated model" in model["detail"], model
+
+
+ALIAS = "api/2.0/mlflow/registered-models/alias"
+# (method, route suffix, body or raw text, headers): none may set the champion of a version that fails.
+SHAPES = [
+    *(
+        ("POST", "", {"version": v}, {})
+        for v in ("1e0", "1.0", "0x1", "１", "1_0", "\t1", 1, 1.0, True, [1], -1)
+    ),
+    *(("POST", "", {"alias": a}, {}) for a in ("champion\n", " champion", "champ%69on", "champion\x00")),
+    ("POST", "", "text", {"Content-Type": "text/plain"}),
+    ("POST", "", "text", {"Content-Type": "application/json-patch+json"}),
+    ("POST", ";x", "text", {"Content-Type": "application/json"}),
+    *((m, "", "text", {"Content-Type": "application/json"}) for m in ("PUT", "PATCH", "OPTIONS", "HEAD")),
+    *(
+        ("GET", "", "text", {"Content-Type": "application/json", h: "POST"})
+        for h in ("X-HTTP-Method-Override", "X-HTTP-Method")
+    ),
+]
+
+
+def test_other_request_shapes_never_set_a_protected_alias(api):
+    """Version and alias spellings, content types, methods and override headers, a ``;`` path parameter,
+    and a body whose length two headers disagree on: refused, or not a request MLflow acts on."""
+    import socket
+    from base64 import b64encode
+    from urllib.parse import urlparse
+
+    from .conftest import PASSWORDS
+
+    name = api.model("eve")
+    fields = {"name": name, "alias": "champion", "version": "1"}
+    for method, suffix, body, headers in SHAPES:
+        if isinstance(body, dict):
+            answer = api.call(method, ALIAS + suffix, json={**fields, **body})
+        else:
+            answer = api.call(method, ALIAS + suffix, data=json.dumps(fields), headers=headers)
+        assert answer.status_code != 200, (method, suffix, body, headers, answer.text)
+    # Transfer-Encoding and Content-Length together (a short decoy length, the real body chunked).
+    url, payload = urlparse(api.url), json.dumps(fields).encode()
+    credentials = b64encode(f"eve:{PASSWORDS['eve']}".encode()).decode()
+    head = (
+        f"POST /{ALIAS} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Basic {credentials}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    with socket.create_connection((url.hostname, url.port), timeout=60) as sock:
+        sock.sendall(head.encode() + f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n")
+        status = sock.recv(4096).split(b"\r\n", 1)[0]
+    assert b" 200 " not in status, status
+    for alias in ("champion", "Champion"):
+        assert api.alias_version(name, alias) is None
