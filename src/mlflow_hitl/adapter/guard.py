@@ -264,7 +264,7 @@ def _protected_holdings(write: Write, *, store: ReviewStore, registry: Any) -> l
 
 def _release(write: Write, doing: str, store: ReviewStore, registry: Any, actor: str) -> None:
     """Allow ``doing`` only to holders of the release sign-off role (or admins), audited either way."""
-    if is_exempt(store, registry, write.name, write.version):
+    if all(is_exempt(store, registry, write.name, v) for v in _versions_concerned(write, registry)):
         _audit(store, actor, "guard.exempt", write, {"doing": doing})
         return
     role = signoff_role(_RELEASE_CHECK)
@@ -275,6 +275,34 @@ def _release(write: Write, doing: str, store: ReviewStore, registry: Any, actor:
             f"{actor} cannot {doing}: needs the {role!r} role (roles held: {', '.join(sorted(held)) or 'none'})",
         )
     _audit(store, actor, "guard.granted", write, {"doing": doing, "role": role})
+
+
+def _versions_concerned(write: Write, registry: Any) -> list[str | None]:
+    """The versions whose facts decide whether taking something away is exempt: the one the write names,
+    the one the alias points to, or every version of the model (``[None]``: none, the model's own facts).
+
+    A model created as a prompt may hold its protected alias on a version serving model files; the
+    model's facts alone (which a rename leaves without its gate history) must not exempt that version.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if write.version:
+        return [write.version]
+    try:
+        if write.kind == "delete_alias":
+            held = dict(registry.get_registered_model(write.name).aliases).get(write.alias)
+            return [None if held is None else str(held)]
+        if "'" in write.name:
+            return ["unknown"]  # not a filter MLflow reads as written: no version is exempt
+        versions, token = [], None
+        while True:
+            page = registry.search_model_versions(f"name = '{write.name}'", page_token=token)
+            versions += [str(v.version) for v in page]
+            token = page.token
+            if not token:
+                return versions or [None]
+    except MlflowException:
+        return ["unknown"]  # MLflow answers for the write itself; nothing is exempt on a guess
 
 
 def _check_rename(write: Write, *, store: ReviewStore, actor: str) -> None:

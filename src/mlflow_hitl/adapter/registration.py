@@ -60,15 +60,34 @@ _MLFLOW_OWN = frozenset({"registered_model_meta"})
 
 def local_path(uri: str) -> Path | None:
     """Where ``uri``'s files are on this machine: a local path, or, inside the tracking server, the
-    proxied ``mlflow-artifacts:`` location under its artifact destination; ``None`` otherwise."""
+    proxied ``mlflow-artifacts:`` location under its artifact destination; ``None`` otherwise.
+
+    A proxied location that would leave the destination (``..``, however encoded) is never read in
+    place: ``None``, so it goes to MLflow's own artifact repository, which refuses it as its proxy does.
+    """
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path))
+        # As MLflow's local artifact repository reads it: ``model;x``, ``model?x`` are folders, not ``model``.
+        return Path(local_file_uri_to_path(uri))
     if parsed.scheme == "mlflow-artifacts":
         destination = urlparse(os.environ.get(_SERVER_ARTIFACTS_ENV, ""))
         if destination.path and destination.scheme in ("", "file"):
-            return Path(unquote(destination.path)) / unquote(parsed.path).lstrip("/")
+            relative = unquote(parsed.path).lstrip("/")
+            if not _dot_segment(relative.split("/")):
+                return Path(unquote(destination.path)) / relative
     return None
+
+
+def _dot_segment(parts: list[str]) -> bool:
+    """Whether any path segment is ``.`` or ``..``, or hides a ``/``, once fully percent-decoded."""
+    for part in parts:
+        while (decoded := unquote(part)) != part:
+            part = decoded
+        if part in (".", "..") or "/" in part or "\\" in part or "\x00" in part:
+            return True
+    return False
 
 
 def model_digest(folder: Path) -> str:
@@ -250,8 +269,8 @@ def model_location(client: Any, model_uri: str, run_id: str) -> tuple[str | None
     )
     scheme, _, rest = model_uri.partition(":/")
     parts = rest.strip("/").split("/")
-    if scheme not in ("models", "runs") or not all(parts) or ".." in parts:
-        return refused
+    if scheme not in ("models", "runs") or not all(parts) or _dot_segment(parts):
+        return refused  # ``%2e%2e`` is ``..`` to the artifact store: it would leave the run
     try:
         if scheme == "models" and len(parts) == 1 and parts[0].startswith("m-"):
             logged = client.get_logged_model(parts[0])
