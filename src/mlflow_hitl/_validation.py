@@ -34,12 +34,14 @@ __all__ = [
 
 
 def check_unique_columns(columns: Sequence[Any], input_name: str) -> None:
-    """Refuse repeated column names, also names equal once written as text (``1`` and ``"1"``): a row is
-    stored and shown keyed by its column names, so a repeated one would silently lose a value."""
-    names = [str(c) for c in columns]
+    """Refuse repeated column names: values are read, stored and shown by column name, so a repeated one
+    would silently lose a value. Callers that key rows by text pass the names as text (``1`` is ``"1"``)."""
+    names = list(columns)
     duplicated = [name for name in dict.fromkeys(names) if names.count(name) > 1]
     if duplicated:
-        raise InputError(f"{input_name} has duplicate column names: {', '.join(sorted(duplicated))}")
+        raise InputError(
+            f"{input_name} has duplicate column names: {', '.join(sorted(map(str, duplicated)))}"
+        )
 
 
 def missing_columns_message(input_name: str, missing: Sequence[Any], columns: Sequence[Any]) -> str:

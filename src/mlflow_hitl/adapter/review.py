@@ -136,7 +136,7 @@ def _check_data(data: Any, key: str | None) -> None:
         raise InputError("key is for a Spark DataFrame; index a pandas frame by its ids instead")
     if not (spark or isinstance(data, pd.DataFrame)) or (data.isEmpty() if spark else data.empty):
         raise InputError("data must be a non-empty DataFrame of rows to review")
-    check_unique_columns(data.columns, "data")
+    check_unique_columns([str(c) for c in data.columns], "data")  # items are keyed by the names as text
 
 
 def _features_to_score(

@@ -304,7 +304,7 @@ def _check_selection(
     """Refuse a selection that does not pick rows of ``rows``, or per-row values of another length."""
     if not isinstance(rows, pd.DataFrame) or not isinstance(selection, pd.DataFrame):
         raise InputError("rows and selection must be DataFrames")
-    check_unique_columns(rows.columns, "rows")
+    check_unique_columns([str(c) for c in rows.columns], "rows")  # items are keyed by the names as text
     if "row" not in selection.columns or "reason" not in selection.columns:
         raise InputError("selection must have 'row' and 'reason' columns (from select_for_review)")
     if len(selection) == 0:
