@@ -257,9 +257,15 @@ def wait_until_up(
 
 @contextlib.contextmanager
 def mlflow_hitl_server(
-    backend: str, *, artifacts: Path, env: Mapping[str, str], log_path: Path, timeout: float = 120.0
+    backend: str,
+    *,
+    artifacts: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    timeout: float = 120.0,
+    options: Sequence[str] = (),
 ) -> Iterator[str]:
-    """``mlflow server --app-name hitl`` (one worker) on 127.0.0.1 and a free port; yields its URL.
+    """``mlflow server --app-name hitl`` (one worker, and ``options``) on 127.0.0.1 and a free port; yields its URL.
 
     Raises ``RuntimeError`` with the end of the server's log when it exits or is not healthy in time.
     """
@@ -285,6 +291,7 @@ def mlflow_hitl_server(
                 str(port),
                 "--workers",
                 "1",
+                *options,
             ],
             # The server's own key and anchors (docs/security.md) in the test's folder, never the real home.
             env={**env, "MLFLOW_HITL_SERVER_HOME": str(server_home(log_path.parent))},

@@ -343,6 +343,7 @@ def _sign_off(store: ReviewStore, actor: str, p: Params) -> Any:
         user=actor,
         approve=approve,
         note=_text(p, "note", required=False),
+        evidence_sha256=_text(p, "evidence_sha256", required=False),
     )
     return {"signoff": record}
 
@@ -513,7 +514,7 @@ ROUTES: tuple[Route, ...] = (
         ("run_id",),
         lambda s, a, p: _table(s.signoffs(_text(p, "run_id", required=False)), "signoffs"),
     ),
-    Route("signoffs/create", "POST", ("run_id", "check", "approve", "note"), _sign_off),
+    Route("signoffs/create", "POST", ("run_id", "check", "approve", "note", "evidence_sha256"), _sign_off),
     Route("evidence/register", "POST", ("run_id", "model_uri"), _register_evidence),
     Route(
         "snapshots/list",

@@ -27,10 +27,19 @@ review store is not the backend database or beside it, ``MLFLOW_HITL_STORE_URI``
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
-__all__ = ["create_app"]
+__all__ = ["WORKSPACES_REFUSED", "create_app", "workspaces_enabled"]
+
+# Policies, creation records and gate records are keyed by model name: with MLflow's workspaces, two
+# workspaces' models of one name would share them (one team's policy, author or gate record for the other's).
+WORKSPACES_REFUSED = (
+    "mlflow-hitl does not run with MLflow workspaces (--enable-workspaces, MLFLOW_ENABLE_WORKSPACES): its "
+    "gate policies and records are keyed by model name, which models of one name in two workspaces would "
+    "share; this server refuses every request until it is started without workspaces"
+)
 
 
 def _review_store() -> Any:
@@ -109,8 +118,6 @@ def _guard() -> Any:
 
 def _after(response: Any) -> Any:
     """Record what a registry write (or a run creation) that MLflow accepted means, as the authenticated user."""
-    import logging
-
     from flask import current_app, g, request
 
     from ..errors import HitlError
@@ -158,8 +165,27 @@ def _use_server_stores() -> None:
         mlflow.set_registry_uri(os.environ.get(REGISTRY_STORE_URI_ENV_VAR) or backend)
 
 
+def workspaces_enabled() -> bool:
+    """Whether this MLflow server runs with workspaces (``mlflow server`` sets the variable from its flag)."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
+
+    return bool(MLFLOW_ENABLE_WORKSPACES.get())
+
+
+def _refuse_workspaces() -> Any:
+    from flask import jsonify
+
+    response = jsonify({"error_code": "INVALID_STATE", "message": WORKSPACES_REFUSED})
+    response.status_code = 503
+    return response
+
+
 def create_app() -> Any:
-    """The app factory ``mlflow server --app-name hitl`` calls: basic-auth first, then the HITL guard."""
+    """The app factory ``mlflow server --app-name hitl`` calls: basic-auth first, then the HITL guard.
+
+    With workspaces on, the server serves nothing (fail closed, one line in its log): a worker that
+    failed to start would be started again by uvicorn, over and over.
+    """
     from mlflow.server import app as flask_app
     from mlflow.server.auth import bootstrap_admin_user
     from mlflow.server.auth import create_app as with_basic_auth
@@ -168,6 +194,10 @@ def create_app() -> Any:
     from .api import register_api
     from .pages import register_pages
 
+    if workspaces_enabled():
+        logging.getLogger(__name__).error("%s", WORKSPACES_REFUSED)
+        flask_app.before_request(_refuse_workspaces)  # before basic-auth's own: every request, first
+        return with_basic_auth(flask_app)
     _use_server_stores()
     _key_and_anchors()
     bootstrap_admin_user()  # MLflow's server does this only for --app-name basic-auth

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._hashing import canonical_json, sha256_file, sha256_hex
-from ..review import ReviewStore
+from .._hashing import sha256_file, sha256_hex
+from ..review import ReviewStore, registration_digest
 from .identity import intact, recorded_creator
 from .logging import ARTIFACT_ROOT
 from .registration import REGISTERED, local_path
@@ -185,7 +185,7 @@ def _registrations(events: list[dict[str, Any]], run_id: str) -> list[dict[str, 
                     "seq": int(event["seq"]),
                     "actor": event["actor"],
                     "time": event["time"],
-                    "digest": sha256_hex(canonical_json(payload)),
+                    "digest": registration_digest(payload),
                 }
             )
     return out

@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlparse
 from .._hashing import canonical_json, sha256_file, sha256_hex
 from .._identity import acting_user
 from ..errors import first_line
+from ..review import EVIDENCE_REGISTERED
 
 __all__ = [
     "REGISTERED",
@@ -52,7 +53,7 @@ __all__ = [
     "version_model_digest",
 ]
 
-REGISTERED = "evidence.registered"
+REGISTERED = EVIDENCE_REGISTERED
 _SERVER_ARTIFACTS_ENV = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
 # Written by MLflow itself into a model's folder when it is loaded by a models:/<name>/<version> URI.
 _MLFLOW_OWN = frozenset({"registered_model_meta"})

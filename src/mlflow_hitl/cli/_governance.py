@@ -43,6 +43,12 @@ _PAST = {"approve": "approved", "reject": "rejected"}  # a sign-off's decision, 
 )
 @click.option("--approve/--reject", required=True)
 @click.option("--note", help="Why.")
+@click.option(
+    "--evidence-sha256",
+    metavar="DIGEST",
+    help="The evidence digest you read (lineage's registration digest, or the Sign off page's): "
+    "refused if the run's evidence was registered again since.",
+)
 @store_option
 @user_option
 @output_format
@@ -52,6 +58,7 @@ def signoff(
     check_name: str,
     approve: bool,
     note: str | None,
+    evidence_sha256: str | None,
     store_uri: str | None,
     user: str | None,
     output_format: str,
@@ -69,7 +76,12 @@ def signoff(
         raise BadInput("--run-id is required")
     store = open_store(store_uri)
     record = store.sign_off(
-        run_id=run_id, check=check_name, user=acting_user(user), approve=approve, note=note
+        run_id=run_id,
+        check=check_name,
+        user=acting_user(user),
+        approve=approve,
+        note=note,
+        evidence_sha256=evidence_sha256,
     )
     if approve and record["user"] in run_authors(store, run_id):
         warn(

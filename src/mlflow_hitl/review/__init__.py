@@ -24,6 +24,7 @@ from ._anchors import ANCHOR_PATH_ENV, AnchorLog, FileAnchorLog
 from ._audit import ChainVerification, event_intact
 from ._consensus import METHODS, ConsensusResult, consensus, dawid_skene, majority_vote, needs_adjudication
 from ._engine import masked_url
+from ._evidence import EVIDENCE_REGISTERED, registration_digest
 from ._feeding import DROP_CAUSES, FeederSettings, QueueFeeder
 from ._generator_audit import (
     AUDIT_CLASSES,
@@ -74,6 +75,7 @@ from ._verified import (
 
 __all__ = [
     "ANCHOR_PATH_ENV",
+    "EVIDENCE_REGISTERED",
     "AUDIT_CLASSES",
     "AUDIT_TAGS",
     "GENERATOR_AUDIT",
@@ -129,6 +131,7 @@ __all__ = [
     "label_studio_tasks",
     "read_annotations_csv",
     "read_label_studio_export",
+    "registration_digest",
     "dawid_skene",
     "event_intact",
     "majority_vote",

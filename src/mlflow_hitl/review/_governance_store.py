@@ -6,6 +6,8 @@ including their own event, so the gate can prove the record it relies on is part
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -15,12 +17,15 @@ from .._roles import ROLES, signoff_role
 from ..checks.registry import SIGNOFF_CHECKS
 from ..errors import InputError
 from . import _schema as t
-from ._audit import utc_now
+from ._audit import event_intact, utc_now
 from ._engine import SqlStoreBase
+from ._evidence import EVIDENCE_REGISTERED, registration_digest
 from ._lookups import load_queue, require_role, roles_of
 from ._records import check_user
 
 __all__ = ["SqlGovernance"]
+
+_DIGEST = re.compile("[0-9a-f]{64}")
 
 
 class SqlGovernance(SqlStoreBase):
@@ -75,26 +80,50 @@ class SqlGovernance(SqlStoreBase):
         return pd.DataFrame(rows, columns=["user", "role", "granted_by", "granted_at"])
 
     def sign_off(
-        self, *, run_id: str, check: str, user: str, approve: bool, note: str | None = None
+        self,
+        *,
+        run_id: str,
+        check: str,
+        user: str,
+        approve: bool,
+        note: str | None = None,
+        evidence_sha256: str | None = None,
     ) -> dict[str, Any]:
         """``user`` approves or rejects ``check`` of run ``run_id``; needs the check's sign-off role.
 
-        The sign-off records the audit chain head including its own event.
+        The sign-off records the audit chain head including its own event, and approves the run's
+        evidence registration in force when it is recorded. ``evidence_sha256``: the digest of the
+        registration the reviewer read; when the run's evidence has been registered again since, the
+        sign-off is refused and nothing is written (the check and the write hold the chain head together).
         """
         user = check_user(user)
         if not run_id:
             raise InputError("run_id is required for a sign-off")
         if check not in SIGNOFF_CHECKS:  # a typo signed into the audit chain would stay there for good
             raise InputError(f"unknown check {check!r} to sign off; choose from {', '.join(SIGNOFF_CHECKS)}")
+        if evidence_sha256 is not None and not _DIGEST.fullmatch(evidence_sha256):
+            raise InputError(
+                f"evidence_sha256 must be the 64 hex digits of the evidence digest read, got {evidence_sha256!r}"
+            )
         role = signoff_role(check)
         decision = "approve" if approve else "reject"
+        payload: dict[str, Any] = {"role": role, "note": note}
         with self._write() as tx:
             require_role(tx.conn, user, role, f"sign off {check}")
+            if evidence_sha256 is not None:
+                current = self._evidence_in_force(tx.conn, run_id)
+                if current != evidence_sha256:
+                    raise InputError(
+                        f"the evidence of run {run_id} changed since it was read (read "
+                        f"{evidence_sha256[:12]}, now {current[:12] if current else 'none registered'}); "
+                        "read it again before signing"
+                    )
+                payload["evidence_sha256"] = evidence_sha256
             seq, digest = tx.event(
                 actor=user,
                 action=f"signoff.{decision}",
                 subject=f"run:{run_id}/check:{check}",
-                payload={"role": role, "note": note},
+                payload=payload,
             )
             record = {
                 "run_id": run_id,
@@ -109,6 +138,20 @@ class SqlGovernance(SqlStoreBase):
             }
             tx.conn.execute(sa.insert(t.signoffs).values(**record))
         return record
+
+    def _evidence_in_force(self, conn: sa.engine.Connection, run_id: str) -> str | None:
+        """The digest of run ``run_id``'s newest intact evidence registration (the gate's), or ``None``."""
+        rows = conn.execute(
+            sa.select(t.audit_events)
+            .where(
+                t.audit_events.c.subject == f"run:{run_id}", t.audit_events.c.action == EVIDENCE_REGISTERED
+            )
+            .order_by(t.audit_events.c.seq.desc())
+        )
+        for row in rows.mappings():
+            if event_intact(row, self.keyring):
+                return registration_digest(json.loads(row["payload"]))
+        return None
 
     def signoffs(self, run_id: str | None = None) -> pd.DataFrame:
         with self._read() as conn:

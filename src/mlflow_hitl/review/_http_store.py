@@ -351,14 +351,19 @@ class HttpReviewStore:
         return _frame(self._call("GET", "roles/list", {"user": user}), "roles")
 
     def sign_off(
-        self, *, run_id: str, check: str, user: str, approve: bool, note: str | None = None
+        self,
+        *,
+        run_id: str,
+        check: str,
+        user: str,
+        approve: bool,
+        note: str | None = None,
+        evidence_sha256: str | None = None,
     ) -> dict[str, Any]:
-        answer = self._call(
-            "POST",
-            "signoffs/create",
-            {"run_id": run_id, "check": check, "approve": bool(approve), "note": note},
-        )
-        return dict(answer["signoff"])
+        body = {"run_id": run_id, "check": check, "approve": bool(approve), "note": note}
+        if evidence_sha256 is not None:  # only when given: a server older than the field refuses it
+            body["evidence_sha256"] = evidence_sha256
+        return dict(self._call("POST", "signoffs/create", body)["signoff"])
 
     def signoffs(self, run_id: str | None = None) -> pd.DataFrame:
         return _frame(self._call("GET", "signoffs/list", {"run_id": run_id}), "signoffs")

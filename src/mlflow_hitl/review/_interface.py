@@ -118,7 +118,14 @@ class GovernanceStore(Protocol):
     def roles(self, user: str | None = None) -> pd.DataFrame: ...
 
     def sign_off(
-        self, *, run_id: str, check: str, user: str, approve: bool, note: str | None = None
+        self,
+        *,
+        run_id: str,
+        check: str,
+        user: str,
+        approve: bool,
+        note: str | None = None,
+        evidence_sha256: str | None = None,
     ) -> dict[str, Any]: ...
 
     def signoffs(self, run_id: str | None = None) -> pd.DataFrame: ...

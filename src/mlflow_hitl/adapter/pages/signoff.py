@@ -110,7 +110,12 @@ def _act() -> Any:
     decision = form("decision")
     refusal = attempt(
         lambda: store().sign_off(
-            run_id=run_id, check=check, user="", approve=decision == "approve", note=form("note")
+            run_id=run_id,
+            check=check,
+            user="",
+            approve=decision == "approve",
+            note=form("note"),
+            evidence_sha256=form("evidence_sha256"),  # the digest the page showed: refused if it changed
         )
     )
     return _show(refusal) if refusal else redirect("signoff", run_id=run_id, check=check, signed=decision)
