@@ -84,11 +84,7 @@ def queue_for_review(
         raise InputError("pass y_prob (a column of class probabilities) or predict_proba, not both")
     named = {"y_prob": y_prob, "key": key, "group column": group_column, "gold column": gold_column}
     _check_columns(rows, named, features or ())
-    base = (rows.orderBy(column(key)) if key is not None else rows).withColumn(
-        _ID, F.monotonically_increasing_id()
-    )
-    if key is not None:
-        base = base.persist()  # a sort's partitions may differ between jobs; the positions must not
+    base = _numbered(rows, key)
     proba_column = y_prob or PROBA
     proba_of = functools.partial(
         _proba_of,
@@ -130,6 +126,14 @@ def queue_for_review(
         run_id=run_id,
         gold=gold,
     )
+
+
+def _numbered(rows: Any, key: str | None) -> Any:
+    """``rows`` with the id that orders them; sorted by ``key`` and persisted when given, since a sort's
+    partitions may differ between jobs and the positions must not (the caller unpersists)."""
+    if key is None:
+        return rows.withColumn(_ID, F.monotonically_increasing_id())
+    return rows.orderBy(column(key)).withColumn(_ID, F.monotonically_increasing_id()).persist()
 
 
 def _chosen(
