@@ -549,12 +549,7 @@ def _scored_rows(
     model: Classifier, real: Checked, features: list[str], target: str, sensitive: list[str]
 ) -> Any:
     """The real rows' target, groups and the model's answers, scored on the executors once and kept
-    on the executors' disks for every check to read; the caller unpersists them.
-
-    On disk, not in memory: cached blocks in the heap leave less room for what Spark does not account,
-    such as the quantile sketches drift merges: at 50M rows, with these rows cached in memory, a 512m
-    local-mode heap failed drift with "GC overhead limit exceeded" in ``QuantileSummaries.merge``. Reading the kept rows back from
-    local disk costs far less than scoring the model again."""
+    (memory, then disk) for every check to read; the caller unpersists them."""
     from pyspark import StorageLevel
 
     with_predictions = scored(
@@ -566,7 +561,7 @@ def _scored_rows(
         classes=model.classes,
         keep=[target, *sensitive],
     )
-    return with_predictions.persist(StorageLevel.DISK_ONLY)
+    return with_predictions.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def _run_checks(
