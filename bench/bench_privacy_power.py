@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mlflow_hitl import Status
-from mlflow_hitl.checks._privacy import assess_privacy, privacy_failed_rules
+from mlflow_hitl.checks._privacy import assess_privacy, privacy_failed_rules, privacy_status
 from mlflow_hitl.checks._rows import encode
 from mlflow_hitl.config import GeneratorConfig
 from mlflow_hitl.errors import ConfigError
@@ -82,14 +82,14 @@ def leaked(source: pd.DataFrame, holdout: pd.DataFrame, kind: str, k: int, seed:
 def verdict(synthetic, holdout, source, cfg):
     """The privacy numbers, whether each excess rule failed, and the privacy verdict."""
     privacy = assess_privacy(encode(synthetic, holdout, source), cfg, np.random.default_rng(cfg.seed))
-    failed = {r["metric"] for r in privacy_failed_rules(privacy, cfg)}
-    if failed:
-        outcome = Status.FAILED
-    elif privacy.baseline.insufficient_evidence:
-        outcome = Status.INSUFFICIENT_EVIDENCE
-    else:
-        outcome = Status.PASSED
-    return privacy, "exact_copy_excess" in failed, "near_copy_excess" in failed, outcome
+    rules = privacy_failed_rules(privacy, cfg)
+    failed = {r["metric"] for r in rules}
+    return (
+        privacy,
+        "exact_copy_excess" in failed,
+        "near_copy_excess" in failed,
+        privacy_status(privacy, rules),
+    )
 
 
 def main() -> None:
