@@ -39,6 +39,7 @@ from ._privacy import (
     privacy_failed_rules,
     privacy_metrics,
     privacy_statement,
+    privacy_status,
 )
 from ._rows import Encoded, encode
 from ._spec import CheckSpec, ValidationInputs
@@ -298,12 +299,7 @@ def _verdict(
         "fidelity.png": _plot_fidelity(realism.table, cfg.min_fidelity),
         "dcr.png": plot_dcr(privacy),
     }
-    if failed:
-        status = Status.FAILED
-    elif privacy.baseline.insufficient_evidence:
-        status = Status.INSUFFICIENT_EVIDENCE
-    else:
-        status = Status.PASSED
+    status = privacy_status(privacy, failed)  # the realism rules' failures are in `failed` too
     return CheckResult(
         name=_NAME,
         status=status,

@@ -29,7 +29,7 @@ than the data can support, so the verdict is then insufficient evidence (:func:`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .._format import number, percent
+from .._result import Status
 from ..errors import InputError
 from ._plots import new_figure, to_png
 from ._rows import Encoded, Rows
@@ -323,6 +324,16 @@ def privacy_failed_rules(privacy: Privacy, cfg: GeneratorConfig) -> list[dict[st
                 }
             )
     return failed
+
+
+def privacy_status(privacy: Privacy, failed: Sequence[Mapping[str, Any]]) -> Status:
+    """The verdict given the failed rules: any failure fails; else data too small, or tests too weak
+    for ``max_undetectable_excess``, are insufficient evidence (never a pass); else passed."""
+    if failed:
+        return Status.FAILED
+    if privacy.baseline.insufficient_evidence:
+        return Status.INSUFFICIENT_EVIDENCE
+    return Status.PASSED
 
 
 def privacy_statement(privacy: Privacy, cfg: GeneratorConfig) -> str:
