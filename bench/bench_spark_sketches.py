@@ -3,6 +3,7 @@
     /work/main/.venv/bin/python bench/bench_spark_sketches.py --rows 50000000                 # 512m heap, 13 columns
     /work/main/.venv/bin/python bench/bench_spark_sketches.py --rows 50000000 --memory 1g
     /work/main/.venv/bin/python bench/bench_spark_sketches.py --rows 50000000 --columns 4
+    /work/main/.venv/bin/python bench/bench_spark_sketches.py --rows 50000000 --partitions 50
 
 Drift sketches every numeric column with a large reference in one ``approxQuantile`` job per set, at
 the relative error drift uses (``mlflow_hitl.spark._drift._ACCURACY``) and its quantile grid. The
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--columns", type=int, default=13, help="numeric columns sketched in the one job")
     parser.add_argument("--memory", default="512m", help="spark.driver.memory (the local-mode heap)")
+    parser.add_argument("--partitions", type=int, help="partitions (default: one per 250,000 rows)")
     args = parser.parse_args()
 
     from pyspark.sql import SparkSession
@@ -46,7 +48,7 @@ def main() -> None:
     )
     spark.sparkContext.setLogLevel("OFF")
     jvm = java_pid(spark)
-    partitions = max(1, args.rows // 250_000)
+    partitions = args.partitions or max(1, args.rows // 250_000)
     frame = spark.range(0, args.rows, numPartitions=partitions).select(
         *[(F.randn(i) * (i + 1) + F.rand(100 + i)).alias(f"x{i}") for i in range(args.columns)]
     )
