@@ -470,8 +470,14 @@ def validate_spark(
 
     A pandas input next to a Spark one is checked as the pandas path checks it, then made a Spark
     DataFrame with the Spark input's session. The model is scored on the executors; each check runs
-    as :data:`RUNNERS` says, and its ``details["computed"]`` says per metric whether it is exact,
-    from a sketch (with its bound) or from a sample (with its size). ``details["fingerprints"]``
+    as :data:`RUNNERS` says: fairness exactly from per-cell counts; calibration from binned sums over
+    every row (adaptive ECE from ``percentile_approx`` quantiles, within a stated bound); drift over
+    every row (exact counts and categorical tests, numeric distances from quantile sketches within a
+    stated bound); the generator check's exact copies over every row (row hashes); adversarial and the
+    rest of the generator check on a seeded sample of at most ``sample_rows`` rows per input. Each
+    check's ``details["computed"]`` says per metric whether it is exact, from a sketch (with its
+    bound) or from a sample (with its size), and ``details["near_threshold"]`` lists the metrics whose
+    bound reaches across a threshold. ``details["fingerprints"]``
     holds an order-independent digest per input, computed on the executors (see
     :func:`~mlflow_hitl.spark._inputs.checked`). Results are never reused between calls.
     ``result.scored`` is a :class:`~mlflow_hitl._result.SparkScoredRows` (the checked real frame and
