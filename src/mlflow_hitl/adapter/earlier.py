@@ -65,7 +65,7 @@ def logged_summary(run_id: str, root: str) -> tuple[dict[str, Any], str] | None:
 
 def _registration(run_id: str, summary_sha256: str) -> dict[str, Any] | None:
     """``{"seq", "time"}`` of the ``evidence.registered`` event that pinned ``summary_sha256``, if readable."""
-    from .registration import REGISTERED
+    from ..review import EVIDENCE_REGISTERED
     from .review import open_store
 
     try:
@@ -73,7 +73,7 @@ def _registration(run_id: str, summary_sha256: str) -> dict[str, Any] | None:
     except Exception:  # no review store: the digest alone identifies the validation
         return None
     try:
-        events = store.audit_events(subject=f"run:{run_id}", action=REGISTERED)
+        events = store.audit_events(subject=f"run:{run_id}", action=EVIDENCE_REGISTERED)
         for event in reversed(events.to_dict(orient="records")):
             with contextlib.suppress(ValueError, TypeError):
                 if json.loads(event["payload"]).get("summary_sha256") == summary_sha256:

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .._hashing import sha256_file, sha256_hex
-from ..review import ReviewStore, registration_digest
+from ..review import EVIDENCE_REGISTERED, ReviewStore, registration_digest
 from .identity import intact, recorded_creator
 from .logging import ARTIFACT_ROOT
-from .registration import REGISTERED, local_path
+from .registration import local_path
 
 __all__ = [
     "RunArtifacts",
@@ -177,7 +177,7 @@ def _registrations(events: list[dict[str, Any]], run_id: str) -> list[dict[str, 
     sha256 of its canonical payload, which is what a sign-off approves."""
     out = []
     for event in events:
-        if event["action"] == REGISTERED and event["subject"] == f"run:{run_id}" and intact(event):
+        if event["action"] == EVIDENCE_REGISTERED and event["subject"] == f"run:{run_id}" and intact(event):
             payload = json.loads(event["payload"])
             out.append(
                 {

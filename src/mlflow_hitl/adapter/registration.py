@@ -41,7 +41,6 @@ from ..errors import first_line
 from ..review import EVIDENCE_REGISTERED
 
 __all__ = [
-    "REGISTERED",
     "evaluated_model_uri",
     "evidence_payload",
     "local_path",
@@ -53,7 +52,6 @@ __all__ = [
     "version_model_digest",
 ]
 
-REGISTERED = EVIDENCE_REGISTERED
 _SERVER_ARTIFACTS_ENV = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
 # Written by MLflow itself into a model's folder when it is loaded by a models:/<name>/<version> URI.
 _MLFLOW_OWN = frozenset({"registered_model_meta"})
@@ -234,7 +232,7 @@ def register_evidence(
             return store.register_evidence(run_id, model_uri=model_uri)
         payload = evidence_payload(summary_path, model_uri, problem, fingerprints)
         return store.record_event(
-            actor=acting_user(), action=REGISTERED, subject=f"run:{run_id}", payload=payload
+            actor=acting_user(), action=EVIDENCE_REGISTERED, subject=f"run:{run_id}", payload=payload
         )
     except HitlError as exc:
         if not isinstance(store, HttpReviewStore):
@@ -357,5 +355,7 @@ def register_on_server(
         )
     finally:
         artifacts.close()
-    event = store.record_event(actor=actor, action=REGISTERED, subject=f"run:{run_id}", payload=payload)
+    event = store.record_event(
+        actor=actor, action=EVIDENCE_REGISTERED, subject=f"run:{run_id}", payload=payload
+    )
     return event, payload

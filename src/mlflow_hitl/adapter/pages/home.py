@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._roles import signoff_role
-from ..registration import REGISTERED
+from ...review import EVIDENCE_REGISTERED
 from ._web import Page, my_roles, render, run_page, store, user
 
 __all__ = ["PAGES"]
@@ -29,7 +29,7 @@ def _waiting_signoffs(held: set[str], me: str) -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
 
     client = store()
-    events = client.audit_events(action=REGISTERED, newest_first=True, limit=_RECENT_REGISTRATIONS)
+    events = client.audit_events(action=EVIDENCE_REGISTERED, newest_first=True, limit=_RECENT_REGISTRATIONS)
     runs = list(dict.fromkeys(s.split(":", 1)[1] for s in events["subject"].tolist()))
     waiting = []
     for run_id in runs[:_RECENT_RUNS]:
