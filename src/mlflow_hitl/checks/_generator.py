@@ -276,7 +276,8 @@ def _verdict(
     """Apply the rules and assemble the result: details record how much was sampled, so a reader can
     tell an estimate from a full count."""
     metrics = _metrics(realism, privacy, sizes["rows_synthetic"])
-    failed = _failed_rules(metrics, cfg) + privacy_failed_rules(privacy, cfg)
+    privacy_failed = privacy_failed_rules(privacy, cfg)
+    failed = _failed_rules(metrics, cfg) + privacy_failed
     sizes.update(
         c2st_rows_per_set=realism.c2st_rows,
         dcr_synthetic_rows=len(privacy.dcr_syn),
@@ -307,7 +308,9 @@ def _verdict(
         thresholds=thresholds,
         details=details,
         artifacts=artifacts,
-        summary=_summary(metrics, failed, status, privacy_statement(privacy, cfg)),
+        summary=_summary(
+            metrics, failed, status, privacy_statement(privacy, cfg, caught=bool(privacy_failed))
+        ),
     )
 
 

@@ -336,13 +336,14 @@ def privacy_status(privacy: Privacy, failed: Sequence[Mapping[str, Any]]) -> Sta
     return Status.PASSED
 
 
-def privacy_statement(privacy: Privacy, cfg: GeneratorConfig) -> str:
-    """The copies beside their baseline, in words: what a reviewer reads in the summary and the report."""
+def privacy_statement(privacy: Privacy, cfg: GeneratorConfig, *, caught: bool) -> str:
+    """The copies beside their baseline, in words: what a reviewer reads in the summary and the report.
+    ``caught``: a privacy rule failed (:func:`privacy_failed_rules`), so the data were judged after all."""
     baseline = privacy.baseline
     parts = []
     if baseline.insufficient:
         parts.append(f"privacy cannot be judged against a baseline: {baseline.insufficient}")
-    if baseline.undetectable and not privacy_failed_rules(privacy, cfg):  # a leak caught is judged
+    if baseline.undetectable and not caught:
         parts.append(f"privacy cannot be judged: {baseline.undetectable}")
     tolerance = {"exact": cfg.max_exact_copy_excess, "near": cfg.max_near_copy_excess}
     for c in (baseline.exact, baseline.near):
