@@ -171,7 +171,9 @@ max = { "*.bias_amplification" = 0.1 }
 # Leaked rows: 46% of this data's real rows repeat another real row (few columns, small integers), so
 # a copy as such proves nothing. What counts is copying beyond that baseline: synthetic rows may repeat
 # real rows at most 2 points more often than real rows repeat each other (docs/checks/generator.md).
-max = { c2st_auc = 0.75, exact_copy_excess = 0.02 }
+# And the copy test must have been able to see an excess of 5 points (the blind spot VALIDATION_CONFIG
+# accepts): a validation run with a looser setting does not carry a version through.
+max = { c2st_auc = 0.75, exact_copy_excess = 0.02, exact_copy_min_detectable_excess = 0.05 }
 
 [[signoffs]]
 check = "fairness"
@@ -194,6 +196,11 @@ separate = true
 """
 MODEL_NAME = "arrests"
 TARGET_ALIAS = "champion"
+# Privacy's blind spot, accepted on the record. At the holdout's size the copy tests catch an excess
+# copying of about 4.2 % of synthetic rows with 80 % power, no less; by default (2 %) a privacy pass
+# here is impossible and an honest generator gets insufficient_evidence. The team accepts 5 %: the
+# setting is kept with the run's evidence (the generator check's thresholds, shown in its report).
+VALIDATION_CONFIG = {"generator": {"max_undetectable_excess": 0.05}}
 ENGINEER = "maya"  # trains and validates: the models' recorded author
 
 # Simulated reviewers: the share of items each labels correctly.
@@ -394,6 +401,7 @@ def _train_and_validate(
             production=production,
             sensitive_features=SENSITIVE,
             registered_model_name=MODEL_NAME,  # the report shows its gate policy's bounds
+            config=VALIDATION_CONFIG,
         )
     version = logged.registered_model_version
     print(f"\n{name}: HITL status {result.status.value}, registered as {MODEL_NAME} version {version}")

@@ -139,6 +139,7 @@ def train_version(
             production=production,
             sensitive_features=demo.SENSITIVE,
             registered_model_name=model_name,  # the report shows its gate's bounds
+            config=demo.VALIDATION_CONFIG,  # the same accepted privacy blind spot
         )
     version = str(logged.registered_model_version)
     print(f"\n{name}: HITL status {result.status.value}, registered as {model_name} version {version}")

@@ -114,8 +114,8 @@ def test_a_thresholds_file_sets_the_generators_max_undetectable_excess(tmp_path)
     from mlflow_hitl._io import read_config_file
 
     path = tmp_path / "privacy.toml"
-    path.write_text("[generator]\nmax_undetectable_excess = 0.02\n")
-    assert resolve_config(read_config_file(path)).generator.max_undetectable_excess == 0.02
+    path.write_text("[generator]\nmax_undetectable_excess = 0.05\n")
+    assert resolve_config(read_config_file(path)).generator.max_undetectable_excess == 0.05
     path.write_text("[generator]\nmax_undetectable_excess = 5\n")
     with pytest.raises(ConfigError) as refused:
         resolve_config(read_config_file(path))

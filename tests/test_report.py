@@ -24,6 +24,9 @@ STRICT = {
         "max_equalized_odds_difference": 0.0,
     },
     "calibration": {"max_ece": 0.01},
+    # A 5 % blind spot accepted: at the arrests split's sizes no test catches the default's 2 % (the
+    # generator check would be insufficient evidence, and this page test is about the passed check's bounds).
+    "generator": {"max_undetectable_excess": 0.05},
 }
 
 

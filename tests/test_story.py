@@ -64,6 +64,13 @@ def test_the_demo_refuses_the_faulty_model_for_its_faults_then_promotes_the_fixe
         metrics["generator"].metrics["exact_copy_share"]
         < metrics["generator"].metrics["real_duplicate_share"]
     )
+    # Its privacy pass rests on a blind spot the team accepted on the record, and the policy bounds it.
+    generator = metrics["generator"]
+    assert generator.status.value == "passed" and generator.thresholds["max_undetectable_excess"] == 0.05
+    assert 0.02 < generator.metrics["exact_copy_min_detectable_excess"] <= 0.05
+    assert "check.generator.exact_copy_min_detectable_excess <= 0.05" in {
+        r.name for r in second["decision"].requirements
+    }
     mlflow.set_tracking_uri(story["tracking_uri"])
     champion = mlflow.MlflowClient().get_model_version_by_alias("arrests", "champion")
     assert str(champion.version) == second["version"] == "2"

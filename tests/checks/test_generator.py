@@ -48,10 +48,17 @@ def cancer_halves(cancer) -> tuple[pd.DataFrame, pd.DataFrame]:
     return _halves(cancer)
 
 
+# These tests are about realism and copy counting. At these sizes (284 or 1,742 rows a half) the privacy
+# tests catch an excess copying of 1.8-3.5 % at best, so at the default ``max_undetectable_excess``
+# (0.02) an honest set is insufficient evidence (tests/checks/test_privacy.py asserts that); a team
+# that accepts a 5 % blind spot says so, as here.
+_BLIND_SPOT_5 = {"max_undetectable_excess": 0.05}
+
+
 @pytest.fixture(scope="module")
 def independent_cancer(cancer_halves):
     synthetic, real = cancer_halves
-    return generator_check(synthetic, real)
+    return generator_check(synthetic, real, config=_BLIND_SPOT_5)
 
 
 # --- realistic stand-ins pass ------------------------------------------------------------------
@@ -93,7 +100,7 @@ def test_same_seed_same_numbers(cancer_halves, independent_cancer):
 def test_categorical_independent_half(arrests):
     """Low-cardinality data: indistinguishable, but equal rows occur naturally; the baseline says so."""
     synthetic, real = _halves(arrests)
-    result = generator_check(synthetic, real)
+    result = generator_check(synthetic, real, config=_BLIND_SPOT_5)
     assert result.metrics["c2st_auc"] < 0.65
     assert result.metrics["fidelity"] > 0.95
     expected_copies = (

@@ -55,15 +55,27 @@ def _privacy_failures(result) -> set[str]:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_honest_generator_on_data_full_of_duplicates_does_not_fail_privacy(arrests, seed):
-    # At the default max_undetectable_excess: the exact test catches an excess of 2.2 % of synthetic
-    # rows here, so the honest set passes with a source as it does without one.
+    # At the default max_undetectable_excess (0.02) the exact test, catching an excess of 2.2 % of
+    # synthetic rows at these sizes, is too weak to pass: insufficient evidence, never a failure. A team
+    # that accepts a 5 % blind spot, on the record, gets the pass, with a source as without one.
     source, holdout, fresh = _thirds(arrests, seed)
     result = generator_check(fresh, holdout, source=source)
     assert result.metrics["exact_copy_share"] > 0.3  # many natural copies...
     assert _privacy_failures(result) == set(), result.summary  # ...and no excess over the baseline
-    assert result.status is Status.PASSED, result.summary
-    assert result.details["privacy_baseline"]["design"] == "training_vs_unseen"
-    assert "no excess exact copying" in result.summary
+    assert result.status is Status.INSUFFICIENT_EVIDENCE, result.summary
+    assert result.thresholds["max_undetectable_excess"] == 0.02
+    excess = result.details["privacy_baseline"]["exact"]["min_detectable_excess"]
+    assert 0.02 < excess < 0.025
+    assert f"the exact test catches only an excess of {excess:.1%} of synthetic rows" in result.summary
+
+    accepted = generator_check(fresh, holdout, source=source, config={"max_undetectable_excess": 0.05})
+    assert accepted.status is Status.PASSED, accepted.summary
+    assert accepted.details["privacy_baseline"]["design"] == "training_vs_unseen"
+    assert "no excess exact copying" in accepted.summary
+    assert accepted.thresholds["max_undetectable_excess"] == 0.05
+    # The figure is logged, for a gate policy to bound; the near test, blind at distance 0, logs none.
+    assert accepted.metrics["exact_copy_min_detectable_excess"] == excess
+    assert "near_copy_min_detectable_excess" not in accepted.metrics
 
 
 def test_memorised_rows_are_caught_among_natural_duplicates(arrests):
@@ -132,9 +144,9 @@ def test_a_leak_of_the_size_the_check_states_it_detects_is_caught(data, request)
 def test_a_2_percent_leak_of_source_rows_is_never_a_pass(data, request):
     """The issue's line: 2 % of synthetic rows copied from random source rows, on data with natural
     duplicates (arrests) and without (cancer, wine), is failed or insufficient evidence, never passed,
-    when a pass must catch a 2 % excess. No valid test catches it with 80 % power at these sizes
-    (bench/bench_privacy_power.py), so the verdict says so; an honest set is never failed."""
-    config = {**_FAST, "max_undetectable_excess": 0.02}
+    as a pass must catch a 2 % excess by default. No valid test catches it with 80 % power at these
+    sizes (bench/bench_privacy_power.py), so the verdict says so; an honest set is never failed."""
+    config = _FAST  # the default max_undetectable_excess, 0.02
     frame = request.getfixturevalue(data)
     for seed in range(3):
         source, holdout, fresh = _thirds(frame, seed)
@@ -152,11 +164,12 @@ def test_a_2_percent_leak_of_source_rows_is_never_a_pass(data, request):
 
 
 def test_small_data_are_insufficient_evidence_with_the_sizes_and_the_figure(wine):
-    """Wine (59 rows a third) at the default: the tests catch only an excess of 8.5 % (exact) and
-    more (near), above max_undetectable_excess, so "no excess copying" is no pass; a caught leak
-    still fails."""
+    """Wine (59 rows a third): the tests catch only an excess of 8.5 % (exact) and more (near), above
+    max_undetectable_excess even when a team raises it to 0.05, so "no excess copying" is no pass; a
+    caught leak still fails."""
     source, holdout, fresh = _thirds(wine)
-    honest = generator_check(fresh, holdout, source=source, config=_FAST)
+    assert generator_check(fresh, holdout, source=source, config=_FAST).status is Status.INSUFFICIENT_EVIDENCE
+    honest = generator_check(fresh, holdout, source=source, config={**_FAST, "max_undetectable_excess": 0.05})
     assert honest.status is Status.INSUFFICIENT_EVIDENCE, honest.summary
     baseline = honest.details["privacy_baseline"]
     reason = baseline["insufficient_evidence"]

@@ -698,3 +698,23 @@ def test_decision_is_immutable_and_its_repr_is_short(evidence):
         repr(decision)
         == "GateDecision('arrests', version='3', target='alias:champion', passed=False, unmet=['duties.promoter'])"
     )
+
+
+def test_a_policy_can_bound_the_privacy_blind_spot_the_validation_accepted(evidence):
+    """``max_undetectable_excess`` is the validating team's setting; the release side bounds the figure
+    itself, so a looser setting in a config cannot carry a version through. No figure (the tests could
+    catch no excess at all) is an unmet bound, never a pass."""
+    policy = parse_policy(
+        '[checks.generator]\nmax = { "*_copy_min_detectable_excess" = 0.05 }\nallow_status = ["passed"]\n'
+    )
+    name = "check.generator.*_copy_min_detectable_excess <= 0.05"
+
+    def decide_with(**figures):
+        metrics = {**METRICS, **{f"generator.{k}": v for k, v in figures.items()}}
+        return decide(policy, dataclasses.replace(evidence, metrics=metrics))
+
+    assert name not in unmet_names(decide_with(exact_copy_min_detectable_excess=0.042))
+    blind = decide_with(exact_copy_min_detectable_excess=0.042, near_copy_min_detectable_excess=0.085)
+    assert unmet_names(blind) == {name}
+    assert "near_copy_min_detectable_excess = 0.085, limit <= 0.05" in blind.unmet()[0].detail
+    assert "no logged metric matches" in decide_with().unmet()[0].detail

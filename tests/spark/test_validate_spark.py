@@ -162,7 +162,8 @@ def test_generator_exact_copies_are_counted_over_every_row(request, which, panda
     """The lumped run's generator reads a 500-row sample, yet its exact-copy figures are the pandas path's."""
     ours, theirs = request.getfixturevalue(which).checks["generator"], pandas_result.checks["generator"]
     exact_copy = {name for name in ours.metrics if "exact_copy" in name or name == "real_duplicate_share"}
-    assert len(exact_copy) == 6  # the shares, the baseline's excess, p-value, tested and holdout shares
+    # the shares, the baseline's excess, p-value, tested and holdout shares, and its blind spot
+    assert len(exact_copy) == 7
     assert {name for name, how in ours.details["computed"].items() if how == exact()} == exact_copy
     assert theirs.metrics["exact_copy_share"] > 0 and theirs.metrics["real_duplicate_share"] > 0
     for name in exact_copy:

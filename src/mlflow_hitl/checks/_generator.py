@@ -91,7 +91,7 @@ class GeneratorConfig(Settings):
     max_near_copy_excess: float = 0.0
     max_exact_copy_share: float = 1.0
     max_near_copy_share: float = 1.0
-    max_undetectable_excess: float = 0.05
+    max_undetectable_excess: float = 0.02
     min_fidelity: float = 0.8
     near_copy_quantile: float = 0.01
     min_rows: int = 50

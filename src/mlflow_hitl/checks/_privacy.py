@@ -286,6 +286,8 @@ def privacy_metrics(privacy: Privacy, n_synthetic: int) -> dict[str, float]:
             metrics[f"{c.kind}_copy_p_value"] = c.p_value
             metrics[f"tested_{c.kind}_copy_share"] = c.tested_share
             metrics[f"holdout_{c.kind}_copy_share"] = c.baseline_share
+            if c.min_detectable_excess is not None:  # the blind spot a policy may bound
+                metrics[f"{c.kind}_copy_min_detectable_excess"] = c.min_detectable_excess
     if privacy.source_copies is not None:
         metrics["source_exact_copy_share"] = privacy.source_copies / n_synthetic
         metrics["source_copied_rows"] = float(privacy.source_copies)

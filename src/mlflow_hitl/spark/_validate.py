@@ -311,6 +311,7 @@ _EXACT_COPY_METRICS = frozenset(
         "exact_copy_p_value",
         "tested_exact_copy_share",
         "holdout_exact_copy_share",
+        "exact_copy_min_detectable_excess",
         "source_exact_copy_share",
         "source_copied_rows",
     }
