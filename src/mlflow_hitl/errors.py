@@ -16,6 +16,8 @@ The CLI maps every ``HitlError`` to a one-line message and exit code 2.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ConfigError",
     "HitlError",
@@ -24,6 +26,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "first_line",
+    "mask_credentials",
 ]
 
 
@@ -51,15 +54,27 @@ class PermissionDeniedError(HitlError):
     """The acting user does not hold the role the action needs; the message names role and user."""
 
 
+# The user information of an address: ``scheme://user:password@`` or ``scheme://token@``.
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/@:]*)(:[^\s/@]*)?@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with every address's password (or bare token) replaced by ``***``, the user kept:
+    ``postgresql://mlflow:***@db/mlflow``. For store URLs in reprs and for messages that quote one."""
+    return _USERINFO.sub(lambda m: f"{m[1]}{m[2]}:***@" if m[3] else f"{m[1]}***@", text)
+
+
 def first_line(error: BaseException | str, *, with_type: bool = False) -> str:
     """The first non-blank line of an error's message: what a one-line CLI error or a wrapped error shows.
 
     Library errors (pandas, scikit-learn, MLflow) often carry a multi-line message or a traceback
     excerpt; one line is what a person reads. ``with_type`` prefixes the class name
     (``ValueError: ...``), for errors raised by third-party code whose type is part of the story.
-    An empty message falls back to the class name.
+    An empty message falls back to the class name. Credentials in an address are masked
+    (``postgresql://user:***@host/db``): MLflow quotes its tracking URI in some errors, and a line made on
+    the server can reach any client (a gate decision's detail, an audit event).
     """
-    text = str(getattr(error, "message", None) or error).strip()
+    text = mask_credentials(str(getattr(error, "message", None) or error).strip())
     line = text.splitlines()[0] if text else ""
     if isinstance(error, BaseException) and (with_type or not line):
         return f"{type(error).__name__}: {line}".rstrip(": ")

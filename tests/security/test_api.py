@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from mlflow.server import get_app_client
 
 from hitl_support import WITHOUT_MLFLOW_JOBS, basic_auth_env, mlflow_hitl_server, server_store
 from mlflow_hitl.adapter.api import API_PREFIX, ROUTES, server_decision
@@ -585,6 +586,40 @@ def test_the_server_decides_the_gate_and_records_it_only_when_asked(team):
     )
     wrong = _raw(team, "GET", "gate/decision", params={**query, "target": "champion"})
     assert wrong.status_code == 400 and "alias:NAME or stage:NAME" in wrong.json()["message"]
+
+
+def test_the_gate_of_a_model_the_caller_may_not_read_is_neither_shown_nor_recorded(team):
+    """A decision shows the version's run, metrics and signers, and recording it tags the version: MLflow's
+    own permissions on the registered model decide who may ask, as for ``registered-models/get``."""
+    with acting_as(ADMIN):
+        client = mlflow.MlflowClient(tracking_uri=team["url"], registry_uri=team["url"])
+        client.create_registered_model("secret")
+        client.create_model_version("secret", source=f"runs:/{team['run_id']}/model", run_id=team["run_id"])
+        auth = get_app_client("basic-auth", tracking_uri=team["url"])
+        auth.grant_user_permission("bob", "registered_model", "secret", "DENY")
+    bob = ("bob", PASSWORDS["bob"])
+    mlflows_answer = requests.get(
+        f"{team['url']}/api/2.0/mlflow/registered-models/get", params={"name": "secret"}, auth=bob, timeout=60
+    )
+    assert mlflows_answer.status_code == 403  # MLflow refuses bob the model itself
+    query = {"model": "secret", "version": 1, "target": "alias:champion"}
+    shown = _raw(team, "GET", "gate/decision", params=query, auth=bob)
+    checked = _raw(team, "POST", "gate/check", json=query, auth=bob)
+    for refused in (shown, checked):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["message"] == (
+            "bob cannot see the gate of 'secret': needs permission to read the registered model"
+        )
+        assert "decision" not in refused.json()
+    assert team["sql"].audit_events(subject="model:secret/1", action="gate.check").empty
+    with acting_as(ADMIN):
+        assert not any(k.startswith("hitl.") for k in client.get_model_version("secret", "1").tags)
+    # Whoever may read it (here by the server's default permission) is answered, and recorded when asked.
+    for user in ("alice", ADMIN):
+        answered = _raw(team, "POST", "gate/check", json=query, auth=(user, PASSWORDS[user]))
+        assert answered.status_code == 200 and answered.json()["decision"]["model_name"] == "secret"
+    recorded = team["sql"].audit_events(subject="model:secret/1", action="gate.check")["actor"].tolist()
+    assert recorded == ["alice", ADMIN]
 
 
 def test_the_cli_checks_and_promotes_through_the_server_which_decides(team, monkeypatch):

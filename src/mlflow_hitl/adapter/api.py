@@ -377,6 +377,26 @@ def may_use_run(action: str) -> bool:
     return bool(auth.sender_is_admin() or validate())
 
 
+def may_read_model(name: str) -> bool:
+    """Whether basic-auth lets the caller read the registered model ``name``.
+
+    MLflow's own validator decides, asked as for its ``registered-models/get`` (the name in a ``name``
+    argument, the caller's own headers, in a request context of their own), so its permissions, defaults
+    and roles apply as they are in the installed version; its helpers that take a name are private and
+    changed across the supported versions. Admins may read anything.
+    """
+    from flask import current_app, request
+    from mlflow.server import auth
+
+    if auth.sender_is_admin():
+        return True
+    headers = [
+        (k, v) for k, v in request.headers.items() if k.lower() not in ("content-length", "content-type")
+    ]
+    with current_app.test_request_context("/", method="GET", query_string={"name": name}, headers=headers):
+        return bool(auth.validate_can_read_registered_model())
+
+
 def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:
     """Recorded when the server's own labels and the run's files bear out every claim, or an admin vouches
     for it (see :mod:`.published`)."""
@@ -422,9 +442,13 @@ def _gate(record: bool) -> Handler:
         if not target.startswith(("alias:", "stage:")):
             raise InputError(f"'target' must be alias:NAME or stage:NAME, got {target!r}")
         version = str(_int(p, "version", minimum=1))
-        decision = check_gate(
-            str(_text(p, "model")), version, target, store=store, actor=actor, record=record
-        )
+        model = str(_text(p, "model"))
+        if not may_read_model(model):
+            # The decision shows the run, its metrics and who signed; recording it writes the version's tag.
+            raise PermissionDeniedError(
+                f"{actor} cannot see the gate of {model!r}: needs permission to read the registered model"
+            )
+        decision = check_gate(model, version, target, store=store, actor=actor, record=record)
         return {"decision": decision.to_dict(), "summary": decision.summary()}
 
     return decide

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import InputError
+from ..errors import InputError, mask_credentials
 from . import _schema as t
 from ._anchors import AnchorLog, FileAnchorLog, make_anchor
 from ._audit import canonical_json, event_hash, utc_now
@@ -191,10 +191,7 @@ def _current_revision(conn: Connection) -> str | None:
 
 def masked_url(url: str) -> str:
     """The store URL with any password replaced by ``***``, for messages and reprs."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    return mask_credentials(url)
 
 
 # Where the key and the anchors come from when the caller does not say: the environment of the

@@ -22,13 +22,12 @@ import dataclasses
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from .._plain import plain_json
 from .._progress import Progress
-from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError
+from ..errors import HitlError, InputError, NotFoundError, PermissionDeniedError, mask_credentials
 from ._audit import ChainVerification
 from ._records import AnnotationRecord, ImportReport, Item, Queue, QueueLabels, check_page
 
@@ -67,14 +66,6 @@ def _item(data: Mapping[str, Any] | None) -> Item | None:
     return None if data is None else Item(**data)
 
 
-def _masked(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=host))
-
-
 class HttpReviewStore:
     """The review store behind ``mlflow server --app-name hitl`` at ``url`` (the tracking URI).
 
@@ -97,7 +88,7 @@ class HttpReviewStore:
         self._transport = transport
 
     def __repr__(self) -> str:
-        return f"HttpReviewStore({_masked(self.url)!r})"
+        return f"HttpReviewStore({mask_credentials(self.url)!r})"
 
     def close(self) -> None:
         self._session.close()
@@ -135,16 +126,16 @@ class HttpReviewStore:
             else:
                 response = self._session.post(url, json=fields, **self._settings())
         except requests.RequestException as exc:
-            raise HitlError(f"cannot reach the review server {_masked(self.url)}: {exc}") from exc
+            raise HitlError(f"cannot reach the review server {mask_credentials(self.url)}: {exc}") from exc
         if response.status_code == 401:
             raise PermissionDeniedError(
-                f"{_masked(self.url)} did not accept the credentials: set MLFLOW_TRACKING_USERNAME and "
+                f"{mask_credentials(self.url)} did not accept the credentials: set MLFLOW_TRACKING_USERNAME and "
                 "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
             )
         if _API_HEADER not in response.headers:
             if response.status_code == 403:
                 raise PermissionDeniedError(
-                    f"{_masked(self.url)} refused the request before it reached mlflow-hitl "
+                    f"{mask_credentials(self.url)} refused the request before it reached mlflow-hitl "
                     f"(is the server started with `mlflow server --app-name hitl`?)"
                 )
             raise HitlError(_NO_PLUGIN)
