@@ -620,6 +620,42 @@ def test_the_gate_of_a_model_the_caller_may_not_read_is_neither_shown_nor_record
         assert answered.status_code == 200 and answered.json()["decision"]["model_name"] == "secret"
     recorded = team["sql"].audit_events(subject="model:secret/1", action="gate.check")["actor"].tolist()
     assert recorded == ["alice", ADMIN]
+    # The lineage page of the version names its run, raters and signers: the same permission.
+    page = f"{team['url']}/hitl/lineage"
+    refused = requests.get(page, params={"model": "secret", "version": 1}, auth=bob, timeout=60)
+    assert (
+        refused.status_code == 403
+        and "you may not read the registered model &#39;secret&#39;" in refused.text
+    )
+    shown = requests.get(
+        page, params={"model": "secret", "version": 1}, auth=("alice", PASSWORDS["alice"]), timeout=60
+    )
+    assert shown.status_code == 200 and team["run_id"] in shown.text
+
+
+def test_the_signoff_page_shows_a_runs_evidence_only_to_whoever_may_read_the_run(team):
+    """MLflow's permission on the run's experiment decides, as for ``runs/get``; an admin reads anything."""
+    with acting_as(ADMIN):
+        client = mlflow.MlflowClient(tracking_uri=team["url"])
+        experiment = client.create_experiment("closed-experiment")
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "hitl.calibration.ece", 0.0123)
+        get_app_client("basic-auth", tracking_uri=team["url"]).grant_user_permission(
+            "bob", "experiment", experiment, "DENY"
+        )
+    page, query = f"{team['url']}/hitl/signoff", {"run_id": run.info.run_id}
+    bob = ("bob", PASSWORDS["bob"])
+    assert (
+        requests.get(f"{team['url']}/api/2.0/mlflow/runs/get", params=query, auth=bob, timeout=60).status_code
+        == 403
+    )
+    refused = requests.get(page, params=query, auth=bob, timeout=60)
+    assert refused.status_code == 403, refused.text
+    assert f"you may not read run &#39;{run.info.run_id}&#39; in MLflow" in refused.text
+    assert "closed-experiment" not in refused.text
+    for user in ("alice", ADMIN):
+        shown = requests.get(page, params=query, auth=(user, PASSWORDS[user]), timeout=60)
+        assert shown.status_code == 200 and run.info.run_id in shown.text
 
 
 def test_the_cli_checks_and_promotes_through_the_server_which_decides(team, monkeypatch):

@@ -45,6 +45,7 @@ __all__ = [
     "ROUTES",
     "call_route",
     "declare_exact_paths",
+    "may_read_model",
     "may_use_run",
     "register_api",
     "server_decision",
@@ -355,7 +356,7 @@ def _register_evidence(store: ReviewStore, actor: str, p: Params) -> Any:
 
     run_id = str(_text(p, "run_id"))
     resolve_run_id(run_id)
-    if not may_use_run("update"):
+    if not may_use_run("update", run_id):
         raise PermissionDeniedError(
             f"{actor} cannot register the evidence of run {run_id}: needs permission to edit the run"
         )
@@ -365,25 +366,15 @@ def _register_evidence(store: ReviewStore, actor: str, p: Params) -> Any:
     return {"seq": seq, "hash": digest, "registration": payload}
 
 
-def may_use_run(action: str) -> bool:
-    """Whether basic-auth lets the caller ``read`` or ``update`` the request's ``run_id``.
+def _mlflow_allows(validator: str, **params: str) -> bool:
+    """Whether MLflow's basic-auth validator ``validator`` allows the caller a request for ``params``.
 
-    MLflow's own validators decide, reading the run id from the request as they do for its routes
-    (``runs/get``, a log call), so the answer is never more lenient than MLflow's; admins may do anything.
-    """
-    from mlflow.server import auth
-
-    validate = {"read": auth.validate_can_read_run, "update": auth.validate_can_update_run}[action]
-    return bool(auth.sender_is_admin() or validate())
-
-
-def may_read_model(name: str) -> bool:
-    """Whether basic-auth lets the caller read the registered model ``name``.
-
-    MLflow's own validator decides, asked as for its ``registered-models/get`` (the name in a ``name``
-    argument, the caller's own headers, in a request context of their own), so its permissions, defaults
-    and roles apply as they are in the installed version; its helpers that take a name are private and
-    changed across the supported versions. Admins may read anything.
+    MLflow's own validator decides, asked in a request context of its own: a GET with ``params`` as its
+    arguments and the caller's headers, as MLflow's routes ask it (``runs/get`` reads ``run_id``,
+    ``registered-models/get`` reads ``name``). So its permissions, defaults and roles apply as they are in
+    the installed version (its helpers that take an id are private and changed across the supported
+    versions), the answer is never more lenient than MLflow's, and it does not depend on how the caller's
+    own request carries the id (JSON, a form, a query). Admins may do anything.
     """
     from flask import current_app, request
     from mlflow.server import auth
@@ -393,8 +384,19 @@ def may_read_model(name: str) -> bool:
     headers = [
         (k, v) for k, v in request.headers.items() if k.lower() not in ("content-length", "content-type")
     ]
-    with current_app.test_request_context("/", method="GET", query_string={"name": name}, headers=headers):
-        return bool(auth.validate_can_read_registered_model())
+    with current_app.test_request_context("/", method="GET", query_string=params, headers=headers):
+        return bool(getattr(auth, validator)())
+
+
+def may_use_run(action: str, run_id: str) -> bool:
+    """Whether basic-auth lets the caller ``read`` or ``update`` run ``run_id``."""
+    validator = {"read": "validate_can_read_run", "update": "validate_can_update_run"}[action]
+    return _mlflow_allows(validator, run_id=run_id)
+
+
+def may_read_model(name: str) -> bool:
+    """Whether basic-auth lets the caller read the registered model ``name``."""
+    return _mlflow_allows("validate_can_read_registered_model", name=name)
 
 
 def _record_snapshot(store: ReviewStore, actor: str, p: Params) -> Any:

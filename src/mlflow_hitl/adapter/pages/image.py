@@ -10,7 +10,7 @@ run). Anything else (another run, ``http(s):`` or ``file:`` URIs, a path with ``
 item, not by a path, so it can only serve what the Label page would show: the path is read from the
 item's field (through the API, as the page reads it, blind queues included) and checked again here.
 ``run_id`` must be the queue's run, and MLflow's basic-auth must let the user read that run, exactly
-as for MLflow's own artifact download (``may_use_run("read")``). The answer is served only when its
+as for MLflow's own artifact download (``may_use_run("read", run_id)``). The answer is served only when its
 bytes are a PNG, JPEG, GIF or WebP file (SVG can carry script: never served), with that type and
 ``X-Content-Type-Options: nosniff``.
 """
@@ -116,7 +116,7 @@ def _image() -> Any:
     queue = store().queue(name)
     if not queue.run_id or query("run_id") != queue.run_id:
         raise NotFoundError(f"queue {name!r} has no run {query('run_id')!r}")
-    if not may_use_run("read"):
+    if not may_use_run("read", queue.run_id):
         raise PermissionDeniedError(f"you may not read the artifacts of run {queue.run_id}")
     if position is None or not position.isdigit():
         raise InputError("'item' must be an item's position")

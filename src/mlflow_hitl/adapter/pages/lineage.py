@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import InputError
+from ...errors import InputError, PermissionDeniedError
+from ..api import may_read_model
 from ..lineage import lineage, render_body
 from ._web import Page, query, render, run_link, store
 
@@ -24,6 +25,8 @@ def _lineage() -> Any:
     model, version = query("model"), query("version")
     if model is None or version is None:
         raise InputError("the lineage page needs ?model=NAME&version=N")
+    if not may_read_model(model):  # the page names its run, data, raters and signers
+        raise PermissionDeniedError(f"you may not read the registered model {model!r} in MLflow")
     data = lineage(model, version, store=store(), incremental_audit=True)
     run = data["run"]
     return render(

@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 from ..._roles import signoff_role
 from ...checks.registry import ALL_CHECKS, SIGNOFF_CHECKS
-from ...errors import InputError, NotFoundError
+from ...errors import InputError, NotFoundError, PermissionDeniedError
+from ..api import may_use_run
 from ..evidence import read_run_evidence
 from ._web import (
     Page,
@@ -34,9 +35,12 @@ __all__ = ["PAGES"]
 
 
 def _run(run_id: str) -> Any:
+    """The run, for a user MLflow lets read it: the page shows its evidence, metrics and signers."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if not may_use_run("read", run_id):
+        raise PermissionDeniedError(f"you may not read run {run_id!r} in MLflow: ask its owner for access")
     try:
         return mlflow.MlflowClient().get_run(run_id)
     except MlflowException as exc:
