@@ -556,7 +556,12 @@ def _scored_rows(
     model: Classifier, real: Checked, features: list[str], target: str, sensitive: list[str]
 ) -> Any:
     """The real rows' target, groups and the model's answers, scored on the executors once and kept
-    (memory, then disk) for every check to read; the caller unpersists them."""
+    on the executors' disks for every check to read; the caller unpersists them.
+
+    On disk, not in memory: cached blocks hold their share of the heap for the whole validation, and
+    drift's quantile-sketch merge needs that heap (unmanaged by Spark, so it cannot evict them). At 50M
+    rows with a 512m local heap, the sketches ran out of memory beside the cached rows (bench_spark.py).
+    """
     from pyspark import StorageLevel
 
     with_predictions = scored(
@@ -568,7 +573,7 @@ def _scored_rows(
         classes=model.classes,
         keep=[target, *sensitive],
     )
-    return with_predictions.persist(StorageLevel.MEMORY_AND_DISK)
+    return with_predictions.persist(StorageLevel.DISK_ONLY)
 
 
 def _run_checks(
