@@ -6,13 +6,16 @@ author could change them.
 """
 
 import json
+import re
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
 import pytest
 from click.testing import CliRunner
 
+import mlflow_hitl.report
 from hitl_support import LENIENT_POLICY, log_run_with_evidence, validate_arrests
 from mlflow_hitl.adapter.gate import check_gate, set_policy
 from mlflow_hitl.adapter.registration import model_digest
@@ -158,9 +161,22 @@ def test_any_change_after_registration_blocks_gate_check_and_shows_in_lineage(si
     assert signed["unmet"]() == {}  # restored exactly: as registered
 
 
-def test_a_sign_off_approves_only_the_evidence_registered_when_it_was_given(signed):
+def test_a_sign_off_approves_only_the_evidence_registered_when_it_was_given(signed, monkeypatch):
     store, run_id = signed["store"], signed["run_id"]
     synthetic, real = signed["data"]
+    # The report says when it was made, to the minute: logged again in another minute it is other evidence.
+    # Its clock is held at the first report's minute, so "the same evidence" below does not depend on timing.
+    made = re.search(
+        r"<th>made</th><td[^>]*>(\d{4}-\d\d-\d\d \d\d:\d\d) UTC", (signed["hitl"] / "report.html").read_text()
+    )
+    first_minute = datetime.strptime(made[1], "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+
+    class HeldClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return first_minute
+
+    monkeypatch.setattr(mlflow_hitl.report, "datetime", HeldClock)
 
     def log_again(rows):
         with mlflow.start_run(run_id=run_id):
