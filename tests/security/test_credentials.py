@@ -37,6 +37,10 @@ def test_store_reprs_show_no_password():
     assert (
         masked_url("postgresql://hitl:pw@127.0.0.1:5432/hitl") == "postgresql://hitl:***@127.0.0.1:5432/hitl"
     )
+    # SQLAlchemy's rendering, unchanged: the server's key folder is a hash of it (server_home.store_folder).
+    assert (
+        masked_url("postgresql://postgres@127.0.0.1:5432/hitl") == "postgresql://postgres@127.0.0.1:5432/hitl"
+    )
     assert repr(HttpReviewStore("https://rita:pw@mlflow.example.com")) == (
         "HttpReviewStore('https://rita:***@mlflow.example.com')"
     )

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import InputError, mask_credentials
+from ..errors import InputError
 from . import _schema as t
 from ._anchors import AnchorLog, FileAnchorLog, make_anchor
 from ._audit import canonical_json, event_hash, utc_now
@@ -190,8 +190,16 @@ def _current_revision(conn: Connection) -> str | None:
 
 
 def masked_url(url: str) -> str:
-    """The store URL with any password replaced by ``***``, for messages and reprs."""
-    return mask_credentials(url)
+    """The store URL with any password replaced by ``***``, for messages and reprs.
+
+    SQLAlchemy's own rendering of the URL, not :func:`~mlflow_hitl.errors.mask_credentials` (which masks
+    addresses in free text): the server's key and anchor folder is a hash of this string
+    (``adapter.server_home.store_folder``), so it must not change, e.g. for a user without a password.
+    """
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 # Where the key and the anchors come from when the caller does not say: the environment of the
