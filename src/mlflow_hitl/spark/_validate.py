@@ -518,19 +518,26 @@ def validate_spark(
     finally:
         scored_rows.unpersist()
     details = {
-        "model": model.description,
-        "features": feature_cols,
+        **_run_details(data, model),
         "features_source": feature_source,
-        "sensitive_features": sensitive,
-        "target": target,
-        "classes": list(classes),
-        "probabilities": model.predict_proba is not None,
         "rows": {role: None if role not in inputs else inputs[role].rows for role in ROLES},
         "fingerprints": {role: None if role not in inputs else inputs[role].fingerprint for role in ROLES},
-        "engine": {"name": "spark", "sample_rows": sample_rows, "sample_seed": SAMPLE_SEED},
     }
     scored = _for_queues(model, inputs["real"], feature_cols, classes)
     return ValidationResult(checks=results, skipped=skipped, details=details, scored=scored)
+
+
+def _run_details(data: SparkInputs, model: Classifier) -> dict[str, Any]:
+    """What the run validated, for ``details``: the model, columns, classes and the engine's sample."""
+    return {
+        "model": model.description,
+        "features": data.features,
+        "sensitive_features": data.sensitive,
+        "target": data.target,
+        "classes": list(data.classes),
+        "probabilities": model.predict_proba is not None,
+        "engine": {"name": "spark", "sample_rows": data.sample_rows, "sample_seed": SAMPLE_SEED},
+    }
 
 
 def _for_queues(
